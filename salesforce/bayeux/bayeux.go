@@ -1,0 +1,364 @@
+package bayeux
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Replay ids with a special meaning in a subscription.
+const (
+	ReplayLatest int64 = -1 // only events published after the subscribe
+	ReplayAll    int64 = -2 // every event the server still retains
+)
+
+// Defaults for the request deadlines.
+const (
+	// DefaultRequestTimeout bounds every request but /meta/connect.
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultNetworkDelay is added to the advised long-poll timeout to give
+	// a /meta/connect its deadline (110 s + 20 s on Salesforce).
+	DefaultNetworkDelay = 20 * time.Second
+	// defaultAdviceTimeout is Salesforce's long-poll hold until a server
+	// advises otherwise.
+	defaultAdviceTimeout = 110 * time.Second
+	// maxAdvice caps an advised interval or timeout, so a broken server
+	// cannot park the client for days.
+	maxAdvice = 10 * time.Minute
+	// maxResponseBytes caps a response body. Salesforce events are at most
+	// 1 MB each; a long poll returns a bounded batch of them.
+	maxResponseBytes = 64 << 20
+	// maxBatchBytes caps the body of one subscribe POST, well under
+	// Salesforce's 32,768-byte request limit.
+	maxBatchBytes = 16 << 10
+	// transportRetries is how many /meta/connect transport failures in a
+	// row the client retries with the same client id before it assumes the
+	// server session is gone and handshakes again.
+	transportRetries = 3
+	// disconnectTimeout bounds the /meta/disconnect sent on shutdown.
+	disconnectTimeout = 5 * time.Second
+)
+
+// ReplayPolicy says where to resubscribe a channel after the server refused
+// its replay id (a Gap).
+type ReplayPolicy int
+
+const (
+	// ResubscribeLatest resubscribes from -1: only new events.
+	ResubscribeLatest ReplayPolicy = iota
+	// ResubscribeAll resubscribes from -2: every retained event.
+	ResubscribeAll
+)
+
+func (p ReplayPolicy) replayID() int64 {
+	if p == ResubscribeAll {
+		return ReplayAll
+	}
+	return ReplayLatest
+}
+
+// Options configure a Client.
+type Options struct {
+	// Endpoint returns the full CometD URL ({instance}/cometd/62.0). It is
+	// asked at each handshake. Required.
+	Endpoint func(ctx context.Context) (string, error)
+	// Transport carries the requests; it may be shared. The Client wraps it
+	// in its own http.Client with a private cookie jar. nil means
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+	// Authorize sets the Authorization header of each request. nil sends
+	// none.
+	Authorize func(ctx context.Context, req *http.Request) error
+	// Unauthorized is called when the server said 401::Authentication
+	// invalid or answered HTTP 401: the caller drops its token, and the
+	// client handshakes again (with a token Authorize fetches anew).
+	Unauthorized func()
+	// Replay sends the replay extension: ext {"replay":true} on the
+	// handshake and a channel -> replay id map on each subscribe (only when
+	// the server confirmed the extension).
+	Replay bool
+	// OnInvalidReplay is where a channel resubscribes after a Gap.
+	OnInvalidReplay ReplayPolicy
+	// Backoff returns the wait before retry number attempt (from 1) after
+	// consecutive failures. nil: exponential from 1 s to 2 min with jitter.
+	Backoff func(attempt int) time.Duration
+	// Observer receives metric hooks; nil means none.
+	Observer Observer
+	// Logger receives the client's logs; nil discards them.
+	Logger *slog.Logger
+	// RequestTimeout bounds each request but /meta/connect. Zero means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// NetworkDelay is added to the advised long-poll timeout to make a
+	// /meta/connect's deadline. Zero means DefaultNetworkDelay.
+	NetworkDelay time.Duration
+}
+
+// Observer receives metric hooks. All methods must be cheap and safe for
+// concurrent use.
+type Observer interface {
+	// Request reports one Bayeux request (for a batched subscribe, one per
+	// subscription). op: handshake, connect, subscribe, unsubscribe or
+	// disconnect; code: "ok", the Bayeux error code ("403"), the HTTP
+	// status ("503") or "transport".
+	Request(op, code string, d time.Duration)
+	// Rehandshake reports a new handshake after the first one. reason:
+	// unknown_client, auth, advice, transport or limit.
+	Rehandshake(reason string)
+	// Delivered reports an event the handler accepted.
+	Delivered(channel string)
+}
+
+// Subscription is a channel to subscribe and where to start: ReplayLatest
+// (-1), ReplayAll (-2) or the replay id of the last event already handled.
+type Subscription struct {
+	Channel  string
+	ReplayID int64
+}
+
+// Kind says what a Delivery is.
+type Kind int
+
+const (
+	// Event is an event published on a subscribed channel.
+	Event Kind = iota
+	// Gap says the server refused a replay id: events may have been missed
+	// and the caller must reconcile. The channel is then resubscribed as
+	// Options.OnInvalidReplay says.
+	Gap
+)
+
+// String implements fmt.Stringer.
+func (k Kind) String() string {
+	switch k {
+	case Event:
+		return "event"
+	case Gap:
+		return "gap"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Delivery is what the handler receives.
+type Delivery struct {
+	Kind Kind
+	// Channel is the subscription the delivery belongs to. For a filtered
+	// subscription ("/topic/X?F=v") the server sends events on the bare
+	// channel; Channel is then the subscription as given.
+	Channel string
+	// ReplayID is, for an Event, data.event.replayId (0 if absent); for a
+	// Gap, the replay id that was refused.
+	ReplayID int64
+	// Data is an Event's "data" member, as sent. The client does not reuse
+	// it after the handler returns, so the caller may keep it.
+	Data json.RawMessage
+	// Err is a Gap's *ReplayError.
+	Err error
+}
+
+// Handler handles one delivery. It runs on the goroutine that called Run,
+// so no new /meta/connect is sent while it runs (backpressure). A returned
+// error stops Run, which returns it wrapped.
+type Handler func(ctx context.Context, d Delivery) error
+
+// Client is a Bayeux long-polling client for Salesforce's Streaming API.
+//
+// Run does, in order:
+//
+//  1. handshake (ext replay), store the client id and the advice;
+//
+//  2. subscribe every channel not yet subscribed, batched in as few POSTs as
+//     the request size limit allows, each from its resume point;
+//
+//  3. one /meta/connect at a time; hand each event in the response to the
+//     handler, in order, and advance the channel's resume point once the
+//     handler returned nil; then follow the advice (retry after interval,
+//     handshake, none);
+//
+//  4. on failure:
+//
+//     any "*::Unknown client"        -> handshake, resubscribe all (2)
+//     "401::..." or HTTP 401         -> Unauthorized(), handshake, resubscribe
+//     replay id invalid on subscribe -> Gap to the handler, resubscribe the
+//     channel from -1 or -2 (OnInvalidReplay)
+//     limit / 503 / HTTP error / I/O -> back off, retry (handshake again
+//     after transportRetries connect failures in a row)
+//     anything else on handshake or subscribe, or advice "none" -> Run
+//     returns the *Error
+//
+//  5. when ctx ends, send /meta/disconnect and return nil.
+//
+// A Client may run again after Run returned, but only one Run at a time.
+type Client struct {
+	opts       Options
+	http       *http.Client
+	log        *slog.Logger
+	backoff    func(int) time.Duration
+	obs        Observer
+	reqTimeout time.Duration
+	netDelay   time.Duration
+
+	// wait sleeps d or until ctx ends; tests replace it to record waits.
+	wait func(ctx context.Context, d time.Duration) error
+
+	running atomic.Bool
+
+	mu     sync.Mutex
+	resume map[string]int64
+}
+
+// New returns a Client with its own cookie jar.
+func New(o Options) (*Client, error) {
+	if o.Endpoint == nil {
+		return nil, errors.New("create bayeux client: Endpoint is required")
+	}
+	if o.OnInvalidReplay != ResubscribeLatest && o.OnInvalidReplay != ResubscribeAll {
+		return nil, fmt.Errorf("create bayeux client: unknown OnInvalidReplay policy %d", o.OnInvalidReplay)
+	}
+	if o.RequestTimeout < 0 || o.NetworkDelay < 0 {
+		return nil, errors.New("create bayeux client: negative RequestTimeout or NetworkDelay")
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, fmt.Errorf("create cookie jar: %w", err)
+	}
+	rt := o.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	c := &Client{
+		opts:       o,
+		http:       &http.Client{Transport: rt, Jar: jar},
+		log:        o.Logger,
+		backoff:    o.Backoff,
+		obs:        o.Observer,
+		reqTimeout: o.RequestTimeout,
+		netDelay:   o.NetworkDelay,
+		wait:       sleepCtx,
+		resume:     map[string]int64{},
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.backoff == nil {
+		c.backoff = defaultBackoff()
+	}
+	if c.obs == nil {
+		c.obs = nopObserver{}
+	}
+	if c.reqTimeout == 0 {
+		c.reqTimeout = DefaultRequestTimeout
+	}
+	if c.netDelay == 0 {
+		c.netDelay = DefaultNetworkDelay
+	}
+	return c, nil
+}
+
+// ResumePoints returns, per subscribed channel, the replay id of the last
+// event the handler accepted; before any, the id the channel was
+// subscribed from (-1, -2 or a stored id; after a Gap, the policy's -1 or
+// -2). It is a copy, safe to call while Run runs.
+func (c *Client) ResumePoints() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.resume))
+	for k, v := range c.resume {
+		out[k] = v
+	}
+	return out
+}
+
+func (c *Client) setResume(channel string, id int64) {
+	c.mu.Lock()
+	c.resume[channel] = id
+	c.mu.Unlock()
+}
+
+func (c *Client) resumeOf(channel string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resume[channel]
+}
+
+// Run handshakes, subscribes to subs, long-polls and delivers until ctx is
+// done, then disconnects. It recovers by itself from everything
+// recoverable; it returns nil on ctx cancellation, the handler's error
+// (wrapped), or a fatal error (advice reconnect=none, a handshake or
+// subscribe refused for a reason retrying cannot fix; errors.As finds the
+// *Error).
+func (c *Client) Run(ctx context.Context, subs []Subscription, h Handler) error {
+	if h == nil {
+		return errors.New("run bayeux client: nil handler")
+	}
+	if err := validateSubs(subs); err != nil {
+		return fmt.Errorf("run bayeux client: %w", err)
+	}
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("run bayeux client: already running")
+	}
+	defer c.running.Store(false)
+
+	c.mu.Lock()
+	c.resume = make(map[string]int64, len(subs))
+	for _, s := range subs {
+		c.resume[s.Channel] = s.ReplayID
+	}
+	c.mu.Unlock()
+
+	s := &session{c: c, h: h, timeout: defaultAdviceTimeout}
+	for _, sub := range subs {
+		s.channels = append(s.channels, sub.Channel)
+	}
+	err := s.loop(ctx)
+	s.disconnect(ctx)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return nil
+	}
+	return err
+}
+
+func validateSubs(subs []Subscription) error {
+	seen := make(map[string]bool, len(subs))
+	for _, s := range subs {
+		switch {
+		case len(s.Channel) < 2 || s.Channel[0] != '/':
+			return fmt.Errorf("subscription %q: channel must start with '/'", s.Channel)
+		case isMetaChannel(s.Channel):
+			return fmt.Errorf("subscription %q: meta channels cannot be subscribed", s.Channel)
+		case seen[s.Channel]:
+			return fmt.Errorf("subscription %q: listed twice", s.Channel)
+		case s.ReplayID < ReplayAll:
+			return fmt.Errorf("subscription %q: replay id %d is below -2", s.Channel, s.ReplayID)
+		}
+		seen[s.Channel] = true
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Request(string, string, time.Duration) {}
+func (nopObserver) Rehandshake(string)                    {}
+func (nopObserver) Delivered(string)                      {}

@@ -1,0 +1,584 @@
+package bayeux
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// session is the state of one Run. Only the goroutine in Run touches it.
+type session struct {
+	c        *Client
+	h        Handler
+	channels []string // the subscriptions, in the caller's order
+
+	endpoint string
+	clientID string // "" means: handshake next
+	replayOn bool   // the server confirmed the replay extension
+	pending  []string
+	seq      uint64
+
+	interval time.Duration // advised wait between connects
+	timeout  time.Duration // advised long-poll hold
+
+	warnedMultiple bool // the multiple-clients advice was logged
+
+	failures       int // consecutive failed operations, for the backoff
+	transportFails int // consecutive /meta/connect transport failures
+}
+
+// stopError marks an error that ends Run (as opposed to one already handled
+// by backing off).
+type stopError struct{ err error }
+
+func (e *stopError) Error() string { return e.err.Error() }
+func (e *stopError) Unwrap() error { return e.err }
+
+func stop(err error) error { return &stopError{err: err} }
+
+// loop runs until ctx ends or a step returns a stop error.
+func (s *session) loop(ctx context.Context) error {
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		var err error
+		switch {
+		case s.clientID == "":
+			err = s.handshake(ctx)
+		case len(s.pending) > 0:
+			err = s.subscribe(ctx)
+		default:
+			err = s.connect(ctx)
+		}
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if se, ok := errors.AsType[*stopError](err); ok {
+			return se.err
+		}
+		return err
+	}
+}
+
+func (s *session) nextID() msgID {
+	s.seq++
+	return msgID(strconv.FormatUint(s.seq, 10))
+}
+
+// penalty counts a failure and waits before the next attempt. With
+// immediateFirst, the first failure in a row retries at once (an advised
+// re-handshake); later ones back off.
+func (s *session) penalty(ctx context.Context, immediateFirst bool) error {
+	s.failures++
+	if immediateFirst && s.failures == 1 {
+		return ctx.Err()
+	}
+	d := s.c.backoff(s.failures)
+	s.c.log.Debug("backing off", "attempt", s.failures, "wait", d)
+	return s.c.wait(ctx, d)
+}
+
+// rehandshake drops the session: the next step is a handshake.
+func (s *session) rehandshake(reason string) {
+	s.c.log.Info("handshaking again", "reason", reason)
+	s.c.obs.Rehandshake(reason)
+	s.clientID = ""
+	s.pending = nil
+}
+
+// unauthorized tells the caller its token is bad and drops the session.
+func (s *session) unauthorized() {
+	if s.c.opts.Unauthorized != nil {
+		s.c.opts.Unauthorized()
+	}
+	s.rehandshake("auth")
+}
+
+func codeOf(err error) string {
+	if he, ok := errors.AsType[*HTTPError](err); ok {
+		return strconv.Itoa(he.Status)
+	}
+	return "transport"
+}
+
+func errCode(e *Error) string {
+	if e.Code == "" {
+		return "error"
+	}
+	return e.Code
+}
+
+// requestFailed handles a request that got no usable Bayeux answer: HTTP
+// 401 means the token is bad; anything else backs off.
+func (s *session) requestFailed(ctx context.Context, op string, err error) error {
+	if errors.Is(err, errConfig) {
+		return stop(err)
+	}
+	if he, ok := errors.AsType[*HTTPError](err); ok && he.Status == http.StatusUnauthorized {
+		s.c.log.Warn("request unauthorized", "op", op)
+		if s.clientID != "" {
+			s.unauthorized()
+		} else if s.c.opts.Unauthorized != nil {
+			s.c.opts.Unauthorized()
+		}
+		return s.penalty(ctx, true)
+	}
+	s.c.log.Warn("request failed", "op", op, "err", err)
+	return s.penalty(ctx, false)
+}
+
+// errConfig marks a request that cannot be built (a bad endpoint URL).
+var errConfig = errors.New("bayeux client configuration")
+
+// post sends msgs as one JSON array and decodes the answer. The request
+// gets its own deadline.
+func (s *session) post(ctx context.Context, op string, msgs []message, timeout time.Duration) ([]message, time.Duration, error) {
+	body, err := json.Marshal(msgs)
+	if err != nil {
+		return nil, 0, fmt.Errorf("encode %s request: %w", op, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: build %s request: %w", errConfig, op, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	if s.c.opts.Authorize != nil {
+		if err := s.c.opts.Authorize(rctx, req); err != nil {
+			return nil, 0, fmt.Errorf("authorize %s request: %w", op, err)
+		}
+	}
+	start := time.Now()
+	resp, err := s.c.http.Do(req)
+	if err != nil {
+		return nil, time.Since(start), fmt.Errorf("post %s: %w", op, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	d := time.Since(start)
+	if err != nil {
+		return nil, d, fmt.Errorf("read %s response: %w", op, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, d, &HTTPError{Op: op, Status: resp.StatusCode}
+	}
+	if len(b) > maxResponseBytes {
+		return nil, d, fmt.Errorf("read %s response: %w: larger than %d bytes", op, errMalformed, maxResponseBytes)
+	}
+	out, err := decodeResponse(b)
+	if err != nil {
+		return nil, d, fmt.Errorf("decode %s response: %w", op, err)
+	}
+	return out, d, nil
+}
+
+// reply finds the meta reply to the message with id on channel. A reply
+// without an id is matched by channel (and subscription, when given).
+func reply(msgs []message, id msgID, channel, subscription string) *message {
+	for i := range msgs {
+		if msgs[i].Channel == channel && msgs[i].ID == id {
+			return &msgs[i]
+		}
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Channel != channel || m.ID != "" {
+			continue
+		}
+		if subscription == "" || m.subscriptionString() == subscription {
+			return m
+		}
+	}
+	return nil
+}
+
+func failureReason(m *message) string {
+	ext := decodeExt(m.Ext)
+	if ext.Sfdc != nil {
+		return ext.Sfdc.FailureReason
+	}
+	return ""
+}
+
+func (s *session) handshake(ctx context.Context) error {
+	ep, err := s.c.opts.Endpoint(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.c.log.Warn("endpoint unavailable", "err", err)
+		return s.penalty(ctx, false)
+	}
+	s.endpoint = ep
+	m := message{
+		Channel:                  chHandshake,
+		ID:                       s.nextID(),
+		Version:                  "1.0",
+		MinimumVersion:           "1.0",
+		SupportedConnectionTypes: []string{"long-polling"},
+	}
+	if s.c.opts.Replay {
+		m.Ext = json.RawMessage(`{"replay":true}`)
+	}
+	resp, d, err := s.post(ctx, "handshake", []message{m}, s.c.reqTimeout)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.c.obs.Request("handshake", codeOf(err), d)
+		return s.requestFailed(ctx, "handshake", err)
+	}
+	r := reply(resp, m.ID, chHandshake, "")
+	if r == nil || (r.Successful && r.ClientID == "") {
+		s.c.obs.Request("handshake", "transport", d)
+		s.c.log.Warn("request failed", "op", "handshake", "err", fmt.Errorf("%w: no handshake reply with a client id", errMalformed))
+		return s.penalty(ctx, false)
+	}
+	if !r.Successful {
+		e := newError("handshake", "", r.Error, failureReason(r))
+		s.c.obs.Request("handshake", errCode(e), d)
+		switch classify(e) {
+		case classAuth:
+			s.c.log.Warn("handshake unauthorized", "err", e)
+			if s.c.opts.Unauthorized != nil {
+				s.c.opts.Unauthorized()
+			}
+			return s.penalty(ctx, true)
+		case classLimit, classUnknownClient:
+			s.c.log.Warn("handshake refused", "err", e)
+			return s.penalty(ctx, false)
+		default:
+			return stop(e)
+		}
+	}
+	s.c.obs.Request("handshake", "ok", d)
+	s.clientID = r.ClientID
+	s.applyAdvice(r.Advice)
+	ext := decodeExt(r.Ext)
+	s.replayOn = s.c.opts.Replay && ext.Replay
+	if s.c.opts.Replay && !ext.Replay {
+		s.c.log.Warn("server did not confirm the replay extension")
+	}
+	s.pending = append(s.pending[:0], s.channels...)
+	s.c.log.Info("handshake done", "replay", s.replayOn)
+	return nil
+}
+
+func (s *session) applyAdvice(a *advice) {
+	if a == nil {
+		return
+	}
+	if a.Interval != nil {
+		s.interval = adviceDuration(*a.Interval)
+	}
+	if a.Timeout != nil {
+		s.timeout = adviceDuration(*a.Timeout)
+	}
+	if a.MultipleClients && !s.warnedMultiple {
+		s.warnedMultiple = true
+		s.c.log.Warn("server sees several clients sharing one browser session")
+	}
+}
+
+// adviceDuration turns advised milliseconds into a duration within
+// [0, maxAdvice].
+func adviceDuration(ms float64) time.Duration {
+	if math.IsNaN(ms) || ms <= 0 {
+		return 0
+	}
+	if ms >= float64(maxAdvice/time.Millisecond) {
+		return maxAdvice
+	}
+	return time.Duration(ms * float64(time.Millisecond))
+}
+
+// subscribeBatch returns the first run of pending channels whose subscribe
+// messages fit in one request.
+func (s *session) subscribeBatch() ([]message, map[msgID]string, map[string]int64) {
+	var (
+		msgs  []message
+		ids   = map[msgID]string{}
+		from  = map[string]int64{}
+		total = 2
+	)
+	for _, ch := range s.pending {
+		sub, _ := json.Marshal(ch) // a string always encodes
+		m := message{Channel: chSubscribe, ClientID: s.clientID, Subscription: sub, ID: s.nextID()}
+		id := s.c.resumeOf(ch)
+		if s.replayOn {
+			ext, _ := json.Marshal(map[string]map[string]int64{"replay": {ch: id}}) // always encodes
+			m.Ext = ext
+		}
+		b, _ := json.Marshal(m) // always encodes
+		if len(msgs) > 0 && total+len(b)+1 > maxBatchBytes {
+			s.seq-- // the id was not used
+			break
+		}
+		total += len(b) + 1
+		msgs = append(msgs, m)
+		ids[m.ID] = ch
+		from[ch] = id
+	}
+	return msgs, ids, from
+}
+
+func (s *session) subscribe(ctx context.Context) error {
+	msgs, ids, from := s.subscribeBatch()
+	resp, d, err := s.post(ctx, "subscribe", msgs, s.c.reqTimeout)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for range msgs {
+			s.c.obs.Request("subscribe", codeOf(err), d)
+		}
+		return s.requestFailed(ctx, "subscribe", err)
+	}
+	if err := s.deliverAll(ctx, resp); err != nil {
+		return err
+	}
+	if s.clientID == "" { // the server disconnected us in this response
+		return nil
+	}
+	done := map[string]bool{}
+	var backoff, malformed bool
+	for _, m := range msgs {
+		ch := ids[m.ID]
+		r := reply(resp, m.ID, chSubscribe, ch)
+		if r == nil {
+			s.c.obs.Request("subscribe", "transport", d)
+			malformed = true
+			continue
+		}
+		if r.Successful {
+			s.c.obs.Request("subscribe", "ok", d)
+			s.c.log.Info("subscribed", "channel", ch, "replay_id", from[ch])
+			done[ch] = true
+			continue
+		}
+		e := newError("subscribe", ch, r.Error, failureReason(r))
+		s.c.obs.Request("subscribe", errCode(e), d)
+		switch classify(e) {
+		case classUnknownClient:
+			s.rehandshake("unknown_client")
+			return s.penalty(ctx, true)
+		case classAuth:
+			s.c.log.Warn("subscribe unauthorized", "channel", ch, "err", e)
+			s.unauthorized()
+			return s.penalty(ctx, true)
+		case classLimit:
+			s.c.log.Warn("subscribe refused", "channel", ch, "err", e)
+			backoff = true
+		case classInvalidReplay:
+			if err := s.gap(ctx, ch, from[ch], e); err != nil {
+				return err
+			}
+		default:
+			return stop(e)
+		}
+	}
+	pending := s.pending[:0]
+	for _, ch := range s.pending {
+		if !done[ch] {
+			pending = append(pending, ch)
+		}
+	}
+	s.pending = pending
+	switch {
+	case malformed:
+		s.c.log.Warn("request failed", "op", "subscribe", "err", fmt.Errorf("%w: a subscribe reply is missing", errMalformed))
+		return s.penalty(ctx, false)
+	case backoff:
+		return s.penalty(ctx, false)
+	}
+	return nil
+}
+
+// gap reports a refused replay id to the handler and moves the channel's
+// resume point to the policy's -1 or -2, from where it is resubscribed.
+func (s *session) gap(ctx context.Context, ch string, refused int64, e *Error) error {
+	if refused < 0 || !s.replayOn {
+		// Refusing -1 or -2 is not a retention gap; resubscribing would loop.
+		return stop(e)
+	}
+	re := &ReplayError{Channel: ch, ReplayID: refused, Message: e.Message}
+	s.c.log.Warn("replay id refused", "channel", ch, "replay_id", refused, "err", re)
+	if err := s.h(ctx, Delivery{Kind: Gap, Channel: ch, ReplayID: refused, Err: re}); err != nil {
+		return stop(fmt.Errorf("handle gap on %s: %w", ch, err))
+	}
+	s.c.setResume(ch, s.c.opts.OnInvalidReplay.replayID())
+	return nil
+}
+
+func (s *session) connect(ctx context.Context) error {
+	m := message{Channel: chConnect, ClientID: s.clientID, ConnectionType: "long-polling", ID: s.nextID()}
+	resp, d, err := s.post(ctx, "connect", []message{m}, s.timeout+s.c.netDelay)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.c.obs.Request("connect", codeOf(err), d)
+		if he, ok := errors.AsType[*HTTPError](err); !ok || he.Status != http.StatusUnauthorized {
+			s.transportFails++
+			if s.transportFails >= transportRetries {
+				s.transportFails = 0
+				s.rehandshake("transport")
+			}
+		}
+		return s.requestFailed(ctx, "connect", err)
+	}
+	s.transportFails = 0
+	if err := s.deliverAll(ctx, resp); err != nil {
+		return err
+	}
+	if s.clientID == "" { // the server disconnected us in this response
+		return s.penalty(ctx, true)
+	}
+	r := reply(resp, m.ID, chConnect, "")
+	if r == nil {
+		s.c.obs.Request("connect", "transport", d)
+		s.c.log.Warn("request failed", "op", "connect", "err", fmt.Errorf("%w: no connect reply", errMalformed))
+		return s.penalty(ctx, false)
+	}
+	s.applyAdvice(r.Advice)
+	reconnect := ""
+	if r.Advice != nil {
+		reconnect = r.Advice.Reconnect
+	}
+	if !r.Successful {
+		e := newError("connect", "", r.Error, failureReason(r))
+		s.c.obs.Request("connect", errCode(e), d)
+		switch classify(e) {
+		case classUnknownClient:
+			s.rehandshake("unknown_client")
+			return s.penalty(ctx, true)
+		case classAuth:
+			s.c.log.Warn("connect unauthorized", "err", e)
+			s.unauthorized()
+			return s.penalty(ctx, true)
+		case classLimit:
+			s.c.log.Warn("connect refused", "err", e)
+			if reconnect != "retry" {
+				s.rehandshake("limit")
+			}
+			return s.penalty(ctx, false)
+		}
+		switch reconnect {
+		case "none":
+			return stop(e)
+		case "retry":
+			s.c.log.Warn("connect refused", "err", e)
+			return s.penalty(ctx, false)
+		default:
+			s.c.log.Warn("connect refused", "err", e)
+			s.rehandshake("advice")
+			return s.penalty(ctx, false)
+		}
+	}
+	s.c.obs.Request("connect", "ok", d)
+	s.failures = 0
+	switch reconnect {
+	case "none":
+		return stop(fmt.Errorf("bayeux connect: server advised reconnect none"))
+	case "handshake":
+		s.rehandshake("advice")
+		return nil
+	}
+	if s.interval > 0 {
+		return s.c.wait(ctx, s.interval)
+	}
+	return nil
+}
+
+// deliverAll hands every event in msgs to the handler, in order, and
+// notices a /meta/disconnect the server sent on its own.
+func (s *session) deliverAll(ctx context.Context, msgs []message) error {
+	for i := range msgs {
+		m := &msgs[i]
+		if m.isMeta() {
+			if m.Channel == chDisconnect && s.clientID != "" {
+				// API 64.0+: the server may disconnect the client itself.
+				// The client sends /meta/disconnect only in its own POST at
+				// shutdown, so one in a subscribe or connect response is the
+				// server's.
+				s.rehandshake("advice")
+			}
+			continue
+		}
+		if len(m.Data) == 0 || string(m.Data) == "null" {
+			continue // e.g. a publish acknowledgement: not an event
+		}
+		ch := s.subscriptionFor(m.Channel)
+		if ch == "" {
+			s.c.log.Warn("event on a channel not subscribed", "channel", m.Channel)
+			continue
+		}
+		id := replayIDOf(m.Data)
+		if err := s.h(ctx, Delivery{Kind: Event, Channel: ch, ReplayID: id, Data: m.Data}); err != nil {
+			return stop(fmt.Errorf("handle event on %s: %w", ch, err))
+		}
+		if id != 0 {
+			s.c.setResume(ch, id)
+		}
+		s.c.obs.Delivered(ch)
+	}
+	return nil
+}
+
+// subscriptionFor maps a delivery's channel to the subscription it belongs
+// to: the same name, or a filtered subscription "/topic/X?F=v" of it.
+func (s *session) subscriptionFor(channel string) string {
+	for _, ch := range s.channels {
+		if ch == channel {
+			return ch
+		}
+	}
+	for _, ch := range s.channels {
+		if base, _, ok := strings.Cut(ch, "?"); ok && base == channel {
+			return ch
+		}
+	}
+	return ""
+}
+
+// disconnect ends the server session, if there is one. It runs after ctx
+// may have ended, so it gets a short context of its own.
+func (s *session) disconnect(ctx context.Context) {
+	if s.clientID == "" {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(disconnectTimeout, s.c.reqTimeout))
+	defer cancel()
+	m := message{Channel: chDisconnect, ClientID: s.clientID, ID: s.nextID()}
+	s.clientID = ""
+	resp, d, err := s.post(dctx, "disconnect", []message{m}, s.c.reqTimeout)
+	if err != nil {
+		s.c.obs.Request("disconnect", codeOf(err), d)
+		s.c.log.Debug("disconnect failed", "err", err)
+		return
+	}
+	if r := reply(resp, m.ID, chDisconnect, ""); r != nil && !r.Successful {
+		e := newError("disconnect", "", r.Error, failureReason(r))
+		s.c.obs.Request("disconnect", errCode(e), d)
+		s.c.log.Debug("disconnect refused", "err", e)
+		return
+	}
+	s.c.obs.Request("disconnect", "ok", d)
+	s.c.log.Info("disconnected")
+}
+
+func isMetaChannel(ch string) bool { return strings.HasPrefix(ch, "/meta/") }
