@@ -1,0 +1,312 @@
+package soql
+
+import (
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+type tokKind int
+
+const (
+	tEOF tokKind = iota
+	tIdent
+	tString
+	tNumber
+	tDate
+	tDateTime
+	tComma
+	tLParen
+	tRParen
+	tColon
+	tOp // = != <> < <= > >=
+)
+
+type token struct {
+	kind tokKind
+	pos  int    // byte offset in the statement
+	text string // source text (for identifiers: the dotted path as written)
+	str  string // decoded string literal
+	t    time.Time
+}
+
+// lexError is a positioned syntax problem; the parser turns it into an *Error.
+type lexError struct {
+	pos    int
+	reason string
+}
+
+// lex splits s into tokens. It never panics on any input.
+func lex(s string) ([]token, *lexError) {
+	var toks []token
+	i := 0
+	for {
+		for i < len(s) && isSpace(s[i]) {
+			i++
+		}
+		if i >= len(s) {
+			toks = append(toks, token{kind: tEOF, pos: len(s)})
+			return toks, nil
+		}
+		c := s[i]
+		start := i
+		switch {
+		case isIdentStart(c):
+			i = scanIdent(s, i)
+			for i+1 < len(s) && s[i] == '.' && isIdentStart(s[i+1]) {
+				i = scanIdent(s, i+1)
+			}
+			if i < len(s) && s[i] == '.' {
+				return nil, &lexError{pos: i, reason: unexpected(s, i)}
+			}
+			toks = append(toks, token{kind: tIdent, pos: start, text: s[start:i]})
+		case c == '\'':
+			str, end, err := scanString(s, i)
+			if err != nil {
+				return nil, err
+			}
+			i = end
+			toks = append(toks, token{kind: tString, pos: start, text: s[start:i], str: str})
+		case isDigit(c) || ((c == '-' || c == '+' || c == '.') && i+1 < len(s) && (isDigit(s[i+1]) || (s[i+1] == '.' && c != '.'))):
+			if tok, end, ok := scanDate(s, i); ok {
+				i = end
+				toks = append(toks, tok)
+				continue
+			} else if end > 0 {
+				return nil, &lexError{pos: start, reason: "invalid date or dateTime literal: " + s[start:end]}
+			}
+			end, ok := scanNumber(s, i)
+			if !ok {
+				return nil, &lexError{pos: start, reason: unexpected(s, start)}
+			}
+			i = end
+			toks = append(toks, token{kind: tNumber, pos: start, text: s[start:i]})
+		case c == ',':
+			i++
+			toks = append(toks, token{kind: tComma, pos: start, text: ","})
+		case c == '(':
+			i++
+			toks = append(toks, token{kind: tLParen, pos: start, text: "("})
+		case c == ')':
+			i++
+			toks = append(toks, token{kind: tRParen, pos: start, text: ")"})
+		case c == ':':
+			i++
+			toks = append(toks, token{kind: tColon, pos: start, text: ":"})
+		case c == '=':
+			i++
+			toks = append(toks, token{kind: tOp, pos: start, text: "="})
+		case c == '!':
+			if i+1 < len(s) && s[i+1] == '=' {
+				i += 2
+				toks = append(toks, token{kind: tOp, pos: start, text: "!="})
+				continue
+			}
+			return nil, &lexError{pos: i, reason: unexpected(s, i)}
+		case c == '<':
+			i++
+			op := "<"
+			if i < len(s) && (s[i] == '=' || s[i] == '>') {
+				op += s[i : i+1]
+				i++
+			}
+			toks = append(toks, token{kind: tOp, pos: start, text: op})
+		case c == '>':
+			i++
+			op := ">"
+			if i < len(s) && s[i] == '=' {
+				op = ">="
+				i++
+			}
+			toks = append(toks, token{kind: tOp, pos: start, text: op})
+		default:
+			return nil, &lexError{pos: i, reason: unexpected(s, i)}
+		}
+	}
+}
+
+func unexpected(s string, i int) string {
+	if i >= len(s) {
+		return "unexpected token: <EOF>"
+	}
+	r, n := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && n <= 1 {
+		return "unexpected token: '" + strconv.QuoteToASCII(s[i:i+1]) + "'"
+	}
+	return "unexpected token: '" + string(r) + "'"
+}
+
+func isSpace(c byte) bool      { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+func isDigit(c byte) bool      { return c >= '0' && c <= '9' }
+func isIdentStart(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isIdentPart(c byte) bool  { return isIdentStart(c) || isDigit(c) || c == '_' }
+
+func scanIdent(s string, i int) int {
+	for i < len(s) && isIdentPart(s[i]) {
+		i++
+	}
+	return i
+}
+
+// scanString decodes a single-quoted SOQL string starting at s[i] == '\”. Escapes: \n \r \t
+// \b \f \" \' \\ \uXXXX, and \_ \% which stay escaped (they only mean something to LIKE; an
+// '=' comparison sees the backslash, as in Salesforce).
+func scanString(s string, i int) (string, int, *lexError) {
+	start := i
+	i++
+	var b strings.Builder
+	for i < len(s) {
+		c := s[i]
+		switch c {
+		case '\'':
+			return b.String(), i + 1, nil
+		case '\\':
+			if i+1 >= len(s) {
+				return "", 0, &lexError{pos: start, reason: "Invalid string literal '" + s[start:] + "'. Illegal character sequence '\\' in string literal."}
+			}
+			e := s[i+1]
+			switch e {
+			case 'n':
+				b.WriteByte('\n')
+			case 'r':
+				b.WriteByte('\r')
+			case 't':
+				b.WriteByte('\t')
+			case 'b':
+				b.WriteByte('\b')
+			case 'f':
+				b.WriteByte('\f')
+			case '"', '\'', '\\':
+				b.WriteByte(e)
+			case '_', '%':
+				b.WriteByte('\\')
+				b.WriteByte(e)
+			case 'u':
+				if i+6 > len(s) {
+					return "", 0, &lexError{pos: i, reason: "Invalid string literal: illegal unicode escape"}
+				}
+				n, err := strconv.ParseUint(s[i+2:i+6], 16, 32)
+				if err != nil {
+					return "", 0, &lexError{pos: i, reason: "Invalid string literal: illegal unicode escape '\\u" + s[i+2:i+6] + "'"}
+				}
+				b.WriteRune(rune(n))
+				i += 6
+				continue
+			default:
+				seq := s[i : i+2]
+				if !utf8.ValidString(seq) {
+					seq = strconv.QuoteToASCII(seq)
+				}
+				return "", 0, &lexError{pos: i, reason: "Invalid string literal. Illegal character sequence '" + seq + "' in string literal."}
+			}
+			i += 2
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return "", 0, &lexError{pos: start, reason: "unterminated string literal"}
+}
+
+// scanNumber accepts [+-]digits[.digits] and [+-].digits.
+func scanNumber(s string, i int) (int, bool) {
+	if s[i] == '-' || s[i] == '+' {
+		i++
+	}
+	digits := 0
+	for i < len(s) && isDigit(s[i]) {
+		i++
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		for i < len(s) && isDigit(s[i]) {
+			i++
+			digits++
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	if i < len(s) && (isIdentPart(s[i]) || s[i] == '.') {
+		return 0, false
+	}
+	return i, true
+}
+
+// scanDate recognises YYYY-MM-DD and YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm|-hh:mm). When the text
+// starts like a date but is not a valid one, it returns end > 0 and ok = false.
+func scanDate(s string, i int) (token, int, bool) {
+	if !matchDigits(s, i, "dddd-dd-dd") {
+		return token{}, 0, false
+	}
+	end := i + 10
+	if end < len(s) && s[end] == 'T' {
+		end++
+		if !matchDigits(s, end, "dd:dd:dd") {
+			return token{}, wordEnd(s, end), false
+		}
+		end += 8
+		if end < len(s) && s[end] == '.' {
+			end++
+			n := 0
+			for end < len(s) && isDigit(s[end]) {
+				end++
+				n++
+			}
+			if n == 0 {
+				return token{}, wordEnd(s, end), false
+			}
+		}
+		switch {
+		case end < len(s) && s[end] == 'Z':
+			end++
+		case end < len(s) && (s[end] == '+' || s[end] == '-') && matchDigits(s, end+1, "dd:dd"):
+			end += 6
+		default:
+			return token{}, wordEnd(s, end), false
+		}
+		if end < len(s) && (isIdentPart(s[end]) || s[end] == '.') {
+			return token{}, wordEnd(s, end), false
+		}
+		t, err := time.Parse(time.RFC3339Nano, s[i:end])
+		if err != nil {
+			return token{}, end, false
+		}
+		return token{kind: tDateTime, pos: i, text: s[i:end], t: t}, end, true
+	}
+	if end < len(s) && (isIdentPart(s[end]) || s[end] == '.' || s[end] == ':') {
+		return token{}, wordEnd(s, end), false
+	}
+	t, err := time.Parse(time.DateOnly, s[i:end])
+	if err != nil {
+		return token{}, end, false
+	}
+	return token{kind: tDate, pos: i, text: s[i:end], t: t}, end, true
+}
+
+func wordEnd(s string, i int) int {
+	for i < len(s) && !isSpace(s[i]) && s[i] != ')' && s[i] != ',' {
+		i++
+	}
+	return i
+}
+
+// matchDigits checks s[i:] against a pattern where 'd' is a digit and other bytes are literal.
+func matchDigits(s string, i int, pat string) bool {
+	if i < 0 || i+len(pat) > len(s) {
+		return false
+	}
+	for k := 0; k < len(pat); k++ {
+		c := s[i+k]
+		if pat[k] == 'd' {
+			if !isDigit(c) {
+				return false
+			}
+		} else if c != pat[k] {
+			return false
+		}
+	}
+	return true
+}
