@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +69,8 @@ func (p ReplayPolicy) replayID() int64 {
 // Options configure a Client.
 type Options struct {
 	// Endpoint returns the full CometD URL ({instance}/cometd/62.0). It is
-	// asked at each handshake. Required.
+	// asked at each handshake, with a context bounded by RequestTimeout.
+	// Required.
 	Endpoint func(ctx context.Context) (string, error)
 	// Transport carries the requests; it may be shared. The Client wraps it
 	// in its own http.Client with a private cookie jar. nil means
@@ -93,8 +96,8 @@ type Options struct {
 	Observer Observer
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger
-	// RequestTimeout bounds each request but /meta/connect. Zero means
-	// DefaultRequestTimeout.
+	// RequestTimeout bounds each request but /meta/connect, and each call
+	// to Endpoint. Zero means DefaultRequestTimeout.
 	RequestTimeout time.Duration
 	// NetworkDelay is added to the advised long-poll timeout to make a
 	// /meta/connect's deadline. Zero means DefaultNetworkDelay.
@@ -105,8 +108,7 @@ type Options struct {
 // concurrent use.
 type Observer interface {
 	// Request reports one Bayeux request (for a batched subscribe, one per
-	// subscription). op: handshake, connect, subscribe, unsubscribe or
-	// disconnect; code: "ok", the Bayeux error code ("403"), the HTTP
+	// subscription). op: handshake, connect, subscribe or disconnect; code: "ok", the Bayeux error code ("403"), the HTTP
 	// status ("503") or "transport".
 	Request(op, code string, d time.Duration)
 	// Rehandshake reports a new handshake after the first one. reason:
@@ -193,6 +195,15 @@ type Handler func(ctx context.Context, d Delivery) error
 //     anything else on handshake or subscribe, or advice "none" -> Run
 //     returns the *Error
 //
+//     Every failure in a row counts for the backoff, a re-handshake
+//     included; only the first re-handshake in a row is immediate. So does
+//     a connect (not the first of its session) that came back empty before
+//     half the advised timeout, with no interval advised. The count resets
+//     once a session proves healthy (a connect that delivered an event, or
+//     a later one the server held), so a server that drops each new
+//     session at once, or never holds a long poll, is retried with a
+//     growing wait, never in a hot loop.
+//
 //  5. when ctx ends, send /meta/disconnect and return nil.
 //
 // A Client may run again after Run returned, but only one Run at a time.
@@ -266,14 +277,15 @@ func New(o Options) (*Client, error) {
 // event the handler accepted; before any, the id the channel was
 // subscribed from (-1, -2 or a stored id; after a Gap, the policy's -1 or
 // -2). It is a copy, safe to call while Run runs.
+//
+// A channel still at -1 resubscribes from -1 after a re-handshake: events
+// published while the session was down are then not replayed (no replay
+// id is known to resume from). A caller that cannot accept this starts
+// from a stored id, or reconciles after each re-handshake.
 func (c *Client) ResumePoints() map[string]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]int64, len(c.resume))
-	for k, v := range c.resume {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c.resume)
 }
 
 func (c *Client) setResume(channel string, id int64) {
@@ -291,9 +303,10 @@ func (c *Client) resumeOf(channel string) int64 {
 // Run handshakes, subscribes to subs, long-polls and delivers until ctx is
 // done, then disconnects. It recovers by itself from everything
 // recoverable; it returns nil on ctx cancellation, the handler's error
-// (wrapped), or a fatal error (advice reconnect=none, a handshake or
-// subscribe refused for a reason retrying cannot fix; errors.As finds the
-// *Error).
+// (wrapped; returned even when ctx ended meanwhile, unless it wraps ctx's
+// error), or a fatal error (advice reconnect=none, a handshake or
+// subscribe refused for a reason retrying cannot fix: errors.As finds the
+// *Error; or an endpoint that is not an absolute http or https URL).
 func (c *Client) Run(ctx context.Context, subs []Subscription, h Handler) error {
 	if h == nil {
 		return errors.New("run bayeux client: nil handler")
@@ -319,13 +332,16 @@ func (c *Client) Run(ctx context.Context, subs []Subscription, h Handler) error 
 	}
 	err := s.loop(ctx)
 	s.disconnect(ctx)
-	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		return nil
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return nil // shutdown; a handler's own error is still returned
 	}
 	return err
 }
 
 func validateSubs(subs []Subscription) error {
+	if len(subs) == 0 {
+		return errors.New("no subscriptions")
+	}
 	seen := make(map[string]bool, len(subs))
 	for _, s := range subs {
 		switch {
@@ -333,6 +349,9 @@ func validateSubs(subs []Subscription) error {
 			return fmt.Errorf("subscription %q: channel must start with '/'", s.Channel)
 		case isMetaChannel(s.Channel):
 			return fmt.Errorf("subscription %q: meta channels cannot be subscribed", s.Channel)
+		case strings.Contains(channelOf(s.Channel), "*"):
+			// Its events would come on channels no subscription names.
+			return fmt.Errorf("subscription %q: wildcard channels are not supported", s.Channel)
 		case seen[s.Channel]:
 			return fmt.Errorf("subscription %q: listed twice", s.Channel)
 		case s.ReplayID < ReplayAll:

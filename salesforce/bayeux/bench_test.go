@@ -42,7 +42,7 @@ func BenchmarkConnectResponse(b *testing.B) {
 		if reply(msgs, "2", chConnect, "") == nil {
 			b.Fatal("no connect reply")
 		}
-		if err := s.deliverAll(ctx, msgs); err != nil {
+		if _, err := s.deliverAll(ctx, msgs); err != nil {
 			b.Fatal(err)
 		}
 	}

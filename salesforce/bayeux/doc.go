@@ -22,17 +22,20 @@
 //   - The replay extension: ext {"replay":true} on the handshake, confirmed
 //     by the server's ext.replay; a {"replay":{channel: id}} map on each
 //     subscribe (-1 new events, -2 all retained, else after that id); each
-//     event carries data.event.replayId.
+//     event carries data.event.replayId. For a filtered subscription
+//     ("/topic/X?F=v") the map names both the subscription and the bare
+//     channel, as EMP-Connector keys it by the bare channel.
 //   - Advice on handshake and connect replies: reconnect retry|handshake|none,
 //     interval and timeout (110 s on Salesforce). A /meta/connect gets a
 //     deadline of the advised timeout plus NetworkDelay.
 //   - Error strings "code:args:message": any "*::Unknown client" (403 on
 //     Salesforce, 401 on faye) means the server dropped the session;
-//     "401::Authentication invalid" means the token is bad; a failed
-//     handshake's real cause is in ext.sfdc.failureReason; "The replayId
-//     {N} you provided was invalid" on subscribe means the id is outside
-//     the retention window; limit and "503::Server is too busy" errors ask
-//     for a later retry. A server may also send /meta/disconnect on its own
+//     "401::Authentication invalid" means the token is bad; "Client {id}
+//     has established a session, but no BAYEUX_BROWSER cookie present"
+//     needs a new handshake (and cookie); a failed handshake's real cause
+//     is in ext.sfdc.failureReason; "The replayId {N} you provided was
+//     invalid" on subscribe means the id is outside the retention window;
+//     limit and "503::Server is too busy" errors ask for a later retry. A server may also send /meta/disconnect on its own
 //     (API 64.0+): the client handshakes again.
 //   - Salesforce caps a request at 32,768 bytes, so subscribes are batched
 //     in POSTs of at most 16 KiB.

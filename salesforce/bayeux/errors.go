@@ -12,8 +12,8 @@ import (
 // failure reason, when present, is what Code and Message hold, and Raw keeps
 // the error field as sent.
 type Error struct {
-	Op      string   // handshake, connect, subscribe, unsubscribe or disconnect
-	Channel string   // the subscription, for subscribe and unsubscribe
+	Op      string   // handshake, connect, subscribe or disconnect
+	Channel string   // the subscription, for subscribe
 	Code    string   // "403"; "" when the server's text has no code
 	Message string   // "Unknown client"
 	Args    []string // the error's arguments, e.g. faye's client id
@@ -107,7 +107,10 @@ func classify(e *Error) class {
 	msg := strings.ToLower(e.Message)
 	switch {
 	case strings.HasSuffix(strings.TrimSpace(msg), "unknown client"),
-		strings.Contains(msg, "client has not completed handshake"):
+		strings.Contains(msg, "client has not completed handshake"),
+		// The session's BAYEUX_BROWSER cookie went missing: a new
+		// handshake sets a new one.
+		strings.Contains(msg, "has established a session, but no"):
 		return classUnknownClient
 	case strings.Contains(msg, "replayid") && strings.Contains(msg, "invalid"):
 		return classInvalidReplay

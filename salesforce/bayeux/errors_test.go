@@ -45,6 +45,7 @@ func TestClassify(t *testing.T) {
 		{"403::Unknown client", "", classUnknownClient},
 		{"401:abc:Unknown client", "", classUnknownClient},
 		{"403::Client has not completed handshake", "", classUnknownClient},
+		{"400::Client {abc} has established a session, but no BAYEUX_BROWSER cookie present", "", classUnknownClient},
 		{"401::Authentication invalid", "", classAuth},
 		{"403::Handshake denied", "401::Request requires authentication", classAuth},
 		{"403::Handshake denied", "", classAuth},

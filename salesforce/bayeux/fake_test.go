@@ -30,6 +30,7 @@ type fakeServer struct {
 	queue     []map[string]any           // events for the next connect
 	reqs      []fakeRequest
 	overrides map[string][]func(msg map[string]any) map[string]any
+	every     map[string]func(msg map[string]any) []map[string]any // every reply on a channel; nil = the default
 	raw       []func(w http.ResponseWriter, r *http.Request, msgs []map[string]any)
 	extra     map[string][]map[string]any // messages appended to the next reply of a meta channel
 	advice    map[string]any              // advice on handshake and connect replies
@@ -67,6 +68,7 @@ func newFake(t *testing.T) *fakeServer {
 		subs:      map[string]map[string]bool{},
 		inflight:  map[string]int{},
 		overrides: map[string][]func(map[string]any) map[string]any{},
+		every:     map[string]func(map[string]any) []map[string]any{},
 		extra:     map[string][]map[string]any{},
 		advice:    map[string]any{"reconnect": "retry", "interval": 0, "timeout": 500},
 		hold:      2 * time.Second,
@@ -85,6 +87,14 @@ func (f *fakeServer) on(channel string, fn func(msg map[string]any) map[string]a
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.overrides[channel] = append(f.overrides[channel], fn)
+}
+
+// onEvery answers every message on channel with fn's replies, unless a
+// one-shot override (on) comes first; fn returning nil means the default.
+func (f *fakeServer) onEvery(channel string, fn func(msg map[string]any) []map[string]any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.every[channel] = fn
 }
 
 // onHTTP replaces the next whole HTTP answer.
@@ -221,9 +231,15 @@ func (f *fakeServer) handle(ctx context.Context, m map[string]any, override func
 	f.mu.Lock()
 	extra := f.extra[ch]
 	delete(f.extra, ch)
+	every := f.every[ch]
 	f.mu.Unlock()
 	if override != nil {
 		return append([]map[string]any{override(m)}, extra...)
+	}
+	if every != nil {
+		if out := every(m); out != nil {
+			return append(out, extra...)
+		}
 	}
 	return append(f.defaultReply(ctx, ch, m), extra...)
 }

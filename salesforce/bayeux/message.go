@@ -11,11 +11,10 @@ import (
 
 // Meta channels of the Bayeux protocol.
 const (
-	chHandshake   = "/meta/handshake"
-	chConnect     = "/meta/connect"
-	chSubscribe   = "/meta/subscribe"
-	chUnsubscribe = "/meta/unsubscribe"
-	chDisconnect  = "/meta/disconnect"
+	chHandshake  = "/meta/handshake"
+	chConnect    = "/meta/connect"
+	chSubscribe  = "/meta/subscribe"
+	chDisconnect = "/meta/disconnect"
 )
 
 // message is one Bayeux message as sent or received. Fields a server may

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -31,25 +32,22 @@ type session struct {
 
 	warnedMultiple bool // the multiple-clients advice was logged
 
-	failures       int // consecutive failed operations, for the backoff
+	// failures counts failed operations in a row, for the backoff. Ending a
+	// session (re-handshake) counts as one, so a server that accepts each
+	// handshake and drops the session at once is retried with a growing
+	// wait, never in a hot loop; so does an empty connect that came back
+	// early (see connect). Only a session that proved healthy resets it: a
+	// connect that delivered an event, or one the server held.
+	failures       int
+	connects       int // successful connects since the handshake
 	transportFails int // consecutive /meta/connect transport failures
 }
 
-// stopError marks an error that ends Run (as opposed to one already handled
-// by backing off).
-type stopError struct{ err error }
-
-func (e *stopError) Error() string { return e.err.Error() }
-func (e *stopError) Unwrap() error { return e.err }
-
-func stop(err error) error { return &stopError{err: err} }
-
-// loop runs until ctx ends or a step returns a stop error.
+// loop runs until ctx ends or a step fails for good. Steps return nil after
+// handling a recoverable failure (having backed off), and an error only to
+// end Run: ctx's, the handler's, or a fatal *Error.
 func (s *session) loop(ctx context.Context) error {
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
+	for ctx.Err() == nil {
 		var err error
 		switch {
 		case s.clientID == "":
@@ -59,17 +57,11 @@ func (s *session) loop(ctx context.Context) error {
 		default:
 			err = s.connect(ctx)
 		}
-		if err == nil {
-			continue
+		if err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if se, ok := errors.AsType[*stopError](err); ok {
-			return se.err
-		}
-		return err
 	}
+	return ctx.Err()
 }
 
 func (s *session) nextID() msgID {
@@ -98,12 +90,15 @@ func (s *session) rehandshake(reason string) {
 	s.pending = nil
 }
 
-// unauthorized tells the caller its token is bad and drops the session.
+// unauthorized tells the caller its token is bad and drops the session,
+// if there is one.
 func (s *session) unauthorized() {
 	if s.c.opts.Unauthorized != nil {
 		s.c.opts.Unauthorized()
 	}
-	s.rehandshake("auth")
+	if s.clientID != "" {
+		s.rehandshake("auth")
+	}
 }
 
 func codeOf(err error) string {
@@ -124,15 +119,11 @@ func errCode(e *Error) string {
 // 401 means the token is bad; anything else backs off.
 func (s *session) requestFailed(ctx context.Context, op string, err error) error {
 	if errors.Is(err, errConfig) {
-		return stop(err)
+		return err
 	}
 	if he, ok := errors.AsType[*HTTPError](err); ok && he.Status == http.StatusUnauthorized {
 		s.c.log.Warn("request unauthorized", "op", op)
-		if s.clientID != "" {
-			s.unauthorized()
-		} else if s.c.opts.Unauthorized != nil {
-			s.c.opts.Unauthorized()
-		}
+		s.unauthorized()
 		return s.penalty(ctx, true)
 	}
 	s.c.log.Warn("request failed", "op", op, "err", err)
@@ -141,6 +132,16 @@ func (s *session) requestFailed(ctx context.Context, op string, err error) error
 
 // errConfig marks a request that cannot be built (a bad endpoint URL).
 var errConfig = errors.New("bayeux client configuration")
+
+// checkEndpoint refuses an endpoint no request can reach: retrying it
+// would never succeed.
+func checkEndpoint(ep string) error {
+	u, err := url.Parse(ep)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return nil
+	}
+	return fmt.Errorf("%w: endpoint %q: want an absolute http or https URL", errConfig, ep)
+}
 
 // post sends msgs as one JSON array and decodes the answer. The request
 // gets its own deadline.
@@ -215,13 +216,19 @@ func failureReason(m *message) string {
 }
 
 func (s *session) handshake(ctx context.Context) error {
-	ep, err := s.c.opts.Endpoint(ctx)
+	// The endpoint may come from a token request: it gets a deadline too.
+	ectx, cancel := context.WithTimeout(ctx, s.c.reqTimeout)
+	ep, err := s.c.opts.Endpoint(ectx)
+	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		s.c.log.Warn("endpoint unavailable", "err", err)
 		return s.penalty(ctx, false)
+	}
+	if err := checkEndpoint(ep); err != nil {
+		return err
 	}
 	s.endpoint = ep
 	m := message{
@@ -254,19 +261,18 @@ func (s *session) handshake(ctx context.Context) error {
 		switch classify(e) {
 		case classAuth:
 			s.c.log.Warn("handshake unauthorized", "err", e)
-			if s.c.opts.Unauthorized != nil {
-				s.c.opts.Unauthorized()
-			}
+			s.unauthorized()
 			return s.penalty(ctx, true)
 		case classLimit, classUnknownClient:
 			s.c.log.Warn("handshake refused", "err", e)
 			return s.penalty(ctx, false)
 		default:
-			return stop(e)
+			return e
 		}
 	}
 	s.c.obs.Request("handshake", "ok", d)
 	s.clientID = r.ClientID
+	s.connects = 0
 	s.applyAdvice(r.Advice)
 	ext := decodeExt(r.Ext)
 	s.replayOn = s.c.opts.Replay && ext.Replay
@@ -320,7 +326,13 @@ func (s *session) subscribeBatch() ([]message, map[msgID]string, map[string]int6
 		m := message{Channel: chSubscribe, ClientID: s.clientID, Subscription: sub, ID: s.nextID()}
 		id := s.c.resumeOf(ch)
 		if s.replayOn {
-			ext, _ := json.Marshal(map[string]map[string]int64{"replay": {ch: id}}) // always encodes
+			// EMP-Connector keys a filtered subscription's replay id by the
+			// bare channel; the map names both, so either lookup finds it.
+			replay := map[string]int64{ch: id}
+			if base := channelOf(ch); base != ch {
+				replay[base] = id
+			}
+			ext, _ := json.Marshal(map[string]map[string]int64{"replay": replay}) // always encodes
 			m.Ext = ext
 		}
 		b, _ := json.Marshal(m) // always encodes
@@ -348,11 +360,11 @@ func (s *session) subscribe(ctx context.Context) error {
 		}
 		return s.requestFailed(ctx, "subscribe", err)
 	}
-	if err := s.deliverAll(ctx, resp); err != nil {
+	if _, err := s.deliverAll(ctx, resp); err != nil {
 		return err
 	}
 	if s.clientID == "" { // the server disconnected us in this response
-		return nil
+		return s.penalty(ctx, true)
 	}
 	done := map[string]bool{}
 	var backoff, malformed bool
@@ -388,7 +400,7 @@ func (s *session) subscribe(ctx context.Context) error {
 				return err
 			}
 		default:
-			return stop(e)
+			return e
 		}
 	}
 	pending := s.pending[:0]
@@ -413,12 +425,12 @@ func (s *session) subscribe(ctx context.Context) error {
 func (s *session) gap(ctx context.Context, ch string, refused int64, e *Error) error {
 	if refused < 0 || !s.replayOn {
 		// Refusing -1 or -2 is not a retention gap; resubscribing would loop.
-		return stop(e)
+		return e
 	}
 	re := &ReplayError{Channel: ch, ReplayID: refused, Message: e.Message}
 	s.c.log.Warn("replay id refused", "channel", ch, "replay_id", refused, "err", re)
 	if err := s.h(ctx, Delivery{Kind: Gap, Channel: ch, ReplayID: refused, Err: re}); err != nil {
-		return stop(fmt.Errorf("handle gap on %s: %w", ch, err))
+		return fmt.Errorf("handle gap on %s: %w", ch, err)
 	}
 	s.c.setResume(ch, s.c.opts.OnInvalidReplay.replayID())
 	return nil
@@ -442,7 +454,8 @@ func (s *session) connect(ctx context.Context) error {
 		return s.requestFailed(ctx, "connect", err)
 	}
 	s.transportFails = 0
-	if err := s.deliverAll(ctx, resp); err != nil {
+	delivered, err := s.deliverAll(ctx, resp)
+	if err != nil {
 		return err
 	}
 	if s.clientID == "" { // the server disconnected us in this response
@@ -479,7 +492,7 @@ func (s *session) connect(ctx context.Context) error {
 		}
 		switch reconnect {
 		case "none":
-			return stop(e)
+			return e
 		case "retry":
 			s.c.log.Warn("connect refused", "err", e)
 			return s.penalty(ctx, false)
@@ -490,13 +503,26 @@ func (s *session) connect(ctx context.Context) error {
 		}
 	}
 	s.c.obs.Request("connect", "ok", d)
-	s.failures = 0
 	switch reconnect {
 	case "none":
-		return stop(fmt.Errorf("bayeux connect: server advised reconnect none"))
+		return &Error{Op: "connect", Message: "server advised reconnect none"}
 	case "handshake":
 		s.rehandshake("advice")
-		return nil
+		return s.penalty(ctx, true)
+	}
+	// Salesforce answers a session's first connect at once and holds the
+	// later ones until events come or the advised timeout passes.
+	first := s.connects == 0
+	s.connects++
+	held := s.timeout > 0 && d >= s.timeout/2
+	switch {
+	case delivered > 0 || (!first && held):
+		s.failures = 0 // the session is healthy
+	case !first && s.interval == 0:
+		// Back empty long before the advised hold: a server or proxy that
+		// does not hold long polls must not be polled in a hot loop.
+		s.c.log.Debug("long poll returned early", "after", d)
+		return s.penalty(ctx, false)
 	}
 	if s.interval > 0 {
 		return s.c.wait(ctx, s.interval)
@@ -505,8 +531,10 @@ func (s *session) connect(ctx context.Context) error {
 }
 
 // deliverAll hands every event in msgs to the handler, in order, and
-// notices a /meta/disconnect the server sent on its own.
-func (s *session) deliverAll(ctx context.Context, msgs []message) error {
+// notices a /meta/disconnect the server sent on its own. It returns how many
+// events the handler accepted.
+func (s *session) deliverAll(ctx context.Context, msgs []message) (int, error) {
+	n := 0
 	for i := range msgs {
 		m := &msgs[i]
 		if m.isMeta() {
@@ -529,14 +557,15 @@ func (s *session) deliverAll(ctx context.Context, msgs []message) error {
 		}
 		id := replayIDOf(m.Data)
 		if err := s.h(ctx, Delivery{Kind: Event, Channel: ch, ReplayID: id, Data: m.Data}); err != nil {
-			return stop(fmt.Errorf("handle event on %s: %w", ch, err))
+			return n, fmt.Errorf("handle event on %s: %w", ch, err)
 		}
+		n++
 		if id != 0 {
 			s.c.setResume(ch, id)
 		}
 		s.c.obs.Delivered(ch)
 	}
-	return nil
+	return n, nil
 }
 
 // subscriptionFor maps a delivery's channel to the subscription it belongs
@@ -548,7 +577,7 @@ func (s *session) subscriptionFor(channel string) string {
 		}
 	}
 	for _, ch := range s.channels {
-		if base, _, ok := strings.Cut(ch, "?"); ok && base == channel {
+		if channelOf(ch) == channel {
 			return ch
 		}
 	}
@@ -561,11 +590,9 @@ func (s *session) disconnect(ctx context.Context) {
 	if s.clientID == "" {
 		return
 	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(disconnectTimeout, s.c.reqTimeout))
-	defer cancel()
 	m := message{Channel: chDisconnect, ClientID: s.clientID, ID: s.nextID()}
 	s.clientID = ""
-	resp, d, err := s.post(dctx, "disconnect", []message{m}, s.c.reqTimeout)
+	resp, d, err := s.post(context.WithoutCancel(ctx), "disconnect", []message{m}, min(disconnectTimeout, s.c.reqTimeout))
 	if err != nil {
 		s.c.obs.Request("disconnect", codeOf(err), d)
 		s.c.log.Debug("disconnect failed", "err", err)
@@ -582,3 +609,10 @@ func (s *session) disconnect(ctx context.Context) {
 }
 
 func isMetaChannel(ch string) bool { return strings.HasPrefix(ch, "/meta/") }
+
+// channelOf returns a subscription's channel without its filter
+// ("/topic/X?F=v" -> "/topic/X").
+func channelOf(sub string) string {
+	ch, _, _ := strings.Cut(sub, "?")
+	return ch
+}
