@@ -1,0 +1,85 @@
+'use strict';
+// Shared helpers for the jsforce conformance checks: start bin/sfemulator on a free loopback
+// port, read its URL and control token from stdout, call the control API, and stop it.
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+const fs = require('node:fs');
+const crypto = require('node:crypto');
+
+const root = path.resolve(__dirname, '..', '..');
+const API = '62.0';
+const DEMO = {
+  clientId: 'omniroute-demo',
+  clientSecret: 'omniroute-demo-secret',
+  username: 'integration@omniroute.demo',
+  password: 'omniroute-demo',
+};
+
+function startEmulator() {
+  const bin = path.join(root, 'bin', 'sfemulator');
+  const child = spawn(bin, ['--addr', '127.0.0.1:0', '--seed', 'demo', '--advice-timeout', '5s'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error('sfemulator did not start: ' + err)), 10000);
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('exit', (code) => reject(new Error('sfemulator exited with ' + code + ': ' + err)));
+    child.stdout.on('data', (d) => {
+      out += d;
+      const lines = out.split('\n');
+      const first = lines[0].match(/^sfemulator listening on (http:\/\/127\.0\.0\.1:\d+)$/);
+      const ctl = out.match(/^control_token: (\S+)$/m);
+      if (first && ctl) {
+        clearTimeout(timer);
+        resolve({
+          url: first[1],
+          controlToken: ctl[1],
+          stop() {
+            child.removeAllListeners('exit');
+            child.kill('SIGTERM');
+          },
+        });
+      }
+    });
+  });
+}
+
+async function control(emu, method, p, body) {
+  const res = await fetch(emu.url + '/emulator/v1/' + p, {
+    method,
+    headers: { Authorization: 'Bearer ' + emu.controlToken, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status >= 300) {
+    throw new Error(`${method} ${p}: ${res.status} ${text}`);
+  }
+  return JSON.parse(text);
+}
+
+// jwtAssertion signs an RS256 JWT bearer assertion with the TEST-ONLY demo key.
+function jwtAssertion(aud, sub) {
+  const key = fs.readFileSync(path.join(root, 'salesforce', 'emulator', 'testdata', 'demo-jwt-private-key.pem'));
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const head = b64({ alg: 'RS256' });
+  const body = b64({ iss: DEMO.clientId, sub, aud, exp: Math.floor(Date.now() / 1000) + 180 });
+  const sig = crypto.sign('RSA-SHA256', Buffer.from(head + '.' + body), key).toString('base64url');
+  return head + '.' + body + '.' + sig;
+}
+
+// waitFor resolves when pred() is true, polling the given async source; rejects after ms.
+function waitUntil(pred, ms, what) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const tick = () => {
+      if (pred()) return resolve();
+      if (Date.now() - started > ms) return reject(new Error('timed out waiting for ' + what));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+module.exports = { startEmulator, control, jwtAssertion, waitUntil, DEMO, API };
