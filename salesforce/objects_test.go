@@ -1,0 +1,61 @@
+package salesforce
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseTime(t *testing.T) {
+	t.Parallel()
+	want := time.Date(2022, 11, 30, 11, 29, 34, 0, time.UTC)
+	for _, s := range []string{"2022-11-30T11:29:34.000+0000", "2022-11-30T11:29:34Z", "2022-11-30T11:29:34+0000", "2022-11-30T12:29:34.000+01:00"} {
+		got, err := ParseTime(s)
+		require.NoError(t, err, s)
+		require.True(t, want.Equal(got), s)
+	}
+	_, err := ParseTime("yesterday")
+	require.Error(t, err)
+
+	var v struct{ T, N Time }
+	require.NoError(t, json.Unmarshal([]byte(`{"T":"2022-11-30T11:29:34.000+0000","N":null}`), &v))
+	require.True(t, want.Equal(v.T.Time))
+	require.True(t, v.N.IsZero())
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"T":"2022-11-30T11:29:34.000+0000","N":null}`, string(b))
+	require.Error(t, json.Unmarshal([]byte(`{"T":12}`), &v))
+}
+
+// Queues come from SOQL on Group with the routing configuration as a
+// parent relationship; nulls become nil pointers.
+func TestQueueWithRoutingConfig(t *testing.T) {
+	t.Parallel()
+	raw := `{"attributes":{"type":"Group","url":"/services/data/v63.0/sobjects/Group/00G000000000001AAA"},
+		"Id":"00G000000000001AAA","Name":"Support EN","DeveloperName":"Support_EN","Type":"Queue",
+		"QueueRoutingConfigId":"0K8000000000001AAA",
+		"QueueRoutingConfig":{"attributes":{"type":"QueueRoutingConfig"},"Id":"0K8000000000001AAA","DeveloperName":"External_Routing",
+			"RoutingModel":"ExternalRouting","RoutingPriority":1,"PushTimeout":30,"CapacityWeight":1.0,"CapacityPercentage":null,
+			"DropAdditionalSkillsTimeout":null,"OverflowAssigneeId":null}}`
+	var q Queue
+	require.NoError(t, json.Unmarshal([]byte(raw), &q))
+	require.Equal(t, "Group", q.Attributes.Type)
+	require.Equal(t, "Support_EN", q.DeveloperName)
+	require.NotNil(t, q.RoutingConfig)
+	require.Equal(t, RoutingModelExternal, q.RoutingConfig.RoutingModel)
+	require.Equal(t, 30, *q.RoutingConfig.PushTimeout)
+	require.Nil(t, q.RoutingConfig.CapacityPercentage)
+	require.Equal(t, 1.0, *q.RoutingConfig.CapacityWeight)
+}
+
+func TestRecordMarshal(t *testing.T) {
+	t.Parallel()
+	b, err := json.Marshal(Record{Type: "AgentWork", ID: "0Bz000000000001AAA", Fields: map[string]any{"UserId": "005x"}})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"attributes":{"type":"AgentWork"},"id":"0Bz000000000001AAA","UserId":"005x"}`, string(b))
+	b, err = json.Marshal(NewAgentWork{ServiceChannelID: "0N9", WorkItemID: "500", UserID: "005"})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"ServiceChannelId":"0N9","WorkItemId":"500","UserId":"005"}`, string(b))
+}
