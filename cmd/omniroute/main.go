@@ -1,0 +1,64 @@
+// Command omniroute is the omniroute daemon and its tools.
+//
+//	omniroute demo                 start a demo Salesforce org on loopback and print how to use it
+//	omniroute mapping check FILE   validate a mapping file (offline, and against the org given credentials)
+//	omniroute mapping fetch        write a mapping skeleton from the org's Omni-Channel configuration
+//	omniroute version              print the version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes, as consul-template defines them: 0 ok, 1 runtime, 2 usage or configuration.
+const (
+	exitOK     = 0
+	exitError  = 1
+	exitConfig = 2
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) == 0 {
+		usage(stderr)
+		return exitConfig
+	}
+	switch args[0] {
+	case "demo":
+		return demoCommand(ctx, args[1:], stdout, stderr)
+	case "mapping":
+		return mappingCommand(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		_, _ = fmt.Fprintf(stdout, "omniroute %s\n", version)
+		return exitOK
+	case "help", "-h", "--help":
+		usage(stdout)
+		return exitOK
+	default:
+		_, _ = fmt.Fprintf(stderr, "omniroute: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return exitConfig
+	}
+}
+
+func usage(w io.Writer) {
+	_, _ = fmt.Fprint(w, `usage: omniroute <command> [arguments]
+
+commands:
+  demo                 start a demo Salesforce org on loopback and print how to use it
+  mapping check FILE   validate a mapping file; with OMNIROUTE_SALESFORCE_* set, also against the org
+  mapping fetch        write a mapping skeleton from the org's Omni-Channel configuration
+  version              print the version
+`)
+}
