@@ -1,0 +1,355 @@
+package routing
+
+import (
+	"slices"
+
+	"github.com/omniroute/omniroute/mapping"
+)
+
+// Agents: capacity, eligibility, state derivation and presence, and the agent events.
+
+func (e *Engine) agentFor(id string) *agent {
+	if a, ok := e.agents[id]; ok {
+		return a
+	}
+	a := &agent{
+		id:     id,
+		avail:  mapping.State{Major: mapping.LoggedOut},
+		shown:  mapping.State{Major: mapping.LoggedOut},
+		pinned: itemHeap{},
+	}
+	a.ch = a.chInline[:0]
+	a.mems = a.memsInline[:0]
+	a.memPool = a.memInline[:0]
+	e.agents[id] = a
+	e.agentList = append(e.agentList, a)
+	e.resolveAgent(a)
+	for _, b := range e.bucketList {
+		e.join(a, b)
+	}
+	return a
+}
+
+// resolveAgent re-reads the agent's capacity profile and open channels from the table.
+func (e *Engine) resolveAgent(a *agent) {
+	n := len(e.chanNames)
+	if len(a.ch) < n {
+		a.ch = append(a.ch, make([]agentChan, n-len(a.ch))...)
+	}
+	a.prof = e.plans.profileFor(a.id, a.groups)
+	a.capTotal = 0
+	a.capClass = [4]int32{-1, -1, -1, -1}
+	for i := range a.ch {
+		a.ch[i].cap = -1
+		a.ch[i].online = false
+	}
+	if p := a.prof; p != nil {
+		a.capTotal = p.total
+		a.capClass = p.class
+		for name, c := range p.channels {
+			if id, ok := e.chanIDs[name]; ok {
+				a.ch[id].cap = c
+			}
+		}
+	}
+	for _, name := range a.onlineNames {
+		if id, ok := e.chanIDs[name]; ok {
+			a.ch[id].online = true
+		}
+	}
+}
+
+func routable(a *agent) bool {
+	return a.avail.Major == mapping.Ready && a.inbound == 0 && a.capTotal > 0
+}
+
+func (a *agent) hasCap(class mapping.Class, ch, w int32) bool {
+	if a.usedTotal+w > a.capTotal {
+		return false
+	}
+	if c := a.capClass[class]; c >= 0 && a.usedClass[class]+w > c {
+		return false
+	}
+	if c := a.ch[ch].cap; c >= 0 && a.ch[ch].used+w > c {
+		return false
+	}
+	return true
+}
+
+func (a *agent) addUse(it *item) {
+	a.usedTotal += it.weight
+	a.usedClass[it.class] += it.weight
+	a.ch[it.ch].used += it.weight
+}
+
+func (a *agent) subUse(it *item) {
+	a.usedTotal -= it.weight
+	a.usedClass[it.class] -= it.weight
+	a.ch[it.ch].used -= it.weight
+}
+
+func (a *agent) working() bool { return a.nOffered+a.nActive+a.nWrap > 0 }
+
+func (e *Engine) refresh(a *agent) {
+	for _, m := range a.mems {
+		e.refreshMem(m)
+	}
+}
+
+func (e *Engine) refreshMem(m *membership) {
+	a, k := m.a, m.b.key
+	ok := routable(a) && a.ch[k.ch].online && a.hasCap(k.class, k.ch, k.weight)
+	switch {
+	case ok && m.pos < 0:
+		m.b.agents.push(m)
+	case ok:
+		m.b.agents.fix(m)
+	case m.pos >= 0:
+		m.b.agents.remove(m)
+	}
+}
+
+func declined(it *item, id string) bool {
+	for _, d := range it.decliners {
+		if d == id {
+			return true
+		}
+	}
+	return false
+}
+
+// direct reports whether a can take it without the skill check (preferred user, transfer).
+func direct(a *agent, it *item, ignoreDecliners bool) bool {
+	return routable(a) && a.ch[it.ch].online && a.hasCap(it.class, it.ch, it.weight) &&
+		(ignoreDecliners || !declined(it, a.id))
+}
+
+// fill offers waiting work to a while a is eligible for some.
+func (e *Engine) fill(a *agent) {
+	for routable(a) {
+		var best *item
+		for _, it := range a.pinned {
+			if direct(a, it, it.prefRequired) && (best == nil || itemLess(it, best)) {
+				best = it
+			}
+		}
+		for _, m := range a.mems {
+			if m.pos < 0 {
+				continue
+			}
+			if it := e.topFor(m.b, a); it != nil && (best == nil || itemLess(it, best)) {
+				best = it
+			}
+		}
+		if best == nil {
+			return
+		}
+		e.offer(best, a, "")
+	}
+}
+
+// topFor returns the best work in b that a did not decline.
+func (e *Engine) topFor(b *bucket, a *agent) *item {
+	top := b.items.top()
+	if top == nil || len(top.decliners) == 0 || !declined(top, a.id) {
+		return top
+	}
+	s := e.scratchI[:0]
+	var pick *item
+	for len(b.items) > 0 {
+		it := b.items[0]
+		if !declined(it, a.id) {
+			pick = it
+			break
+		}
+		b.items.remove(it)
+		s = append(s, it)
+	}
+	for _, it := range s {
+		b.items.push(it)
+	}
+	clear(s)
+	e.scratchI = s[:0]
+	return pick
+}
+
+// bestAgent returns the best agent available in b that did not decline it.
+func (e *Engine) bestAgent(b *bucket, it *item) *agent {
+	if len(b.agents) == 0 {
+		return nil
+	}
+	if len(it.decliners) == 0 || !declined(it, b.agents[0].a.id) {
+		return b.agents[0].a
+	}
+	s := e.scratchM[:0]
+	var pick *agent
+	for len(b.agents) > 0 {
+		m := b.agents[0]
+		if !declined(it, m.a.id) {
+			pick = m.a
+			break
+		}
+		b.agents.remove(m)
+		s = append(s, m)
+	}
+	for _, m := range s {
+		b.agents.push(m)
+	}
+	clear(s)
+	e.scratchM = s[:0]
+	return pick
+}
+
+// syncState derives the agent's shown state and reports a change. fromPresence suppresses the
+// presence push (the change came from Omni-Channel).
+func (e *Engine) syncState(a *agent, fromPresence bool) {
+	var d mapping.State
+	switch {
+	case a.inbound > 0:
+		d = mapping.State{Major: mapping.Busy, Minor: "Inbound"}
+	case a.nActive > 0:
+		d = mapping.State{Major: mapping.Busy}
+	case a.nWrap > 0:
+		d = mapping.State{Major: mapping.WrapUp}
+	default:
+		d = a.avail
+	}
+	if d == a.shown {
+		return
+	}
+	prev := a.shown
+	a.shown = d
+	prevIdle := prev.Major != mapping.Busy && prev.Major != mapping.WrapUp
+	nowWork := d.Major == mapping.Busy || d.Major == mapping.WrapUp
+	if prevIdle && nowWork {
+		a.prePresence = a.presence
+	}
+	presence := ""
+	ev := e.plans.events
+	if !fromPresence && ev.StateChangesUpdatePresence {
+		presence = e.plans.statusForState(d)
+		switch {
+		case d.Major == mapping.LoggedOut && !ev.LogoutSetsOffline:
+			presence = ""
+		case prev.Major == mapping.LoggedOut && !ev.LoginSetsOnline:
+			presence = ""
+		case d.Major == mapping.Ready && !prevIdle && e.plans.revert && a.prePresence != "" &&
+			a.prePresence != mapping.OfflineStatus &&
+			(e.plans.postCall.Major == mapping.Ready || e.plans.postCall.Major == mapping.ReadyOutbound):
+			presence = a.prePresence
+		}
+	}
+	e.emit(Command{Type: CommandSetState, AgentID: a.id, State: d, Presence: presence})
+}
+
+func (e *Engine) onSkills(id string, skills []Skill, groups []string) {
+	a := e.agentFor(id)
+	a.groups = slices.Clone(groups)
+	a.raw = slices.Clone(skills)
+	a.skills = a.skills[:0]
+	for _, s := range skills {
+		sid := e.skillID(s.Name)
+		lv := level(s.Level)
+		i, found := slices.BinarySearchFunc(a.skills, sid, func(r reqI, t int32) int { return int(r.skill - t) })
+		if found {
+			a.skills[i].level = max(a.skills[i].level, lv)
+			continue
+		}
+		a.skills = slices.Insert(a.skills, i, reqI{skill: sid, level: lv})
+	}
+	for _, m := range a.mems {
+		if m.pos >= 0 {
+			m.b.agents.remove(m)
+		}
+	}
+	clear(a.mems)
+	a.mems = a.mems[:0]
+	clear(a.memInline[:])
+	a.memPool = a.memInline[:0]
+	e.resolveAgent(a)
+	for _, b := range e.bucketList {
+		e.join(a, b)
+	}
+	e.refresh(a)
+	e.fill(a)
+}
+
+func choosable(s mapping.State) bool {
+	switch s.Major {
+	case mapping.Ready, mapping.ReadyOutbound, mapping.Away, mapping.ExtendedAway, mapping.LoggedOut:
+		return true
+	}
+	return false
+}
+
+func (e *Engine) onState(id string, st mapping.State) {
+	if !choosable(st) {
+		e.emit(Command{Type: CommandIgnored, AgentID: id, State: st, Reason: ReasonStateNotChoosable})
+		return
+	}
+	a := e.agentFor(id)
+	e.choose(a, st, false)
+}
+
+func (e *Engine) choose(a *agent, st mapping.State, fromPresence bool) {
+	if a.working() || a.inbound > 0 {
+		a.intended = true
+	} else if a.avail.Major != mapping.Ready && st.Major == mapping.Ready {
+		a.idleSince = e.now
+	}
+	a.avail = st
+	e.syncState(a, fromPresence)
+	e.refresh(a)
+	e.fill(a)
+}
+
+func (e *Engine) onPresence(id, status string, channels []string) {
+	a := e.agentFor(id)
+	a.presence = status
+	a.onlineNames = a.onlineNames[:0]
+	if status != "" && status != mapping.OfflineStatus {
+		a.onlineNames = append(a.onlineNames, channels...)
+	}
+	e.resolveAgent(a)
+	ev := e.plans.events
+	if ev.PresenceChangesUpdateState {
+		st := e.plans.stateForStatus(status)
+		switch {
+		case st.Major == mapping.LoggedOut && !ev.OfflineLogsOut:
+		case st == a.shown || st == a.avail: // an echo of our own push, or no change
+		case !choosable(st):
+		default:
+			e.choose(a, st, true)
+			return
+		}
+	}
+	e.refresh(a)
+	e.fill(a)
+}
+
+func (e *Engine) onExternal(agentID, workID string) {
+	if _, dup := e.external[workID]; dup {
+		return
+	}
+	a := e.agentFor(agentID)
+	e.external[workID] = a
+	a.inbound++
+	e.syncState(a, false)
+	e.refresh(a)
+}
+
+func (e *Engine) onExternalClosed(workID string) {
+	a := e.external[workID]
+	if a == nil {
+		e.emit(Command{Type: CommandIgnored, WorkID: workID, Reason: ReasonUnknownWork})
+		return
+	}
+	delete(e.external, workID)
+	a.inbound--
+	if a.inbound == 0 && !a.working() {
+		a.intended = false
+	}
+	e.syncState(a, false)
+	e.refresh(a)
+	e.fill(a)
+}

@@ -1,0 +1,125 @@
+package routing
+
+import (
+	"slices"
+)
+
+// Requirement sets, skills, channels and buckets: the indexes behind every decision.
+
+func (e *Engine) internChannels() {
+	for _, name := range e.plans.channelNames {
+		if _, ok := e.chanIDs[name]; !ok {
+			e.chanIDs[name] = int32(len(e.chanNames))
+			e.chanNames = append(e.chanNames, name)
+		}
+	}
+}
+
+func (e *Engine) skillID(name string) int32 {
+	if id, ok := e.skillIDs[name]; ok {
+		return id
+	}
+	id := int32(len(e.skillIDs))
+	e.skillIDs[name] = id
+	return id
+}
+
+func (e *Engine) planReqs(p *Plan) []int32 {
+	if ids, ok := e.planReq[p]; ok {
+		return ids
+	}
+	ids := make([]int32, len(p.keys))
+	for i, k := range p.keys {
+		id, ok := e.reqIDs[k]
+		if !ok {
+			id = int32(len(e.reqSets))
+			e.reqIDs[k] = id
+			rs := make([]reqI, 0, len(p.reqs[i]))
+			for _, r := range p.reqs[i] {
+				rs = append(rs, reqI{skill: e.skillID(r.skill), level: r.level})
+			}
+			slices.SortFunc(rs, func(a, b reqI) int { return int(a.skill - b.skill) })
+			e.reqSets = append(e.reqSets, rs)
+		}
+		ids[i] = id
+	}
+	e.planReq[p] = ids
+	return ids
+}
+
+// fit returns the sum of a's levels on rs and whether a meets every requirement.
+func fit(a *agent, rs []reqI) (int32, bool) {
+	var sum int32
+	j := 0
+	for _, r := range rs {
+		for j < len(a.skills) && a.skills[j].skill < r.skill {
+			j++
+		}
+		if j == len(a.skills) || a.skills[j].skill != r.skill || a.skills[j].level < r.level {
+			return 0, false
+		}
+		sum += a.skills[j].level
+	}
+	return sum, true
+}
+
+func (e *Engine) bucketFor(it *item) *bucket {
+	d := 0
+	if it.dropped {
+		d = 1
+	}
+	rid := e.planReqs(it.plan)[2*it.stage+d]
+	k := bucketKey{req: rid, ch: it.ch, weight: it.weight, class: it.class}
+	if b, ok := e.buckets[k]; ok {
+		return b
+	}
+	b := &bucket{key: k, req: e.reqSets[rid]}
+	e.buckets[k] = b
+	e.bucketList = append(e.bucketList, b)
+	for _, a := range e.agentList {
+		e.join(a, b)
+	}
+	return b
+}
+
+func (e *Engine) join(a *agent, b *bucket) {
+	f, ok := fit(a, b.req)
+	if !ok {
+		return
+	}
+	// Memberships live in agent-local blocks: a block is never appended past its capacity,
+	// so pointers into it stay valid; a full block is replaced by a new, larger one.
+	if len(a.memPool) == cap(a.memPool) {
+		a.memPool = make([]membership, 0, max(8, 2*cap(a.memPool)))
+	}
+	a.memPool = append(a.memPool, membership{a: a, b: b, fit: f, pos: -1})
+	m := &a.memPool[len(a.memPool)-1]
+	a.mems = append(a.mems, m)
+	e.refreshMem(m)
+}
+
+// gcBuckets drops buckets with no waiting work (they are rebuilt on demand).
+func (e *Engine) gcBuckets() {
+	keep := e.bucketList[:0]
+	for _, b := range e.bucketList {
+		if len(b.items) > 0 {
+			keep = append(keep, b)
+			continue
+		}
+		delete(e.buckets, b.key)
+	}
+	clear(e.bucketList[len(keep):])
+	e.bucketList = keep
+	for _, a := range e.agentList {
+		ms := a.mems[:0]
+		for _, m := range a.mems {
+			if e.buckets[m.b.key] == m.b {
+				ms = append(ms, m)
+			} else if m.pos >= 0 {
+				m.b.agents.remove(m)
+			}
+		}
+		clear(a.mems[len(ms):])
+		a.mems = ms
+	}
+}

@@ -1,0 +1,436 @@
+package routing
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/omniroute/omniroute/mapping"
+)
+
+// Engine is the routing state machine. It holds agents, waiting work, open offers, interactions
+// and sessions; Apply feeds it one event at a time and returns the commands that follow.
+//
+// The engine is not safe for concurrent use: the connector calls Apply, SetPlans and
+// NextDeadline from one goroutine. The slice Apply and SetPlans return is reused by the next
+// call; copy it to keep it. Time never runs backwards: a now earlier than the last one seen is
+// treated as the last one.
+//
+// # Eligibility and choosing
+//
+// An agent is eligible for work when all of these hold:
+//
+//	routable state   the agent's chosen (or intended) state is Ready and they are not Busy Inbound
+//	presence         their presence status opens the work's service channel
+//	capacity         total units, the class cap and the channel cap all have room for the weight
+//	skills           every required (and, until dropped, additional) skill at its minimum level
+//	not a decliner   they did not decline this work since it was last offered to someone else
+//
+// A preferred user, and the target of a transfer to an agent, need all of these but the skills
+// (direct-to-agent routing ignores them); a required preferred user and a transfer target are
+// also offered work they declined, since nobody else may take it.
+//
+// Choosing an agent for waiting work (best first):
+//
+//  1. best skill fit: the highest sum of the agent's levels on the work's required skills;
+//  2. longest idle: the earliest "idle since" (the later of the agent's last offer, the end of
+//     their last interaction, or their becoming Ready);
+//  3. least loaded: the fewest capacity units in use;
+//  4. lowest Salesforce User Id.
+//
+// Choosing work for an agent who frees up: the best waiting item they are eligible for, by
+// priority (lower first), then age (older RequestedAt first), then work id. Work with a preferred
+// user waits for that user alone until the plan's preferred timeout (forever when required).
+//
+// # Timers
+//
+// Relaxation steps and the plan's additional-skill drop count from the work's age (RequestedAt),
+// as does a PSR's own DropAdditionalSkillsTimeout. Overflow counts from when the work entered its
+// current plan, so a chain of overflows waits each plan's wait in turn. Work with a non-required
+// preferred user waits for that user for the plan's offer timeout (DefaultPreferredTimeout when
+// the plan has none) from when it entered the plan. An open offer is re-checked every offer
+// timeout; wrap-up ends after the plan's wrap-up timeout.
+//
+// # Sessions and post-call state
+//
+// Accepting work opens a session named after the work (or Work.Session); an elevation adds its
+// voice call to the same session. A session ends when every interaction in it has ended,
+// wrap-up included. If any of its plans requires a disposition and none is set by then, the
+// agent is notified (ReasonDispositionRequired) and the session stays open until the agent sets
+// one; the agent is not held back meanwhile. When an agent's last interaction ends, they enter
+// the state they chose while working, or else the mapping's post-call state (Ready by default).
+// Offers and waiting work never change an agent's state; Busy Inbound (work Salesforce routed
+// itself) shows as Busy with minor state Inbound.
+//
+// # Decision table
+//
+// What each event does (after due timers fire, in deadline order):
+//
+//	event                  | work is ...            | effect                                  | commands
+//	-----------------------+------------------------+-----------------------------------------+------------------------
+//	work arrived/changed   | new or waiting         | plan by queue, bucket by requirements;  | offer | unroutable
+//	                       |                        | offered to the best eligible agent      |
+//	                       | unknown queue/channel  | kept (parked), retried on SetPlans      | unroutable
+//	                       | offered/accepted       | PSR id updated only                     | -
+//	work removed (PSR del) | waiting                | forgotten                               | -
+//	                       | offered                | offer withdrawn, capacity freed         | notify(work_withdrawn)
+//	                       | accepted               | nothing (every accept deletes the PSR)  | -
+//	offer accepted         | offered to that agent  | interaction starts, session opens       | set_state(Busy)
+//	offer declined/timeout | offered to that agent  | capacity freed, agent kept out of the   | offer (to another)
+//	                       |                        | next offer, age kept, re-routed         |
+//	offer timeout (timer)  | offered                | re-check only, never a second AgentWork | check_offer
+//	relax/drop/overflow/   | waiting                | requirements or plan change, re-routed  | rerouted, offer
+//	preferred timeout      |                        |                                         |
+//	release / work closed  | active                 | wrap-up (plan's timeout); capacity kept | wrap_up
+//	wrap-up end (timer)    | wrap-up                | capacity freed; post-call state when    | ended, session_ended,
+//	                       |                        | the agent has nothing left              | set_state, offer
+//	abandon                | active or wrap-up      | capacity freed at once, no wrap-up      | ended(abandoned)
+//	hold / retrieve        | active, live           | held flag                               | hold | retrieve
+//	consult                | active                 | nothing released                        | consult
+//	transfer to agent      | active, live/non-live  | leaves agent, offered to the target     | transfer, ended, offer
+//	transfer to plan       | active, live/non-live  | leaves agent, waits in the plan         | transfer, ended, ...
+//	transfer to queue      | active, live/non-live  | leaves agent and the engine             | transfer, requeue, ended
+//	elevate                | active, semi/non-live  | voice interaction in the same session   | elevate (+ ended)
+//	disposition            | session                | recorded; ends a waiting session        | session_ended
+//	external work          | (Salesforce routed it) | agent Busy Inbound, nothing offered     | set_state(Busy/Inbound)
+//	agent state/presence/  | -                      | eligibility recomputed; agent filled    | set_state, offer
+//	skills                 |                        | with waiting work                       |
+//
+// Actions by interaction class (seeds 000/001; anything else is refused with
+// ReasonNotAllowedForClass):
+//
+//	class      release hold/retrieve consult transfer abandon elevate end_wrap_up disposition
+//	live          x         x           x       x                         x          x
+//	semi-live     x                     x               x       x         x          x
+//	non-live      x                     x       x       x       x         x          x
+//
+// # Indexes
+//
+// Waiting work sits in buckets, one per (requirement set, channel, class, weight), each a heap
+// ordered by (priority, age, id). Each bucket also has a heap of the agents eligible for it right
+// now, ordered by the choosing order above; an agent is a member of every bucket whose skills it
+// holds, and its membership is re-keyed in O(log n) whenever its load, state or presence
+// changes. New work is one bucket lookup and one heap peek; a freed agent looks at the top of
+// each of its buckets. Neither scans all agents or all work.
+type Engine struct {
+	plans *Plans
+	now   int64
+	out   []Command
+
+	agents    map[string]*agent
+	agentList []*agent // creation order
+	items     map[string]*item
+	sessions  map[string]*session
+	external  map[string]*agent
+
+	skillIDs  map[string]int32
+	chanIDs   map[string]int32
+	chanNames []string
+	reqIDs    map[string]int32
+	reqSets   [][]reqI
+	planReq   map[*Plan][]int32
+
+	buckets    map[bucketKey]*bucket
+	bucketList []*bucket
+	timers     timerHeap
+
+	free     []*item
+	freeS    []*session
+	scratchM []*membership
+	scratchI []*item
+}
+
+type itemState uint8
+
+const (
+	stNone itemState = iota
+	stWaiting
+	stPinned
+	stParked
+	stOffered
+	stActive
+	stWrapUp
+)
+
+const never = math.MaxInt64
+
+// item is one piece of work: waiting, offered, or an agent's interaction. Fields read by heap
+// comparisons and decisions come first, to share cache lines.
+type item struct {
+	prio       int32
+	hpos, tpos int32
+	weight     int32
+	ch         int32
+	class      mapping.Class
+	state      itemState
+	held       bool
+	since      int64
+	due        int64
+	id         string
+	agent      *agent
+	plan       *Plan
+	b          *bucket
+	decliners  []string
+	session    *session
+
+	psr, queue, channel string
+	sessionID           string
+	hasPrio             bool
+	workPrio            int32
+	planSince           int64
+	stage               int
+	dropped             bool
+	hasDrop             bool
+	workDrop            int64
+	dropAt              int64
+	preferred           string
+	prefRequired        bool
+	prefUntil           int64
+	pinnedTo            *agent
+}
+
+// session is the interactions of one contact. Only sessions that must be found by id are in
+// Engine.sessions: those with an explicit Work.Session id, and those waiting for a
+// disposition; the rest are reached through their interactions.
+type session struct {
+	id          string
+	agent       *agent
+	open        int
+	required    bool
+	indexed     bool
+	disposition string
+}
+
+type reqI struct {
+	skill int32
+	level int32
+}
+
+type bucketKey struct {
+	req, ch, weight int32
+	class           mapping.Class
+}
+
+type bucket struct {
+	key    bucketKey
+	req    []reqI
+	items  itemHeap
+	agents agentHeap
+}
+
+type membership struct {
+	a   *agent
+	b   *bucket
+	fit int32
+	pos int32
+}
+
+// agent is one agent. Fields read by every decision come first, to share cache lines.
+type agent struct {
+	usedTotal                int32
+	capTotal                 int32
+	nOffered, nActive, nWrap int32
+	inbound                  int32
+	idleSince                int64
+	avail                    mapping.State
+	usedClass                [4]int32
+	capClass                 [4]int32
+	id                       string
+	ch                       []agentChan // by engine channel id
+	mems                     []*membership
+	memPool                  []membership // backing store of mems, so they share cache lines
+	pinned                   itemHeap
+	// Inline first blocks of ch, mems and memPool: one agent's decision data sits together.
+	chInline   [4]agentChan
+	memsInline [8]*membership
+	memInline  [8]membership
+
+	intended    bool
+	shown       mapping.State
+	presence    string
+	prePresence string
+	onlineNames []string
+	groups      []string
+	skills      []reqI // sorted by skill id
+	raw         []Skill
+	prof        *profile
+}
+
+// agentChan is an agent's state on one service channel.
+type agentChan struct {
+	cap    int32 // unit cap; -1: none
+	used   int32
+	online bool // the presence status opens the channel
+}
+
+// New returns an engine routing with plans (nil means an empty table).
+func New(plans *Plans) *Engine {
+	if plans == nil {
+		plans, _ = Compile(&mapping.Config{})
+	}
+	e := &Engine{
+		plans:    plans,
+		agents:   map[string]*agent{},
+		items:    map[string]*item{},
+		sessions: map[string]*session{},
+		external: map[string]*agent{},
+		skillIDs: map[string]int32{},
+		chanIDs:  map[string]int32{},
+		reqIDs:   map[string]int32{},
+		planReq:  map[*Plan][]int32{},
+		buckets:  map[bucketKey]*bucket{},
+		out:      make([]Command, 0, 16),
+	}
+	e.internChannels()
+	return e
+}
+
+// Plans returns the table in use.
+func (e *Engine) Plans() *Plans { return e.plans }
+
+// NextDeadline returns when the engine next needs to be called (with EventTick or any event)
+// for a timer: an offer re-check, a wrap-up end, a relaxation step, an additional-skill drop,
+// an overflow or a preferred-user fallback. false means no timer is pending.
+func (e *Engine) NextDeadline() (time.Time, bool) {
+	if len(e.timers) == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, e.timers[0].due).UTC(), true
+}
+
+// Apply fires the timers due at or before now, then applies ev, and returns the commands.
+func (e *Engine) Apply(now time.Time, ev Event) []Command {
+	e.out = e.out[:0]
+	e.advance(now.UnixNano())
+	switch ev.Type {
+	case EventTick:
+	case EventWorkArrived, EventWorkChanged:
+		e.onWork(&ev.Work)
+	case EventWorkRemoved:
+		e.onWorkRemoved(ev.WorkID)
+	case EventOfferAccepted:
+		e.onAccepted(ev.WorkID, ev.AgentID)
+	case EventOfferDeclined:
+		e.onDeclined(ev.WorkID, ev.AgentID)
+	case EventWorkClosed:
+		e.onWorkClosed(ev.WorkID, ev.AgentID)
+	case EventAgentSkills:
+		e.onSkills(ev.AgentID, ev.Skills, ev.Groups)
+	case EventAgentState:
+		e.onState(ev.AgentID, ev.State)
+	case EventAgentPresence:
+		e.onPresence(ev.AgentID, ev.Presence, ev.Channels)
+	case EventExternalWork:
+		e.onExternal(ev.AgentID, ev.WorkID)
+	case EventExternalWorkClosed:
+		e.onExternalClosed(ev.WorkID)
+	case EventAgentAction:
+		e.onAction(ev.AgentID, ev.WorkID, &ev.Action)
+	}
+	return e.out
+}
+
+// SetPlans swaps the routing table (after a reload) and returns the commands that follow.
+//
+// Offers, interactions, wrap-ups and sessions keep the plan they started under (its offer
+// timeout, wrap-up timeout and disposition rule). Waiting work is re-placed under the plan its
+// queue now maps to, keeping its age; its plan timers restart only if the plan's name changed.
+// Work whose queue the new table no longer maps is never dropped: it stays queued under the plan
+// it had (a CommandRerouted with ReasonPlanRemoved reports it), and parked work (unknown queue
+// or channel) is retried against the new table. Agents' capacity profiles are re-resolved.
+func (e *Engine) SetPlans(now time.Time, plans *Plans) []Command {
+	e.out = e.out[:0]
+	e.advance(now.UnixNano())
+	if plans == nil {
+		return e.out
+	}
+	e.plans = plans
+	e.internChannels()
+	for _, a := range e.agentList {
+		e.resolveAgent(a)
+	}
+	var moved []*item
+	for _, it := range e.items {
+		switch it.state {
+		case stWaiting, stPinned, stParked:
+			moved = append(moved, it)
+		}
+	}
+	slices.SortFunc(moved, func(a, b *item) int {
+		if a.id < b.id {
+			return -1
+		}
+		if a.id > b.id {
+			return 1
+		}
+		return 0
+	})
+	for _, it := range moved {
+		e.unplace(it)
+	}
+	e.gcBuckets()
+	var ready []*item
+	for _, it := range moved {
+		if e.resolveItem(it, true) {
+			ready = append(ready, it)
+		}
+	}
+	slices.SortFunc(ready, func(a, b *item) int {
+		if itemLess(a, b) {
+			return -1
+		}
+		return 1
+	})
+	for _, a := range e.agentList {
+		e.refresh(a)
+	}
+	for _, it := range ready {
+		if it.state == stNone {
+			e.place(it)
+		}
+	}
+	for _, a := range e.sortedAgents() {
+		e.fill(a)
+	}
+	return e.out
+}
+
+func (e *Engine) sortedAgents() []*agent {
+	as := slices.Clone(e.agentList)
+	slices.SortFunc(as, func(a, b *agent) int {
+		if a.id < b.id {
+			return -1
+		}
+		return 1
+	})
+	return as
+}
+
+func (e *Engine) emit(c Command) { e.out = append(e.out, c) }
+
+// advance fires due timers in (deadline, work id) order.
+func (e *Engine) advance(t int64) {
+	for len(e.timers) > 0 && e.timers[0].due <= t {
+		it := e.timers[0]
+		e.timers.remove(it)
+		if it.due > e.now {
+			e.now = it.due
+		}
+		e.fire(it)
+	}
+	if t > e.now {
+		e.now = t
+	}
+}
+
+func (e *Engine) fire(it *item) {
+	switch it.state {
+	case stOffered:
+		e.emit(Command{Type: CommandCheckOffer, WorkID: it.id, PSR: it.psr, AgentID: it.agent.id, Reason: ReasonOfferTimeout})
+		e.timers.set(it, e.now+it.plan.offerTO)
+	case stWrapUp:
+		e.finish(it, ReasonReleased)
+	case stWaiting, stPinned:
+		e.transition(it)
+	}
+}

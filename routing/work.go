@@ -1,0 +1,427 @@
+package routing
+
+// Work: placement in buckets or with a preferred user, timers, offers, sessions and the work
+// events (arrived, changed, removed, accepted, declined, closed).
+
+func (e *Engine) newItem() *item {
+	if n := len(e.free); n > 0 {
+		it := e.free[n-1]
+		e.free[n-1] = nil
+		e.free = e.free[:n-1]
+		return it
+	}
+	return &item{hpos: -1, tpos: -1}
+}
+
+func (e *Engine) freeItem(it *item) {
+	d := it.decliners[:0]
+	*it = item{hpos: -1, tpos: -1, decliners: d}
+	e.free = append(e.free, it)
+}
+
+func (e *Engine) onWork(w *Work) {
+	if w.ID == "" {
+		e.emit(Command{Type: CommandIgnored, Reason: ReasonUnknownWork})
+		return
+	}
+	it := e.items[w.ID]
+	if it != nil {
+		switch it.state {
+		case stWaiting, stPinned, stParked:
+			e.unplace(it)
+		default:
+			if w.PSR != "" {
+				it.psr = w.PSR
+			}
+			return
+		}
+	} else {
+		it = e.newItem()
+		it.id = w.ID
+		it.since = e.now
+		e.items[w.ID] = it
+	}
+	it.psr, it.queue, it.channel = w.PSR, w.Queue, w.Channel
+	it.sessionID = w.Session
+	if !w.RequestedAt.IsZero() {
+		it.since = w.RequestedAt.UnixNano()
+	}
+	it.hasPrio, it.workPrio = w.HasPriority, int32(w.Priority)
+	it.weight = int32(w.Weight)
+	if it.preferred != w.PreferredUser || it.prefRequired != w.PreferredRequired {
+		it.prefUntil = never
+	}
+	it.preferred, it.prefRequired = w.PreferredUser, w.PreferredRequired
+	it.hasDrop, it.workDrop = w.HasDropAdditional, int64(w.DropAdditionalAfter)
+	if e.resolveItem(it, false) {
+		e.place(it)
+	}
+}
+
+// resolveItem binds waiting work to its channel and plan under the current table. It returns
+// false when the work is parked. onReload keeps work whose queue lost its plan under that plan.
+func (e *Engine) resolveItem(it *item, onReload bool) bool {
+	def, ok := e.plans.channels[it.channel]
+	if !ok {
+		e.park(it, ReasonUnknownChannel)
+		return false
+	}
+	it.ch = e.chanIDs[it.channel]
+	it.class = def.class
+	if it.weight <= 0 {
+		it.weight = def.weight
+	}
+	p := e.plans.queues[it.queue]
+	switch {
+	case p == nil && onReload && it.plan != nil:
+		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonPlanRemoved})
+	case p == nil:
+		e.park(it, ReasonQueueUnmapped)
+		return false
+	case it.plan == nil || it.plan.name != p.name:
+		it.plan = p
+		it.planSince = e.now
+		it.prefUntil = never
+	default:
+		it.plan = p
+	}
+	e.planTimes(it)
+	return true
+}
+
+func (e *Engine) park(it *item, r Reason) {
+	it.state = stParked
+	e.emit(Command{Type: CommandUnroutable, WorkID: it.id, Reason: r})
+}
+
+// planTimes recomputes priority and the additional-skill drop time from the plan and the PSR.
+func (e *Engine) planTimes(it *item) {
+	p := it.plan
+	it.prio = p.priority
+	if it.hasPrio {
+		it.prio = it.workPrio
+	}
+	it.dropAt = never
+	if len(p.additional) > 0 {
+		switch {
+		case it.hasDrop:
+			it.dropAt = it.since + it.workDrop
+		case p.dropAfter > 0:
+			it.dropAt = it.since + p.dropAfter
+		}
+	}
+	if it.preferred != "" && !it.prefRequired && it.prefUntil == never {
+		it.prefUntil = e.now + p.preferredTO
+	}
+}
+
+// unplace takes waiting work out of its heap and timer.
+func (e *Engine) unplace(it *item) {
+	switch it.state {
+	case stWaiting:
+		it.b.items.remove(it)
+		it.b = nil
+	case stPinned:
+		it.pinnedTo.pinned.remove(it)
+		it.pinnedTo = nil
+	}
+	e.timers.remove(it)
+	it.state = stNone
+}
+
+// requirements computes the stage and drop flag at now.
+func (e *Engine) requirements(it *item) (int, bool) {
+	wait := e.now - it.since
+	st := 0
+	for i, s := range it.plan.stages {
+		if s.after <= wait {
+			st = i
+		}
+	}
+	return st, e.now >= it.dropAt
+}
+
+// place puts unplaced work where it waits, or offers it at once.
+func (e *Engine) place(it *item) {
+	it.stage, it.dropped = e.requirements(it)
+	if it.preferred != "" && (it.prefRequired || e.now < it.prefUntil) {
+		pa := e.agentFor(it.preferred)
+		if direct(pa, it, it.prefRequired) {
+			e.offer(it, pa, "")
+			return
+		}
+		it.state = stPinned
+		it.pinnedTo = pa
+		pa.pinned.push(it)
+		e.schedule(it)
+		return
+	}
+	b := e.bucketFor(it)
+	it.b = b
+	it.state = stWaiting
+	b.items.push(it)
+	e.schedule(it)
+	if a := e.bestAgent(b, it); a != nil {
+		e.offer(it, a, "")
+	}
+}
+
+// schedule sets the next requirement, overflow or preferred-fallback deadline of waiting work.
+func (e *Engine) schedule(it *item) {
+	next := int64(never)
+	p := it.plan
+	if it.stage+1 < len(p.stages) {
+		next = min(next, it.since+p.stages[it.stage+1].after)
+	}
+	if !it.dropped {
+		next = min(next, it.dropAt)
+	}
+	if p.overflowTo != nil {
+		next = min(next, it.planSince+p.overflowAft)
+	}
+	if it.state == stPinned && !it.prefRequired {
+		next = min(next, it.prefUntil)
+	}
+	if next == never {
+		e.timers.remove(it)
+		return
+	}
+	e.timers.set(it, max(next, e.now))
+}
+
+// transition applies a waiting item's due timers: overflow, preferred fallback, relaxation,
+// additional-skill drop.
+func (e *Engine) transition(it *item) {
+	stage, dropped := it.stage, it.dropped
+	e.unplace(it)
+	if p := it.plan; p.overflowTo != nil && e.now >= it.planSince+p.overflowAft {
+		it.plan = p.overflowTo
+		it.planSince = e.now
+		e.planTimes(it)
+		stage, dropped = 0, false
+		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonOverflow})
+	}
+	if it.preferred != "" && !it.prefRequired && e.now >= it.prefUntil {
+		it.preferred = ""
+		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonPreferredTimeout})
+	}
+	ns, nd := e.requirements(it)
+	if ns > stage {
+		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonRelaxed})
+	}
+	if nd && !dropped {
+		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonAdditionalDropped})
+	}
+	e.place(it)
+}
+
+// offer offers it to a. why is ReasonTransfer for transfers.
+func (e *Engine) offer(it *item, a *agent, why Reason) {
+	e.unplace(it)
+	it.state = stOffered
+	it.agent = a
+	clear(it.decliners)
+	it.decliners = it.decliners[:0]
+	a.addUse(it)
+	a.nOffered++
+	a.idleSince = e.now
+	p := it.plan
+	e.emit(Command{
+		Type: CommandOffer, WorkID: it.id, PSR: it.psr, AgentID: a.id, Channel: it.channel,
+		Weight: int(it.weight), AutoAccept: p.autoAccept, Plan: p.name, Reason: why,
+	})
+	switch {
+	case p.autoAccept:
+		e.accept(it)
+	case p.offerTO > 0:
+		e.timers.set(it, e.now+p.offerTO)
+	}
+	e.refresh(a)
+}
+
+func (e *Engine) accept(it *item) {
+	a := it.agent
+	e.timers.remove(it)
+	it.state = stActive
+	a.nOffered--
+	a.nActive++
+	sid, explicit := it.sessionID, it.sessionID != ""
+	if !explicit {
+		sid = it.id
+	}
+	s := e.sessions[sid]
+	if s != nil && s.agent != a {
+		sid += "@" + a.id
+		s = e.sessions[sid]
+	}
+	if s == nil {
+		s = e.newSession(sid, a, explicit)
+	}
+	s.open++
+	s.required = s.required || it.plan.disposition
+	it.session = s
+	e.syncState(a, false)
+}
+
+func (e *Engine) newSession(id string, a *agent, index bool) *session {
+	var s *session
+	if n := len(e.freeS); n > 0 {
+		s = e.freeS[n-1]
+		e.freeS[n-1] = nil
+		e.freeS = e.freeS[:n-1]
+	} else {
+		s = &session{}
+	}
+	*s = session{id: id, agent: a}
+	if index {
+		e.index(s)
+	}
+	return s
+}
+
+func (e *Engine) index(s *session) {
+	if !s.indexed {
+		s.indexed = true
+		e.sessions[s.id] = s
+	}
+}
+
+func (e *Engine) endSession(s *session) {
+	if s.indexed && e.sessions[s.id] == s {
+		delete(e.sessions, s.id)
+	}
+	*s = session{}
+	e.freeS = append(e.freeS, s)
+}
+
+func (e *Engine) onWorkRemoved(id string) {
+	it := e.items[id]
+	if it == nil {
+		return
+	}
+	switch it.state {
+	case stWaiting, stPinned, stParked, stNone:
+		e.unplace(it)
+		delete(e.items, id)
+		e.freeItem(it)
+	case stOffered:
+		a := it.agent
+		e.timers.remove(it)
+		a.subUse(it)
+		a.nOffered--
+		e.emit(Command{Type: CommandNotify, WorkID: it.id, AgentID: a.id, Reason: ReasonWorkWithdrawn})
+		delete(e.items, id)
+		e.freeItem(it)
+		e.workEnded(a, false)
+	}
+}
+
+func (e *Engine) onAccepted(id, agentID string) {
+	it := e.items[id]
+	switch {
+	case it != nil && it.state == stOffered && it.agent.id == agentID:
+		e.accept(it)
+	case it != nil && it.state == stActive && it.agent.id == agentID:
+		// An auto-accepted offer: the Opened AgentWork confirms what the engine assumed.
+	default:
+		e.emit(Command{Type: CommandIgnored, WorkID: id, AgentID: agentID, Reason: ReasonStaleOutcome})
+	}
+}
+
+func (e *Engine) onDeclined(id, agentID string) {
+	it := e.items[id]
+	if it == nil || it.state != stOffered || it.agent.id != agentID {
+		e.emit(Command{Type: CommandIgnored, WorkID: id, AgentID: agentID, Reason: ReasonStaleOutcome})
+		return
+	}
+	a := it.agent
+	e.timers.remove(it)
+	a.subUse(it)
+	a.nOffered--
+	it.agent = nil
+	it.state = stNone
+	it.decliners = append(it.decliners, a.id)
+	e.refresh(a)
+	e.place(it)
+	e.workEnded(a, false)
+}
+
+func (e *Engine) onWorkClosed(id, agentID string) {
+	it := e.items[id]
+	switch {
+	case it != nil && it.state == stActive:
+		e.release(it)
+	case it != nil && it.state == stWrapUp:
+	default:
+		e.emit(Command{Type: CommandIgnored, WorkID: id, AgentID: agentID, Reason: ReasonStaleOutcome})
+	}
+}
+
+// release starts wrap-up; the interaction keeps its capacity until wrap-up ends.
+func (e *Engine) release(it *item) {
+	a := it.agent
+	it.state = stWrapUp
+	it.held = false
+	a.nActive--
+	a.nWrap++
+	e.emit(Command{Type: CommandWrapUp, WorkID: it.id, AgentID: a.id, Session: it.session.id})
+	if it.plan.wrapUp > 0 {
+		e.timers.set(it, e.now+it.plan.wrapUp)
+		e.syncState(a, false)
+		return
+	}
+	e.finish(it, ReasonReleased)
+}
+
+// detach ends an interaction for its agent: capacity freed, session counted down.
+func (e *Engine) detach(it *item, r Reason) {
+	a := it.agent
+	e.timers.remove(it)
+	a.subUse(it)
+	switch it.state {
+	case stActive:
+		a.nActive--
+	case stWrapUp:
+		a.nWrap--
+	}
+	a.idleSince = e.now
+	s := it.session
+	e.emit(Command{Type: CommandEnded, WorkID: it.id, AgentID: a.id, Session: s.id, Reason: r})
+	s.open--
+	if s.open == 0 {
+		if s.required && s.disposition == "" {
+			e.emit(Command{Type: CommandNotify, AgentID: a.id, Session: s.id, Reason: ReasonDispositionRequired})
+			e.index(s)
+		} else {
+			e.emit(Command{Type: CommandSessionEnded, AgentID: a.id, Session: s.id, Disposition: s.disposition})
+			e.endSession(s)
+		}
+	}
+	it.agent, it.session, it.held = nil, nil, false
+	it.state = stNone
+}
+
+// finish ends an interaction and forgets it.
+func (e *Engine) finish(it *item, r Reason) {
+	a := it.agent
+	e.detach(it, r)
+	delete(e.items, it.id)
+	e.freeItem(it)
+	e.workEnded(a, true)
+}
+
+// workEnded follows a drop in an agent's work: the post-call state when an interaction ended
+// and nothing is left, then eligibility and new offers.
+func (e *Engine) workEnded(a *agent, interaction bool) {
+	if !a.working() && a.inbound == 0 {
+		if interaction && !a.intended {
+			if a.avail.Major != e.plans.postCall.Major || a.avail.Minor != e.plans.postCall.Minor {
+				a.avail = e.plans.postCall
+			}
+		}
+		a.intended = false
+	}
+	e.syncState(a, false)
+	e.refresh(a)
+	e.fill(a)
+}
