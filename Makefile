@@ -13,9 +13,9 @@ FUZZTIME    ?= 10s
 help:
 	@grep -E '^#\? ' $(MAKEFILE_LIST) | sed -e 's/^#? /  /'
 
-#? test: everything CI runs: deps, vet, lint, go test -race, fuzz smoke, Node conformance
+#? test: everything CI runs: deps, vet, lint, go test -race, fuzz and benchmark smoke runs, Node conformance
 .PHONY: test
-test: deps vet lint gotest fuzz conformance
+test: deps vet lint gotest fuzz bench-smoke conformance
 
 #? deps: install what the checks need (npm ci; Debian packages when root)
 .PHONY: deps
@@ -78,6 +78,11 @@ conformance: deps
 .PHONY: bench
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+#? bench-smoke: run every benchmark once, so the ones docs/performance.md quotes keep working
+.PHONY: bench-smoke
+bench-smoke: deps
+	$(GO) test -run='^$$' -bench=. -benchtime=1x ./...
 
 #? tidy-check: go.mod and go.sum are tidy
 .PHONY: tidy-check
