@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -66,18 +67,23 @@ func Parse(data []byte, filename string) (*Config, error) {
 			d.at(Position{File: filename, Line: 1, Column: 1}, "", "empty mapping file")
 			return nil, d.list.err()
 		}
-		d.syntax(err)
+		d.syntax(data, err)
 		return nil, d.list.err()
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		d.at(d.position(&extra), "", "more than one YAML document; a mapping file holds exactly one")
 	} else if !errors.Is(err, io.EOF) {
-		d.syntax(err)
+		d.syntax(data, err)
 	}
 	n := &root
 	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
 		n = n.Content[0]
+	}
+	if n.Kind == yaml.DocumentNode || isNull(n) {
+		// "---" alone, or "~": a document with nothing in it.
+		d.at(Position{File: filename, Line: 1, Column: 1}, "", "empty mapping file")
+		return nil, d.list.err()
 	}
 	cfg.src.at[""] = d.position(n)
 	d.decode(n, reflect.ValueOf(cfg).Elem(), "")
@@ -98,21 +104,78 @@ type decoder struct {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// syntax turns a yaml.v3 parse error into problems with line numbers.
-func (d *decoder) syntax(err error) {
-	msg := err.Error()
-	for _, line := range strings.Split(msg, "\n") {
+// parserProblems are the problems yaml.v3's parser (as opposed to its scanner) reports. For
+// these it prints the 0-based line of the construct it was parsing ("line 2" for a flow
+// sequence opened on line 3), and no line at all for line 1; syntax adds the 1 back.
+var parserProblems = []string{
+	"did not find expected", "found duplicate %", "found incompatible YAML document", "found undefined tag handle",
+}
+
+var unknownAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+
+// readerProblems are yaml.v3's complaints about the bytes themselves, which it reports
+// without a line; syntax finds the first bad byte instead.
+var readerProblems = []string{
+	"control characters are not allowed", "invalid leading UTF-8", "invalid trailing UTF-8",
+	"incomplete UTF-8", "invalid length of a UTF-8", "invalid Unicode character",
+}
+
+// composerProblems are reported without a line and are not about line 1.
+var composerProblems = []string{"unknown anchor", "anchor '", "document contains excessive aliasing", "input error"}
+
+// syntax turns a yaml.v3 parse error into problems with line numbers. yaml.v3 does not expose
+// positions, so they come from its message: scanner errors carry the 1-based line where the
+// token being scanned started, parser errors the 0-based line of the enclosing construct
+// (corrected here); both leave the line out for line 1. Reader and anchor errors carry none:
+// the line is found in the input.
+func (d *decoder) syntax(data []byte, err error) {
+	has := func(msg string, prefixes []string) bool {
+		return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(msg, p) })
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" {
 			continue
 		}
+		msg, n := strings.TrimPrefix(line, "yaml: "), 0
 		if m := yamlLineRE.FindStringSubmatch(line); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			d.at(Position{File: d.src.file, Line: n}, "", "invalid YAML: %s", m[2])
-			continue
+			n, _ = strconv.Atoi(m[1])
+			msg = m[2]
 		}
-		d.at(Position{File: d.src.file}, "", "invalid YAML: %s", strings.TrimPrefix(line, "yaml: "))
+		switch {
+		case has(msg, parserProblems):
+			n++
+		case n > 0:
+		case has(msg, readerProblems):
+			n = lineOf(data, firstBadByte(data))
+		case unknownAnchorRE.MatchString(msg):
+			n = lineOf(data, bytes.Index(data, []byte("*"+unknownAnchorRE.FindStringSubmatch(msg)[1])))
+		case !has(msg, composerProblems):
+			n = 1 // a scanner error on line 1
+		}
+		d.at(Position{File: d.src.file, Line: n}, "", "invalid YAML: %s", msg)
 	}
+}
+
+// firstBadByte returns the offset of the first byte YAML does not allow: invalid UTF-8, or a
+// control character other than tab, line feed and carriage return. -1 when there is none.
+func firstBadByte(data []byte) int {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 || r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+// lineOf returns the 1-based line of byte offset i in data, or 0 when i < 0.
+func lineOf(data []byte, i int) int {
+	if i < 0 {
+		return 0
+	}
+	return bytes.Count(data[:i], []byte("\n")) + 1
 }
 
 func (d *decoder) position(n *yaml.Node) Position {
@@ -150,6 +213,8 @@ func kindName(n *yaml.Node) string {
 			return "the boolean " + n.Value
 		}
 		return strconv.Quote(n.Value)
+	case yaml.AliasNode:
+		return "an alias (*" + n.Value + ")"
 	}
 	return "an unsupported YAML node"
 }

@@ -5,7 +5,8 @@
 // Parse decodes a file strictly (unknown keys, duplicate keys, wrong types and bad durations are
 // errors) and validates it, reporting every problem at once as "file:line:col: yaml.path:
 // message". ValidateOrg checks a Config against org metadata. The presence functions
-// (StateForStatus, StatusForState, PostWorkStatus, EchoFilter and Sync) are pure.
+// (StateForStatus, StatusForState, PostWorkStatus, OnStateChange, OnStatusChange and OnEcho)
+// are pure; EchoFilter is their one piece of state, with time passed in.
 //
 // The package never does I/O, never reads the clock, the environment or the network: callers
 // read files (cmd/omniroute, connector) and pass time in. It imports nothing from this module.

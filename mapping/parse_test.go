@@ -217,3 +217,66 @@ func TestAliasBombIsBounded(t *testing.T) {
 	_, err := mapping.Parse([]byte(b.String()), "bomb.yaml")
 	require.ErrorContains(t, err, "mapping file too large or too deeply aliased (more than 100000 nodes)")
 }
+
+// TestSyntaxErrorLines: yaml.v3 prints parser errors with a 0-based line and some errors with
+// none; every syntax problem must name the right 1-based line (checked by hand against the input).
+func TestSyntaxErrorLines(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, yaml, want string }{
+		{"flow sequence never closed: the line that opens it", "plans:\n  - name: a\n    queues: [Q\n  - name: b\n",
+			"m.yaml:3: invalid YAML: did not find expected ',' or ']'"},
+		{"flow mapping opened on line 1 never closed: the end of the file", "plans: {name: a\n",
+			"m.yaml:2: invalid YAML: did not find expected ',' or '}'"},
+		{"bad indentation: the block list it breaks", "plans:\n  - name: a\n   queues: [x]\n",
+			"m.yaml:2: invalid YAML: did not find expected '-' indicator"},
+		{"bad indentation in a mapping", "presence:\n  postCallState: Ready\n    x: y\n",
+			"m.yaml:3: invalid YAML: mapping values are not allowed in this context"},
+		{"a key in the middle of a value", "plans:\n  - name: a: b\n",
+			"m.yaml:2: invalid YAML: mapping values are not allowed in this context"},
+		{"unknown anchor: the line of the alias", "plans:\n  - name: a\n    queues: *qs\n",
+			"m.yaml:3: invalid YAML: unknown anchor 'qs' referenced"},
+		{"control character: its line", "plans:\n  - name: a\x01\n",
+			"m.yaml:2: invalid YAML: control characters are not allowed"},
+		{"invalid UTF-8: its line", "plans:\n  - name: a\n    queues: [\xff]\n",
+			"m.yaml:3: invalid YAML: invalid leading UTF-8 octet"},
+		{"a scanner error on line 1", "plans: - a\n",
+			"m.yaml:1: invalid YAML: block sequence entries are not allowed in this context"},
+		{"nesting too deep", "plans: " + strings.Repeat("[", 20000) + "\n",
+			"m.yaml:1: invalid YAML: exceeded max depth of 10000"},
+		{"a second document with a syntax error: the end of the file", "plans: []\n---\nplans: [\n",
+			"m.yaml:4: invalid YAML: did not find expected node content"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := mapping.Parse([]byte(tc.yaml), "m.yaml")
+			require.Error(t, err)
+			require.Contains(t, strings.Split(err.Error(), "\n"), tc.want)
+		})
+	}
+}
+
+// TestEmptyDocuments: a file with no content, only "---", or a null document is one clear
+// problem, not ten about missing sections.
+func TestEmptyDocuments(t *testing.T) {
+	t.Parallel()
+	for _, y := range []string{"", "# only a comment\n", "---\n", "--- ~\n", "~\n", "null\n", "\ufeff"} {
+		_, err := mapping.Parse([]byte(y), "m.yaml")
+		require.EqualError(t, err, "m.yaml:1:1: empty mapping file", "%q", y)
+	}
+}
+
+// TestAliasAsKey: an alias where a key belongs is named as such, at its position.
+func TestAliasAsKey(t *testing.T) {
+	t.Parallel()
+	_, err := mapping.Parse([]byte("presence:\n  postCallState: &s Ready\n  fromSalesforce:\n    *s : Away\n"), "m.yaml")
+	require.ErrorContains(t, err, "m.yaml:4:5: presence.fromSalesforce: want a string key, got an alias (*s)")
+}
+
+// TestRelaxationNegativeLevel: a negative level is out of range, not "must lower the level".
+func TestRelaxationNegativeLevel(t *testing.T) {
+	t.Parallel()
+	y := strings.Replace(seed003, "queues: [Support_EN]", "queues: [Support_EN]\n    requiredSkills: [{skill: English, minLevel: 3}]\n    relaxation: [{after: 1m, skill: English, minLevel: -1}]", 1)
+	_, err := mapping.Parse([]byte(y), "m.yaml")
+	require.EqualError(t, err, "m.yaml:6:56: plans[0].relaxation[0].minLevel: skill level -1 is out of range 0 to 99.99")
+}

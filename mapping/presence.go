@@ -174,38 +174,42 @@ func (p *Presence) Agrees(s State, status string) bool {
 }
 
 // OnEcho decides what follows a presence event the EchoFilter recognised as omniroute's own
-// push. The state is not changed. When the echoed status no longer agrees with the state (the
-// push was overtaken: the state changed again, or the agent picked a status in Omni-Channel
-// before the push landed), the status for the current state is pushed again, so the latest
-// intent wins. Each re-push answers one stale echo, so this cannot loop.
+// push. The state is not changed. The push may have been overtaken: the state changed again,
+// or the agent picked a status in Omni-Channel before the push landed, and Salesforce applied
+// the push last. Then the latest intent is pushed again: the last known status (the agent's
+// pick, or omniroute's later push) when it agrees with the state, else the status mapped to
+// the state. Each re-push answers one stale echo, so this cannot loop.
 func (p *Presence) OnEcho(a AgentPresence, status string) Decision {
 	n := a
 	n.Status = status
-	if a.State.Major == 0 || p.Agrees(a.State, status) {
+	if a.State.Major == 0 {
 		return Decision{Next: n}
 	}
-	var push string
+	var want string
 	switch {
 	case a.State.Major == LoggedOut:
 		if p.Events.LogoutSetsOffline {
-			push = OfflineStatus
+			want = OfflineStatus
 		}
-	case p.Events.StateChangesUpdatePresence:
-		push = p.StatusForState(a.State)
+	case !p.Events.StateChangesUpdatePresence:
+	case a.Status != "" && a.Status != OfflineStatus && p.Agrees(a.State, a.Status):
+		want = a.Status
+	case !p.Agrees(a.State, status):
+		want = p.StatusForState(a.State)
 	}
-	if push == status {
-		push = ""
+	if want == "" || want == status {
+		return Decision{Next: n}
 	}
-	if push != "" {
-		n.Status = push
-	}
-	return Decision{Next: n, Push: push}
+	n.Status = want
+	return Decision{Next: n, Push: want}
 }
 
 // EchoFilter recognises omniroute's own presence pushes when Salesforce reports them back as
 // UserServicePresence events, so they are not taken as the agent's own changes. Record every
-// push with Pushed; ask IsEcho for every event. A push is forgotten once its echo is seen or
-// after TTL. It reads no clock: callers pass now. It is safe for concurrent use.
+// push with Pushed; ask IsEcho for every event. A push is forgotten once its echo (or the echo
+// of a later push) is seen, or once TTL has passed since the agent's latest push: the TTL
+// must exceed the slowest push-to-event delay. It reads no clock: callers pass now. It is
+// safe for concurrent use.
 type EchoFilter struct {
 	ttl time.Duration
 	mu  sync.Mutex
@@ -221,7 +225,8 @@ type echoPush struct {
 // maxPendingPushes bounds the unconfirmed pushes remembered per agent.
 const maxPendingPushes = 16
 
-// NewEchoFilter returns a filter that remembers a push for ttl (30s if ttl <= 0).
+// NewEchoFilter returns a filter that forgets an agent's pushes ttl after the latest one (30s
+// if ttl <= 0).
 func NewEchoFilter(ttl time.Duration) *EchoFilter {
 	if ttl <= 0 {
 		ttl = 30 * time.Second
@@ -268,18 +273,15 @@ func (f *EchoFilter) Forget(agent string) {
 	delete(f.pending, agent)
 }
 
-// live drops expired pushes of agent and returns the rest. Callers hold mu.
+// live returns the agent's pushes, forgetting them all once TTL has passed since the latest.
+// Pushes expire together, not one by one: Salesforce reports an agent's presence changes in
+// order, so while a later push may still be echoed, the echoes of the earlier ones may still
+// come before it, however late. Callers hold mu.
 func (f *EchoFilter) live(agent string, now time.Time) []echoPush {
 	ps := f.pending[agent]
-	i := 0
-	for i < len(ps) && now.Sub(ps[i].at) > f.ttl {
-		i++
-	}
-	ps = ps[i:]
-	if len(ps) == 0 {
+	if len(ps) == 0 || now.Sub(ps[len(ps)-1].at) > f.ttl {
 		delete(f.pending, agent)
 		return nil
 	}
-	f.pending[agent] = ps
 	return ps
 }

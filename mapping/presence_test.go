@@ -425,3 +425,92 @@ func TestOmniLoginLogsIn(t *testing.T) {
 	require.Equal(t, st("LoggedOut"), d.Next.State)
 	require.Equal(t, "Away_from_desk", d.Next.Status)
 }
+
+// TestLateEchoOfAnOverriddenPush: the agent goes on a break, then back to Ready a few seconds
+// later. Salesforce reports the first push only after the echo TTL, but while the second push
+// is still fresh. That echo is still omniroute's own: it must not put the agent back on a
+// break, and the agent ends Ready, showing Ready_for_cases.
+func TestLateEchoOfAnOverriddenPush(t *testing.T) {
+	t.Parallel()
+	p := parsePresence(t, seed003)
+	t0 := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	f := mapping.NewEchoFilter(5 * time.Second)
+	a := mapping.AgentPresence{State: st("Ready"), Status: "Ready_for_cases"}
+
+	d := p.OnStateChange(a, st("Away/Break"))
+	require.Equal(t, "Away_from_desk", d.Push)
+	f.Pushed("005A", d.Push, t0)
+	a = d.Next
+	d = p.OnStateChange(a, st("Ready"))
+	require.Equal(t, "Ready_for_cases", d.Push)
+	f.Pushed("005A", d.Push, t0.Add(4*time.Second))
+	a = d.Next
+
+	// Both echoes arrive 6 s after the first push.
+	now := t0.Add(6 * time.Second)
+	for _, ev := range []string{"Away_from_desk", "Ready_for_cases"} {
+		if f.IsEcho("005A", ev, now) {
+			d = p.OnEcho(a, ev)
+		} else {
+			d = p.OnStatusChange(a, ev)
+		}
+		a = d.Next
+		if d.Push != "" {
+			f.Pushed("005A", d.Push, now)
+		}
+		require.Equal(t, st("Ready"), a.State, "after the echo of %s", ev)
+	}
+	require.Equal(t, "Ready_for_cases", a.Status)
+
+	// The TTL counts from the latest push: once it has passed, everything is forgotten.
+	require.False(t, f.IsEcho("005A", "Ready_for_cases", now.Add(5*time.Second+time.Millisecond)))
+}
+
+// TestBusyInbound: when Salesforce routes work to the agent itself, the routing engine sets
+// Busy/Inbound (seed 003's Busy Inbound). Unmapped, it shows Busy's status; an admin may map
+// the minor state; the status before it is restored after, as for omniroute's own work.
+func TestBusyInbound(t *testing.T) {
+	t.Parallel()
+	p := parsePresence(t, seed003)
+	p.RevertToLastStatus = true
+	a := mapping.AgentPresence{State: st("Ready"), Status: "Ready_for_chats"}
+	d := p.OnStateChange(a, st("Busy/Inbound"))
+	require.Equal(t, "On_a_call", d.Push, "Busy/Inbound falls back to Busy's status")
+	require.Equal(t, "Ready_for_chats", d.Next.PreWorkStatus)
+	// The echo of that push, even unrecognised, keeps the agent Busy/Inbound.
+	d2 := p.OnStatusChange(d.Next, "On_a_call")
+	require.Equal(t, st("Busy/Inbound"), d2.Next.State)
+	d = p.OnStateChange(d2.Next, st("Ready"))
+	require.Equal(t, "Ready_for_chats", d.Push, "revert: the status before the Salesforce-routed work")
+
+	p.ToSalesforce[st("Busy/Inbound")] = "Ready_for_chats"
+	d = p.OnStateChange(a, st("Busy/Inbound"))
+	require.Empty(t, d.Push, "mapped to the status already shown: nothing to push")
+	require.Equal(t, st("Busy/Inbound"), d.Next.State)
+}
+
+// TestEchoAfterTheAgentChangedAgain: omniroute pushed Ready_for_cases; before it landed, the
+// agent picked Ready_for_chats (also Ready, by default). Salesforce applied the agent's pick,
+// then the stale push. The agent's later choice must win: it is pushed back.
+func TestEchoAfterTheAgentChangedAgain(t *testing.T) {
+	t.Parallel()
+	p := parsePresence(t, seed003)
+	t0 := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	f := mapping.NewEchoFilter(5 * time.Second)
+	a := mapping.AgentPresence{State: st("Away/Break"), Status: "Away_from_desk"}
+	d := p.OnStateChange(a, st("Ready"))
+	require.Equal(t, "Ready_for_cases", d.Push)
+	f.Pushed("005A", d.Push, t0)
+	a = d.Next
+
+	require.False(t, f.IsEcho("005A", "Ready_for_chats", t0.Add(time.Second)))
+	d = p.OnStatusChange(a, "Ready_for_chats")
+	require.Equal(t, st("Ready"), d.Next.State)
+	a = d.Next
+
+	require.True(t, f.IsEcho("005A", "Ready_for_cases", t0.Add(2*time.Second)))
+	d = p.OnEcho(a, "Ready_for_cases")
+	require.Equal(t, st("Ready"), d.Next.State)
+	require.Equal(t, "Ready_for_chats", d.Push, "the agent's later pick is restored")
+	require.Equal(t, "Ready_for_chats", d.Next.Status)
+}

@@ -206,7 +206,11 @@ func checkRelaxation(l *problemList, path string, p Plan) {
 			dropped[r.Skill] = true
 			continue
 		}
-		if r.MinLevel >= cur || r.MinLevel < 0 {
+		if r.MinLevel < 0 || r.MinLevel > MaxSkillLevel {
+			l.add(rp+".minLevel", "skill level %g is out of range 0 to %g", r.MinLevel, MaxSkillLevel)
+			continue
+		}
+		if r.MinLevel >= cur {
 			l.add(rp+".minLevel", "a relaxation step must lower the level of %q below %g (or set drop: true)", r.Skill, cur)
 			continue
 		}
