@@ -103,7 +103,10 @@ func printBanner(w io.Writer, url string, org emulator.Seed, control string) {
 		say(w, "password: %s\n", org.Users[0].Password)
 	}
 	say(w, "control_token: %s\n", control)
-	say(w, "login_url: %s/services/oauth2/token\n", url)
+	// login_url is what a client takes as its login (authorization server) URL, as
+	// https://login.salesforce.com is for a real org; token_url is the token endpoint under it.
+	say(w, "login_url: %s\n", url)
+	say(w, "token_url: %s/services/oauth2/token\n", url)
 }
 
 // say writes one formatted line; a failed write to stdout or stderr has nowhere to be reported.

@@ -29,7 +29,7 @@ func TestRunPrintsURLFirstAndServes(t *testing.T) {
 	var rest []string
 	for sc.Scan() {
 		rest = append(rest, sc.Text())
-		if strings.HasPrefix(sc.Text(), "login_url:") {
+		if strings.HasPrefix(sc.Text(), "token_url:") {
 			break
 		}
 	}
@@ -39,6 +39,8 @@ func TestRunPrintsURLFirstAndServes(t *testing.T) {
 	require.Contains(t, out, "username: integration@omniroute.demo")
 	require.Contains(t, out, "password: omniroute-demo")
 	require.Contains(t, out, "control_token: ctl-test")
+	require.Contains(t, rest, "login_url: "+m[1])
+	require.Contains(t, rest, "token_url: "+m[1]+"/services/oauth2/token")
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 
 	resp, err := http.Get(m[1] + "/emulator/healthz")

@@ -166,20 +166,8 @@ func (e *Emulator) controlHandler() http.Handler {
 		e.RunTimers()
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
-	mux.HandleFunc("POST /emulator/v1/faults/http", func(w http.ResponseWriter, r *http.Request) {
-		var f HTTPFault
-		if !decode(w, r, &f) {
-			return
-		}
-		respond(w, http.StatusOK, map[string]bool{"ok": true}, e.InjectHTTPFault(f))
-	})
-	mux.HandleFunc("POST /emulator/v1/faults/latency", func(w http.ResponseWriter, r *http.Request) {
-		var l LatencyFault
-		if !decode(w, r, &l) {
-			return
-		}
-		respond(w, http.StatusOK, map[string]bool{"ok": true}, e.SetLatency(l))
-	})
+	mux.HandleFunc("POST /emulator/v1/faults/http", okAction(e.InjectHTTPFault))
+	mux.HandleFunc("POST /emulator/v1/faults/latency", okAction(e.SetLatency))
 	mux.HandleFunc("DELETE /emulator/v1/faults", func(w http.ResponseWriter, _ *http.Request) {
 		e.ClearFaults()
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
@@ -197,13 +185,7 @@ func (e *Emulator) controlHandler() http.Handler {
 			writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 		})
 	}
-	mux.HandleFunc("POST /emulator/v1/streaming/gap", func(w http.ResponseWriter, r *http.Request) {
-		var g GapRequest
-		if !decode(w, r, &g) {
-			return
-		}
-		respond(w, http.StatusOK, map[string]bool{"ok": true}, e.InjectGap(g))
-	})
+	mux.HandleFunc("POST /emulator/v1/streaming/gap", okAction(e.InjectGap))
 	mux.HandleFunc("POST /emulator/v1/records/{type}", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Count  int            `json:"count"`
@@ -242,6 +224,18 @@ func (e *Emulator) controlHandler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// okAction serves a POST whose JSON body decodes into a T and is handed to fn; it answers
+// {"ok":true} or fn's error.
+func okAction[T any](fn func(T) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var v T
+		if !decode(w, r, &v) {
+			return
+		}
+		respond(w, http.StatusOK, map[string]bool{"ok": true}, fn(v))
+	}
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {

@@ -217,6 +217,14 @@ func (h *harness) assign(w WorkResult, user string) string {
 	return res.ID
 }
 
+// routed creates work on channel in queue and assigns it to user over REST; it returns the work
+// and the AgentWork id.
+func (h *harness) routed(channel, queue, user string) (WorkResult, string) {
+	h.t.Helper()
+	w := h.createWork(channel, queue)
+	return w, h.assign(w, user)
+}
+
 func (h *harness) awAction(id, action string, body any) int {
 	h.t.Helper()
 	s, _ := h.control(http.MethodPost, "agentwork/"+id+"/"+action, body)
@@ -321,10 +329,25 @@ func replayID(m map[string]any) int64 {
 	return int64(m["data"].(map[string]any)["event"].(map[string]any)["replayId"].(float64))
 }
 
-// queueID returns a queue's id. (SOQL "FROM Group" is a valid Salesforce query; the soql
-// package does not parse it yet, see the report.)
+// requireRESTError checks a REST error answer: the status, and the first entry of the error
+// array with its errorCode and a message containing msg.
+func requireRESTError(t *testing.T, status int, body []byte, wantStatus int, code, msg string) {
+	t.Helper()
+	require.Equal(t, wantStatus, status, string(body))
+	var errs []struct {
+		Message   string `json:"message"`
+		ErrorCode string `json:"errorCode"`
+	}
+	require.NoError(t, json.Unmarshal(body, &errs), string(body))
+	require.NotEmpty(t, errs, string(body))
+	require.Equal(t, code, errs[0].ErrorCode, string(body))
+	require.Contains(t, errs[0].Message, msg, string(body))
+}
+
+// queueID returns a queue's id, read over SOQL.
 func (h *harness) queueID(name string) string {
-	h.em.mu.Lock()
-	defer h.em.mu.Unlock()
-	return h.em.org.queues[name].id
+	h.t.Helper()
+	recs := h.query("SELECT Id FROM Group WHERE Type = 'Queue' AND DeveloperName = '" + name + "'")
+	require.Len(h.t, recs, 1)
+	return recs[0]["Id"].(string)
 }

@@ -120,15 +120,19 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 	id := inst + "/id/" + e.opts.Seed.OrgID + "/" + userID
 	mac := hmac.New(sha256.New, []byte(e.auth.app.ClientSecret))
 	mac.Write([]byte(id + issued))
-	writeJSON(w, http.StatusOK, object{
-		{"access_token", token},
-		{"signature", base64.StdEncoding.EncodeToString(mac.Sum(nil))},
-		{"scope", "api"},
-		{"instance_url", inst},
-		{"id", id},
-		{"token_type", "Bearer"},
-		{"issued_at", issued},
-	})
+	sig := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	// Each flow answers the members its Salesforce help page shows, no more: the password
+	// flow has no scope, the JWT bearer flow no issued_at or signature.
+	var out object
+	switch grant {
+	case "password":
+		out = object{{"access_token", token}, {"instance_url", inst}, {"id", id}, {"token_type", "Bearer"}, {"issued_at", issued}, {"signature", sig}}
+	case "client_credentials":
+		out = object{{"access_token", token}, {"signature", sig}, {"scope", "api"}, {"instance_url", inst}, {"id", id}, {"token_type", "Bearer"}, {"issued_at", issued}}
+	default: // JWT bearer
+		out = object{{"access_token", token}, {"scope", "api"}, {"instance_url", inst}, {"id", id}, {"token_type", "Bearer"}}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (e *Emulator) checkClient(r *http.Request, needSecret bool) *tokenError {

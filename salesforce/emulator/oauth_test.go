@@ -74,7 +74,15 @@ func TestTokenGrants(t *testing.T) {
 		}
 		var tok map[string]string
 		require.NoError(t, json.Unmarshal(body, &tok), tc.name)
-		for _, f := range []string{"access_token", "instance_url", "id", "token_type", "issued_at", "signature", "scope"} {
+		// Exactly the members of each flow's documented response (salesforce-facts.md 6.1).
+		want := map[string][]string{
+			"password":           {"access_token", "instance_url", "id", "token_type", "issued_at", "signature"},
+			"client_credentials": {"access_token", "signature", "scope", "instance_url", "id", "token_type", "issued_at"},
+			jwtGrant:             {"access_token", "scope", "instance_url", "id", "token_type"},
+		}[tc.form.Get("grant_type")]
+		require.NotNil(t, want, tc.name)
+		require.ElementsMatch(t, want, sortedKeys(tok), tc.name)
+		for _, f := range want {
 			require.NotEmpty(t, tok[f], tc.name+" "+f)
 		}
 		require.Equal(t, h.srv.URL, tok["instance_url"])

@@ -284,7 +284,7 @@ func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restE
 		if psr.str("ServiceChannelId") != ch.id {
 			return nil, workFailure("The service channel doesn't match the PendingServiceRouting's service channel.", "ServiceChannelId")
 		}
-		if psr.boolean("IsPushed") {
+		if psr.boolean("IsPushed") || (t.batch != nil && t.batch.psrs[psr.id]) {
 			return nil, workFailure("The work item is already pushed to an agent.", "PendingServiceRoutingId")
 		}
 	}
@@ -307,10 +307,20 @@ func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restE
 			vals["CapacityWeight"] = weight
 		}
 	}
+	need := e.awLoad(vals, user.id)
 	if skip, _ := vals["ShouldSkipCapacityCheck"].(bool); !skip {
-		need := e.awLoad(vals, user.id)
-		if e.userLoad(user.id)+need > float64(e.capacity[user.id])+1e-9 {
+		load := e.userLoad(user.id)
+		if t.batch != nil {
+			load += t.batch.load[user.id]
+		}
+		if load+need > float64(e.capacity[user.id])+1e-9 {
 			return nil, workFailure("The agent doesn't have enough capacity for this work.", "UserId")
+		}
+	}
+	if t.batch != nil {
+		t.batch.load[user.id] += need
+		if psr != nil {
+			t.batch.psrs[psr.id] = true
 		}
 	}
 	vals["Status"] = StatusAssigned

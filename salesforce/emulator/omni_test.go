@@ -104,8 +104,7 @@ func TestAcceptOpensWorkAndDeletesPSR(t *testing.T) {
 	c := h.comet(h.token)
 	c.handshake()
 	require.Equal(t, true, c.subscribe("/data/ChangeEvents", -1)["successful"])
-	w := h.createWork("Chat", "Support_EN")
-	aw := h.assign(w, agent1)
+	w, aw := h.routed("Chat", "Support_EN", agent1)
 	require.Equal(t, "0Bz", aw[:3])
 	rec := h.record("AgentWork", aw)
 	require.Equal(t, StatusAssigned, rec["Status"])
@@ -155,8 +154,7 @@ func TestDeclineReleasesPSR(t *testing.T) {
 	h := newHarness(t, nil)
 	h.presence(agent1, "Available")
 	h.presence(agent2, "Available")
-	w := h.createWork("Messaging", "Support_EN")
-	aw := h.assign(w, agent1)
+	w, aw := h.routed("Messaging", "Support_EN", agent1)
 	require.Equal(t, http.StatusOK, h.awAction(aw, "decline", map[string]string{"reason": "busy"}))
 	rec := h.record("AgentWork", aw)
 	require.Equal(t, StatusDeclined, rec["Status"])
@@ -177,8 +175,7 @@ func TestPushTimeoutDeclinesOnTimeout(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	h.presence(agent1, "Available")
-	w := h.createWork("Case", "Billing")
-	aw := h.assign(w, agent1)
+	w, aw := h.routed("Case", "Billing", agent1)
 	h.clock.Advance(29 * time.Second)
 	h.em.RunTimers()
 	require.Equal(t, StatusAssigned, h.record("AgentWork", aw)["Status"])
@@ -220,16 +217,14 @@ func TestAgentOfflineMakesAssignedWorkUnavailable(t *testing.T) {
 
 	// An offline agent cannot get work.
 	s, b := h.insertAgentWork(w1, agent1)
-	require.Equal(t, http.StatusBadRequest, s)
-	require.Contains(t, string(b), "FIELD_INTEGRITY_EXCEPTION")
+	requireRESTError(t, s, b, http.StatusBadRequest, "FIELD_INTEGRITY_EXCEPTION", "isn't online")
 }
 
 func TestCloseAgentWork(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	h.presence(agent1, "Available")
-	w := h.createWork("Phone", "Support_EN")
-	aw := h.assign(w, agent1)
+	w, aw := h.routed("Phone", "Support_EN", agent1)
 	require.Equal(t, http.StatusConflict, h.awAction(aw, "close", nil))
 	require.Equal(t, http.StatusOK, h.awAction(aw, "accept", nil))
 	h.clock.Advance(90 * time.Second)
@@ -247,8 +242,7 @@ func TestTransferToQueueCreatesTransferPSR(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	h.presence(agent1, "Available")
-	w := h.createWork("Chat", "Support_EN")
-	aw := h.assign(w, agent1)
+	w, aw := h.routed("Chat", "Support_EN", agent1)
 	require.Equal(t, http.StatusOK, h.awAction(aw, "accept", nil))
 	s, b := h.control(http.MethodPost, "agentwork/"+aw+"/transfer", map[string]string{"queue": "Support_DE"})
 	require.Equal(t, http.StatusOK, s, string(b))
@@ -268,8 +262,7 @@ func TestTransferToAgentCreatesSecondAgentWork(t *testing.T) {
 	h := newHarness(t, nil)
 	h.presence(agent1, "Available")
 	h.presence(agent2, "Available")
-	w := h.createWork("Chat", "Support_EN")
-	aw := h.assign(w, agent1)
+	w, aw := h.routed("Chat", "Support_EN", agent1)
 	require.Equal(t, http.StatusOK, h.awAction(aw, "accept", nil))
 	s, b := h.control(http.MethodPost, "agentwork/"+aw+"/transfer", map[string]string{"user": agent2})
 	require.Equal(t, http.StatusOK, s, string(b))
@@ -357,12 +350,10 @@ func TestUserServicePresenceIsNotCreatableOrUpdatable(t *testing.T) {
 	h := newHarness(t, nil)
 	h.presence(agent1, "Available")
 	s, b := h.rest(http.MethodPost, "sobjects/UserServicePresence", map[string]any{"UserId": h.userID(agent1)})
-	require.Equal(t, http.StatusBadRequest, s)
-	require.Contains(t, string(b), "INVALID_TYPE_FOR_OPERATION")
+	requireRESTError(t, s, b, http.StatusBadRequest, "INVALID_TYPE_FOR_OPERATION", "User Service Presence")
 	id := h.query("SELECT Id FROM UserServicePresence")[0]["Id"].(string)
 	s, b = h.rest(http.MethodPatch, "sobjects/UserServicePresence/"+id, map[string]any{"IsCurrentState": false})
-	require.Equal(t, http.StatusBadRequest, s)
-	require.Contains(t, string(b), "INVALID_TYPE_FOR_OPERATION")
+	requireRESTError(t, s, b, http.StatusBadRequest, "INVALID_TYPE_FOR_OPERATION", "User Service Presence")
 	s, b = h.rest(http.MethodPost, "composite/sobjects", map[string]any{"records": []any{map[string]any{"attributes": map[string]any{"type": "UserServicePresence"}}}})
 	require.Equal(t, http.StatusOK, s)
 	require.Contains(t, string(b), `"statusCode":"INVALID_TYPE_FOR_OPERATION"`)
@@ -372,12 +363,10 @@ func TestAgentWorkIsNotUpdatable(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	h.presence(agent1, "Available")
-	w := h.createWork("Case", "Support_EN")
-	aw := h.assign(w, agent1)
+	_, aw := h.routed("Case", "Support_EN", agent1)
 	for _, body := range []map[string]any{{"Status": "Opened"}, {"UserId": h.userID(agent2)}, {"CapacityWeight": 3}} {
 		s, b := h.rest(http.MethodPatch, "sobjects/AgentWork/"+aw, body)
-		require.Equal(t, http.StatusBadRequest, s)
-		require.Contains(t, string(b), "INVALID_FIELD_FOR_INSERT_UPDATE")
+		requireRESTError(t, s, b, http.StatusBadRequest, "INVALID_FIELD_FOR_INSERT_UPDATE", "Unable to create/update fields")
 	}
 	require.Equal(t, StatusAssigned, h.record("AgentWork", aw)["Status"])
 	// Assigned AgentWork cannot be deleted.
@@ -396,16 +385,16 @@ func TestAgentWorkInsertChecks(t *testing.T) {
 	tests := []struct {
 		name, setup string
 		mod         func(map[string]any)
-		code        string
+		code, msg   string
 	}{
-		{"offline agent", "", func(map[string]any) {}, "FIELD_INTEGRITY_EXCEPTION"},
-		{"missing user", "Available", func(m map[string]any) { delete(m, "UserId") }, "REQUIRED_FIELD_MISSING"},
-		{"unknown psr", "Available", func(m map[string]any) { m["PendingServiceRoutingId"] = "0JR5g00000zzzzzAAA" }, "INVALID_CROSS_REFERENCE_KEY"},
-		{"bad id", "Available", func(m map[string]any) { m["WorkItemId"] = "nope" }, "MALFORMED_ID"},
-		{"status field", "Available", func(m map[string]any) { m["Status"] = "Opened" }, "INVALID_FIELD_FOR_INSERT_UPDATE"},
-		{"unknown field", "Available", func(m map[string]any) { m["Foo"] = 1 }, "INVALID_FIELD"},
-		{"status without channel", "Ready_for_cases", func(map[string]any) {}, "FIELD_INTEGRITY_EXCEPTION"},
-		{"over capacity", "Available", func(m map[string]any) { m["CapacityWeight"] = 11 }, "FIELD_INTEGRITY_EXCEPTION"},
+		{"offline agent", "", func(map[string]any) {}, "FIELD_INTEGRITY_EXCEPTION", "isn't online"},
+		{"missing user", "Available", func(m map[string]any) { delete(m, "UserId") }, "REQUIRED_FIELD_MISSING", "[UserId]"},
+		{"unknown psr", "Available", func(m map[string]any) { m["PendingServiceRoutingId"] = "0JR5g00000zzzzzAAA" }, "INVALID_CROSS_REFERENCE_KEY", "PendingServiceRoutingId"},
+		{"bad id", "Available", func(m map[string]any) { m["WorkItemId"] = "nope" }, "MALFORMED_ID", "nope"},
+		{"status field", "Available", func(m map[string]any) { m["Status"] = "Opened" }, "INVALID_FIELD_FOR_INSERT_UPDATE", "Status"},
+		{"unknown field", "Available", func(m map[string]any) { m["Foo"] = 1 }, "INVALID_FIELD", "'Foo'"},
+		{"status without channel", "Ready_for_cases", func(map[string]any) {}, "FIELD_INTEGRITY_EXCEPTION", "isn't associated with the work's service channel"},
+		{"over capacity", "Available", func(m map[string]any) { m["CapacityWeight"] = 11 }, "FIELD_INTEGRITY_EXCEPTION", "enough capacity"},
 	}
 	for _, tc := range tests {
 		if tc.setup != "" {
@@ -414,8 +403,7 @@ func TestAgentWorkInsertChecks(t *testing.T) {
 		body := base()
 		tc.mod(body)
 		s, b := h.rest(http.MethodPost, "sobjects/AgentWork", body)
-		require.Equal(t, http.StatusBadRequest, s, tc.name)
-		require.Contains(t, string(b), `"errorCode":"`+tc.code+`"`, tc.name+": "+string(b))
+		requireRESTError(t, s, b, http.StatusBadRequest, tc.code, tc.msg)
 	}
 	h.presence(agent1, "Available")
 	body := base()
@@ -425,16 +413,14 @@ func TestAgentWorkInsertChecks(t *testing.T) {
 	require.Equal(t, http.StatusCreated, s, string(b))
 	// Routing the same PSR twice is an error.
 	s, b = h.rest(http.MethodPost, "sobjects/AgentWork", base())
-	require.Equal(t, http.StatusBadRequest, s)
-	require.Contains(t, string(b), "already pushed")
+	requireRESTError(t, s, b, http.StatusBadRequest, "FIELD_INTEGRITY_EXCEPTION", "already pushed")
 }
 
 func TestCancelWorkDeletesPSR(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	h.presence(agent1, "Available")
-	w := h.createWork("Chat", "Support_EN")
-	aw := h.assign(w, agent1)
+	w, aw := h.routed("Chat", "Support_EN", agent1)
 	s, _ := h.control(http.MethodPost, "work/"+w.WorkItemID+"/cancel", nil)
 	require.Equal(t, http.StatusOK, s)
 	require.Equal(t, StatusCanceled, h.record("AgentWork", aw)["Status"])

@@ -192,7 +192,7 @@ func (e *Emulator) describe(o *objectDef, v string) object {
 		}
 		fields = append(fields, object{
 			{"name", f.Name}, {"label", f.Name}, {"type", describeType(f)},
-			{"createable", f.Create}, {"updateable", f.Update}, {"nillable", f.Nillable || !f.Create},
+			{"createable", f.Create}, {"updateable", f.Update}, {"nillable", f.Nillable && f.Type != soql.Boolean},
 			{"defaultedOnCreate", f.Defaulted}, {"filterable", true}, {"sortable", true},
 			{"referenceTo", refs}, {"relationshipName", rel},
 			{"picklistValues", pick}, {"restrictedPicklist", f.Type == soql.Picklist},

@@ -36,7 +36,13 @@ func (e *Emulator) handleREST(w http.ResponseWriter, r *http.Request) {
 		writeRESTError(w, errf(http.StatusNotFound, "NOT_FOUND", "The requested resource does not exist"))
 		return
 	}
-	token := bearerToken(r.Header.Get("Authorization"))
+	authz := r.Header.Get("Authorization")
+	token := bearerToken(authz)
+	if authz != "" && token == strings.TrimSpace(authz) {
+		// REST wants a scheme (Bearer or OAuth); only CometD takes the bare token.
+		writeRESTError(w, &restError{Status: http.StatusUnauthorized, Errs: []apiError{{Message: "INVALID_HEADER_TYPE", ErrorCode: "INVALID_AUTH_HEADER"}}})
+		return
+	}
 	userID, ok := e.authenticate(token)
 	if token == "" || !ok {
 		writeRESTError(w, &restError{Status: http.StatusUnauthorized, Errs: []apiError{{Message: "Session expired or invalid", ErrorCode: "INVALID_SESSION_ID"}}})
@@ -327,14 +333,20 @@ func coerce(o *objectDef, f *fieldDef, v any) (any, *restError) {
 func (e *Emulator) typedValues(o *objectDef, body map[string]any, create bool) (map[string]any, *restError) {
 	vals := map[string]any{}
 	var readOnly []string
-	for k, v := range body {
+	// Unknown fields first, then the fields in name order: the error reported never depends
+	// on map iteration order.
+	keys := sortedKeys(body)
+	for _, k := range keys {
+		if _, ok := o.field(k); !ok && k != "attributes" {
+			return nil, errf(http.StatusBadRequest, "INVALID_FIELD", "No such column '"+k+"' on sobject of type "+o.Name, k)
+		}
+	}
+	for _, k := range keys {
+		v := body[k]
 		if k == "attributes" {
 			continue
 		}
-		f, ok := o.field(k)
-		if !ok {
-			return nil, errf(http.StatusBadRequest, "INVALID_FIELD", "No such column '"+k+"' on sobject of type "+o.Name, k)
-		}
+		f, _ := o.field(k)
 		if f.Name == "Id" {
 			if create {
 				return nil, errf(http.StatusBadRequest, "INVALID_FIELD", "The Id field should not be specified in the sobject data.")
@@ -354,6 +366,11 @@ func (e *Emulator) typedValues(o *objectDef, body map[string]any, create bool) (
 		}
 		if f.Type == soql.Reference && tv != nil {
 			ref, ok := e.st.get(tv.(string))
+			if !ok {
+				if gone, dead := e.st.deleted[tv.(string)]; dead && slices.Contains(f.Refs, gone.obj.Name) {
+					return nil, errf(http.StatusBadRequest, "ENTITY_IS_DELETED", "entity is deleted")
+				}
+			}
 			if !ok || !slices.Contains(f.Refs, ref.obj.Name) {
 				return nil, errf(http.StatusBadRequest, "INVALID_CROSS_REFERENCE_KEY", f.Name+": invalid cross reference id", f.Name)
 			}
@@ -461,6 +478,9 @@ func (e *Emulator) updateTx(t *tx, o *objectDef, id string, body map[string]any)
 	if !o.Updateable {
 		return cannot("updated", o)
 	}
+	if err := editable(rec); err != nil {
+		return err
+	}
 	vals, err := e.typedValues(o, body, false)
 	if err != nil {
 		return err
@@ -488,6 +508,17 @@ func (e *Emulator) updateTx(t *tx, o *objectDef, id string, body map[string]any)
 	return nil
 }
 
+// editable refuses API updates of a PendingServiceRouting that is ready for routing: once
+// IsReadyForRouting is true the record can't be edited (salesforce-facts.md 2.1; the error
+// wording is the emulator's).
+func editable(rec *record) *restError {
+	if rec.obj.Name == "PendingServiceRouting" && rec.boolean("IsReadyForRouting") {
+		return errf(http.StatusBadRequest, "FIELD_INTEGRITY_EXCEPTION",
+			"You can't edit a PendingServiceRouting record once IsReadyForRouting is true.")
+	}
+	return nil
+}
+
 // deleteOne deletes one record through the API.
 func (e *Emulator) deleteOne(user, origin string, o *objectDef, id string) *restError {
 	e.mu.Lock()
@@ -510,7 +541,7 @@ func (e *Emulator) deleteTx(t *tx, o *objectDef, id string) *restError {
 	}
 	switch o.Name {
 	case "AgentWork":
-		if s := rec.str("Status"); s == StatusAssigned || s == StatusOpened {
+		if s := rec.str("Status"); s != StatusClosed && s != StatusDeclined && s != StatusUnavailable {
 			return errf(http.StatusBadRequest, "DELETE_FAILED", "You can delete AgentWork only when its status is Closed, Declined or Unavailable.")
 		}
 	case "PendingServiceRouting":
@@ -552,18 +583,20 @@ func (c *restCtx) collections() *restError {
 	defer e.mu.Unlock()
 	t := e.begin(c.user, c.origin)
 	type result struct {
-		ID      any            `json:"id"`
+		ID      string         `json:"id,omitempty"` // left out on failure, as Salesforce does
 		Success bool           `json:"success"`
 		Errors  []collectError `json:"errors"`
 	}
 	results := make([]result, len(body.Records))
 	if body.AllOrNone {
 		// allOrNone: check every record first; one failure fails them all and nothing is
-		// written. (Interactions between records of one request, such as two AgentWork for
-		// one PSR, are caught only while writing: see docs/emulator.md.)
+		// written. The check tracks the PSRs and capacity that earlier AgentWork of the request
+		// take (see docs/emulator.md for what it does not see).
 		failed := false
+		check := e.begin(c.user, c.origin)
+		check.batch = &batchClaims{psrs: map[string]bool{}, load: map[string]float64{}}
 		for i, rec := range body.Records {
-			if err := e.checkCollectionRecord(t, c.method, rec); err != nil {
+			if err := e.checkCollectionRecord(check, c.method, rec); err != nil {
 				failed = true
 				results[i] = result{Success: false, Errors: toCollect(err)}
 			}
@@ -657,11 +690,15 @@ func (e *Emulator) checkCollectionRecord(t *tx, method string, rec map[string]an
 		}
 		return err
 	}
-	if _, err := e.lookup(o, id); err != nil {
+	target, err := e.lookup(o, id)
+	if err != nil {
 		return err
 	}
 	if !o.Updateable {
 		return cannot("updated", o)
+	}
+	if err := editable(target); err != nil {
+		return err
 	}
 	_, err = e.typedValues(o, cp, false)
 	return err

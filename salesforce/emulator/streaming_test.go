@@ -35,8 +35,7 @@ func TestPushTopicEvents(t *testing.T) {
 	require.Contains(t, unknown["error"], "400::The channel you requested to subscribe to does not exist")
 
 	h.presence(agent1, "Available")
-	w := h.createWork("Case", "Support_EN")
-	aw := h.assign(w, agent1)
+	w, aw := h.routed("Case", "Support_EN", agent1)
 	require.Equal(t, http.StatusOK, h.awAction(aw, "decline", nil))
 	aw = h.assign(w, agent1)
 	require.Equal(t, http.StatusOK, h.awAction(aw, "accept", nil))

@@ -27,6 +27,15 @@ type tx struct {
 	origin  string
 	changes []*change
 	quiet   bool
+	// batch, when set, is the dry run of an allOrNone collection: AgentWork checks see the
+	// PSRs and capacity claimed by the request's earlier records.
+	batch *batchClaims
+}
+
+// batchClaims is what the already-checked records of one collection request would take.
+type batchClaims struct {
+	psrs map[string]bool    // PSR ids that an earlier AgentWork pushes
+	load map[string]float64 // user id -> capacity earlier AgentWork take
 }
 
 // begin starts a transaction made by user (a User id) through origin (changeOrigin; may be

@@ -187,26 +187,10 @@ func (b *binder) note(field string) {
 }
 
 func (b *binder) compile(n node) (cond, *Error) {
+	if c, err, ok := compileLogic(n, b.compile); ok {
+		return c, err
+	}
 	switch x := n.(type) {
-	case *logicNode:
-		kids := make([]cond, 0, len(x.kids))
-		for _, k := range x.kids {
-			c, err := b.compile(k)
-			if err != nil {
-				return nil, err
-			}
-			kids = append(kids, c)
-		}
-		if x.or {
-			return orCond(kids), nil
-		}
-		return andCond(kids), nil
-	case *notNode:
-		c, err := b.compile(x.x)
-		if err != nil {
-			return nil, err
-		}
-		return notCond{x: c}, nil
 	case *cmpNode:
 		acc, typ, err := b.resolve(x.path)
 		if err != nil {

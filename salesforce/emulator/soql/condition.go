@@ -48,27 +48,39 @@ func ParseCondition(expr string) (*Condition, error) {
 	return c, nil
 }
 
-func compileUntyped(p *parser, n node, addPath func(string)) (cond, *Error) {
+// compileLogic compiles AND, OR and NOT nodes, compiling their operands with leaf; ok is false
+// for any other node. Both the bound (query) and the untyped (filter) compilers use it.
+func compileLogic(n node, leaf func(node) (cond, *Error)) (c cond, err *Error, ok bool) {
 	switch x := n.(type) {
 	case *logicNode:
 		kids := make([]cond, 0, len(x.kids))
 		for _, k := range x.kids {
-			c, err := compileUntyped(p, k, addPath)
+			c, err := leaf(k)
 			if err != nil {
-				return nil, err
+				return nil, err, true
 			}
 			kids = append(kids, c)
 		}
 		if x.or {
-			return orCond(kids), nil
+			return orCond(kids), nil, true
 		}
-		return andCond(kids), nil
+		return andCond(kids), nil, true
 	case *notNode:
-		c, err := compileUntyped(p, x.x, addPath)
+		c, err := leaf(x.x)
 		if err != nil {
-			return nil, err
+			return nil, err, true
 		}
-		return notCond{x: c}, nil
+		return notCond{x: c}, nil, true
+	}
+	return nil, nil, false
+}
+
+func compileUntyped(p *parser, n node, addPath func(string)) (cond, *Error) {
+	rec := func(k node) (cond, *Error) { return compileUntyped(p, k, addPath) }
+	if c, err, ok := compileLogic(n, rec); ok {
+		return c, err
+	}
+	switch x := n.(type) {
 	case *cmpNode:
 		addPath(x.path.text)
 		k := &cmpCond{acc: accessor{path: x.path.text, rel: -1}, op: x.op, lit: x.lit, list: x.list}

@@ -1,6 +1,7 @@
 package soql
 
 import (
+	"cmp"
 	"encoding/json"
 	"strings"
 	"time"
@@ -283,7 +284,7 @@ func compare(v any, l *literal) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		return cmpFloat(f, l.f), true
+		return cmp.Compare(f, l.f), true
 	case litBool:
 		b, ok := v.(bool)
 		if !ok {
@@ -295,7 +296,7 @@ func compare(v any, l *literal) (int, bool) {
 		if !ok {
 			return 0, false
 		}
-		return cmpInt(d, l.day), true
+		return cmp.Compare(d, l.day), true
 	case litDateTime:
 		t, ok := toTime(v)
 		if !ok {
@@ -325,11 +326,11 @@ func compareValues(a, b any) int {
 	default:
 		if fx, ok := toFloat(a); ok {
 			if fy, ok := toFloat(b); ok {
-				return cmpFloat(fx, fy)
+				return cmp.Compare(fx, fy)
 			}
 		}
 	}
-	return cmpInt(int64(kindRank(a)), int64(kindRank(b)))
+	return cmp.Compare(int64(kindRank(a)), int64(kindRank(b)))
 }
 
 func kindRank(v any) int {
@@ -345,26 +346,6 @@ func kindRank(v any) int {
 		return 2
 	}
 	return 5
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func cmpBool(a, b bool) int {
@@ -391,7 +372,7 @@ func foldCompare(a, b string) int {
 				cb += 'a' - 'A'
 			}
 			if ca != cb {
-				return cmpInt(int64(ca), int64(cb))
+				return cmp.Compare(int64(ca), int64(cb))
 			}
 			i++
 			j++
@@ -401,7 +382,7 @@ func foldCompare(a, b string) int {
 		rb, nb := utf8.DecodeRuneInString(b[j:])
 		la, lb := unicode.ToLower(ra), unicode.ToLower(rb)
 		if la != lb {
-			return cmpInt(int64(la), int64(lb))
+			return cmp.Compare(int64(la), int64(lb))
 		}
 		i += na
 		j += nb

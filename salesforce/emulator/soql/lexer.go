@@ -37,6 +37,9 @@ type lexError struct {
 	reason string
 }
 
+// singleCharTokens are the one-character tokens; the zero kind (tEOF) means "not one of them".
+var singleCharTokens = [256]tokKind{',': tComma, '(': tLParen, ')': tRParen, ':': tColon, '=': tOp}
+
 // lex splits s into tokens. It never panics on any input.
 func lex(s string) ([]token, *lexError) {
 	var toks []token
@@ -82,21 +85,9 @@ func lex(s string) ([]token, *lexError) {
 			}
 			i = end
 			toks = append(toks, token{kind: tNumber, pos: start, text: s[start:i]})
-		case c == ',':
+		case singleCharTokens[c] != 0:
 			i++
-			toks = append(toks, token{kind: tComma, pos: start, text: ","})
-		case c == '(':
-			i++
-			toks = append(toks, token{kind: tLParen, pos: start, text: "("})
-		case c == ')':
-			i++
-			toks = append(toks, token{kind: tRParen, pos: start, text: ")"})
-		case c == ':':
-			i++
-			toks = append(toks, token{kind: tColon, pos: start, text: ":"})
-		case c == '=':
-			i++
-			toks = append(toks, token{kind: tOp, pos: start, text: "="})
+			toks = append(toks, token{kind: singleCharTokens[c], pos: start, text: s[start:i]})
 		case c == '!':
 			if i+1 < len(s) && s[i+1] == '=' {
 				i += 2

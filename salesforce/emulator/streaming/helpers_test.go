@@ -120,6 +120,16 @@ func (e *env) waitHeld(t testing.TB) {
 	}
 }
 
+// heldConnect sends a /meta/connect from c in the background, waits until the server holds a
+// connect and returns the channel the reply arrives on.
+func (e *env) heldConnect(t testing.TB, c *bclient) <-chan []msg {
+	t.Helper()
+	got := make(chan []msg, 1)
+	go func() { got <- c.send(c.connectMsg()) }()
+	e.waitHeld(t)
+	return got
+}
+
 type msg = map[string]any
 
 // bclient is a minimal Bayeux client for tests: one cookie jar, one Authorization header.

@@ -517,14 +517,21 @@ func (s *Server) lookup(rq *request, m *message, now time.Time) (*client, *reply
 	return c, nil
 }
 
-// connectCheck validates a /meta/connect before it is held. ok means the connect is valid and
-// connect must answer it.
-func (s *Server) connectCheck(rq *request, m *message) (reply, bool) {
+// lockedLookup authenticates the request and runs lookup at the current time. It returns with
+// s.mu held: the caller unlocks.
+func (s *Server) lockedLookup(rq *request, m *message) (*client, *reply, time.Time) {
 	s.auth(rq)
 	now := s.opts.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	c, fail := s.lookup(rq, m, now)
+	return c, fail, now
+}
+
+// connectCheck validates a /meta/connect before it is held. ok means the connect is valid and
+// connect must answer it.
+func (s *Server) connectCheck(rq *request, m *message) (reply, bool) {
+	c, fail, _ := s.lockedLookup(rq, m)
+	defer s.mu.Unlock()
 	if fail != nil {
 		return *fail, false
 	}
@@ -697,21 +704,14 @@ func channelCheck(ch string) string {
 }
 
 func (s *Server) subscribe(rq *request, m *message) reply {
-	s.auth(rq)
-	now := s.opts.Now()
-	s.mu.Lock()
-	c, fail := s.lookup(rq, m, now)
+	c, fail, now := s.lockedLookup(rq, m)
 	s.mu.Unlock()
 	if fail != nil {
 		fail.Subscription = m.Subscription
 		return *fail
 	}
-	rep := newReply(m)
-	rep.ClientID = c.id
-	rep.Subscription = m.Subscription
-	subs, ok := m.subscriptions()
-	if !ok || len(subs) == 0 {
-		rep.Error = ErrTextChannelNotSpecified
+	rep, subs, ok := subscriptionReply(c, m)
+	if !ok {
 		return rep
 	}
 	rx := m.replay()
@@ -839,22 +839,29 @@ func (c *client) removeQueued(st *channelState) {
 	c.queue = q
 }
 
+// subscriptionReply starts client c's reply to a subscribe or unsubscribe and returns the
+// message's subscriptions; ok is false, with the error in the reply, when it names none.
+func subscriptionReply(c *client, m *message) (rep reply, subs []string, ok bool) {
+	rep = newReply(m)
+	rep.ClientID = c.id
+	rep.Subscription = m.Subscription
+	subs, ok = m.subscriptions()
+	if !ok || len(subs) == 0 {
+		rep.Error = ErrTextChannelNotSpecified
+		return rep, nil, false
+	}
+	return rep, subs, true
+}
+
 func (s *Server) unsubscribe(rq *request, m *message) reply {
-	s.auth(rq)
-	now := s.opts.Now()
-	s.mu.Lock()
+	c, fail, _ := s.lockedLookup(rq, m)
 	defer s.mu.Unlock()
-	c, fail := s.lookup(rq, m, now)
 	if fail != nil {
 		fail.Subscription = m.Subscription
 		return *fail
 	}
-	rep := newReply(m)
-	rep.ClientID = c.id
-	rep.Subscription = m.Subscription
-	subs, ok := m.subscriptions()
-	if !ok || len(subs) == 0 {
-		rep.Error = ErrTextChannelNotSpecified
+	rep, subs, ok := subscriptionReply(c, m)
+	if !ok {
 		return rep
 	}
 	for _, key := range subs {
@@ -867,11 +874,8 @@ func (s *Server) unsubscribe(rq *request, m *message) reply {
 }
 
 func (s *Server) disconnect(rq *request, m *message) reply {
-	s.auth(rq)
-	now := s.opts.Now()
-	s.mu.Lock()
+	c, fail, _ := s.lockedLookup(rq, m)
 	defer s.mu.Unlock()
-	c, fail := s.lookup(rq, m, now)
 	if fail != nil {
 		return *fail
 	}
