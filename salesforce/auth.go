@@ -123,6 +123,10 @@ type TokenSource struct {
 	fetch   func(ctx context.Context) (*oauth2.Token, error)
 	metrics *tokenMetrics
 	log     *slog.Logger
+	// fetchTimeout bounds one token request, whatever the caller's
+	// context: a token endpoint that never answers must not hold every
+	// caller forever.
+	fetchTimeout time.Duration
 
 	mu       sync.Mutex
 	tok      *Token
@@ -133,7 +137,13 @@ type tokenCall struct {
 	done chan struct{}
 	tok  Token
 	err  error
+	// abandoned: the fetch failed because its caller's context ended, so
+	// a waiter with a live context fetches again.
+	abandoned bool
 }
+
+// defaultTokenFetchTimeout bounds one token request.
+const defaultTokenFetchTimeout = time.Minute
 
 // NewTokenSource checks opts and returns a TokenSource. It makes no request.
 func NewTokenSource(opts TokenOptions) (*TokenSource, error) {
@@ -154,7 +164,10 @@ func NewTokenSource(opts TokenOptions) (*TokenSource, error) {
 		return nil, errors.New("check token options: client id is required")
 	}
 	tokenURL := opts.LoginURL + "/services/oauth2/token"
-	ts := &TokenSource{opts: opts, metrics: newTokenMetrics(opts.Registerer), log: opts.Logger.With("component", "salesforce_token")}
+	ts := &TokenSource{
+		opts: opts, metrics: newTokenMetrics(opts.Registerer), log: opts.Logger.With("component", "salesforce_token"),
+		fetchTimeout: defaultTokenFetchTimeout,
+	}
 	switch opts.Grant {
 	case GrantJWTBearer:
 		if opts.Username == "" || len(opts.PrivateKey) == 0 {
@@ -223,6 +236,7 @@ func (ts *TokenSource) Token(ctx context.Context) (Token, error) {
 			ts.inflight = c
 			ts.mu.Unlock()
 			c.tok, c.err = ts.doFetch(ctx)
+			c.abandoned = c.err != nil && ctx.Err() != nil
 			ts.mu.Lock()
 			if c.err == nil {
 				t := c.tok
@@ -242,7 +256,7 @@ func (ts *TokenSource) Token(ctx context.Context) (Token, error) {
 		if c.err == nil {
 			return c.tok, nil
 		}
-		if errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded) {
+		if c.abandoned {
 			// The leader gave up; try again under our own context.
 			if ctx.Err() != nil {
 				return Token{}, fmt.Errorf("wait for salesforce token: %w", ctx.Err())
@@ -252,6 +266,17 @@ func (ts *TokenSource) Token(ctx context.Context) (Token, error) {
 		return Token{}, c.err
 	}
 }
+
+// String describes the source without its secrets or token.
+func (ts *TokenSource) String() string {
+	return "salesforce.TokenSource{" + strings.TrimSuffix(strings.TrimPrefix(ts.opts.String(), "salesforce.TokenOptions{"), "}") + "}"
+}
+
+// GoString hides the secrets from %#v too.
+func (ts *TokenSource) GoString() string { return ts.String() }
+
+// LogValue logs the options without their secrets.
+func (ts *TokenSource) LogValue() slog.Value { return ts.opts.LogValue() }
 
 // Invalidate drops the cached token if it is still stale (the token a
 // request was rejected with). Invalidating a token that has already been
@@ -267,6 +292,8 @@ func (ts *TokenSource) Invalidate(stale Token) {
 }
 
 func (ts *TokenSource) doFetch(ctx context.Context) (Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, ts.fetchTimeout)
+	defer cancel()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, ts.opts.HTTPClient)
 	ot, err := ts.fetch(ctx)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	jwtv5 "github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -265,4 +266,66 @@ func TestTokenMissingInstanceURL(t *testing.T) {
 	require.ErrorContains(t, err, "instance_url")
 	require.False(t, errors.Is(err, context.Canceled))
 	require.False(t, strings.Contains(err.Error(), "AT\""))
+}
+
+// TestTokenSourceNeverPrintsSecrets: a TokenSource printed with %v, %+v or
+// %#v, or logged, shows no secret of its options and no access token.
+func TestTokenSourceNeverPrintsSecrets(t *testing.T) {
+	t.Parallel()
+	f := newFakeOrg(t)
+	ts, err := NewTokenSource(TokenOptions{Grant: GrantPassword, LoginURL: f.srv.URL, ClientID: "cid", ClientSecret: "SECRET-1", Username: "u", Password: "SECRET-2", HTTPClient: f.srv.Client()})
+	require.NoError(t, err)
+	tok, err := ts.Token(t.Context())
+	require.NoError(t, err)
+	c, err := New(Options{Tokens: ts})
+	require.NoError(t, err)
+	s, err := NewStream(StreamOptions{Tokens: ts, Channels: []string{psrChannel}})
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("ts", "tokens", ts)
+	for _, out := range []string{fmt.Sprintf("%v %+v %#v", ts, ts, ts), fmt.Sprintf("%v %+v %#v", c, c, c), fmt.Sprintf("%v %+v %#v", s, s, s), logs.String()} {
+		require.NotContains(t, out, "SECRET")
+		require.NotContains(t, out, tok.AccessToken)
+	}
+	require.Contains(t, logs.String(), "cid")
+}
+
+// TestTokenFetchHasDeadline: a token endpoint that never answers cannot
+// hold a caller without a deadline, nor its waiters, forever.
+func TestTokenFetchHasDeadline(t *testing.T) {
+	t.Parallel()
+	f := newFakeOrg(t)
+	f.mux.HandleFunc("POST /hang/services/oauth2/token", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm() // read the body, so the server notices the client leaving
+		<-r.Context().Done()
+	})
+	ts, err := NewTokenSource(TokenOptions{Grant: GrantClientCredentials, LoginURL: f.srv.URL + "/hang", ClientID: "c", ClientSecret: "s", HTTPClient: f.srv.Client()})
+	require.NoError(t, err)
+	// Long enough that the loop below sees the first fetch in flight even on a loaded machine;
+	// the loop is bounded all the same, so a miss fails the test instead of hanging it.
+	ts.fetchTimeout = time.Second
+	errs := make(chan error, 2)
+	go func() { _, err := ts.Token(context.Background()); errs <- err }()
+	started := time.Now()
+	for {
+		ts.mu.Lock()
+		inflight := ts.inflight != nil
+		ts.mu.Unlock()
+		if inflight {
+			break
+		}
+		if time.Since(started) > 10*time.Second {
+			t.Fatal("the first token fetch never went in flight")
+		}
+		runtimeGosched()
+	}
+	go func() { _, err := ts.Token(context.Background()); errs <- err }()
+	for range 2 {
+		select {
+		case err := <-errs:
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+		case <-time.After(10 * time.Second):
+			t.Fatal("Token did not return")
+		}
+	}
 }

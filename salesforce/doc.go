@@ -35,7 +35,10 @@
 //   - Streaming: CometD at {instance_url}/cometd/{version}, long polling,
 //     the replay extension (-1 new, -2 all retained, or "after this id"),
 //     400 on a replay id outside retention (reported as a ReplayGap),
-//     *::Unknown client after the server forgot the client.
+//     *::Unknown client after the server forgot the client. A channel
+//     that must be resubscribed from -1 after that (no event handled on it
+//     yet) is not replayed what was published meanwhile: that too is
+//     reported as a ReplayGap (Resubscribed), so the caller reconciles.
 //   - Change events: CDC payloads carry a ChangeEventHeader (entityName,
 //     recordIds, changeType, changedFields, commit data) and only the
 //     changed fields on UPDATE; GAP_* and GAP_OVERFLOW carry no fields.

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -74,21 +73,7 @@ func (o *org) client(t *testing.T, grant Grant, mod func(*Options)) (*Client, *r
 	t.Helper()
 	ts, err := NewTokenSource(o.tokenOptions(t, grant))
 	require.NoError(t, err)
-	timer := &recordingTimer{}
-	opts := Options{
-		Tokens: ts, HTTPClient: o.srv.Client(), APIVersion: "63.0", timer: timer,
-		newBackOff: func() backoff.BackOff {
-			b := backoff.NewExponentialBackOff()
-			b.InitialInterval = time.Millisecond
-			return b
-		},
-	}
-	if mod != nil {
-		mod(&opts)
-	}
-	c, err := New(opts)
-	require.NoError(t, err)
-	return c, timer
+	return recordingClient(t, ts, o.srv.Client(), mod)
 }
 
 func TestEmulatorGrants(t *testing.T) {

@@ -1,12 +1,14 @@
 package salesforce
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ChangeType is the kind of change an event reports.
@@ -158,8 +160,13 @@ func DecodeEvent(channel string, data []byte) (ChangeEvent, error) {
 // its own copy of data: the Fields of the result alias that copy, never
 // the caller's buffer.
 func (d *Decoder) Decode(channel string, data []byte) (ChangeEvent, error) {
-	buf := make([]byte, len(data))
-	copy(buf, data)
+	return d.decodeOwned(channel, bytes.Clone(data))
+}
+
+// decodeOwned is Decode on data the caller hands over: the result's Fields
+// alias it, so nothing may write to it afterwards. The stream uses it on
+// bayeux.Delivery.Data, which the bayeux client never reuses.
+func (d *Decoder) decodeOwned(channel string, buf []byte) (ChangeEvent, error) {
 	ev := ChangeEvent{Channel: channel}
 	var (
 		payload, sobject         []byte
@@ -236,17 +243,23 @@ func fields(s *scanner, skipKey string, onSkip func() error) (map[string]json.Ra
 	return m, err
 }
 
-// keyString returns an object key unescaped (field names never need it).
+// keyString returns an object key unescaped (field names never need it)
+// and with invalid UTF-8 replaced.
 // Known field names come from a fixed table, so decoding them allocates
 // nothing.
 func keyString(raw []byte) (string, error) {
 	if k, ok := internedKeys[string(raw)]; ok {
 		return k, nil
 	}
+	ascii := true
 	for _, c := range raw {
 		if c == '\\' {
 			return unescapeJSON(raw)
 		}
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	if !ascii && !utf8.Valid(raw) {
+		return unescapeJSON(raw) // each invalid byte becomes U+FFFD, as in encoding/json
 	}
 	return string(raw), nil
 }

@@ -115,9 +115,16 @@ func testClient(t *testing.T, f *fakeOrg, mod func(*Options)) (*Client, *recordi
 		Username: "u@example.com", Password: "p4ssword", HTTPClient: f.srv.Client(),
 	})
 	require.NoError(t, err)
+	return recordingClient(t, ts, f.srv.Client(), mod)
+}
+
+// recordingClient builds a client on ts whose retries wait on a
+// recordingTimer (they fire at once) with an un-jittered 1 ms backoff.
+func recordingClient(t *testing.T, ts *TokenSource, hc *http.Client, mod func(*Options)) (*Client, *recordingTimer) {
+	t.Helper()
 	timer := &recordingTimer{}
 	opts := Options{
-		Tokens: ts, HTTPClient: f.srv.Client(), APIVersion: "63.0", timer: timer,
+		Tokens: ts, HTTPClient: hc, APIVersion: "63.0", timer: timer,
 		newBackOff: func() backoff.BackOff {
 			b := backoff.NewExponentialBackOff()
 			b.InitialInterval = time.Millisecond

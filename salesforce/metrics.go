@@ -32,6 +32,26 @@ func registerOrGet[T prometheus.Collector](reg prometheus.Registerer, c T) T {
 	return c
 }
 
+// counterVec, histogramVec and gauge build and register (registerOrGet)
+// one omniroute_<subsystem>_<name> metric.
+func counterVec(reg prometheus.Registerer, subsystem, name, help string, labels ...string) *prometheus.CounterVec {
+	return registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: name, Help: help,
+	}, labels))
+}
+
+func histogramVec(reg prometheus.Registerer, subsystem, name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return registerOrGet(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: name, Help: help, Buckets: buckets,
+	}, labels))
+}
+
+func gauge(reg prometheus.Registerer, subsystem, name, help string) prometheus.Gauge {
+	return registerOrGet(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace, Subsystem: subsystem, Name: name, Help: help,
+	}))
+}
+
 // clientMetrics are the REST client's metrics (subsystem salesforce).
 type clientMetrics struct {
 	requests *prometheus.CounterVec
@@ -43,27 +63,17 @@ type clientMetrics struct {
 
 func newClientMetrics(reg prometheus.Registerer) *clientMetrics {
 	return &clientMetrics{
-		requests: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "salesforce", Name: "requests_total",
-			Help: "Salesforce REST and OAuth requests by operation and HTTP status code (\"error\" when no response arrived).",
-		}, []string{"operation", "code"})),
-		duration: registerOrGet(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Subsystem: "salesforce", Name: "request_duration_seconds",
-			Help:    "Latency of Salesforce REST requests by operation, one observation per HTTP attempt.",
-			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
-		}, []string{"operation"})),
-		retries: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "salesforce", Name: "retries_total",
-			Help: "Salesforce REST requests sent again, by operation and reason (status code, error code, session or network).",
-		}, []string{"operation", "reason"})),
-		apiUsed: registerOrGet(reg, prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Subsystem: "salesforce", Name: "api_requests_used",
-			Help: "API requests used in the org's rolling 24-hour allocation, from the last Sforce-Limit-Info header.",
-		})),
-		apiLimit: registerOrGet(reg, prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: namespace, Subsystem: "salesforce", Name: "api_requests_limit",
-			Help: "The org's rolling 24-hour API request allocation, from the last Sforce-Limit-Info header.",
-		})),
+		requests: counterVec(reg, "salesforce", "requests_total",
+			"Salesforce REST and OAuth requests by operation and HTTP status code (\"error\" when no response arrived).", "operation", "code"),
+		duration: histogramVec(reg, "salesforce", "request_duration_seconds",
+			"Latency of Salesforce REST requests by operation, one observation per HTTP attempt.",
+			[]float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}, "operation"),
+		retries: counterVec(reg, "salesforce", "retries_total",
+			"Salesforce REST requests sent again, by operation and reason (status code, error code, session or network).", "operation", "reason"),
+		apiUsed: gauge(reg, "salesforce", "api_requests_used",
+			"API requests used in the org's rolling 24-hour allocation, from the last Sforce-Limit-Info header."),
+		apiLimit: gauge(reg, "salesforce", "api_requests_limit",
+			"The org's rolling 24-hour API request allocation, from the last Sforce-Limit-Info header."),
 	}
 }
 
@@ -74,10 +84,7 @@ type tokenMetrics struct {
 
 func newTokenMetrics(reg prometheus.Registerer) *tokenMetrics {
 	m := &tokenMetrics{
-		refreshes: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "salesforce", Name: "token_refreshes_total",
-			Help: "OAuth token requests by result (success or error).",
-		}, []string{"result"})),
+		refreshes: counterVec(reg, "salesforce", "token_refreshes_total", "OAuth token requests by result (success or error).", "result"),
 	}
 	m.refreshes.WithLabelValues("success")
 	m.refreshes.WithLabelValues("error")
@@ -97,31 +104,19 @@ type streamMetrics struct {
 
 func newStreamMetrics(reg prometheus.Registerer, channels []string, now func() time.Time) *streamMetrics {
 	m := &streamMetrics{
-		events: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "stream", Name: "events_received_total",
-			Help: "Streaming API events received and handled, by channel (events skipped as undecodable included; see decode_errors_total).",
-		}, []string{"channel"})),
-		rehandshakes: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "stream", Name: "rehandshakes_total",
-			Help: "Bayeux re-handshakes by reason.",
-		}, []string{"reason"})),
-		requests: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "stream", Name: "requests_total",
-			Help: "Bayeux requests by operation (handshake, connect, subscribe, disconnect) and result code.",
-		}, []string{"operation", "code"})),
-		duration: registerOrGet(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: namespace, Subsystem: "stream", Name: "request_duration_seconds",
-			Help:    "Latency of Bayeux requests by operation; connects include the long-poll wait.",
-			Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 120},
-		}, []string{"operation"})),
-		decodeErrors: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "stream", Name: "decode_errors_total",
-			Help: "Streaming API events that could not be decoded and were skipped, by channel.",
-		}, []string{"channel"})),
-		gaps: registerOrGet(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: namespace, Subsystem: "stream", Name: "replay_gaps_total",
-			Help: "Subscriptions whose stored replay id was refused (expired or invalid), by channel.",
-		}, []string{"channel"})),
+		events: counterVec(reg, "stream", "events_received_total",
+			"Streaming API events received and handled, by channel (events skipped as undecodable included; see decode_errors_total).", "channel"),
+		rehandshakes: counterVec(reg, "stream", "rehandshakes_total", "Bayeux re-handshakes by reason.", "reason"),
+		requests: counterVec(reg, "stream", "requests_total",
+			"Bayeux requests by operation (handshake, connect, subscribe, disconnect) and result code.", "operation", "code"),
+		duration: histogramVec(reg, "stream", "request_duration_seconds",
+			"Latency of Bayeux requests by operation; connects include the long-poll wait.",
+			[]float64{0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 120}, "operation"),
+		decodeErrors: counterVec(reg, "stream", "decode_errors_total",
+			"Streaming API events that could not be decoded and were skipped, by channel.", "channel"),
+		gaps: counterVec(reg, "stream", "replay_gaps_total",
+			"Gaps reported to the handler, by channel: a stored replay id refused (expired or invalid), or a resubscription "+
+				"after a lost session from where nothing published meanwhile is replayed.", "channel"),
 	}
 	m.state = &streamState{now: now, lastEvent: map[string]time.Time{}, lastCommit: map[string]time.Time{}, channels: channels}
 	for _, reason := range []string{"unknown_client", "auth", "advice", "transport", "limit"} {

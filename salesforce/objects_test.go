@@ -2,6 +2,8 @@ package salesforce
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,4 +60,33 @@ func TestRecordMarshal(t *testing.T) {
 	b, err = json.Marshal(NewAgentWork{ServiceChannelID: "0N9", WorkItemID: "500", UserID: "005"})
 	require.NoError(t, err)
 	require.JSONEq(t, `{"ServiceChannelId":"0N9","WorkItemId":"500","UserId":"005"}`, string(b))
+}
+
+// TestFieldListsMatchTypes: each XxxFields SOQL list names exactly the
+// fields its type decodes (but attributes and parent relationships), so a
+// field added to one and not the other is caught.
+func TestFieldListsMatchTypes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		list string
+		v    any
+	}{
+		{PendingServiceRoutingFields, PendingServiceRouting{}}, {AgentWorkFields, AgentWork{}},
+		{UserServicePresenceFields, UserServicePresence{}}, {ServicePresenceStatusFields, ServicePresenceStatus{}},
+		{ServiceChannelFields, ServiceChannel{}}, {QueueRoutingConfigFields, QueueRoutingConfig{}}, {QueueFields, Queue{}},
+		{SkillFields, Skill{}}, {ServiceResourceFields, ServiceResource{}},
+		{ServiceResourceSkillFields, ServiceResourceSkill{}}, {SkillRequirementFields, SkillRequirement{}},
+	} {
+		list, v := tc.list, tc.v
+		typ := reflect.TypeOf(v)
+		var tags []string
+		for f := range typ.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "attributes" || (f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct) {
+				continue
+			}
+			tags = append(tags, name)
+		}
+		require.ElementsMatch(t, tags, strings.Split(list, ", "), typ.Name())
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -70,9 +71,10 @@ type Options struct {
 // exponential backoff, waiting at least as long as Retry-After says; other
 // errors are returned at once as *APIError. Requests that create records
 // (POST) are retried only when Salesforce cannot have applied them: 429,
-// 503, UNABLE_TO_LOCK_ROW and REQUEST_LIMIT_EXCEEDED; a 500 or a network
-// error after sending leaves the outcome unknown and is returned to the
-// caller, who knows how to look for the record.
+// 503, UNABLE_TO_LOCK_ROW and REQUEST_LIMIT_EXCEEDED, or a connection that
+// could not be opened; a 500 or a network error after connecting leaves
+// the outcome unknown and is returned to the caller, who knows how to look
+// for the record.
 type Client struct {
 	opts    Options
 	http    *http.Client
@@ -211,8 +213,9 @@ func (c *Client) do(ctx context.Context, r request, handle func(io.Reader) error
 		if errors.As(err, &ns) {
 			return err // no token yet, so the request never left: safe to repeat
 		}
-		// Transport error: the request may or may not have arrived.
-		if !r.safe {
+		// Transport error: the request may or may not have arrived,
+		// unless no connection could be made.
+		if !r.safe && !neverConnected(err) {
 			return backoff.Permanent(err)
 		}
 		return err
@@ -242,6 +245,14 @@ type notSentError struct{ err error }
 
 func (e *notSentError) Error() string { return e.err.Error() }
 func (e *notSentError) Unwrap() error { return e.err }
+
+// neverConnected reports whether err is a failure to open the connection
+// (refused, unreachable, DNS), so the request was certainly not sent.
+func neverConnected(err error) bool {
+	var oe *net.OpError
+	var de *net.DNSError
+	return (errors.As(err, &oe) && oe.Op == "dial") || errors.As(err, &de)
+}
 
 // retryableUnapplied reports whether Salesforce certainly did not apply a
 // request that failed with ae, so that even a create may be sent again.

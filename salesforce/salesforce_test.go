@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -509,4 +510,25 @@ func TestCreateRetriedWhenTheTokenRequestFails(t *testing.T) {
 	require.Equal(t, int64(2), tokenCalls.Load())
 	require.Equal(t, int64(1), creates.Load())
 	require.Len(t, timer.Waits(), 1)
+}
+
+// A create that could not even connect was never sent: it is retried,
+// unlike one whose connection broke after sending.
+func TestCreateRetriedWhenTheConnectionIsRefused(t *testing.T) {
+	t.Parallel()
+	f := newFakeOrg(t)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close() // nothing listens there any more
+	f.mux.HandleFunc("POST /dead/services/oauth2/token", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"AT","instance_url":"`+deadURL+`"}`)
+	})
+	ts, err := NewTokenSource(TokenOptions{Grant: GrantClientCredentials, LoginURL: f.srv.URL + "/dead", ClientID: "c", ClientSecret: "s", HTTPClient: f.srv.Client()})
+	require.NoError(t, err)
+	c, timer := recordingClient(t, ts, f.srv.Client(), func(o *Options) { o.MaxRetries = 2 })
+	_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "x"})
+	require.Error(t, err)
+	require.Len(t, timer.Waits(), 2, "refused connections are retried")
+	require.Equal(t, 3.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("create", "error")))
 }

@@ -66,29 +66,48 @@ type StreamOptions struct {
 	Now func() time.Time
 }
 
-// Message is what a StreamHandler receives: an event or a replay gap.
+// Message is what a StreamHandler receives: an event or a gap.
 type Message struct {
 	// Channel is the subscription the message belongs to.
 	Channel string
 	// Event is the decoded change (nil for a gap). A change event may
 	// itself be a gap (Event.IsGap): then re-read its records.
 	Event *ChangeEvent
-	// Gap says the server refused to replay from the stored id: events
-	// may have been missed and the caller must reconcile (re-read the
-	// state from SOQL). Nil for an event.
+	// Gap says events may have been missed (the server refused the stored
+	// replay id, or the channel was resubscribed after a lost session
+	// where nothing is replayed) and the caller must reconcile (re-read
+	// the state from SOQL). Nil for an event.
 	Gap *ReplayGap
 }
 
-// ReplayGap is a refused replay id.
+// ReplayGap says events on a channel may have been missed. It comes in
+// two cases, both delivered once the channel's new subscription is live,
+// so a reconciliation done in the handler misses nothing published before:
+//
+//   - the server refused the stored replay id (too old): ReplayID is that
+//     id, Resubscribed is false, and the channel's checkpoint is dropped
+//     once the handler returns nil;
+//   - the session was lost (re-handshake) and the channel was subscribed
+//     again from where the server replays nothing published meanwhile: from
+//     ReplayLatest (no event was handled on it yet), or from any id when
+//     the server did not confirm the replay extension. Resubscribed is
+//     true, ReplayID is where it resumed, and the checkpoint is kept.
 type ReplayGap struct {
 	Channel string
-	// ReplayID is the id the server refused.
+	// ReplayID is the id the server refused, or, when Resubscribed, the id
+	// the channel was subscribed from again.
 	ReplayID int64
-	// ResumeFrom is where the channel resumes: ReplayLatest or ReplayAll.
+	// ResumeFrom is where the channel resumes: ReplayLatest or ReplayAll
+	// (or, when Resubscribed, ReplayID).
 	ResumeFrom int64
-	// Reason is the server's message.
+	// Reason is the server's message, or why a resubscription lost events.
 	Reason string
+	// Resubscribed is true for a lost session, false for a refused id.
+	Resubscribed bool
 }
+
+// reasonResubscribed is the Reason of a ReplayGap for a lost session.
+const reasonResubscribed = "session lost: resubscribed where the server replays nothing published meanwhile"
 
 // StreamHandler handles one message. Messages of a channel arrive in
 // order, one at a time; while the handler runs no new long poll is made
@@ -109,10 +128,15 @@ type StreamHandler func(ctx context.Context, m Message) error
 // re-handshake, channels resume after the last event the handler returned
 // nil for.
 //
-// A Gap is delivered when the stored replay id is too old: the caller
-// reconciles; when the handler returns nil the channel's checkpoint is
-// dropped (so a restart does not hit the same gap) and the channel
-// resumes per OnInvalidReplay.
+// A Gap is delivered when events may have been missed, once the channel's
+// new subscription is live: the caller reconciles (re-reads the state).
+// Either the stored replay id was too old: when the handler returns nil
+// the channel's checkpoint is dropped (so a restart does not hit the same
+// gap) and the channel resumes per OnInvalidReplay. Or, after a
+// re-handshake, a channel that had no event yet was resubscribed from -1,
+// so events published while the session was down are not replayed
+// (ReplayGap.Resubscribed). A channel started from ReplayAll needs no such
+// Gap: -2 replays every retained event.
 //
 // Events that cannot be decoded are logged, counted
 // (omniroute_stream_decode_errors_total) and skipped.
@@ -255,9 +279,15 @@ func (s *Stream) Run(ctx context.Context, h StreamHandler) error {
 				return err
 			}
 			return s.forget(ctx, d.Channel)
+		case bayeux.Resubscribed:
+			s.metrics.gaps.WithLabelValues(d.Channel).Inc()
+			gap := &ReplayGap{Channel: d.Channel, ReplayID: d.ReplayID, ResumeFrom: d.ReplayID, Reason: reasonResubscribed, Resubscribed: true}
+			return h(ctx, Message{Channel: d.Channel, Gap: gap})
 		case bayeux.Event:
 			s.metrics.state.event(d.Channel)
-			ev, err := s.opts.Decoder.Decode(d.Channel, d.Data)
+			// Delivery.Data is never reused by the bayeux client: the event
+			// may alias it, no copy needed.
+			ev, err := s.opts.Decoder.decodeOwned(d.Channel, d.Data)
 			if err != nil {
 				s.metrics.decodeErrors.WithLabelValues(d.Channel).Inc()
 				s.log.Warn("stream event skipped", "channel", d.Channel, "replay_id", d.ReplayID, "err", err)

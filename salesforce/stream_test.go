@@ -6,6 +6,8 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +109,18 @@ func work(t testing.TB, o *org) emulator.WorkResult {
 	return w
 }
 
+// liveStream returns an emulator and a stream on it (metrics on a
+// registry) that has delivered a first event, w1: it is subscribed and
+// long-polling.
+func liveStream(t *testing.T) (*org, *runningStream, emulator.WorkResult) {
+	t.Helper()
+	o := newOrg(t, nil)
+	rs := o.stream(t, func(so *StreamOptions) { so.Registerer = prometheus.NewPedanticRegistry() })
+	w1 := work(t, o)
+	rs.nextCreate(t, w1.PSRID)
+	return o, rs, w1
+}
+
 // TestStreamDeliversCommitsAndResumes: events arrive typed and in order;
 // a new stream on the same checkpoint file resumes after the last
 // committed event, even though it would otherwise start from -2.
@@ -157,11 +171,7 @@ func TestStreamDeliversCommitsAndResumes(t *testing.T) {
 // token (one token request) and keeps receiving.
 func TestStreamSessionExpiryMidLongPoll(t *testing.T) {
 	t.Parallel()
-	o := newOrg(t, nil)
-	reg := prometheus.NewPedanticRegistry()
-	rs := o.stream(t, func(so *StreamOptions) { so.Registerer = reg })
-	w1 := work(t, o)
-	rs.nextCreate(t, w1.PSRID) // subscribed and long-polling
+	o, rs, _ := liveStream(t)
 	require.Equal(t, 1, o.tokenRequests())
 	o.emu.ExpireSessions()
 	w2 := work(t, o)
@@ -174,10 +184,7 @@ func TestStreamSessionExpiryMidLongPoll(t *testing.T) {
 // re-subscribe from the last delivered replay id; nothing is lost.
 func TestStreamAllClientsDropped(t *testing.T) {
 	t.Parallel()
-	o := newOrg(t, nil)
-	rs := o.stream(t, nil)
-	w1 := work(t, o)
-	rs.nextCreate(t, w1.PSRID)
+	o, rs, _ := liveStream(t)
 	o.emu.DropStreamingClients()
 	w2 := work(t, o) // published while the client is unknown
 	m := rs.nextCreate(t, w2.PSRID)
@@ -186,6 +193,67 @@ func TestStreamAllClientsDropped(t *testing.T) {
 	w3 := work(t, o)
 	rs.nextCreate(t, w3.PSRID)
 	require.Equal(t, 1, o.tokenRequests())
+}
+
+// All CometD clients dropped while a channel subscribed from -1 has had no
+// event yet: it can only resubscribe from -1, so work created while the
+// client was disconnected is never delivered. The handler gets a Gap
+// (Resubscribed) once the new subscription is live, and a reconciliation
+// done then finds the work.
+func TestStreamResubscribedFromLatestReportsGap(t *testing.T) {
+	t.Parallel()
+	o := newOrg(t, nil)
+	c, _ := o.client(t, GrantJWTBearer, nil)
+	// The stream's backoff parks once the client is disconnected, until
+	// the test has created work: the outage is deterministic.
+	parked, release := make(chan struct{}), make(chan struct{})
+	var armed atomic.Bool
+	rs := o.stream(t, func(so *StreamOptions) {
+		so.StartFrom = ReplayLatest
+		so.Backoff = func(int) time.Duration {
+			if armed.CompareAndSwap(true, false) {
+				close(parked)
+				<-release
+			}
+			return time.Millisecond
+		}
+	})
+	unpark := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unpark) // runs before the stream stops
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(rs.s.metrics.requests.WithLabelValues("subscribe", "ok")) >= 1
+	}, 10*time.Second, 5*time.Millisecond)
+
+	armed.Store(true)
+	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 1, Scope: "cometd"}))
+	o.emu.DropStreamingClients() // 403::Unknown client, then the handshake meets the 503
+	select {
+	case <-parked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream never backed off after the drop")
+	}
+	lost := work(t, o) // published while no subscription exists
+	unpark()
+
+	m := rs.next(t)
+	require.NotNil(t, m.Gap, "the caller must be told, got %+v", m.Event)
+	require.Equal(t, ReplayGap{
+		Channel: psrChannel, ReplayID: ReplayLatest, ResumeFrom: ReplayLatest,
+		Reason: reasonResubscribed, Resubscribed: true,
+	}, *m.Gap)
+	require.Equal(t, 1.0, testutil.ToFloat64(rs.s.metrics.gaps.WithLabelValues(psrChannel)))
+	// Reconcile: the lost work is found by a query.
+	var found bool
+	for p, err := range QueryAs[PendingServiceRouting](t.Context(), c, "SELECT "+PendingServiceRoutingFields+" FROM PendingServiceRouting") {
+		require.NoError(t, err)
+		found = found || p.ID == lost.PSRID
+	}
+	require.True(t, found)
+	// The subscription is live: new work streams, the lost one never did.
+	w := work(t, o)
+	m = rs.next(t)
+	require.NotNil(t, m.Event)
+	require.Equal(t, []string{w.PSRID}, m.Event.RecordIDs)
 }
 
 // Replay ids expired: the stored id is refused, the handler gets a Gap
@@ -222,10 +290,7 @@ func TestStreamReplayExpired(t *testing.T) {
 // CDC gap and overflow events reach the handler as typed gap events.
 func TestStreamGapEvents(t *testing.T) {
 	t.Parallel()
-	o := newOrg(t, nil)
-	rs := o.stream(t, nil)
-	w1 := work(t, o)
-	rs.nextCreate(t, w1.PSRID)
+	o, rs, w1 := liveStream(t)
 	require.NoError(t, o.emu.InjectGap(emulator.GapRequest{Entity: "PendingServiceRouting", ChangeType: "GAP_UPDATE", RecordIDs: []string{w1.PSRID}}))
 	require.NoError(t, o.emu.InjectGap(emulator.GapRequest{Entity: "PendingServiceRouting", ChangeType: "GAP_OVERFLOW"}))
 	m := rs.next(t)
@@ -268,11 +333,7 @@ func (w tWriter) Write(b []byte) (int, error) {
 // recovers and loses nothing.
 func TestStreamCometDFaultBursts(t *testing.T) {
 	t.Parallel()
-	o := newOrg(t, nil)
-	reg := prometheus.NewPedanticRegistry()
-	rs := o.stream(t, func(so *StreamOptions) { so.Registerer = reg })
-	w1 := work(t, o)
-	rs.nextCreate(t, w1.PSRID)
+	o, rs, _ := liveStream(t)
 	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 3, RetryAfterSeconds: 1, Scope: "cometd"}))
 	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 429, Count: 1, RetryAfterSeconds: 1, Scope: "cometd"}))
 	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 2, Scope: "cometd"}))

@@ -133,8 +133,18 @@ const (
 	Event Kind = iota
 	// Gap says the server refused a replay id: events may have been missed
 	// and the caller must reconcile. The channel is then resubscribed as
-	// Options.OnInvalidReplay says.
+	// Options.OnInvalidReplay says. It is delivered once that new
+	// subscription is live, so a reconciliation the handler does then
+	// misses nothing published before it.
 	Gap
+	// Resubscribed says a channel was subscribed again after its session
+	// was lost (re-handshake), from where the server replays nothing that
+	// was published meanwhile: from -1 (no event was handled on it yet, or
+	// it resumed from -1 after a Gap), or from any id when the server did
+	// not confirm the replay extension. Events may have been missed and the
+	// caller must reconcile. It is delivered once the new subscription is
+	// live. A channel at -2 needs none: -2 replays every retained event.
+	Resubscribed
 )
 
 // String implements fmt.Stringer.
@@ -144,6 +154,8 @@ func (k Kind) String() string {
 		return "event"
 	case Gap:
 		return "gap"
+	case Resubscribed:
+		return "resubscribed"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -156,7 +168,8 @@ type Delivery struct {
 	// channel; Channel is then the subscription as given.
 	Channel string
 	// ReplayID is, for an Event, data.event.replayId (0 if absent); for a
-	// Gap, the replay id that was refused.
+	// Gap, the replay id that was refused; for Resubscribed, the replay id
+	// the channel was subscribed from.
 	ReplayID int64
 	// Data is an Event's "data" member, as sent. The client does not reuse
 	// it after the handler returns, so the caller may keep it.
@@ -186,10 +199,11 @@ type Handler func(ctx context.Context, d Delivery) error
 //
 //  4. on failure:
 //
-//     any "*::Unknown client"        -> handshake, resubscribe all (2)
+//     any "*::Unknown client"        -> handshake, resubscribe all (2);
+//     a channel resubscribed from -1 -> Resubscribed to the handler
 //     "401::..." or HTTP 401         -> Unauthorized(), handshake, resubscribe
-//     replay id invalid on subscribe -> Gap to the handler, resubscribe the
-//     channel from -1 or -2 (OnInvalidReplay)
+//     replay id invalid on subscribe -> resubscribe the channel from -1 or
+//     -2 (OnInvalidReplay), then Gap to the handler
 //     limit / 503 / HTTP error / I/O -> back off, retry (handshake again
 //     after transportRetries connect failures in a row)
 //     anything else on handshake or subscribe, or advice "none" -> Run
@@ -280,8 +294,8 @@ func New(o Options) (*Client, error) {
 //
 // A channel still at -1 resubscribes from -1 after a re-handshake: events
 // published while the session was down are then not replayed (no replay
-// id is known to resume from). A caller that cannot accept this starts
-// from a stored id, or reconciles after each re-handshake.
+// id is known to resume from), and the handler gets a Resubscribed
+// delivery for it.
 func (c *Client) ResumePoints() map[string]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -326,7 +340,7 @@ func (c *Client) Run(ctx context.Context, subs []Subscription, h Handler) error 
 	}
 	c.mu.Unlock()
 
-	s := &session{c: c, h: h, timeout: defaultAdviceTimeout}
+	s := &session{c: c, h: h, timeout: defaultAdviceTimeout, live: map[string]bool{}, gaps: map[string]*ReplayError{}}
 	for _, sub := range subs {
 		s.channels = append(s.channels, sub.Channel)
 	}

@@ -176,6 +176,10 @@ func TestUnknownClientRehandshakesAndResubscribes(t *testing.T) {
 				require.Equal(t, map[string]any{sub: map[string]float64{chA: 6, chB: -1}[sub]}, replayExt(m))
 			}
 			require.Equal(t, 2, resub)
+			// chB had no event yet: it resumed from -1, so what was
+			// published while the session was down is lost; the handler is
+			// told. chA resumed from 6 and needs nothing.
+			require.Equal(t, Delivery{Kind: Resubscribed, Channel: chB, ReplayID: ReplayLatest}, h.next())
 			f.publish(chB, 9, nil)
 			d := h.next()
 			require.Equal(t, chB, d.Channel)
@@ -281,16 +285,29 @@ func TestHandshakeFailures(t *testing.T) {
 	}
 }
 
+// connectReply starts a client on chA from -1 whose first connect the fake
+// answers with reply.
+func connectReply(t *testing.T, reply func(map[string]any) map[string]any) (*fakeServer, *harness) {
+	t.Helper()
+	f := newFake(t)
+	f.on(chConnect, reply)
+	h := newHarness(t, f, nil)
+	h.start(Subscription{chA, ReplayLatest})
+	return f, h
+}
+
+// succeedWith answers a connect successfully with reconnect advice.
+func succeedWith(reconnect string) func(map[string]any) map[string]any {
+	return func(m map[string]any) map[string]any {
+		return map[string]any{"channel": chConnect, "id": m["id"], "successful": true, "advice": map[string]any{"reconnect": reconnect}}
+	}
+}
+
 func TestAdvice(t *testing.T) {
 	t.Parallel()
 	t.Run("handshake on success", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		f.on(chConnect, func(m map[string]any) map[string]any {
-			return map[string]any{"channel": chConnect, "id": m["id"], "successful": true, "advice": map[string]any{"reconnect": "handshake"}}
-		})
-		h := newHarness(t, f, nil)
-		h.start(Subscription{chA, ReplayLatest})
+		f, h := connectReply(t, succeedWith("handshake"))
 		f.waitFor(chSubscribe, func(m map[string]any) bool { return m["clientId"] == "client-2" })
 		require.NoError(t, h.stop())
 		_, rehandshakes, _ := h.obs.snapshot()
@@ -298,12 +315,7 @@ func TestAdvice(t *testing.T) {
 	})
 	t.Run("none on success", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		f.on(chConnect, func(m map[string]any) map[string]any {
-			return map[string]any{"channel": chConnect, "id": m["id"], "successful": true, "advice": map[string]any{"reconnect": "none"}}
-		})
-		h := newHarness(t, f, nil)
-		h.start(Subscription{chA, ReplayLatest})
+		f, h := connectReply(t, succeedWith("none"))
 		err := h.result()
 		var be *Error
 		require.ErrorAs(t, err, &be)
@@ -313,20 +325,14 @@ func TestAdvice(t *testing.T) {
 	})
 	t.Run("none on failure", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		f.on(chConnect, failOn("402::Missing required parameter", map[string]any{"reconnect": "none"}, nil))
-		h := newHarness(t, f, nil)
-		h.start(Subscription{chA, ReplayLatest})
+		_, h := connectReply(t, failOn("402::Missing required parameter", map[string]any{"reconnect": "none"}, nil))
 		var be *Error
 		require.ErrorAs(t, h.result(), &be)
 		require.Equal(t, &Error{Op: "connect", Code: "402", Message: "Missing required parameter", Raw: "402::Missing required parameter"}, be)
 	})
 	t.Run("retry on failure", func(t *testing.T) {
 		t.Parallel()
-		f := newFake(t)
-		f.on(chConnect, failOn("500::Internal server error", map[string]any{"reconnect": "retry"}, nil))
-		h := newHarness(t, f, nil)
-		h.start(Subscription{chA, ReplayLatest})
+		f, h := connectReply(t, failOn("500::Internal server error", map[string]any{"reconnect": "retry"}, nil))
 		f.waitFor(chConnect, nil)
 		f.waitFor(chConnect, nil)
 		require.NoError(t, h.stop())
@@ -404,10 +410,16 @@ func TestInvalidReplayReportsGapAndResubscribes(t *testing.T) {
 			require.ErrorAs(t, d.Err, &re)
 			require.Equal(t, &ReplayError{Channel: chA, ReplayID: 42, Message: strings.TrimPrefix(refused, "400::")}, re)
 
-			m := f.waitFor(chSubscribe, func(m map[string]any) bool {
-				return m["subscription"] == chA && replayExt(m)[chA] == float64(tc.want)
-			})
-			require.Equal(t, "client-1", m["clientId"], "a gap needs no new handshake")
+			// The gap is reported once the resubscription is live, so a
+			// reconciliation the handler does then cannot miss an event.
+			var from []any
+			for _, m := range f.messages(chSubscribe) {
+				if m["subscription"] == chA {
+					require.Equal(t, "client-1", m["clientId"], "a gap needs no new handshake")
+					from = append(from, replayExt(m)[chA])
+				}
+			}
+			require.Equal(t, []any{float64(42), float64(tc.want)}, from)
 			f.waitFor(chConnect, nil)
 			f.publish(chA, 50, nil)
 			require.Equal(t, int64(50), h.next().ReplayID)
@@ -434,6 +446,49 @@ func TestInvalidReplayReportsGapAndResubscribes(t *testing.T) {
 		require.ErrorAs(t, h.result(), &be)
 		require.Equal(t, "subscribe", be.Op)
 	})
+}
+
+// TestResubscribedWithoutReplayIsReported: after a re-handshake, a channel
+// that had no event yet resumes from -1, so events published while the
+// session was down are never delivered. The handler must be told, once the
+// new subscription is live; a channel resuming from a replay id or from -2
+// loses nothing and gets no such delivery. Without the replay extension
+// every resubscription loses events.
+func TestResubscribedWithoutReplayIsReported(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		noReplay bool
+		want     []Subscription // channels reported, with the replay id they resumed from
+	}{
+		{"replay", false, []Subscription{{chB, ReplayLatest}}},
+		{"no replay", true, []Subscription{{chA, 5}, {chB, ReplayLatest}, {chC, ReplayAll}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t)
+			f.noReplay = tc.noReplay
+			h := newHarness(t, f, nil)
+			h.start(Subscription{chA, 5}, Subscription{chB, ReplayLatest}, Subscription{chC, ReplayAll})
+			f.waitFor(chConnect, nil)
+			f.on(chConnect, unknownClient)
+			for _, w := range tc.want {
+				d := h.next()
+				require.Equal(t, Delivery{Kind: Resubscribed, Channel: w.Channel, ReplayID: w.ReplayID}, d)
+				n := 0
+				for _, m := range f.messages(chSubscribe) {
+					if m["clientId"] == "client-2" && m["subscription"] == w.Channel {
+						n++
+					}
+				}
+				require.Equal(t, 1, n, "reported once the new subscription is live")
+			}
+			f.waitFor(chConnect, func(m map[string]any) bool { return m["clientId"] == "client-2" })
+			f.publish(chA, 6, nil)
+			require.Equal(t, Event, h.next().Kind, "nothing else was reported")
+			require.NoError(t, h.stop())
+		})
+	}
 }
 
 func TestSubscribeRefused(t *testing.T) {
@@ -779,7 +834,32 @@ func TestKindString(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, "event", Event.String())
 	require.Equal(t, "gap", Gap.String())
+	require.Equal(t, "resubscribed", Resubscribed.String())
 	require.Equal(t, "kind(9)", Kind(9).String())
 	require.Equal(t, ReplayLatest, ResubscribeLatest.replayID())
 	require.Equal(t, ReplayAll, ResubscribeAll.replayID())
+}
+
+// TestDeliveryDataIsNeverReused: the salesforce layer decodes events
+// without copying them, so a Delivery's Data must stay intact after later
+// long polls.
+func TestDeliveryDataIsNeverReused(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	h := newHarness(t, f, nil)
+	h.start(Subscription{chA, ReplayLatest})
+	f.waitFor(chConnect, nil)
+	var kept []Delivery
+	for poll := range 3 {
+		for i := range 5 {
+			f.publish(chA, int64(poll*5+i+1), map[string]any{"n": poll*5 + i + 1})
+		}
+		for range 5 {
+			kept = append(kept, h.next())
+		}
+	}
+	require.NoError(t, h.stop())
+	for i, d := range kept {
+		require.JSONEq(t, fmt.Sprintf(`{"event":{"replayId":%d},"payload":{"n":%d}}`, i+1, i+1), string(d.Data))
+	}
 }

@@ -24,7 +24,11 @@
 //     subscribe (-1 new events, -2 all retained, else after that id); each
 //     event carries data.event.replayId. For a filtered subscription
 //     ("/topic/X?F=v") the map names both the subscription and the bare
-//     channel, as EMP-Connector keys it by the bare channel.
+//     channel, as EMP-Connector keys it by the bare channel. A channel
+//     resubscribed from -1 after a lost session is not replayed what was
+//     published in between: the handler gets a Resubscribed delivery (and a
+//     refused replay id a Gap) once the new subscription is live, so it can
+//     reconcile without missing anything.
 //   - Advice on handshake and connect replies: reconnect retry|handshake|none,
 //     interval and timeout (110 s on Salesforce). A /meta/connect gets a
 //     deadline of the advised timeout plus NetworkDelay.
@@ -35,8 +39,9 @@
 //     needs a new handshake (and cookie); a failed handshake's real cause
 //     is in ext.sfdc.failureReason; "The replayId {N} you provided was
 //     invalid" on subscribe means the id is outside the retention window;
-//     limit and "503::Server is too busy" errors ask for a later retry. A server may also send /meta/disconnect on its own
-//     (API 64.0+): the client handshakes again.
+//     limit and "503::Server is too busy" errors ask for a later retry. A
+//     server may also send /meta/disconnect on its own (API 64.0+): the
+//     client handshakes again.
 //   - Salesforce caps a request at 32,768 bytes, so subscribes are batched
 //     in POSTs of at most 16 KiB.
 //

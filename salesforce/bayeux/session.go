@@ -32,6 +32,14 @@ type session struct {
 
 	warnedMultiple bool // the multiple-clients advice was logged
 
+	// live holds the channels subscribed at least once in this Run: a later
+	// subscribe of one is a resubscription after its session was lost.
+	live map[string]bool
+	// gaps holds refused replay ids not yet reported: a Gap is delivered
+	// once the channel's resubscription from -1 or -2 is live, so the
+	// caller's reconciliation cannot miss an event published before it.
+	gaps map[string]*ReplayError
+
 	// failures counts failed operations in a row, for the backoff. Ending a
 	// session (re-handshake) counts as one, so a server that accepts each
 	// handshake and drops the session at once is retried with a growing
@@ -380,6 +388,9 @@ func (s *session) subscribe(ctx context.Context) error {
 			s.c.obs.Request("subscribe", "ok", d)
 			s.c.log.Info("subscribed", "channel", ch, "replay_id", from[ch])
 			done[ch] = true
+			if err := s.subscribed(ctx, ch, from[ch]); err != nil {
+				return err
+			}
 			continue
 		}
 		e := newError("subscribe", ch, r.Error, failureReason(r))
@@ -396,7 +407,7 @@ func (s *session) subscribe(ctx context.Context) error {
 			s.c.log.Warn("subscribe refused", "channel", ch, "err", e)
 			backoff = true
 		case classInvalidReplay:
-			if err := s.gap(ctx, ch, from[ch], e); err != nil {
+			if err := s.gap(ch, from[ch], e); err != nil {
 				return err
 			}
 		default:
@@ -420,19 +431,43 @@ func (s *session) subscribe(ctx context.Context) error {
 	return nil
 }
 
-// gap reports a refused replay id to the handler and moves the channel's
-// resume point to the policy's -1 or -2, from where it is resubscribed.
-func (s *session) gap(ctx context.Context, ch string, refused int64, e *Error) error {
+// gap records a refused replay id and moves the channel's resume point to
+// the policy's -1 or -2, from where it is resubscribed; the Gap reaches
+// the handler once that subscription is live (see subscribed).
+func (s *session) gap(ch string, refused int64, e *Error) error {
 	if refused < 0 || !s.replayOn {
 		// Refusing -1 or -2 is not a retention gap; resubscribing would loop.
 		return e
 	}
 	re := &ReplayError{Channel: ch, ReplayID: refused, Message: e.Message}
 	s.c.log.Warn("replay id refused", "channel", ch, "replay_id", refused, "err", re)
-	if err := s.h(ctx, Delivery{Kind: Gap, Channel: ch, ReplayID: refused, Err: re}); err != nil {
-		return fmt.Errorf("handle gap on %s: %w", ch, err)
-	}
+	s.gaps[ch] = re
 	s.c.setResume(ch, s.c.opts.OnInvalidReplay.replayID())
+	return nil
+}
+
+// subscribed tells the handler, once ch's subscription from replay id
+// "from" is live, that events may have been missed: a Gap for a refused
+// replay id, or Resubscribed for a channel that was subscribed before in
+// this Run and now resumes where the server replays nothing it published
+// meanwhile (from -1, or any id when the server does not replay).
+func (s *session) subscribed(ctx context.Context, ch string, from int64) error {
+	wasLive := s.live[ch]
+	s.live[ch] = true
+	if re := s.gaps[ch]; re != nil {
+		if err := s.h(ctx, Delivery{Kind: Gap, Channel: ch, ReplayID: re.ReplayID, Err: re}); err != nil {
+			return fmt.Errorf("handle gap on %s: %w", ch, err)
+		}
+		delete(s.gaps, ch)
+		return nil
+	}
+	if !wasLive || (from != ReplayLatest && s.replayOn) {
+		return nil
+	}
+	s.c.log.Warn("resubscribed without replay", "channel", ch, "replay_id", from)
+	if err := s.h(ctx, Delivery{Kind: Resubscribed, Channel: ch, ReplayID: from}); err != nil {
+		return fmt.Errorf("handle resubscription of %s: %w", ch, err)
+	}
 	return nil
 }
 
