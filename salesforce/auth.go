@@ -48,7 +48,12 @@ type TokenOptions struct {
 	// test.salesforce.com or the org's My Domain. The token endpoint is
 	// LoginURL + "/services/oauth2/token". Default DefaultLoginURL.
 	LoginURL string
-	// Audience is the JWT aud claim (GrantJWTBearer only). Default LoginURL.
+	// Audience is the JWT aud claim (GrantJWTBearer only). Salesforce accepts only
+	// https://login.salesforce.com, https://test.salesforce.com or an Experience Cloud site URL,
+	// whatever host the token request goes to; the default follows the login host: a sandbox
+	// (test.salesforce.com, *.sandbox.my.salesforce.com) gives test, any other *.salesforce.com
+	// host (login, My Domain) gives login, and any other host (a site, the emulator) is its own
+	// audience.
 	Audience string
 	// ClientID is the connected app's consumer key.
 	ClientID string
@@ -175,7 +180,7 @@ func NewTokenSource(opts TokenOptions) (*TokenSource, error) {
 		}
 		aud := opts.Audience
 		if aud == "" {
-			aud = opts.LoginURL
+			aud = defaultAudience(opts.LoginURL)
 		}
 		cfg := &jwt.Config{
 			Email:      opts.ClientID,
@@ -365,4 +370,22 @@ func parseRSAKey(pemBytes []byte) (*rsa.PrivateKey, error) {
 		return nil, errors.New("not an RSA key (Salesforce accepts RS256 only)")
 	}
 	return rk, nil
+}
+
+// defaultAudience is the JWT aud claim Salesforce expects for a login URL (see
+// TokenOptions.Audience).
+func defaultAudience(loginURL string) string {
+	u, err := url.Parse(loginURL)
+	if err != nil || u.Host == "" {
+		return loginURL
+	}
+	host := strings.ToLower(u.Hostname())
+	switch {
+	case host == "test.salesforce.com" || strings.HasSuffix(host, ".sandbox.my.salesforce.com"):
+		return "https://test.salesforce.com"
+	case host == "salesforce.com" || strings.HasSuffix(host, ".salesforce.com"):
+		return "https://login.salesforce.com"
+	default:
+		return strings.TrimRight(loginURL, "/")
+	}
 }

@@ -329,3 +329,19 @@ func TestTokenFetchHasDeadline(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultAudience(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ login, want string }{
+		{"https://login.salesforce.com", "https://login.salesforce.com"},
+		{"https://acme.my.salesforce.com", "https://login.salesforce.com"},
+		{"https://ACME.my.salesforce.com/", "https://login.salesforce.com"},
+		{"https://test.salesforce.com", "https://test.salesforce.com"},
+		{"https://acme--uat.sandbox.my.salesforce.com", "https://test.salesforce.com"},
+		{"https://acme.my.site.com/customers/", "https://acme.my.site.com/customers"},
+		{"http://127.0.0.1:8089", "http://127.0.0.1:8089"},
+	}
+	for _, tc := range tests {
+		require.Equal(t, tc.want, defaultAudience(tc.login), tc.login)
+	}
+}
