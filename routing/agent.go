@@ -128,8 +128,8 @@ func direct(a *agent, it *item, ignoreDecliners bool) bool {
 func (e *Engine) fill(a *agent) {
 	for routable(a) {
 		var best *item
-		for _, it := range a.pinned {
-			if direct(a, it, it.prefRequired) && (best == nil || itemLess(it, best)) {
+		for _, en := range a.pinned {
+			if it := en.it; direct(a, it, it.prefRequired) && (best == nil || itemLess(it, best)) {
 				best = it
 			}
 		}
@@ -154,23 +154,11 @@ func (e *Engine) topFor(b *bucket, a *agent) *item {
 	if top == nil || len(top.decliners) == 0 || !declined(top, a.id) {
 		return top
 	}
-	s := e.scratchI[:0]
-	var pick *item
-	for len(b.items) > 0 {
-		it := b.items[0]
-		if !declined(it, a.id) {
-			pick = it
-			break
-		}
-		b.items.remove(it)
-		s = append(s, it)
+	s, ok := firstKept((*heap[itemSlot])(&b.items), &e.scratchI, func(s itemSlot) bool { return !declined(s.it, a.id) })
+	if !ok {
+		return nil
 	}
-	for _, it := range s {
-		b.items.push(it)
-	}
-	clear(s)
-	e.scratchI = s[:0]
-	return pick
+	return s.it
 }
 
 // bestAgent returns the best agent available in b that did not decline it.
@@ -181,23 +169,11 @@ func (e *Engine) bestAgent(b *bucket, it *item) *agent {
 	if len(it.decliners) == 0 || !declined(it, b.agents[0].a.id) {
 		return b.agents[0].a
 	}
-	s := e.scratchM[:0]
-	var pick *agent
-	for len(b.agents) > 0 {
-		m := b.agents[0]
-		if !declined(it, m.a.id) {
-			pick = m.a
-			break
-		}
-		b.agents.remove(m)
-		s = append(s, m)
+	m, ok := firstKept((*heap[*membership])(&b.agents), &e.scratchM, func(m *membership) bool { return !declined(it, m.a.id) })
+	if !ok {
+		return nil
 	}
-	for _, m := range s {
-		b.agents.push(m)
-	}
-	clear(s)
-	e.scratchM = s[:0]
-	return pick
+	return m.a
 }
 
 // syncState derives the agent's shown state and reports a change. fromPresence suppresses the

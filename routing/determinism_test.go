@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"maps"
 	"math/rand"
 	"slices"
 	"testing"
@@ -52,42 +51,37 @@ func parseConfig(t testing.TB, text, name string) *mapping.Config {
 // in a random order, several times. The commands must be exactly those of the plain run.
 func TestDeterminismShuffledInputs(t *testing.T) {
 	t.Parallel()
-	scs := loadScenarios(t)
-	for _, name := range slices.Sorted(maps.Keys(scs)) {
-		sc := scs[name]
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			want := runScenario(t, name, sc, false)
-			for seed := range int64(5) {
-				r := rand.New(rand.NewSource(seed))
-				e := New(shuffledPlans(t, r, sc.Mapping, name))
-				for i, st := range sc.Steps {
-					now := t0.Add(st.At)
-					var got []Command
-					switch {
-					case st.Reload != "":
-						got = e.SetPlans(now, shuffledPlans(t, r, st.Reload, name))
-					case st.Event != nil:
-						ev := st.Event.event(t)
-						ev.Skills = slices.Clone(ev.Skills)
-						ev.Groups = slices.Clone(ev.Groups)
-						ev.Channels = slices.Clone(ev.Channels)
-						shuffle(r, ev.Skills)
-						shuffle(r, ev.Groups)
-						shuffle(r, ev.Channels)
-						got = e.Apply(now, ev)
-					default:
-						got = e.Apply(now, Event{Type: EventTick})
-					}
-					ys := make([]cmdYAML, 0, len(got))
-					for _, c := range got {
-						ys = append(ys, toYAML(c))
-					}
-					if d := cmp.Diff(want[i], ys); d != "" {
-						t.Fatalf("seed %d step %d: shuffled inputs changed the commands (-plain +shuffled):\n%s", seed, i, d)
-					}
+	forEachScenario(t, func(t *testing.T, name string, sc scenario) {
+		want := runScenario(t, name, sc, false)
+		for seed := range int64(5) {
+			r := rand.New(rand.NewSource(seed))
+			e := New(shuffledPlans(t, r, sc.Mapping, name))
+			for i, st := range sc.Steps {
+				now := t0.Add(st.At)
+				var got []Command
+				switch {
+				case st.Reload != "":
+					got = e.SetPlans(now, shuffledPlans(t, r, st.Reload, name))
+				case st.Event != nil:
+					ev := st.Event.event(t)
+					ev.Skills = slices.Clone(ev.Skills)
+					ev.Groups = slices.Clone(ev.Groups)
+					ev.Channels = slices.Clone(ev.Channels)
+					shuffle(r, ev.Skills)
+					shuffle(r, ev.Groups)
+					shuffle(r, ev.Channels)
+					got = e.Apply(now, ev)
+				default:
+					got = e.Apply(now, Event{Type: EventTick})
+				}
+				ys := make([]cmdYAML, 0, len(got))
+				for _, c := range got {
+					ys = append(ys, toYAML(c))
+				}
+				if d := cmp.Diff(want[i], ys); d != "" {
+					t.Fatalf("seed %d step %d: shuffled inputs changed the commands (-plain +shuffled):\n%s", seed, i, d)
 				}
 			}
-		})
-	}
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/omniroute/omniroute/mapping"
@@ -11,13 +12,14 @@ import (
 // idle eligible agent (liveness); heap positions are consistent.
 func checkInvariants(t testing.TB, e *Engine) {
 	type use struct {
-		total int32
-		class [4]int32
-		ch    []int32
+		total  int32
+		class  [4]int32
+		ch     []int32
+		byName map[string]int32 // units per channel name
 	}
 	uses := map[*agent]*use{}
 	for _, a := range e.agentList {
-		uses[a] = &use{ch: make([]int32, len(a.ch))}
+		uses[a] = &use{ch: make([]int32, len(a.ch)), byName: map[string]int32{}}
 	}
 	for id, it := range e.items {
 		if it.id != id {
@@ -28,13 +30,17 @@ func checkInvariants(t testing.TB, e *Engine) {
 			u := uses[it.agent]
 			u.total += it.weight
 			u.class[it.class] += it.weight
+			u.byName[it.channel] += it.weight
 			u.ch[it.ch] += it.weight
 		case stWaiting:
-			if it.b == nil || int(it.hpos) >= len(it.b.items) || it.b.items[it.hpos] != it {
+			if it.b == nil || int(it.hpos) >= len(it.b.items) || it.b.items[it.hpos].it != it {
 				t.Fatalf("waiting item %q not at its heap position", it.id)
 			}
+			if en := it.b.items[it.hpos]; en.prio != it.prio || en.since != it.since {
+				t.Fatalf("waiting item %q changed its keys while in a heap", it.id)
+			}
 		case stPinned:
-			if it.pinnedTo == nil || it.pinnedTo.pinned[it.hpos] != it {
+			if it.pinnedTo == nil || it.pinnedTo.pinned[it.hpos].it != it {
 				t.Fatalf("pinned item %q not at its heap position", it.id)
 			}
 		case stParked:
@@ -62,22 +68,82 @@ func checkInvariants(t testing.TB, e *Engine) {
 			}
 		}
 	}
-	// Liveness: no idle eligible agent while eligible work waits.
+	// Every due timer has fired: waiting work sits at the requirement stage its age calls for
+	// (recomputed here from the plan, not read from the item), has not outstayed its plan's
+	// overflow wait, nor its preferred user's timeout.
+	for _, it := range e.items {
+		if it.state != stWaiting && it.state != stPinned {
+			continue
+		}
+		wait, st := e.now-it.since, 0
+		for i, s := range it.plan.stages {
+			if s.after <= wait {
+				st = i
+			}
+		}
+		drop := e.now >= it.dropAt
+		if it.stage != st || it.dropped != drop {
+			t.Fatalf("work %q at stage %d (dropped %v), its age calls for stage %d (dropped %v)", it.id, it.stage, it.dropped, st, drop)
+		}
+		if p := it.plan; p.overflowTo != nil && e.now >= it.planSince+p.overflowAft {
+			t.Fatalf("work %q still in plan %s after its overflow wait", it.id, p.name)
+		}
+		if it.state == stPinned && !it.prefRequired && e.now >= it.prefUntil {
+			t.Fatalf("work %q still waits for preferred user %s after the timeout", it.id, it.pinnedTo.id)
+		}
+	}
+	// Liveness: no idle eligible agent while eligible work waits. Eligibility is decided here
+	// from the agent's raw inputs (chosen state, Busy Inbound count, the channels its presence
+	// opened, its capacity profile, its skills as the event gave them) and the units its held
+	// work uses, counted above; not with the engine's own routable, hasCap, fit or direct, so a
+	// bug in those cannot hide a waiting item from this check.
+	eligible := func(a *agent, it *item, skills, ignoreDecliners bool) bool {
+		p, u := a.prof, uses[a]
+		switch {
+		case a.avail.Major != mapping.Ready || a.inbound != 0 || p == nil:
+			return false
+		case !slices.Contains(a.onlineNames, it.channel):
+			return false
+		case u.total+it.weight > p.total:
+			return false
+		case p.class[it.class] >= 0 && u.class[it.class]+it.weight > p.class[it.class]:
+			return false
+		case !ignoreDecliners && slices.Contains(it.decliners, a.id):
+			return false
+		}
+		if c, ok := p.channels[it.channel]; ok && u.byName[it.channel]+it.weight > c {
+			return false
+		}
+		if !skills {
+			return true
+		}
+		d := 0
+		if it.dropped {
+			d = 1
+		}
+		for _, r := range it.plan.reqs[2*it.stage+d] {
+			best := int32(-1)
+			for _, sk := range a.raw {
+				if sk.Name == r.skill {
+					best = max(best, level(sk.Level))
+				}
+			}
+			if best < r.level {
+				return false
+			}
+		}
+		return true
+	}
 	for _, it := range e.items {
 		switch it.state {
 		case stWaiting:
-			d := 0
-			if it.dropped {
-				d = 1
-			}
-			rs := e.reqSets[e.planReqs(it.plan)[2*it.stage+d]]
 			for _, a := range e.agentList {
-				if _, ok := fit(a, rs); ok && direct(a, it, false) {
+				if eligible(a, it, true, false) {
 					t.Fatalf("liveness: work %q waits while agent %s is eligible", it.id, a.id)
 				}
 			}
 		case stPinned:
-			if direct(it.pinnedTo, it, it.prefRequired) {
+			if eligible(it.pinnedTo, it, false, it.prefRequired) {
 				t.Fatalf("liveness: work %q waits for preferred agent %s who is eligible", it.id, it.pinnedTo.id)
 			}
 		}

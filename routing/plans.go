@@ -130,12 +130,9 @@ func Compile(cfg *mapping.Config) (*Plans, error) {
 		ps.postCall = mapping.State{Major: mapping.Ready}
 	}
 	for i, ch := range cfg.Channels {
-		if ch.Name == "" {
-			errs = append(errs, fmt.Errorf("compile channels[%d]: empty name", i))
-			continue
-		}
-		if _, dup := ps.channels[ch.Name]; dup {
-			errs = append(errs, fmt.Errorf("compile channels[%d]: duplicate channel %q", i, ch.Name))
+		_, dup := ps.channels[ch.Name]
+		if err := checkName("channels", "channel", i, ch.Name, dup); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		if ch.Class < mapping.Live || ch.Class > mapping.NonLive {
@@ -198,12 +195,9 @@ func Compile(cfg *mapping.Config) (*Plans, error) {
 
 	for i := range cfg.Plans {
 		mp := &cfg.Plans[i]
-		if mp.Name == "" {
-			errs = append(errs, fmt.Errorf("compile plans[%d]: empty name", i))
-			continue
-		}
-		if _, dup := ps.byName[mp.Name]; dup {
-			errs = append(errs, fmt.Errorf("compile plans[%d]: duplicate plan %q", i, mp.Name))
+		_, dup := ps.byName[mp.Name]
+		if err := checkName("plans", "plan", i, mp.Name, dup); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		p, err := compilePlan(mp)
@@ -245,6 +239,17 @@ func Compile(cfg *mapping.Config) (*Plans, error) {
 		return nil, err
 	}
 	return ps, nil
+}
+
+// checkName reports an empty or duplicate name of the i-th entry of a mapping list.
+func checkName(list, kind string, i int, name string, dup bool) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("compile %s[%d]: empty name", list, i)
+	case dup:
+		return fmt.Errorf("compile %s[%d]: duplicate %s %q", list, i, kind, name)
+	}
+	return nil
 }
 
 func compilePlan(mp *mapping.Plan) (*Plan, error) {

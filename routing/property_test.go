@@ -46,7 +46,7 @@ channels:
 capacity:
   default: std
   profiles:
-    - {name: std, total: 4, perClass: {semi-live: 3, non-live: 2}, perChannel: {chat: 3}}
+    - {name: std, total: 4, perClass: {semi-live: 3, non-live: 2}, perChannel: {chat: 2, email: 1}}
     - {name: big, total: 6}
   overrides:
     - {profile: big, groups: [Seniors]}
@@ -90,6 +90,14 @@ type propWorld struct {
 	works   []string          // every work id ever created
 	offered map[string]string // open offers: work -> agent
 	active  map[string]string // interactions: work -> agent
+	// An independent model of what makes an agent routable and of decliners, built from the
+	// events alone (not from the engine's state), so that a bug in the engine's own checks
+	// cannot hide from the offer check.
+	external  map[string]string           // open externally routed work -> agent (Busy Inbound)
+	online    map[string][]string         // agent -> channels its presence opens
+	decliners map[string][]string         // work -> agents who declined it since its last offer
+	required  map[string]string           // work -> its required preferred user
+	skills    map[string]map[string]int32 // agent -> skill -> level (hundredths)
 }
 
 func (w *propWorld) pick(xs []string) string { return xs[w.r.Intn(len(xs))] }
@@ -230,6 +238,38 @@ func (w *propWorld) event() Event {
 // observe applies the command-level invariants to one batch and updates the offer model.
 func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 	switch ev.Type {
+	case EventWorkArrived, EventWorkChanged:
+		// The engine reads a PSR's fields only while its work waits (the model's maps still
+		// hold the state before this event).
+		if _, busy := w.offered[ev.Work.ID]; !busy && w.active[ev.Work.ID] == "" {
+			delete(w.required, ev.Work.ID)
+			if ev.Work.PreferredRequired {
+				w.required[ev.Work.ID] = ev.Work.PreferredUser
+			}
+		}
+	case EventWorkRemoved:
+		if _, busy := w.offered[ev.WorkID]; !busy && w.active[ev.WorkID] == "" {
+			delete(w.decliners, ev.WorkID) // forgotten: a later event with its id is new work
+		}
+	case EventAgentSkills:
+		sk := map[string]int32{}
+		for _, x := range ev.Skills {
+			sk[x.Name] = max(sk[x.Name], level(x.Level))
+		}
+		w.skills[ev.AgentID] = sk
+	case EventExternalWork:
+		if _, dup := w.external[ev.WorkID]; !dup {
+			w.external[ev.WorkID] = ev.AgentID
+		}
+	case EventExternalWorkClosed:
+		delete(w.external, ev.WorkID)
+	case EventAgentPresence:
+		w.online[ev.AgentID] = nil
+		if ev.Presence != "" && ev.Presence != mapping.OfflineStatus {
+			w.online[ev.AgentID] = slices.Clone(ev.Channels)
+		}
+	}
+	switch ev.Type {
 	case EventOfferAccepted:
 		if a, ok := w.offered[ev.WorkID]; ok && a == ev.AgentID {
 			delete(w.offered, ev.WorkID)
@@ -238,6 +278,7 @@ func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 	case EventOfferDeclined:
 		if a, ok := w.offered[ev.WorkID]; ok && a == ev.AgentID {
 			delete(w.offered, ev.WorkID)
+			w.decliners[ev.WorkID] = append(w.decliners[ev.WorkID], a)
 		}
 	}
 	for _, c := range cmds {
@@ -248,6 +289,7 @@ func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 		case CommandNotify:
 			if c.Reason == ReasonWorkWithdrawn {
 				delete(w.offered, c.WorkID)
+				delete(w.decliners, c.WorkID)
 			}
 		case CommandEnded, CommandRequeue:
 			delete(w.active, c.WorkID)
@@ -260,6 +302,31 @@ func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 			}
 			if other, ok := w.active[c.WorkID]; ok {
 				t.Fatalf("work %s offered to %s while it is an interaction of %s", c.WorkID, c.AgentID, other)
+			}
+			for _, x := range w.external {
+				if x == c.AgentID {
+					t.Fatalf("work %s offered to %s, who is Busy Inbound", c.WorkID, c.AgentID)
+				}
+			}
+			if !slices.Contains(w.online[c.AgentID], c.Channel) {
+				t.Fatalf("work %s offered to %s, whose presence does not open %s (%v)", c.WorkID, c.AgentID, c.Channel, w.online[c.AgentID])
+			}
+			if slices.Contains(w.decliners[c.WorkID], c.AgentID) && c.Reason != ReasonTransfer && w.required[c.WorkID] != c.AgentID {
+				t.Fatalf("work %s offered again to %s, who declined it", c.WorkID, c.AgentID)
+			}
+			delete(w.decliners, c.WorkID)
+			if it := e.items[c.WorkID]; it != nil && c.Reason != ReasonTransfer && it.preferred != c.AgentID {
+				// Skill-routed: the agent's skills, as the events gave them, meet every
+				// requirement of the work's current stage.
+				d := 0
+				if it.dropped {
+					d = 1
+				}
+				for _, r := range it.plan.reqs[2*it.stage+d] {
+					if w.skills[c.AgentID][r.skill] < r.level {
+						t.Fatalf("work %s offered to %s, whose %s level %d is below %d", c.WorkID, c.AgentID, r.skill, w.skills[c.AgentID][r.skill], r.level)
+					}
+				}
 			}
 			if c.AutoAccept {
 				w.active[c.WorkID] = c.AgentID
@@ -304,7 +371,11 @@ func runProperty(t testing.TB, seed int64, steps int) []Command {
 	})
 	plansA, plansB := propPlansA, propPlansB
 	require.NotNil(t, plansA)
-	w := &propWorld{r: rand.New(rand.NewSource(seed)), now: t0, offered: map[string]string{}, active: map[string]string{}}
+	w := &propWorld{
+		r: rand.New(rand.NewSource(seed)), now: t0, offered: map[string]string{}, active: map[string]string{},
+		external: map[string]string{}, online: map[string][]string{}, decliners: map[string][]string{}, required: map[string]string{},
+		skills: map[string]map[string]int32{},
+	}
 	e := New(plansA)
 	var all []Command
 	for range steps {

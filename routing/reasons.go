@@ -57,9 +57,15 @@ const (
 	// ReasonPreferredTimeout: the preferred user did not become available in time; the work is
 	// open to every agent.
 	ReasonPreferredTimeout Reason = "preferred_timeout"
+	// ReasonPreferredDeclined: the (not required) preferred user declined the work; it is open to
+	// every agent at once.
+	ReasonPreferredDeclined Reason = "preferred_declined"
 	// ReasonOfferTimeout: no outcome arrived within the plan's offer timeout.
 	ReasonOfferTimeout Reason = "offer_timeout"
-	// ReasonWorkWithdrawn: an open offer was withdrawn because the PSR was deleted.
+	// ReasonPSRDeleted: the PSR of an open offer was deleted (an accept, or the work went away);
+	// the offer is kept until its outcome is known.
+	ReasonPSRDeleted Reason = "psr_deleted"
+	// ReasonWorkWithdrawn: an open offer whose PSR was deleted ended without an accept.
 	ReasonWorkWithdrawn Reason = "work_withdrawn"
 	// ReasonStaleOutcome: an offer outcome for an offer that is not open (already decided).
 	ReasonStaleOutcome Reason = "stale_outcome"
@@ -97,8 +103,8 @@ func Reasons() []Reason {
 		ReasonTargetUnavailable, ReasonNoCapacity, ReasonNoLiveChannel, ReasonDuplicateWork,
 		ReasonNoDisposition, ReasonUnknownAction,
 		ReasonQueueUnmapped, ReasonUnknownChannel, ReasonPlanRemoved, ReasonOverflow,
-		ReasonRelaxed, ReasonAdditionalDropped, ReasonPreferredTimeout, ReasonOfferTimeout,
-		ReasonWorkWithdrawn, ReasonStaleOutcome, ReasonStateNotChoosable, ReasonBusyInbound,
+		ReasonRelaxed, ReasonAdditionalDropped, ReasonPreferredTimeout, ReasonPreferredDeclined, ReasonOfferTimeout,
+		ReasonPSRDeleted, ReasonWorkWithdrawn, ReasonStaleOutcome, ReasonStateNotChoosable, ReasonBusyInbound,
 		ReasonDispositionRequired, ReasonTransfer, ReasonElevateCurrent, ReasonElevateNewContact,
 		ReasonReleased, ReasonAbandoned, ReasonTransferred, ReasonElevated,
 	}

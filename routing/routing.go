@@ -40,7 +40,10 @@ import (
 //
 // Choosing work for an agent who frees up: the best waiting item they are eligible for, by
 // priority (lower first), then age (older RequestedAt first), then work id. Work with a preferred
-// user waits for that user alone until the plan's preferred timeout (forever when required).
+// user waits for that user alone until the plan's preferred timeout (forever when required); a
+// preferred user who is not required and declines is not waited for any longer
+// (ReasonPreferredDeclined). A PSR update that keeps the same preferred user does not pin work
+// that has already fallen back.
 //
 // # Timers
 //
@@ -73,11 +76,15 @@ import (
 //	                       | unknown queue/channel  | kept (parked), retried on SetPlans      | unroutable
 //	                       | offered/accepted       | PSR id updated only                     | -
 //	work removed (PSR del) | waiting                | forgotten                               | -
-//	                       | offered                | offer withdrawn, capacity freed         | notify(work_withdrawn)
+//	                       | offered                | offer kept, capacity held: an accept    | check_offer(psr_deleted)
+//	                       |                        | deletes the PSR too; a later decline or |
+//	                       |                        | cancel forgets the work                 | notify(work_withdrawn)
 //	                       | accepted               | nothing (every accept deletes the PSR)  | -
 //	offer accepted         | offered to that agent  | interaction starts, session opens       | set_state(Busy)
 //	offer declined/timeout | offered to that agent  | capacity freed, agent kept out of the   | offer (to another)
-//	                       |                        | next offer, age kept, re-routed         |
+//	                       |                        | next offer, age kept, re-routed; an     |
+//	                       |                        | overflow or preferred timeout that fell |
+//	                       |                        | due during the offer applies at once    |
 //	offer timeout (timer)  | offered                | re-check only, never a second AgentWork | check_offer
 //	relax/drop/overflow/   | waiting                | requirements or plan change, re-routed  | rerouted, offer
 //	preferred timeout      |                        |                                         |
@@ -107,7 +114,8 @@ import (
 // # Indexes
 //
 // Waiting work sits in buckets, one per (requirement set, channel, class, weight), each a heap
-// ordered by (priority, age, id). Each bucket also has a heap of the agents eligible for it right
+// ordered by (priority, age, id) whose slots carry those keys, so sifting does not load the
+// items. Each bucket also has a heap of the agents eligible for it right
 // now, ordered by the choosing order above; an agent is a member of every bucket whose skills it
 // holds, and its membership is re-keyed in O(log n) whenever its load, state or presence
 // changes. New work is one bucket lookup and one heap peek; a freed agent looks at the top of
@@ -137,7 +145,7 @@ type Engine struct {
 	free     []*item
 	freeS    []*session
 	scratchM []*membership
-	scratchI []*item
+	scratchI []itemSlot
 }
 
 type itemState uint8
@@ -174,6 +182,7 @@ type item struct {
 	session    *session
 
 	psr, queue, channel string
+	workWeight          int32 // the PSR's CapacityWeight; 0: the channel's
 	sessionID           string
 	hasPrio             bool
 	workPrio            int32
@@ -183,8 +192,11 @@ type item struct {
 	hasDrop             bool
 	workDrop            int64
 	dropAt              int64
-	preferred           string
+	preferred           string // the preferred user still waited for ("" after a fallback)
 	prefRequired        bool
+	psrPref             string // the PSR's PreferredUserId and IsPreferredUserRequired
+	psrPrefRequired     bool
+	psrGone             bool // the PSR of this open offer was deleted (see onWorkRemoved)
 	prefUntil           int64
 	pinnedTo            *agent
 }
@@ -225,28 +237,29 @@ type membership struct {
 	pos int32
 }
 
-// agent is one agent. Fields read by every decision come first, to share cache lines.
+// agent is one agent. Fields read by every decision come first, to share cache lines: the
+// counters, keys and states, then the inline first blocks of ch, mems and memPool, so that one
+// agent's decision data sits in a few adjacent lines (at 10,000 agents they are cold).
 type agent struct {
 	usedTotal                int32
 	capTotal                 int32
 	nOffered, nActive, nWrap int32
 	inbound                  int32
 	idleSince                int64
-	avail                    mapping.State
 	usedClass                [4]int32
 	capClass                 [4]int32
-	id                       string
+	avail                    mapping.State
+	shown                    mapping.State
+	intended                 bool
 	ch                       []agentChan // by engine channel id
 	mems                     []*membership
+	memsInline               [8]*membership
+	memInline                [8]membership
+	chInline                 [4]agentChan
 	memPool                  []membership // backing store of mems, so they share cache lines
 	pinned                   itemHeap
-	// Inline first blocks of ch, mems and memPool: one agent's decision data sits together.
-	chInline   [4]agentChan
-	memsInline [8]*membership
-	memInline  [8]membership
+	id                       string
 
-	intended    bool
-	shown       mapping.State
 	presence    string
 	prePresence string
 	onlineNames []string
@@ -334,7 +347,9 @@ func (e *Engine) Apply(now time.Time, ev Event) []Command {
 //
 // Offers, interactions, wrap-ups and sessions keep the plan they started under (its offer
 // timeout, wrap-up timeout and disposition rule). Waiting work is re-placed under the plan its
-// queue now maps to, keeping its age; its plan timers restart only if the plan's name changed.
+// queue now maps to, keeping its age, with the channel's new class and weight (unless the PSR
+// set its own weight); its plan timers restart only if the plan's name changed, and an overflow
+// wait it has already served applies at once.
 // Work whose queue the new table no longer maps is never dropped: it stays queued under the plan
 // it had (a CommandRerouted with ReasonPlanRemoved reports it), and parked work (unknown queue
 // or channel) is retried against the new table. Agents' capacity profiles are re-resolved.
@@ -386,7 +401,9 @@ func (e *Engine) SetPlans(now time.Time, plans *Plans) []Command {
 	}
 	for _, it := range ready {
 		if it.state == stNone {
-			e.place(it)
+			// transition, not place: work whose overflow wait or preferred-user timeout
+			// already passed under the new plan moves on now, not at the next call.
+			e.transition(it)
 		}
 	}
 	for _, a := range e.sortedAgents() {
@@ -411,7 +428,7 @@ func (e *Engine) emit(c Command) { e.out = append(e.out, c) }
 // advance fires due timers in (deadline, work id) order.
 func (e *Engine) advance(t int64) {
 	for len(e.timers) > 0 && e.timers[0].due <= t {
-		it := e.timers[0]
+		it := e.timers.first()
 		e.timers.remove(it)
 		if it.due > e.now {
 			e.now = it.due

@@ -302,12 +302,20 @@ func runScenario(t testing.TB, name string, sc scenario, check bool) [][]cmdYAML
 // step with the file's expectations, checking the engine's invariants after each step.
 func TestScenarios(t *testing.T) {
 	t.Parallel()
+	forEachScenario(t, func(t *testing.T, name string, sc scenario) {
+		runScenario(t, name, sc, true)
+	})
+}
+
+// forEachScenario runs f on every scenario file, in name order, as parallel subtests.
+func forEachScenario(t *testing.T, f func(t *testing.T, name string, sc scenario)) {
+	t.Helper()
 	scs := loadScenarios(t)
 	for _, name := range slices.Sorted(maps.Keys(scs)) {
 		sc := scs[name]
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			runScenario(t, name, sc, true)
+			f(t, name, sc)
 		})
 	}
 }

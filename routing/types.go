@@ -18,9 +18,11 @@ const (
 	EventWorkArrived
 	// EventWorkChanged: the PSR of waiting work changed (Work): priority, weight, preferred user...
 	EventWorkChanged
-	// EventWorkRemoved: the PSR of WorkID was deleted without being accepted (the customer left,
-	// the work was closed in Salesforce). Waiting work is forgotten, an open offer is withdrawn.
-	// Accepted work is not affected: Salesforce deletes the PSR on every accept.
+	// EventWorkRemoved: the PSR of WorkID was deleted (the customer left, the work was closed in
+	// Salesforce, or an agent accepted it). Waiting work is forgotten. An open offer is kept, with
+	// its capacity, and re-checked (CommandCheckOffer, ReasonPSRDeleted): Salesforce deletes the
+	// PSR on every accept, possibly before the Opened AgentWork arrives; a decline or cancel
+	// outcome then forgets the work. Accepted work is not affected.
 	EventWorkRemoved
 	// EventOfferAccepted: AgentID accepted WorkID (AgentWork Opened).
 	EventOfferAccepted
@@ -235,9 +237,11 @@ const (
 	// CommandOffer: insert an AgentWork for WorkID/PSR to AgentID on Channel with Weight.
 	// AutoAccept marks plans whose work needs no accept; the engine then treats it as accepted.
 	CommandOffer CommandType = iota + 1
-	// CommandCheckOffer: the plan's offer timeout passed with no outcome for the offer of WorkID
-	// to AgentID. Look the AgentWork up and report its outcome. Never insert a second AgentWork:
-	// the offer stays open and the check repeats every offer timeout.
+	// CommandCheckOffer: the plan's offer timeout passed (ReasonOfferTimeout), or the PSR was
+	// deleted (ReasonPSRDeleted), with no outcome for the offer of WorkID to AgentID. Look the
+	// AgentWork up and report its outcome (Opened: EventOfferAccepted; Declined, Canceled,
+	// Unavailable: EventOfferDeclined). Never insert a second AgentWork: the offer stays open and
+	// the check repeats every offer timeout.
 	CommandCheckOffer
 	// CommandTransfer: AgentID's interaction WorkID was transferred to Target/TargetID. For an
 	// agent target a CommandOffer follows; for a plan the work waits in that plan.

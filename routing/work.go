@@ -32,6 +32,7 @@ func (e *Engine) onWork(w *Work) {
 		default:
 			if w.PSR != "" {
 				it.psr = w.PSR
+				it.psrGone = false
 			}
 			return
 		}
@@ -47,11 +48,14 @@ func (e *Engine) onWork(w *Work) {
 		it.since = w.RequestedAt.UnixNano()
 	}
 	it.hasPrio, it.workPrio = w.HasPriority, int32(w.Priority)
-	it.weight = int32(w.Weight)
-	if it.preferred != w.PreferredUser || it.prefRequired != w.PreferredRequired {
+	it.workWeight = int32(w.Weight)
+	// A PSR update that leaves the preferred user as it was keeps the work where it is: after a
+	// fallback (timeout or decline) it stays open to every agent.
+	if it.psrPref != w.PreferredUser || it.psrPrefRequired != w.PreferredRequired {
+		it.psrPref, it.psrPrefRequired = w.PreferredUser, w.PreferredRequired
+		it.preferred, it.prefRequired = w.PreferredUser, w.PreferredRequired
 		it.prefUntil = never
 	}
-	it.preferred, it.prefRequired = w.PreferredUser, w.PreferredRequired
 	it.hasDrop, it.workDrop = w.HasDropAdditional, int64(w.DropAdditionalAfter)
 	if e.resolveItem(it, false) {
 		e.place(it)
@@ -68,6 +72,9 @@ func (e *Engine) resolveItem(it *item, onReload bool) bool {
 	}
 	it.ch = e.chanIDs[it.channel]
 	it.class = def.class
+	// The PSR's CapacityWeight, else the channel's weight under this table (a reload may
+	// change it for work that is still waiting).
+	it.weight = it.workWeight
 	if it.weight <= 0 {
 		it.weight = def.weight
 	}
@@ -243,6 +250,7 @@ func (e *Engine) accept(it *item) {
 	a := it.agent
 	e.timers.remove(it)
 	it.state = stActive
+	it.psrGone = false
 	a.nOffered--
 	a.nActive++
 	sid, explicit := it.sessionID, it.sessionID != ""
@@ -305,14 +313,14 @@ func (e *Engine) onWorkRemoved(id string) {
 		delete(e.items, id)
 		e.freeItem(it)
 	case stOffered:
-		a := it.agent
-		e.timers.remove(it)
-		a.subUse(it)
-		a.nOffered--
-		e.emit(Command{Type: CommandNotify, WorkID: it.id, AgentID: a.id, Reason: ReasonWorkWithdrawn})
-		delete(e.items, id)
-		e.freeItem(it)
-		e.workEnded(a, false)
+		// Salesforce deletes the PSR on every accept, and the deletion may reach the engine
+		// before the Opened AgentWork does. Freeing the capacity now would let it be given
+		// twice; the offer stays open until its outcome (accepted, or declined/canceled) is
+		// known, and the connector is asked to look the AgentWork up.
+		if !it.psrGone {
+			it.psrGone = true
+			e.emit(Command{Type: CommandCheckOffer, WorkID: it.id, PSR: it.psr, AgentID: it.agent.id, Reason: ReasonPSRDeleted})
+		}
 	}
 }
 
@@ -338,11 +346,26 @@ func (e *Engine) onDeclined(id, agentID string) {
 	e.timers.remove(it)
 	a.subUse(it)
 	a.nOffered--
+	if it.psrGone {
+		// Declined or canceled after its PSR was deleted: nothing is left to route.
+		e.emit(Command{Type: CommandNotify, WorkID: it.id, AgentID: a.id, Reason: ReasonWorkWithdrawn})
+		delete(e.items, id)
+		e.freeItem(it)
+		e.workEnded(a, false)
+		return
+	}
 	it.agent = nil
 	it.state = stNone
 	it.decliners = append(it.decliners, a.id)
+	if it.preferred == a.id && !it.prefRequired {
+		// A preferred user who declines is not waited for any longer.
+		it.preferred = ""
+		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonPreferredDeclined})
+	}
 	e.refresh(a)
-	e.place(it)
+	// The overflow wait and the preferred-user timeout kept running during the offer: if they
+	// passed, the work moves on now instead of waiting one more call in its old plan.
+	e.transition(it)
 	e.workEnded(a, false)
 }
 
