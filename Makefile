@@ -13,9 +13,9 @@ FUZZTIME    ?= 10s
 help:
 	@grep -E '^#\? ' $(MAKEFILE_LIST) | sed -e 's/^#? /  /'
 
-#? test: everything CI runs: deps, vet, lint, go test -race, fuzz and benchmark smoke runs, Node conformance
+#? test: everything CI runs: deps, tidy-check, vet, lint, go test -race, fuzz and benchmark smoke runs, Node conformance
 .PHONY: test
-test: deps vet lint gotest fuzz bench-smoke conformance
+test: deps tidy-check vet lint gotest fuzz bench-smoke conformance
 
 #? deps: install what the checks need (npm ci; Debian packages when root)
 .PHONY: deps
