@@ -58,14 +58,7 @@ func (c *Config) checkPlans(l *problemList) {
 	queues := map[string]string{} // queue -> path where first seen
 	for i, p := range c.Plans {
 		path := fmt.Sprintf("plans[%d]", i)
-		switch {
-		case p.Name == "":
-			l.add(path+".name", "a plan needs a name")
-		case names[p.Name] > 0:
-			l.add(path+".name", "duplicate plan name %q (also plans[%d])", p.Name, names[p.Name]-1)
-		default:
-			names[p.Name] = i + 1
-		}
+		l.uniqueName(names, "plans", i, p.Name, "plan name", "a plan needs a name")
 		if len(p.Queues) == 0 {
 			l.add(path+".queues", "a plan needs at least one queue")
 		}
@@ -242,14 +235,7 @@ func (c *Config) checkChannels(l *problemList) {
 	seen := map[string]int{}
 	for i, ch := range c.Channels {
 		path := fmt.Sprintf("channels[%d]", i)
-		switch {
-		case ch.Name == "":
-			l.add(path+".name", "a channel needs the ServiceChannel DeveloperName")
-		case seen[ch.Name] > 0:
-			l.add(path+".name", "duplicate channel %q (also channels[%d])", ch.Name, seen[ch.Name]-1)
-		default:
-			seen[ch.Name] = i + 1
-		}
+		l.uniqueName(seen, "channels", i, ch.Name, "channel", "a channel needs the ServiceChannel DeveloperName")
 		if ch.Class < Live || ch.Class > NonLive {
 			l.add(path+".class", "a channel needs a class: live, semi-live or non-live")
 		}
@@ -267,14 +253,7 @@ func (c *Config) checkCapacity(l *problemList) {
 	channels := c.channelNames()
 	for i, p := range c.Capacity.Profiles {
 		path := fmt.Sprintf("capacity.profiles[%d]", i)
-		switch {
-		case p.Name == "":
-			l.add(path+".name", "a capacity profile needs a name")
-		case profiles[p.Name] > 0:
-			l.add(path+".name", "duplicate capacity profile %q (also capacity.profiles[%d])", p.Name, profiles[p.Name]-1)
-		default:
-			profiles[p.Name] = i + 1
-		}
+		l.uniqueName(profiles, "capacity.profiles", i, p.Name, "capacity profile", "a capacity profile needs a name")
 		if p.Total <= 0 {
 			l.add(path+".total", "total capacity %d must be at least 1", p.Total)
 		}
@@ -500,4 +479,18 @@ func sortedNames[T any](xs []T, name func(T) string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// uniqueName checks the name of list[i]: an empty name is reported with empty, a repeat as a
+// duplicate of the first entry with that name; seen maps each name to its first index + 1.
+func (l *problemList) uniqueName(seen map[string]int, list string, i int, name, what, empty string) {
+	path := fmt.Sprintf("%s[%d].name", list, i)
+	switch {
+	case name == "":
+		l.add(path, "%s", empty)
+	case seen[name] > 0:
+		l.add(path, "duplicate %s %q (also %s[%d])", what, name, list, seen[name]-1)
+	default:
+		seen[name] = i + 1
+	}
 }
