@@ -70,7 +70,9 @@ type ChangeEvent struct {
 	// ChangedFields is ChangeEventHeader.changedFields (CDC UPDATE only;
 	// PushTopic does not say which fields changed).
 	ChangedFields []string
-	// Fields are the record fields present in the payload, raw.
+	// Fields are the record fields present in the payload, raw. From a
+	// Stream they alias the long-poll response the event came in (see
+	// bayeux.Delivery.Data): copy what you keep for long.
 	Fields map[string]json.RawMessage
 	// CommitTimestamp is the CDC commit time, or PushTopic's createdDate.
 	CommitTimestamp time.Time
@@ -277,13 +279,13 @@ func (d *Decoder) cdc(ev ChangeEvent, payload []byte) (ChangeEvent, error) {
 			var err error
 			switch string(k) {
 			case "entityName":
-				entity, err = s.strOrNull()
+				entity, err = s.strIn(internedValues)
 			case "changeType":
-				changeType, err = s.strOrNull()
+				changeType, err = s.strIn(internedValues)
 			case "recordIds":
 				ev.RecordIDs, err = s.strings()
 			case "changedFields":
-				ev.ChangedFields, err = s.strings()
+				ev.ChangedFields, err = s.stringsIn(internedKeys)
 			case "changeOrigin":
 				ev.ChangeOrigin, err = s.strOrNull()
 			case "transactionKey":
@@ -375,6 +377,25 @@ var keyPrefixes = map[string]string{
 	"500": "Case",
 	"570": "LiveChatTranscript",
 }
+
+// internedValues holds the entity names and change types change events
+// carry, so decoding them allocates nothing.
+var internedValues = func() map[string]string {
+	m := map[string]string{}
+	for _, e := range keyPrefixes {
+		m[e] = e
+	}
+	for _, e := range []string{"UserServicePresence", "ServiceResource", "ServiceResourceSkill", "SkillRequirement", "Skill"} {
+		m[e] = e
+	}
+	for _, c := range []ChangeType{
+		ChangeCreate, ChangeUpdate, ChangeDelete, ChangeUndelete, ChangeGapCreate,
+		ChangeGapUpdate, ChangeGapDelete, ChangeGapUndelete, ChangeGapOverflow,
+	} {
+		m[string(c)] = string(c)
+	}
+	return m
+}()
 
 // internedKeys holds the field names of the typed Omni objects and the
 // system fields every change event carries.

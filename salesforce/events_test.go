@@ -213,6 +213,11 @@ func FuzzDecodeEvent(f *testing.F) {
 	}
 	f.Add([]byte(`{"event":{"createdDate":"2016-03-29T16:40:08.208Z","replayId":13,"type":"created"},"sobject":{"Id":"0JR000000000003AAA"}}`))
 	f.Add([]byte(`{"payload":{"ChangeEventHeader":{"entityName":"A\u00e9","recordIds":["x\/y"],"changeType":"CREATE"},"F":"\ud83d\ude00"}}`))
+	// Interned entity names, change types and changed fields, plain and escaped.
+	f.Add([]byte(`{"payload":{"ChangeEventHeader":{"entityName":"PendingServiceRouting","recordIds":["0JR"],"changeType":"UPDATE","changedFields":["IsPushed","Name","\u0049d","Unknown__c"]},"Name":"n"}}`))
+	f.Add([]byte(`{"payload":{"ChangeEventHeader":{"entityName":"\u0041gentWork","recordIds":["0Bz"],"changeType":"GAP_OVERFLOW","changedFields":[]}}}`))
+	f.Add([]byte(`{"payload":{"ChangeEventHeader":{"entityName":"AgentWork","recordIds":["0Bz"],"changeType":"UPDATE","changedFields":["Id",null]}}}`))
+	f.Add([]byte(`{"payload":{"ChangeEventHeader":{"entityName":"AgentWork","recordIds":["0Bz"],"changeType":"UPDATE","changedFields":["Id"`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := DecodeEvent("/data/X", data)
 		if err != nil {

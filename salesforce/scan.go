@@ -235,7 +235,27 @@ func (s *scanner) int64() (int64, error) {
 }
 
 // strings consumes an array of strings, or null.
-func (s *scanner) strings() ([]string, error) {
+// strIn is strOrNull, except that a value found in table is returned as
+// the table's copy, so common values allocate nothing. Table keys are
+// plain ASCII, so a raw match is what str would return.
+func (s *scanner) strIn(table map[string]string) (string, error) {
+	if s.peek() == '"' {
+		save := s.i
+		if raw, err := s.rawString(); err == nil {
+			if v, ok := table[string(raw)]; ok {
+				return v, nil
+			}
+		}
+		s.i = save
+	}
+	return s.strOrNull()
+}
+
+func (s *scanner) strings() ([]string, error) { return s.stringsIn(nil) }
+
+// stringsIn is strings, with the elements found in table returned as the
+// table's copies.
+func (s *scanner) stringsIn(table map[string]string) ([]string, error) {
 	switch s.peek() {
 	case 'n':
 		return nil, s.literal("null")
@@ -250,7 +270,15 @@ func (s *scanner) strings() ([]string, error) {
 		return out, nil
 	}
 	for {
-		v, err := s.str()
+		var (
+			v   string
+			err error
+		)
+		if s.peek() == 'n' {
+			err = errSyntax // str refuses null: so does an element
+		} else {
+			v, err = s.strIn(table)
+		}
 		if err != nil {
 			return nil, err
 		}

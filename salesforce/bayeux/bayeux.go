@@ -172,7 +172,10 @@ type Delivery struct {
 	// the channel was subscribed from.
 	ReplayID int64
 	// Data is an Event's "data" member, as sent. The client does not reuse
-	// it after the handler returns, so the caller may keep it.
+	// it after the handler returns, so the caller may keep it. It usually
+	// shares memory with the rest of its long-poll response (which is never
+	// reused either), so keeping it keeps that response, at most
+	// maxResponseBytes, alive: copy it to keep a few events for long.
 	Data json.RawMessage
 	// Err is a Gap's *ReplayError.
 	Err error

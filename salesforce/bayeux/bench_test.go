@@ -23,7 +23,14 @@ func cdcBatch(n int) []byte {
 // BenchmarkConnectResponse measures what the client does with a long-poll
 // response: decode the batch, find the connect reply, read each event's
 // replay id, call the handler and advance the resume point.
-func BenchmarkConnectResponse(b *testing.B) {
+func BenchmarkConnectResponse(b *testing.B) { benchConnectResponse(b, decodeResponse) }
+
+// BenchmarkConnectResponseStd is BenchmarkConnectResponse with the
+// encoding/json decoder (decodeStd, the first implementation and now the
+// fallback), to compare the two in one run.
+func BenchmarkConnectResponseStd(b *testing.B) { benchConnectResponse(b, decodeStd) }
+
+func benchConnectResponse(b *testing.B, decode func([]byte) ([]message, error)) {
 	const n = 100
 	body := cdcBatch(n)
 	c, err := New(Options{Endpoint: func(context.Context) (string, error) { return "", nil }, Logger: slog.New(slog.DiscardHandler)})
@@ -35,7 +42,7 @@ func BenchmarkConnectResponse(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		msgs, err := decodeResponse(body)
+		msgs, err := decode(body)
 		if err != nil {
 			b.Fatal(err)
 		}

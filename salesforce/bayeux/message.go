@@ -89,37 +89,6 @@ func (m *message) isMeta() bool { return strings.HasPrefix(m.Channel, "/meta/") 
 // errMalformed is wrapped by every response decoding error.
 var errMalformed = errors.New("malformed bayeux response")
 
-// decodeResponse decodes a response body: a JSON array of message objects.
-// A single object is accepted as a one-message array (some servers send it).
-// Every message must name its channel.
-func decodeResponse(body []byte) ([]message, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, fmt.Errorf("%w: empty body", errMalformed)
-	}
-	var msgs []message
-	switch body[0] {
-	case '[':
-		if err := json.Unmarshal(body, &msgs); err != nil {
-			return nil, fmt.Errorf("%w: %w", errMalformed, err)
-		}
-	case '{':
-		var m message
-		if err := json.Unmarshal(body, &m); err != nil {
-			return nil, fmt.Errorf("%w: %w", errMalformed, err)
-		}
-		msgs = []message{m}
-	default:
-		return nil, fmt.Errorf("%w: body is not a JSON array (starts with %q)", errMalformed, body[0])
-	}
-	for i := range msgs {
-		if msgs[i].Channel == "" {
-			return nil, fmt.Errorf("%w: message %d has no channel", errMalformed, i)
-		}
-	}
-	return msgs, nil
-}
-
 // replayIDOf returns data.event.replayId, or 0 when it is absent or not an
 // integer (a quoted integer is accepted). It scans the bytes instead of
 // decoding them: the replay id is read for every event, and a full decode
