@@ -25,7 +25,8 @@ func (e *Engine) onWork(w *Work) {
 		return
 	}
 	it := e.items[w.ID]
-	if it != nil {
+	existed := it != nil
+	if existed {
 		switch it.state {
 		case stWaiting, stPinned, stParked:
 			e.unplace(it)
@@ -57,9 +58,16 @@ func (e *Engine) onWork(w *Work) {
 		it.prefUntil = never
 	}
 	it.hasDrop, it.workDrop = w.HasDropAdditional, int64(w.DropAdditionalAfter)
-	if e.resolveItem(it, false) {
-		e.place(it)
+	if !e.resolveItem(it, false) {
+		return
 	}
+	if existed {
+		// transition, not place: changed work whose overflow wait or preferred-user timeout
+		// passed while it was parked or waiting moves on now, not at the next call.
+		e.transition(it)
+		return
+	}
+	e.place(it)
 }
 
 // resolveItem binds waiting work to its channel and plan under the current table. It returns
