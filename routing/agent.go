@@ -103,9 +103,10 @@ func (e *Engine) refreshMem(m *membership) {
 	case ok && m.pos < 0:
 		m.b.agents.push(m)
 	case ok:
-		m.b.agents.fix(m)
+		m.markOut(false)
+		m.b.agents.update(m)
 	case m.pos >= 0:
-		m.b.agents.remove(m)
+		m.markOut(true) // dropped when it reaches the top (see agentHeap)
 	}
 }
 
@@ -134,7 +135,7 @@ func (e *Engine) fill(a *agent) {
 			}
 		}
 		for _, m := range a.mems {
-			if m.pos < 0 {
+			if !m.eligible() {
 				continue
 			}
 			if it := e.topFor(m.b, a); it != nil && (best == nil || itemLess(it, best)) {
@@ -163,14 +164,15 @@ func (e *Engine) topFor(b *bucket, a *agent) *item {
 
 // bestAgent returns the best agent available in b that did not decline it.
 func (e *Engine) bestAgent(b *bucket, it *item) *agent {
-	if len(b.agents) == 0 {
+	top := b.topAgent()
+	if top == nil {
 		return nil
 	}
-	if len(it.decliners) == 0 || !declined(it, b.agents[0].a.id) {
-		return b.agents[0].a
+	if len(it.decliners) == 0 || !declined(it, top.a.id) {
+		return top.a
 	}
-	m, ok := firstKept((*heap[*membership])(&b.agents), &e.scratchM, func(m *membership) bool { return !declined(it, m.a.id) })
-	if !ok {
+	m := b.firstKept(&e.scratchM, func(m *membership) bool { return !declined(it, m.a.id) })
+	if m == nil {
 		return nil
 	}
 	return m.a

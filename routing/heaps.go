@@ -204,35 +204,147 @@ func (h itemHeap) down(i0 int) bool {
 }
 
 // before orders available agents for one bucket: best skill fit (higher first), then longest
-// idle (earliest idle-since first), then least loaded (fewest units), then id.
+// idle (earliest idle-since first), then least loaded (fewest units), then id. It reads the
+// heap keys copied into the memberships (see agentHeap), and loads the agents only to compare
+// ids when all else ties.
 func (m *membership) before(o *membership) bool {
 	if m.fit != o.fit {
 		return m.fit > o.fit
 	}
-	x, y := m.a, o.a
-	if x.idleSince != y.idleSince {
-		return x.idleSince < y.idleSince
+	if m.idle != o.idle {
+		return m.idle < o.idle
 	}
-	if x.usedTotal != y.usedTotal {
-		return x.usedTotal < y.usedTotal
+	if m.used != o.used {
+		return m.used < o.used
 	}
-	return x.id < y.id
+	return m.a.id < o.a.id
 }
 
 func (m *membership) at(pos int32) { m.pos = pos }
 
 // agentHeap holds the memberships of agents available for one bucket; membership.pos is the
 // position (-1 when absent).
+//
+// The heap orders memberships by fit and their heap keys (membership.idle and used), which are
+// the agent's keys as of the membership's last re-keying. Keys that get worse are re-keyed
+// lazily: an offer makes the agent's idle time the latest of all and raises its load, which
+// would otherwise sink it to the bottom of every one of its buckets (O(log n) comparisons of
+// cold memberships in each), though only the bucket the next choice is made in needs it. So a
+// heap key is always before or equal to the agent's current key (a lower bound), and the order
+// holds among heap keys; topAgent re-keys and sinks stale memberships until the top one is
+// current, which is then the best by current keys too (every other agent's current key is at
+// or after its heap key, which is at or after the top's). Keys that get better (a decline or a
+// finished interaction lowers the load) are re-keyed at once, by a sift up.
+//
+// Leaving is lazy too: an agent that stops being eligible for the bucket (no room left for its
+// weight after an offer, a state or presence change) is only marked out (bucket.nOut counts
+// them), and topAgent drops it when it reaches the top; if it becomes eligible again before
+// that, it is unmarked and re-keyed as above. An offer followed by a decline thus costs no
+// sifting in the agent's other buckets. The heap holds the eligible agents and some that were
+// eligible since they were last dropped.
 type agentHeap []*membership
 
-func (h *agentHeap) push(m *membership) { (*heap[*membership])(h).push(m) }
+// eligible reports whether m's agent is available for m's bucket (in the heap, not marked out).
+func (m *membership) eligible() bool { return m.pos >= 0 && !m.out }
+
+// stale reports whether m's heap keys are not the agent's current keys.
+func (m *membership) stale() bool {
+	a := m.a
+	return m.idle != a.idleSince || m.used != a.usedTotal
+}
+
+// improved reports whether the agent's current keys order before m's heap keys.
+func (m *membership) improved() bool {
+	a := m.a
+	if a.idleSince != m.idle {
+		return a.idleSince < m.idle
+	}
+	return a.usedTotal < m.used
+}
+
+// rekey copies the agent's keys into m's heap keys.
+func (m *membership) rekey() {
+	a := m.a
+	m.idle, m.used = a.idleSince, a.usedTotal
+}
+
+func (h *agentHeap) push(m *membership) {
+	m.rekey()
+	(*heap[*membership])(h).push(m)
+}
 
 func (h *agentHeap) remove(m *membership) {
 	(*heap[*membership])(h).removeAt(int(m.pos))
 	m.pos = -1
+	m.markOut(false)
 }
 
-func (h agentHeap) fix(m *membership) { heap[*membership](h).fix(int(m.pos)) }
+// markOut sets m.out and keeps its bucket's count of marked memberships.
+func (m *membership) markOut(out bool) {
+	switch {
+	case out && !m.out:
+		m.b.nOut++
+	case !out && m.out:
+		m.b.nOut--
+	}
+	m.out = out
+}
+
+// update follows a change of m's agent's keys: re-keyed now if they got better, else left stale.
+func (h agentHeap) update(m *membership) {
+	if m.improved() {
+		m.rekey()
+		heap[*membership](h).up(int(m.pos))
+	}
+}
+
+// topAgent returns the membership of the best available agent in b (by current keys), or nil.
+// It drops the memberships marked out and re-keys the stale ones that it finds at the top.
+// When every membership in the heap is marked out, it returns nil at once and leaves them:
+// while every agent is busy, an agent that frees up and fills again in one event then costs no
+// sifting at all.
+func (b *bucket) topAgent() *membership {
+	h := &b.agents
+	for len(*h) > int(b.nOut) {
+		m := (*h)[0]
+		switch {
+		case m.out:
+			h.remove(m)
+		case m.stale():
+			m.rekey()
+			heap[*membership](*h).down(0)
+		default:
+			return m
+		}
+	}
+	return nil
+}
+
+// firstKept returns the best available agent's membership that keep accepts (nil when none).
+// The memberships it passes over are removed into scratch (reused storage) and pushed back.
+func (b *bucket) firstKept(scratch *[]*membership, keep func(*membership) bool) *membership {
+	h := &b.agents
+	var found *membership
+	s := (*scratch)[:0]
+	for {
+		m := b.topAgent()
+		if m == nil {
+			break
+		}
+		if keep(m) {
+			found = m
+			break
+		}
+		h.remove(m)
+		s = append(s, m)
+	}
+	for _, m := range s {
+		h.push(m)
+	}
+	clear(s)
+	*scratch = s[:0]
+	return found
+}
 
 // timerSlot is work with a pending deadline, ordered by due time, then work id.
 type timerSlot struct {

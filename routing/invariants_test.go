@@ -60,11 +60,34 @@ func checkInvariants(t testing.TB, e *Engine) {
 		}
 		for _, m := range a.mems {
 			want := routable(a) && a.ch[m.b.key.ch].online && a.hasCap(m.b.key.class, m.b.key.ch, m.b.key.weight)
-			if want != (m.pos >= 0) {
-				t.Fatalf("agent %s membership in bucket %v: eligible %v, in heap %v", a.id, m.b.key, want, m.pos >= 0)
+			if want != m.eligible() {
+				t.Fatalf("agent %s membership in bucket %v: eligible %v, in heap and not out %v", a.id, m.b.key, want, m.eligible())
+			}
+			if m.out && m.pos < 0 {
+				t.Fatalf("agent %s membership in bucket %v: marked out but not in the heap", a.id, m.b.key)
 			}
 			if m.pos >= 0 && m.b.agents[m.pos] != m {
 				t.Fatalf("agent %s membership not at its heap position", a.id)
+			}
+			if m.eligible() && m.improved() {
+				t.Fatalf("agent %s: heap keys idle %d used %d after the agent's %d %d", a.id, m.idle, m.used, a.idleSince, a.usedTotal)
+			}
+		}
+	}
+	// Agent heaps are ordered by their heap keys (see agentHeap).
+	for _, b := range e.bucketList {
+		out := 0
+		for _, m := range b.agents {
+			if m.out {
+				out++
+			}
+		}
+		if out != int(b.nOut) {
+			t.Fatalf("bucket %v: %d memberships marked out, counted %d", b.key, out, b.nOut)
+		}
+		for i := 1; i < len(b.agents); i++ {
+			if b.agents[i].before(b.agents[(i-1)/2]) {
+				t.Fatalf("bucket %v: agent heap out of order at %d", b.key, i)
 			}
 		}
 	}

@@ -115,11 +115,13 @@ import (
 //
 // Waiting work sits in buckets, one per (requirement set, channel, class, weight), each a heap
 // ordered by (priority, age, id) whose slots carry those keys, so sifting does not load the
-// items. Each bucket also has a heap of the agents eligible for it right
-// now, ordered by the choosing order above; an agent is a member of every bucket whose skills it
-// holds, and its membership is re-keyed in O(log n) whenever its load, state or presence
-// changes. New work is one bucket lookup and one heap peek; a freed agent looks at the top of
-// each of its buckets. Neither scans all agents or all work.
+// items. Each bucket also has a heap of the agents eligible for it, ordered by the choosing
+// order above; an agent is a member of every bucket whose skills it holds. When its load,
+// state or presence changes, its membership is re-keyed in O(log n) if it got better; if it
+// got worse or the agent is no longer eligible, the heap acts on it only when the membership
+// reaches the top (lazy re-keying, see agentHeap), so an offer does not sift the agent's other
+// buckets. New work is one bucket lookup and a heap peek (plus the lazy work found at the top);
+// a freed agent looks at the top of each of its buckets. Neither scans all agents or all work.
 type Engine struct {
 	plans *Plans
 	now   int64
@@ -228,13 +230,20 @@ type bucket struct {
 	req    []reqI
 	items  itemHeap
 	agents agentHeap
+	nOut   int32 // memberships in agents marked out (see agentHeap)
 }
 
+// membership is an agent's membership in a bucket. The heap compares memberships by their
+// own fields (fit, and the heap keys idle and used copied from the agent by rekey; see
+// agentHeap), so that a comparison loads one line, which also holds pos.
 type membership struct {
-	a   *agent
-	b   *bucket
-	fit int32
-	pos int32
+	a    *agent
+	b    *bucket
+	idle int64
+	fit  int32
+	pos  int32
+	used int32
+	out  bool // in the heap but no longer eligible (see agentHeap)
 }
 
 // agent is one agent. Fields read by every decision come first, to share cache lines: the
