@@ -181,8 +181,11 @@ func foldsToAny(key []byte, names []string) bool {
 	return false
 }
 
-// message decodes one message object at the cursor.
-func (d *fastDecoder) message(m *message) bool {
+// object decodes the object at the cursor, handing each member's key to field with the cursor
+// on its value. field decodes the value and returns the key's bit (0 for keys that may repeat,
+// such as unknown ones it skipped); a known key seen twice fails, as it would take the last
+// value under encoding/json.
+func (d *fastDecoder) object(field func(key []byte) (bit uint32, ok bool)) bool {
 	if d.peek() != '{' {
 		return false
 	}
@@ -204,41 +207,7 @@ func (d *fastDecoder) message(m *message) bool {
 		}
 		d.i++
 		d.ws()
-		var bit uint32
-		switch string(key) {
-		case "channel":
-			bit, ok = fChannel, d.stringField(&m.Channel)
-		case "id":
-			bit = fID
-			start := d.i
-			if ok = d.skipValue(0); ok {
-				ok = m.ID.UnmarshalJSON(d.b[start:d.i]) == nil
-			}
-		case "clientId":
-			bit, ok = fClientID, d.stringField(&m.ClientID)
-		case "version":
-			bit, ok = fVersion, d.stringField(&m.Version)
-		case "minimumVersion":
-			bit, ok = fMinimumVersion, d.stringField(&m.MinimumVersion)
-		case "supportedConnectionTypes":
-			bit, ok = fSupportedConnectionTypes, d.stringList(&m.SupportedConnectionTypes)
-		case "connectionType":
-			bit, ok = fConnectionType, d.stringField(&m.ConnectionType)
-		case "subscription":
-			bit, ok = fSubscription, d.raw(&m.Subscription)
-		case "successful":
-			bit, ok = fSuccessful, d.boolField(&m.Successful)
-		case "error":
-			bit, ok = fError, d.stringField(&m.Error)
-		case "advice":
-			bit, ok = fAdvice, d.advice(&m.Advice)
-		case "ext":
-			bit, ok = fExt, d.raw(&m.Ext)
-		case "data":
-			bit, ok = fData, d.raw(&m.Data)
-		default:
-			ok = !foldsToAny(key, messageKeys) && d.skipValue(0)
-		}
+		bit, ok := field(key)
 		if !ok || seen&bit != 0 {
 			return false
 		}
@@ -257,63 +226,67 @@ func (d *fastDecoder) message(m *message) bool {
 	}
 }
 
+// message decodes one message object at the cursor.
+func (d *fastDecoder) message(m *message) bool {
+	return d.object(func(key []byte) (bit uint32, ok bool) {
+		switch string(key) {
+		case "channel":
+			return fChannel, d.stringField(&m.Channel)
+		case "id":
+			start := d.i
+			if !d.skipValue(0) {
+				return fID, false
+			}
+			return fID, m.ID.UnmarshalJSON(d.b[start:d.i]) == nil
+		case "clientId":
+			return fClientID, d.stringField(&m.ClientID)
+		case "version":
+			return fVersion, d.stringField(&m.Version)
+		case "minimumVersion":
+			return fMinimumVersion, d.stringField(&m.MinimumVersion)
+		case "supportedConnectionTypes":
+			return fSupportedConnectionTypes, d.stringList(&m.SupportedConnectionTypes)
+		case "connectionType":
+			return fConnectionType, d.stringField(&m.ConnectionType)
+		case "subscription":
+			return fSubscription, d.raw(&m.Subscription)
+		case "successful":
+			return fSuccessful, d.boolField(&m.Successful)
+		case "error":
+			return fError, d.stringField(&m.Error)
+		case "advice":
+			return fAdvice, d.advice(&m.Advice)
+		case "ext":
+			return fExt, d.raw(&m.Ext)
+		case "data":
+			return fData, d.raw(&m.Data)
+		default:
+			return 0, !foldsToAny(key, messageKeys) && d.skipValue(0)
+		}
+	})
+}
+
 // advice decodes an advice object (or null) at the cursor.
 func (d *fastDecoder) advice(dst **advice) bool {
 	if d.peek() == 'n' {
 		return d.literal("null")
 	}
-	if d.peek() != '{' {
-		return false
-	}
 	a := &advice{}
 	*dst = a
-	d.i++
-	d.ws()
-	if d.peek() == '}' {
-		d.i++
-		return true
-	}
-	var seen uint32
-	for {
-		key, ok := d.plainString()
-		if !ok {
-			return false
-		}
-		d.ws()
-		if d.peek() != ':' {
-			return false
-		}
-		d.i++
-		d.ws()
-		var bit uint32
+	return d.object(func(key []byte) (bit uint32, ok bool) {
 		switch string(key) {
 		case "reconnect":
-			bit, ok = 1, d.stringField(&a.Reconnect)
+			return 1, d.stringField(&a.Reconnect)
 		case "interval":
-			bit, ok = 2, d.floatField(&a.Interval)
+			return 2, d.floatField(&a.Interval)
 		case "timeout":
-			bit, ok = 4, d.floatField(&a.Timeout)
+			return 4, d.floatField(&a.Timeout)
 		case "multiple-clients":
-			bit, ok = 8, d.boolField(&a.MultipleClients)
+			return 8, d.boolField(&a.MultipleClients)
 		default:
-			ok = !foldsToAny(key, adviceKeys) && d.skipValue(0)
+			return 0, !foldsToAny(key, adviceKeys) && d.skipValue(0)
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		d.ws()
-		switch d.peek() {
-		case ',':
-			d.i++
-			d.ws()
-		case '}':
-			d.i++
-			return true
-		default:
-			return false
-		}
-	}
+	})
 }
 
 // plainString reads a string without escapes or control characters whose
