@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/omniroute/omniroute/salesforce/internal/jsonscan"
 )
 
 // A small JSON scanner for the hot path of event decoding. It finds the
@@ -114,7 +116,7 @@ func (s *scanner) skipString() (int, error) {
 					return 0, errSyntax
 				}
 				for _, h := range s.b[i+2 : i+6] {
-					if !isHex(h) {
+					if !jsonscan.IsHex(h) {
 						return 0, errSyntax
 					}
 				}
@@ -129,10 +131,6 @@ func (s *scanner) skipString() (int, error) {
 		}
 	}
 	return 0, errSyntax
-}
-
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
 // str consumes a JSON string and returns it unescaped.
@@ -305,44 +303,11 @@ func (s *scanner) literal(lit string) error {
 
 // skipNumber consumes a number per the JSON grammar.
 func (s *scanner) skipNumber() error {
-	b, i := s.b, s.i
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
+	end, ok := jsonscan.NumberEnd(s.b, s.i)
+	if !ok {
 		return errSyntax
 	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return errSyntax
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		d := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == d {
-			return errSyntax
-		}
-	}
-	s.i = i
+	s.i = end
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/omniroute/omniroute/salesforce/internal/jsonscan"
 )
 
 // decodeResponse decodes a response body: a JSON array of message objects.
@@ -528,7 +530,7 @@ func (d *fastDecoder) skipString() bool {
 					return false
 				}
 				for _, h := range b[j+1 : j+5] {
-					if !isHex(h) {
+					if !jsonscan.IsHex(h) {
 						return false
 					}
 				}
@@ -552,48 +554,11 @@ var stringSpecial = func() (t [256]bool) {
 	return t
 }()
 
-func isHex(c byte) bool {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-}
-
-// number validates and skips a JSON number:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// number validates and skips a JSON number.
 func (d *fastDecoder) number() bool {
-	b, i := d.b, d.i
-	if i < len(b) && b[i] == '-' {
-		i++
+	end, ok := jsonscan.NumberEnd(d.b, d.i)
+	if ok {
+		d.i = end
 	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			return false
-		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || b[i] < '0' || b[i] > '9' {
-			return false
-		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-	}
-	d.i = i
-	return true
+	return ok
 }
