@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	session := fs.Duration("session-timeout", emulator.DefaultSessionTimeout, "access token inactivity timeout")
 	apiLimit := fs.Int("api-limit", emulator.DefaultDailyAPILimit, "daily API request allocation")
 	advice := fs.Duration("advice-timeout", emulator.DefaultAdviceTimeout, "CometD long-poll timeout")
+	channelDeletes := fs.Bool("channel-deletes", false, "deliver DELETE events, enriched, on /data/ExternalRoutingChannel__chn (default: not delivered, as for a hard delete)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	em, err := emulator.New(emulator.Options{
 		Seed: org, ControlToken: *control, SessionTimeout: *session, DailyAPILimit: *apiLimit,
-		AdviceTimeout: *advice, Logger: logger,
+		AdviceTimeout: *advice, ChannelDeletes: *channelDeletes, Logger: logger,
 	})
 	if err != nil {
 		say(stderr, "sfemulator: %v\n", err)

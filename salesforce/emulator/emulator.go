@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/omniroute/omniroute/salesforce/emulator/soql"
 	"github.com/omniroute/omniroute/salesforce/emulator/streaming"
 )
 
@@ -55,10 +54,13 @@ type Options struct {
 	ControlToken string
 	// InstanceURL is returned as instance_url; empty means "http://" + the request's Host.
 	InstanceURL string
-	// ChannelFilterOnRecord makes the ExternalRoutingChannel__chn member filters see every
-	// field of the record after the change. By default they see only the event payload (an
-	// UPDATE carries only its changed fields), which is the stricter reading.
-	ChannelFilterOnRecord bool
+	// ChannelDeletes delivers DELETE events on /data/ExternalRoutingChannel__chn enriched
+	// with the filter fields (as a soft delete would be), so that the member filters can pass
+	// them. By default (false) a DELETE carries no enriched field, as a hard delete does, and
+	// the filters drop it: a daemon learns acceptance from the AgentWork update and a
+	// cancelled waiting item from a refused insert or a periodic check. Whether a PSR delete
+	// is hard is unconfirmed; false is the stricter choice.
+	ChannelDeletes bool
 	// Auto is the initial simulated-agent behaviour (off when zero).
 	Auto AutoOptions
 	// RandSeed seeds the decline-rate and fault-rate dice (0: random).
@@ -94,9 +96,14 @@ type Emulator struct {
 	auto       AutoOptions
 	rng        *mrand.Rand
 	topics     map[string]*pushTopic // PushTopic id -> topic
-	members    map[string]*soql.Condition
+	members    map[string]*channelMember
 	cursors    map[string]*cursor
 	txSeq      uint64
+
+	// enrichMu guards enrichedNow; it is a leaf lock, taken under e.mu at commit and under
+	// the streaming server's lock when an enriched event is replayed.
+	enrichMu    sync.Mutex
+	enrichedNow map[string]map[string]any // record id -> current enriched field values
 
 	topicMu       sync.RWMutex
 	topicChannels map[string]bool // "/topic/Name" of active PushTopics
@@ -186,6 +193,7 @@ func New(opts Options) (*Emulator, error) {
 		topics:        map[string]*pushTopic{},
 		cursors:       map[string]*cursor{},
 		topicChannels: map[string]bool{},
+		enrichedNow:   map[string]map[string]any{},
 		auto:          opts.Auto,
 		wake:          make(chan struct{}, 1),
 		done:          make(chan struct{}),
