@@ -31,8 +31,15 @@ const (
 type Options struct {
 	// Seed is the org: DemoSeed() or LoadSeedFile(path).
 	Seed Seed
-	// SessionTimeout is how long an access token stays valid after its last use (default 2 h).
+	// SessionTimeout is how long an access token stays valid (default 2 h): after it was
+	// issued, or after its last use with ExtendSessionOnActivity.
 	SessionTimeout time.Duration
+	// ExtendSessionOnActivity makes every REST or CometD use of a token restart its
+	// SessionTimeout, as an org whose session settings extend sessions on activity would. By
+	// default (false) a token expires SessionTimeout after it was issued however it is used,
+	// CometD long-polls included: the stricter choice, which makes a long-running client
+	// re-mint its token.
+	ExtendSessionOnActivity bool
 	// DailyAPILimit is the rolling-24-h REST allocation reported in Sforce-Limit-Info and
 	// enforced with REQUEST_LIMIT_EXCEEDED (default 100,000).
 	DailyAPILimit int
