@@ -251,6 +251,8 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.handler
 func (e *Emulator) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/services/oauth2/token", e.handleToken)
+	mux.HandleFunc("/services/oauth2/userinfo", e.handleUserInfo)
+	mux.HandleFunc("GET /id/{org}/{user}", e.handleIdentity)
 	mux.HandleFunc("/services/data/", e.handleREST)
 	mux.HandleFunc("/services/data", e.handleREST)
 	mux.Handle("/cometd/", e.stream)
