@@ -68,6 +68,10 @@ type Options struct {
 	// cancelled waiting item from a refused insert or a periodic check. Whether a PSR delete
 	// is hard is unconfirmed; false is the stricter choice.
 	ChannelDeletes bool
+	// NoiseRate is the initial noise rate (0..1; default 0, no noise): after each change, every
+	// record it changed gets with this probability a further UPDATE that changes nothing
+	// routing reads (SetNoise, POST /emulator/v1/noise).
+	NoiseRate float64
 	// Auto is the initial simulated-agent behaviour (off when zero).
 	Auto AutoOptions
 	// RandSeed seeds the decline-rate and fault-rate dice (0: random).
@@ -92,12 +96,14 @@ type Emulator struct {
 	mu         sync.Mutex
 	st         *store
 	org        orgRefs
-	psrByWork  map[string]string   // work item id -> open PSR id
-	awByWork   map[string][]string // work item id -> AgentWork ids, oldest first
-	awByUser   map[string][]string // user id -> AgentWork ids
-	currentUSP map[string]string   // user id -> current UserServicePresence id
-	sessions   map[string]string   // user id -> live agent session id of the current login
-	capacity   map[string]int      // user id -> configured capacity
+	psrByWork  map[string]string         // work item id -> open PSR id
+	awByWork   map[string][]string       // work item id -> AgentWork ids, oldest first
+	awByUser   map[string][]string       // user id -> AgentWork ids
+	currentUSP map[string]string         // user id -> current UserServicePresence id
+	sessions   map[string]string         // user id -> live agent session id of the current login
+	capacity   map[string]int            // user id -> configured capacity
+	pstats     map[string]*presenceStats // user id -> figures of the current presence row
+	noiseRate  float64
 	history    map[string][]StatusChange
 	timers     timerQueue
 	auto       AutoOptions
@@ -177,6 +183,9 @@ func New(opts Options) (*Emulator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.NoiseRate < 0 || opts.NoiseRate > 1 {
+		return nil, fmt.Errorf("noise rate %v: want 0..1: %w", opts.NoiseRate, ErrInvalid)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -195,6 +204,8 @@ func New(opts Options) (*Emulator, error) {
 		currentUSP:    map[string]string{},
 		sessions:      map[string]string{},
 		capacity:      map[string]int{},
+		pstats:        map[string]*presenceStats{},
+		noiseRate:     opts.NoiseRate,
 		history:       map[string][]StatusChange{},
 		rng:           mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		topics:        map[string]*pushTopic{},

@@ -67,6 +67,7 @@ func (e *Emulator) commit(t *tx) {
 	for _, c := range t.changes {
 		e.publishTopics(t, c)
 	}
+	e.makeNoise(t)
 }
 
 // mergeChanges folds identical UPDATE or DELETE changes of one entity in one transaction into

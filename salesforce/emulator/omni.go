@@ -387,6 +387,7 @@ func (e *Emulator) afterAgentWorkInsert(t *tx, aw, psr *record) {
 	e.awByWork[wi] = append(e.awByWork[wi], aw.id)
 	e.awByUser[user] = append(e.awByUser[user], aw.id)
 	e.history[aw.id] = append(e.history[aw.id], StatusChange{Status: StatusAssigned, At: t.now})
+	e.trackLoad(t, user, false)
 	if psr != nil {
 		t.update(psr, map[string]any{"IsPushed": true, "IsPushAttempted": true})
 		if pt := psr.int("PushTimeout"); pt > 0 {
@@ -402,6 +403,8 @@ func (e *Emulator) setAWStatus(t *tx, aw *record, status string, extra map[strin
 		vals[k] = v
 	}
 	t.update(aw, vals)
+	// Accepting and closing work refresh the agent's presence figures.
+	e.trackLoad(t, aw.str("UserId"), status == StatusOpened || status == StatusClosed)
 	e.history[aw.id] = append(e.history[aw.id], StatusChange{Status: status, At: t.now})
 }
 
@@ -731,6 +734,7 @@ func (e *Emulator) SetPresence(username, status string) error {
 	} else if st == nil {
 		return nil // already offline
 	}
+	delete(e.pstats, u.id)
 	if st == nil {
 		delete(e.sessions, u.id)
 		for _, id := range e.awByUser[u.id] {
@@ -757,6 +761,7 @@ func (e *Emulator) SetPresence(username, status string) error {
 		"IdleDuration": int64(0), "AtCapacityDuration": int64(0), "OwnerId": u.id,
 	})
 	e.currentUSP[u.id] = usp.id
+	e.startPresenceStats(u.id, usp.id, t.now)
 	e.commit(t)
 	return nil
 }
