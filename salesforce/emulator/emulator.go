@@ -105,6 +105,7 @@ type Emulator struct {
 	pstats     map[string]*presenceStats // user id -> figures of the current presence row
 	noiseRate  float64
 	history    map[string][]StatusChange
+	historyLog []historyRow // every change of PSR, AgentWork and presence rows (History)
 	timers     timerQueue
 	auto       AutoOptions
 	rng        *mrand.Rand
@@ -151,6 +152,7 @@ type orgRefs struct {
 	routingCfgs map[string]*record         // DeveloperName -> QueueRoutingConfig
 	statusChans map[string]map[string]bool // status id -> channel ids
 	chanWeight  map[string]float64         // channel id -> default capacity weight
+	buttons     map[string]string          // chat button DeveloperName -> queue DeveloperName
 	integration string                     // user id of RunAs / first user
 }
 

@@ -58,6 +58,7 @@ func (e *Emulator) commit(t *tx) {
 	}
 	e.txSeq++
 	key := fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", e.txSeq, e.txSeq>>32&0xffff, e.txSeq&0xfff, (e.txSeq>>12)&0xfff, e.rng.Uint64()&0xffffffffffff)
+	e.recordHistory(t, key)
 	merged := mergeChanges(t.changes)
 	for i, c := range merged {
 		if c.obj.CDC {
