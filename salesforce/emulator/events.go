@@ -132,6 +132,12 @@ func (e *Emulator) publishCDC(t *tx, key string, seq int, c *change) {
 	channels := []string{"/data/ChangeEvents", "/data/" + c.obj.Name + "ChangeEvent"}
 	sid := schemaID(c.obj.Name)
 	singles := e.enrichedSingles(c, header)
+	if len(c.ids) == 1 && len(singles) == 1 && singles[0].enriched == nil {
+		// A one-record event with nothing enriched (a CREATE) is the same message on the
+		// custom channel: encode it once.
+		channels = append(channels, externalRoutingChannel)
+		singles = nil
+	}
 	e.stream.PublishMessages(func(replayID int64) []streaming.Message {
 		msgs := make([]streaming.Message, 0, 1+len(singles))
 		msgs = append(msgs, streaming.Message{Channels: channels, Data: eventData(sid, payload, replayID)})
@@ -189,27 +195,33 @@ func (e *Emulator) enrichedSingles(c *change, header object) []enrichedSingle {
 		return nil // not a member, or a header-only gap event (no record to enrich)
 	}
 	var out []enrichedSingle
+	enrich := c.typ == "UPDATE" || (c.typ == "DELETE" && e.opts.ChannelDeletes)
 	for i, id := range c.ids {
 		rec := c.recs[i]
-		cur := currentValues(rec, m.enriched)
-		e.enrichMu.Lock()
-		e.enrichedNow[id] = cur
-		e.enrichMu.Unlock()
+		// A CREATE carries every populated field already; a hard delete carries no enriched
+		// field, so by default the filters drop it (docs/emulator.md).
+		pl := c.payload
+		if c.typ != "CREATE" {
+			cur := currentValues(rec, m.enriched)
+			e.enrichMu.Lock()
+			e.enrichedNow[id] = cur
+			e.enrichMu.Unlock()
+			if enrich {
+				pl = appendEnriched(c.payload, m.enriched, cur)
+			}
+		}
+		if !m.filter.Eval(filterGetter(c, rec, pl)) {
+			continue
+		}
 		h := slices.Clone(header)
 		h[1] = kv{"recordIds", []string{id}}
 		one := enrichedSingle{id: id, base: append(object{{"ChangeEventHeader", h}}, c.payload...)}
-		switch {
-		case c.typ == "UPDATE", c.typ == "DELETE" && e.opts.ChannelDeletes:
-			// A CREATE carries every populated field already; a hard delete carries no
-			// enriched field, so by default the filters drop it (docs/emulator.md).
+		one.payload = one.base
+		if enrich {
 			one.enriched = m.enriched
-			one.payload = appendEnriched(one.base, m.enriched, cur)
-		default:
-			one.payload = one.base
+			one.payload = append(object{{"ChangeEventHeader", h}}, pl...)
 		}
-		if m.filter.Eval(filterGetter(c, rec, one.payload)) {
-			out = append(out, one)
-		}
+		out = append(out, one)
 	}
 	return out
 }
