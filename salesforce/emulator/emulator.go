@@ -266,8 +266,9 @@ func (e *Emulator) routes() http.Handler {
 	mux.HandleFunc("/services/oauth2/token", e.handleToken)
 	mux.HandleFunc("/services/oauth2/userinfo", e.handleUserInfo)
 	mux.HandleFunc("GET /id/{org}/{user}", e.handleIdentity)
-	mux.HandleFunc("/services/data/", e.handleREST)
-	mux.HandleFunc("/services/data", e.handleREST)
+	rest := e.restHandler()
+	mux.Handle("/services/data/", rest)
+	mux.Handle("/services/data", rest)
 	mux.Handle("/cometd/", e.stream)
 	mux.HandleFunc("/emulator/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -47,13 +47,13 @@ func batchSize(r *http.Request) int {
 
 // query serves query?q= and query/{locator}; with all (queryAll) deleted records are found
 // too, with IsDeleted=true.
-func (c *restCtx) query(all bool, segs []string) *restError {
+func (c *restCtx) query(all bool, locator string) *restError {
 	if c.method != http.MethodGet {
 		return methodNotAllowed(c.method)
 	}
 	e := c.e
-	if len(segs) > 0 && segs[0] != "" {
-		return c.queryMore(segs[0])
+	if locator != "" {
+		return c.queryMore(locator)
 	}
 	stmt := c.r.URL.Query().Get("q")
 	if strings.TrimSpace(stmt) == "" {
