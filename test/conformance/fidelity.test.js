@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const jsforce = require('jsforce');
 const { StreamingExtension } = require('jsforce/api/streaming');
-const { startEmulator, control, waitUntil, DEMO, API } = require('./helpers');
+const { startEmulator, control, waitUntil, disconnect, DEMO, API } = require('./helpers');
 
 const CHANNEL = '/data/ExternalRoutingChannel__chn';
 const AGENT = 'agent07@omniroute.demo';
@@ -19,30 +19,26 @@ async function login(emu) {
   return conn;
 }
 
-function disconnect(client) {
-  return new Promise((resolve) => {
-    const p = client.disconnect();
-    if (!p) return resolve();
-    p.callback(() => resolve());
-    p.errback(() => resolve());
-  });
-}
-
 test('jsforce on ExternalRoutingChannel__chn: offer, decline, re-offer, accept, enriched', async (t) => {
   const emu = await startEmulator();
-  t.after(() => emu.stop());
+  let client;
+  // Disconnect while the emulator still runs: a Faye client whose server is gone retries
+  // forever and keeps the test process alive.
+  t.after(async () => {
+    if (client) await disconnect(client);
+    emu.stop();
+  });
   const conn = await login(emu);
   await control(emu, 'POST', 'agents/' + AGENT + '/presence', { status: 'Available' });
   const userId = (await conn.query("SELECT Id FROM User WHERE Username = '" + AGENT + "'")).records[0].Id;
 
   const got = [];
-  const client = conn.streaming.createClient([new StreamingExtension.Replay(CHANNEL, -1)]);
+  client = conn.streaming.createClient([new StreamingExtension.Replay(CHANNEL, -1)]);
   const sub = client.subscribe(CHANNEL, (msg) => got.push(msg));
   await new Promise((resolve, reject) => {
     sub.callback(resolve);
     sub.errback(reject);
   });
-  t.after(() => disconnect(client));
 
   const work = await control(emu, 'POST', 'work', { channel: 'Chat', queue: 'Support_EN' });
   const psr = await conn.sobject('PendingServiceRouting').retrieve(work.psrId);

@@ -82,4 +82,15 @@ function waitUntil(pred, ms, what) {
   });
 }
 
-module.exports = { startEmulator, control, jwtAssertion, waitUntil, DEMO, API };
+// disconnect waits for the /meta/disconnect reply of a jsforce streaming client, so no Faye
+// retry timer outlives the test.
+function disconnect(client) {
+  return new Promise((resolve) => {
+    const p = client.disconnect();
+    if (!p) return resolve();
+    p.callback(() => resolve());
+    p.errback(() => resolve());
+  });
+}
+
+module.exports = { startEmulator, control, jwtAssertion, waitUntil, disconnect, DEMO, API };

@@ -5,7 +5,7 @@ const test = require('node:test');
 const assert = require('node:assert');
 const jsforce = require('jsforce');
 const { StreamingExtension } = require('jsforce/api/streaming');
-const { startEmulator, control, waitUntil, DEMO, API } = require('./helpers');
+const { startEmulator, control, waitUntil, disconnect, DEMO, API } = require('./helpers');
 
 const PSR = '/data/PendingServiceRoutingChangeEvent';
 
@@ -15,16 +15,6 @@ function subscribe(conn, channel, replayId, sink) {
   return new Promise((resolve, reject) => {
     sub.callback(() => resolve({ client, sub }));
     sub.errback((err) => reject(err));
-  });
-}
-
-// disconnect waits for the /meta/disconnect reply, so no Faye retry timer outlives the test.
-function disconnect(client) {
-  return new Promise((resolve) => {
-    const p = client.disconnect();
-    if (!p) return resolve();
-    p.callback(() => resolve());
-    p.errback(() => resolve());
   });
 }
 
