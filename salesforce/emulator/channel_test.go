@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -197,4 +198,25 @@ func TestCustomChannelReplayCarriesCurrentValues(t *testing.T) {
 	require.Equal(t, "ExternalRouting", payload(ev[2])["RoutingModel"])
 	require.Equal(t, true, payload(ev[2])["IsPushed"], "a changed field keeps its changed value")
 	require.Equal(t, true, payload(ev[1])["IsReadyForRouting"], "a CREATE carries its own fields, not enriched ones")
+}
+
+// TestCustomChannelPushTimeout: a push timeout's AgentWork and PSR UPDATEs arrive on the custom
+// channel, enriched.
+func TestCustomChannelPushTimeout(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(o *Options) { o.ClientTimeout = time.Hour })
+	h.presence(agent1, "Available")
+	w := h.createWork("Case", "Support_EN")
+	h.assign(w, agent1)
+	c := h.comet(h.token)
+	c.handshake()
+	require.Equal(t, true, c.subscribe(customChannel, -1)["successful"])
+	h.clock.Advance(31 * time.Second)
+	h.em.RunTimers()
+	ev := c.events(2)
+	require.Equal(t, []string{"AgentWork:UPDATE", "PendingServiceRouting:UPDATE"}, kinds(ev))
+	require.Equal(t, StatusDeclinedOnPushTimeout, payload(ev[0])["Status"])
+	require.Equal(t, "ExternalRouting", payload(ev[0])["RoutingModel"])
+	require.Equal(t, false, payload(ev[1])["IsPushed"])
+	require.Equal(t, true, payload(ev[1])["IsReadyForRouting"])
 }
