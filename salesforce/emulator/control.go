@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -39,49 +39,6 @@ func (e *Emulator) Counters() Counters {
 	}
 	e.mu.Unlock()
 	return c
-}
-
-// maxBulkRecords caps one CreateRecords call.
-const maxBulkRecords = 100_000
-
-// CreateRecords bulk-creates count records of typ with the same fields (e.g. 10,000 Cases
-// for paging tests). Work items owned by an external-routing queue get PSRs as usual.
-func (e *Emulator) CreateRecords(typ string, count int, fields map[string]any) ([]string, error) {
-	o, ok := e.schema.object(typ)
-	if !ok {
-		return nil, fmt.Errorf("create records of %q: %w", typ, ErrNotFound)
-	}
-	if count < 1 || count > maxBulkRecords {
-		return nil, fmt.Errorf("create %d records: count must be 1..%d: %w", count, maxBulkRecords, ErrInvalid)
-	}
-	// Round-trip through JSON so values get the REST types (numbers as json.Number).
-	raw, err := json.Marshal(fields)
-	if err != nil {
-		return nil, fmt.Errorf("create records: encode fields: %w", ErrInvalid)
-	}
-	ids := make([]string, 0, count)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	t := e.begin("", "")
-	for range count {
-		var body map[string]any
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&body); err != nil {
-			return nil, fmt.Errorf("create records: decode fields: %w", ErrInvalid)
-		}
-		if body == nil {
-			body = map[string]any{}
-		}
-		r, rerr := e.insertTx(t, o, body)
-		if rerr != nil {
-			e.commit(t)
-			return ids, fmt.Errorf("create %s record %d: %s: %w", o.Name, len(ids)+1, rerr.Error(), ErrInvalid)
-		}
-		ids = append(ids, r.id)
-	}
-	e.commit(t)
-	return ids, nil
 }
 
 // controlHandler serves /emulator/v1/.
@@ -296,4 +253,26 @@ func respond(w http.ResponseWriter, status int, body any, err error) {
 		return
 	}
 	writeControlError(w, code, strings.TrimSpace(err.Error()))
+}
+
+// handleHistory is GET /emulator/v1/history?after=N&limit=M.
+func (e *Emulator) handleHistory(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var after int64
+	var limit int
+	var err error
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseInt(v, 10, 64); err != nil {
+			writeControlError(w, http.StatusBadRequest, "after: not a number")
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit == 0 {
+			writeControlError(w, http.StatusBadRequest, "limit: want 1.."+strconv.Itoa(MaxHistoryLimit))
+			return
+		}
+	}
+	page, err := e.History(after, limit)
+	respond(w, http.StatusOK, page, err)
 }

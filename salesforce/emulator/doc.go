@@ -18,6 +18,11 @@
 // cut mid-way, latency), and reports counters and the full history of Omni-Channel rows. docs/emulator.md documents the control API
 // and every behaviour the emulator chose where Salesforce is silent.
 //
+// Inside, an org layer (store, transactions, change events, Omni-Channel rules; no net/http)
+// sits under thin adapters: REST on http.ServeMux patterns, OAuth and identity, the CometD
+// server of package streaming that the org publishes into, and the control API (see the
+// Emulator type).
+//
 // The emulator never imports omniroute's client, connector, routing or mapping packages: it is
 // Salesforce, not us. It never logs tokens, passwords or the client secret, and it keeps all
 // state in memory (nothing survives Close).

@@ -86,7 +86,41 @@ type Options struct {
 // Emulator is an in-memory Salesforce org served over HTTP: OAuth token endpoint, REST
 // (/services/data), CometD (/cometd/NN.N), the control API (/emulator/v1/) and
 // /emulator/healthz. It is safe for concurrent use.
+//
+// It has two layers. The org (orgModel, embedded) is the store, its transactions and change
+// events, record validation and the Omni-Channel rules, with no net/http: files store.go,
+// schema.go, tx.go, records.go, events.go, omni.go, transfer.go, noise.go, history.go,
+// timers.go and pushtopic.go; its refusals are Salesforce API errors (code, message, fields),
+// which the REST adapter answers with their HTTP status. The
+// adapters over it are the Emulator's own fields and files: REST (rest.go, query.go, on
+// http.ServeMux patterns), OAuth and identity (oauth.go, identity.go), CometD (package
+// streaming, which the org publishes into), the control API (control.go) and the faults in
+// front of all of them (faults.go, truncate.go).
 type Emulator struct {
+	*orgModel
+
+	auth authState
+
+	apiUsed  atomic.Int64
+	apiLimit atomic.Int64
+	cursors  map[string]*cursor
+
+	faults faultState
+	reqs   requestLog
+
+	tokensIssued atomic.Int64
+
+	stream  *streaming.Server
+	handler http.Handler
+
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// orgModel is the org layer: the store, transactions and Omni-Channel rules. It publishes
+// change events through publisher and knows nothing of HTTP.
+type orgModel struct {
 	opts   Options
 	log    *slog.Logger
 	now    func() time.Time
@@ -111,10 +145,9 @@ type Emulator struct {
 	rng        *mrand.Rand
 	topics     map[string]*pushTopic // PushTopic id -> topic
 	members    map[string]*channelMember
-	cursors    map[string]*cursor
 	txSeq      uint64
 
-	// enrichMu guards enrichedNow; it is a leaf lock, taken under e.mu at commit and under
+	// enrichMu guards enrichedNow; it is a leaf lock, taken under mu at commit and under
 	// the streaming server's lock when an enriched event is replayed.
 	enrichMu    sync.Mutex
 	enrichedNow map[string]map[string]any // record id -> current enriched field values
@@ -122,24 +155,17 @@ type Emulator struct {
 	topicMu       sync.RWMutex
 	topicChannels map[string]bool // "/topic/Name" of active PushTopics
 
-	auth authState
-
-	apiUsed  atomic.Int64
-	apiLimit atomic.Int64
-
-	faults faultState
-	reqs   requestLog
-
 	eventsPublished atomic.Int64
-	tokensIssued    atomic.Int64
 
-	stream  *streaming.Server
-	handler http.Handler
+	// publisher receives the change events (the CometD server).
+	publisher publisher
+	// wake nudges the timer loop when a timer is added.
+	wake chan struct{}
+}
 
-	wake      chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+// publisher is where the org publishes change events: the CometD server.
+type publisher interface {
+	PublishMessages(build func(replayID int64) []streaming.Message) int64
 }
 
 // orgRefs are the seeded setup records, by DeveloperName or username.
@@ -196,27 +222,29 @@ func New(opts Options) (*Emulator, error) {
 		seed = mrand.Uint64()
 	}
 	e := &Emulator{
-		opts:          opts,
-		log:           opts.Logger.With("component", "sfemulator"),
-		now:           opts.Now,
-		schema:        newSchema(),
-		psrByWork:     map[string]string{},
-		awByWork:      map[string][]string{},
-		awByUser:      map[string][]string{},
-		currentUSP:    map[string]string{},
-		sessions:      map[string]string{},
-		capacity:      map[string]int{},
-		pstats:        map[string]*presenceStats{},
-		noiseRate:     opts.NoiseRate,
-		history:       map[string][]StatusChange{},
-		rng:           mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		topics:        map[string]*pushTopic{},
-		cursors:       map[string]*cursor{},
-		topicChannels: map[string]bool{},
-		enrichedNow:   map[string]map[string]any{},
-		auto:          opts.Auto,
-		wake:          make(chan struct{}, 1),
-		done:          make(chan struct{}),
+		orgModel: &orgModel{
+			opts:          opts,
+			log:           opts.Logger.With("component", "sfemulator"),
+			now:           opts.Now,
+			schema:        newSchema(),
+			psrByWork:     map[string]string{},
+			awByWork:      map[string][]string{},
+			awByUser:      map[string][]string{},
+			currentUSP:    map[string]string{},
+			sessions:      map[string]string{},
+			capacity:      map[string]int{},
+			pstats:        map[string]*presenceStats{},
+			noiseRate:     opts.NoiseRate,
+			history:       map[string][]StatusChange{},
+			rng:           mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+			topics:        map[string]*pushTopic{},
+			topicChannels: map[string]bool{},
+			enrichedNow:   map[string]map[string]any{},
+			auto:          opts.Auto,
+			wake:          make(chan struct{}, 1),
+		},
+		cursors: map[string]*cursor{},
+		done:    make(chan struct{}),
 	}
 	e.st = newStore(e.schema)
 	members, err := compileMembers()
@@ -241,6 +269,7 @@ func New(opts Options) (*Emulator, error) {
 		Logger:         e.log,
 	})
 	e.handler = e.routes()
+	e.publisher = e.stream
 	e.wg.Add(1)
 	go e.timerLoop()
 	return e, nil

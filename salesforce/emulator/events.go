@@ -52,7 +52,7 @@ func schemaID(entity string) string {
 
 // commit publishes the transaction's changes in order. Callers hold e.mu, which keeps
 // replay-id order equal to commit order.
-func (e *Emulator) commit(t *tx) {
+func (e *orgModel) commit(t *tx) {
 	if t.quiet || len(t.changes) == 0 {
 		return
 	}
@@ -108,14 +108,14 @@ func samePayload(a, b object) bool {
 	return true
 }
 
-func (e *Emulator) changeOrigin(t *tx) string { return t.origin }
+func (e *orgModel) changeOrigin(t *tx) string { return t.origin }
 
 // publishCDC publishes one (possibly grouped) change event under one replay id: grouped and
 // unenriched on /data/ChangeEvents and /data/<Entity>ChangeEvent, and, for the entities of
 // the custom channel, as single-record enriched events (one per record id, sharing that
 // replay id) on ExternalRoutingChannel__chn when the member's filter, evaluated on the
 // enriched event, passes.
-func (e *Emulator) publishCDC(t *tx, key string, seq int, c *change) {
+func (e *orgModel) publishCDC(t *tx, key string, seq int, c *change) {
 	header := object{
 		{"entityName", c.obj.Name},
 		{"recordIds", c.ids},
@@ -138,7 +138,7 @@ func (e *Emulator) publishCDC(t *tx, key string, seq int, c *change) {
 		channels = append(channels, externalRoutingChannel)
 		singles = nil
 	}
-	e.stream.PublishMessages(func(replayID int64) []streaming.Message {
+	e.publisher.PublishMessages(func(replayID int64) []streaming.Message {
 		msgs := make([]streaming.Message, 0, 1+len(singles))
 		msgs = append(msgs, streaming.Message{Channels: channels, Data: eventData(sid, payload, replayID)})
 		for _, one := range singles {
@@ -176,7 +176,7 @@ type enrichedSingle struct {
 
 // replay renders the event again with the enriched values current at replay time; fields the
 // change itself carries keep their changed values ("Event Enrichment Considerations").
-func (s enrichedSingle) replay(e *Emulator, sid string, replayID int64) func() json.RawMessage {
+func (s enrichedSingle) replay(e *orgModel, sid string, replayID int64) func() json.RawMessage {
 	if s.enriched == nil {
 		return nil
 	}
@@ -189,7 +189,7 @@ func (s enrichedSingle) replay(e *Emulator, sid string, replayID int64) func() j
 // enrichedSingles splits c into the single-record enriched events that pass the custom
 // channel's filter for its entity (none when the entity is not a member), and records each
 // record's current enriched values for replays. Callers hold e.mu.
-func (e *Emulator) enrichedSingles(c *change, header object) []enrichedSingle {
+func (e *orgModel) enrichedSingles(c *change, header object) []enrichedSingle {
 	m, ok := e.members[c.obj.Name]
 	if !ok || len(c.recs) != len(c.ids) {
 		return nil // not a member, or a header-only gap event (no record to enrich)
@@ -253,7 +253,7 @@ func appendEnriched(base object, fields []string, cur map[string]any) object {
 }
 
 // enrichedValues returns a record's enriched values as of its last committed change.
-func (e *Emulator) enrichedValues(id string) map[string]any {
+func (e *orgModel) enrichedValues(id string) map[string]any {
 	e.enrichMu.Lock()
 	defer e.enrichMu.Unlock()
 	return e.enrichedNow[id]
@@ -303,7 +303,7 @@ type GapRequest struct {
 }
 
 // InjectGap publishes a header-only gap or overflow event on the entity's CDC channels.
-func (e *Emulator) InjectGap(g GapRequest) error {
+func (e *orgModel) InjectGap(g GapRequest) error {
 	o, ok := e.schema.object(g.Entity)
 	if !ok || !o.CDC {
 		return fmt.Errorf("inject gap for %q: %w", g.Entity, ErrNotFound)

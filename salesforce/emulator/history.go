@@ -3,7 +3,6 @@ package emulator
 import (
 	"fmt"
 	"maps"
-	"net/http"
 	"strconv"
 	"time"
 )
@@ -52,7 +51,7 @@ type historyRow struct {
 
 // recordHistory appends a committed transaction's changes of the history entities. Callers
 // hold e.mu.
-func (e *Emulator) recordHistory(t *tx, key string) {
+func (e *orgModel) recordHistory(t *tx, key string) {
 	for _, c := range t.changes {
 		if historyEntities[c.obj.Name] && c.rec != nil {
 			e.historyLog = append(e.historyLog, historyRow{at: t.now, typ: c.typ, changed: c.changed, key: key, rec: c.rec})
@@ -62,7 +61,7 @@ func (e *Emulator) recordHistory(t *tx, key string) {
 
 // History returns up to limit entries (DefaultHistoryLimit when 0, at most MaxHistoryLimit)
 // after sequence number after: the full history of every PSR, AgentWork and presence row.
-func (e *Emulator) History(after int64, limit int) (HistoryPage, error) {
+func (e *orgModel) History(after int64, limit int) (HistoryPage, error) {
 	if limit == 0 {
 		limit = DefaultHistoryLimit
 	}
@@ -89,26 +88,4 @@ func (e *Emulator) History(after int64, limit int) (HistoryPage, error) {
 		page.Next = "/emulator/v1/history?after=" + strconv.FormatInt(to, 10) + "&limit=" + strconv.Itoa(limit)
 	}
 	return page, nil
-}
-
-// handleHistory is GET /emulator/v1/history?after=N&limit=M.
-func (e *Emulator) handleHistory(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	var after int64
-	var limit int
-	var err error
-	if v := q.Get("after"); v != "" {
-		if after, err = strconv.ParseInt(v, 10, 64); err != nil {
-			writeControlError(w, http.StatusBadRequest, "after: not a number")
-			return
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit == 0 {
-			writeControlError(w, http.StatusBadRequest, "limit: want 1.."+strconv.Itoa(MaxHistoryLimit))
-			return
-		}
-	}
-	page, err := e.History(after, limit)
-	respond(w, http.StatusOK, page, err)
 }

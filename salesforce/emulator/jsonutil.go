@@ -103,6 +103,17 @@ func (e *restError) Error() string {
 	return e.Errs[0].ErrorCode + ": " + e.Errs[0].Message
 }
 
+// badRequest is a Salesforce API error answered 400 over REST: the org layer's refusals
+// (validation, Omni-Channel rules) are made with it, so the org never names an HTTP status.
+func badRequest(code, msg string, fields ...string) *restError {
+	return errf(http.StatusBadRequest, code, msg, fields...)
+}
+
+// notFoundError is a Salesforce API error answered 404 over REST.
+func notFoundError(code, msg string) *restError {
+	return errf(http.StatusNotFound, code, msg)
+}
+
 func errf(status int, code, msg string, fields ...string) *restError {
 	if fields == nil {
 		fields = []string{}

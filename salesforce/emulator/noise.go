@@ -21,7 +21,7 @@ type presenceStats struct {
 }
 
 // startPresenceStats begins the figures of a new current presence row. Callers hold e.mu.
-func (e *Emulator) startPresenceStats(userID, uspID string, now time.Time) {
+func (e *orgModel) startPresenceStats(userID, uspID string, now time.Time) {
 	e.pstats[userID] = &presenceStats{uspID: uspID, start: now, last: now, load: e.userLoad(userID)}
 }
 
@@ -29,7 +29,7 @@ func (e *Emulator) startPresenceStats(userID, uspID string, now time.Time) {
 // change, then takes the capacity in use after it. With write it stores the figures on the
 // current UserServicePresence row (an UPDATE routing does not read), as Salesforce does when
 // work is accepted or closed. Callers hold e.mu.
-func (e *Emulator) trackLoad(t *tx, userID string, write bool) {
+func (e *orgModel) trackLoad(t *tx, userID string, write bool) {
 	ps := e.pstats[userID]
 	if ps == nil {
 		return
@@ -67,7 +67,7 @@ func (e *Emulator) trackLoad(t *tx, userID string, write bool) {
 // SetNoise sets the noise rate: after each change the org commits, every record it changed
 // gets, with probability rate, a further UPDATE that changes nothing routing reads (see
 // makeNoise), in its own transaction. 0 turns noise off.
-func (e *Emulator) SetNoise(rate float64) error {
+func (e *orgModel) SetNoise(rate float64) error {
 	if rate < 0 || rate > 1 || math.IsNaN(rate) {
 		return fmt.Errorf("set noise rate %v: want 0..1: %w", rate, ErrInvalid)
 	}
@@ -84,7 +84,7 @@ type NoiseRequest struct {
 
 // makeNoise follows a committed transaction with noise updates of the records it changed.
 // Callers hold e.mu.
-func (e *Emulator) makeNoise(t *tx) {
+func (e *orgModel) makeNoise(t *tx) {
 	if e.noiseRate <= 0 || t.noise {
 		return
 	}
@@ -116,7 +116,7 @@ func (e *Emulator) makeNoise(t *tx) {
 // noiseUpdate is one change a router must ignore: a Case subject edited, a chat transcript's
 // body growing, an AgentWork's ActiveTime ticking, the presence figures refreshed, or a plain
 // re-save (Serial and LastModifiedDate only, for a PSR).
-func (e *Emulator) noiseUpdate(t *tx, r *record) {
+func (e *orgModel) noiseUpdate(t *tx, r *record) {
 	switch r.obj.Name {
 	case "Case":
 		subj := r.str("Subject")

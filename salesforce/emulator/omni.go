@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -101,14 +100,14 @@ type TransferResult struct {
 	AgentWorkID string `json:"agentWorkId,omitempty"`
 }
 
-func (e *Emulator) obj(name string) *objectDef {
+func (e *orgModel) obj(name string) *objectDef {
 	o, _ := e.schema.object(name)
 	return o
 }
 
 // CreateWork creates a work item of the channel's type owned by the queue; an external-routing
 // queue gives it a PendingServiceRouting (salesforce-facts.md 1.7).
-func (e *Emulator) CreateWork(req WorkRequest) (WorkResult, error) {
+func (e *orgModel) CreateWork(req WorkRequest) (WorkResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ch, ok := e.org.channels[req.Channel]
@@ -148,7 +147,7 @@ func (e *Emulator) CreateWork(req WorkRequest) (WorkResult, error) {
 
 // newWorkItem creates a work item of typ owned by ownerID, as a customer's request creates
 // it. Callers hold e.mu.
-func (e *Emulator) newWorkItem(t *tx, typ, ownerID, subject string) *record {
+func (e *orgModel) newWorkItem(t *tx, typ, ownerID, subject string) *record {
 	vals := map[string]any{"OwnerId": ownerID}
 	switch typ {
 	case "Case":
@@ -180,7 +179,7 @@ type skillReq struct {
 }
 
 // skillReqs resolves skill requests by DeveloperName. Callers hold e.mu.
-func (e *Emulator) skillReqs(in []SkillRequest) ([]skillReq, error) {
+func (e *orgModel) skillReqs(in []SkillRequest) ([]skillReq, error) {
 	var out []skillReq
 	for _, s := range in {
 		sk, ok := e.org.skills[s.Skill]
@@ -203,7 +202,7 @@ type routeOpts struct {
 }
 
 // channelFor returns the ServiceChannel whose RelatedEntity is the work item's type.
-func (e *Emulator) channelFor(typ string) *record {
+func (e *orgModel) channelFor(typ string) *record {
 	for _, c := range e.org.channels {
 		if c.str("RelatedEntity") == typ {
 			return c
@@ -222,7 +221,7 @@ func (e *Emulator) channelFor(typ string) *record {
 
 // routeToQueue creates the PSR for work now owned by queue, when the queue's routing
 // configuration is External Routing. Callers hold e.mu.
-func (e *Emulator) routeToQueue(t *tx, wi, queue *record, o routeOpts) *record {
+func (e *orgModel) routeToQueue(t *tx, wi, queue *record, o routeOpts) *record {
 	rcID := queue.str("QueueRoutingConfigId")
 	rc, ok := e.st.get(rcID)
 	if !ok || rc.str("RoutingModel") != "ExternalRouting" {
@@ -233,7 +232,7 @@ func (e *Emulator) routeToQueue(t *tx, wi, queue *record, o routeOpts) *record {
 
 // createPSR creates the PSR for wi under routing configuration rc (and queue, unless
 // o.noQueue). Callers hold e.mu.
-func (e *Emulator) createPSR(t *tx, wi, queue, rc *record, o routeOpts) *record {
+func (e *orgModel) createPSR(t *tx, wi, queue, rc *record, o routeOpts) *record {
 	ch := e.channelFor(wi.obj.Name)
 	if ch == nil {
 		return nil
@@ -281,17 +280,17 @@ func (e *Emulator) createPSR(t *tx, wi, queue, rc *record, o routeOpts) *record 
 // workFailure is an AgentWork insert refused by an Omni-Channel rule (emulator wording; see
 // docs/emulator.md).
 func workFailure(msg string, fields ...string) *restError {
-	return errf(http.StatusBadRequest, "FIELD_INTEGRITY_EXCEPTION", msg, fields...)
+	return badRequest("FIELD_INTEGRITY_EXCEPTION", msg, fields...)
 }
 
 // prepareAgentWork checks an AgentWork insert against the PSR, the user's presence and
 // capacity and fills the system fields. vals are typed and reference-checked. Callers hold e.mu.
-func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restError) {
+func (e *orgModel) prepareAgentWork(t *tx, vals map[string]any) (*record, *restError) {
 	user, _ := e.st.get(vals["UserId"].(string))
 	ch, _ := e.st.get(vals["ServiceChannelId"].(string))
 	wi, _ := e.st.get(vals["WorkItemId"].(string))
 	if user == nil || ch == nil || wi == nil {
-		return nil, errf(http.StatusBadRequest, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+		return nil, badRequest("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
 	}
 	if ch.str("RelatedEntity") != wi.obj.Name {
 		return nil, workFailure("The work item's object doesn't match the service channel's related entity.", "WorkItemId")
@@ -300,7 +299,7 @@ func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restE
 	if id, ok := vals["PendingServiceRoutingId"].(string); ok {
 		psr, _ = e.st.get(id)
 		if psr == nil {
-			return nil, errf(http.StatusBadRequest, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", "PendingServiceRoutingId")
+			return nil, badRequest("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", "PendingServiceRoutingId")
 		}
 		if psr.str("WorkItemId") != wi.id {
 			return nil, workFailure("The PendingServiceRouting is for a different work item.", "PendingServiceRoutingId")
@@ -326,7 +325,7 @@ func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restE
 	if !hasW && !hasP && psr != nil {
 		for _, f := range []string{"CapacityWeight", "CapacityPercentage"} {
 			if _, ok := psr.float(f); ok {
-				return nil, errf(http.StatusBadRequest, "REQUIRED_FIELD_MISSING", "Required fields are missing: ["+f+"]", f)
+				return nil, badRequest("REQUIRED_FIELD_MISSING", "Required fields are missing: ["+f+"]", f)
 			}
 		}
 	}
@@ -371,9 +370,9 @@ func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restE
 
 // agentCanTake checks that user is active and online in a presence status that includes
 // channel ch. Callers hold e.mu.
-func (e *Emulator) agentCanTake(user, ch *record) *restError {
+func (e *orgModel) agentCanTake(user, ch *record) *restError {
 	if !user.boolean("IsActive") {
-		return errf(http.StatusBadRequest, "INACTIVE_OWNER_OR_USER", "operation performed with inactive user", "UserId")
+		return badRequest("INACTIVE_OWNER_OR_USER", "operation performed with inactive user", "UserId")
 	}
 	uspID, online := e.currentUSP[user.id]
 	if !online {
@@ -389,7 +388,7 @@ func (e *Emulator) agentCanTake(user, ch *record) *restError {
 // awLoad is the capacity an AgentWork (or its insert values) takes from its agent: its
 // CapacityWeight, else its CapacityPercentage of the agent's capacity, else the channel's
 // default weight.
-func (e *Emulator) awLoad(vals map[string]any, userID string) float64 {
+func (e *orgModel) awLoad(vals map[string]any, userID string) float64 {
 	if w, ok := vals["CapacityWeight"].(float64); ok {
 		return w
 	}
@@ -403,7 +402,7 @@ func (e *Emulator) awLoad(vals map[string]any, userID string) float64 {
 
 // userLoad is the capacity the user's Assigned and Opened work takes. It also drops finished
 // work from the user's index, which only needs open work.
-func (e *Emulator) userLoad(userID string) float64 {
+func (e *orgModel) userLoad(userID string) float64 {
 	var sum float64
 	open := e.awByUser[userID][:0]
 	for _, id := range e.awByUser[userID] {
@@ -422,7 +421,7 @@ func (e *Emulator) userLoad(userID string) float64 {
 
 // afterAgentWorkInsert marks the PSR pushed, indexes the work and arms the push timeout and
 // the simulated agent. Callers hold e.mu.
-func (e *Emulator) afterAgentWorkInsert(t *tx, aw, psr *record) {
+func (e *orgModel) afterAgentWorkInsert(t *tx, aw, psr *record) {
 	wi, user := aw.str("WorkItemId"), aw.str("UserId")
 	e.awByWork[wi] = append(e.awByWork[wi], aw.id)
 	e.awByUser[user] = append(e.awByUser[user], aw.id)
@@ -437,7 +436,7 @@ func (e *Emulator) afterAgentWorkInsert(t *tx, aw, psr *record) {
 	e.armAuto(t.now, aw)
 }
 
-func (e *Emulator) setAWStatus(t *tx, aw *record, status string, extra map[string]any) {
+func (e *orgModel) setAWStatus(t *tx, aw *record, status string, extra map[string]any) {
 	vals := map[string]any{"Status": status}
 	for k, v := range extra {
 		vals[k] = v
@@ -448,7 +447,7 @@ func (e *Emulator) setAWStatus(t *tx, aw *record, status string, extra map[strin
 	e.history[aw.id] = append(e.history[aw.id], StatusChange{Status: status, At: t.now})
 }
 
-func (e *Emulator) agentWork(id string) (*record, error) {
+func (e *orgModel) agentWork(id string) (*record, error) {
 	aw, ok := e.st.get(id)
 	if !ok || aw.obj.Name != "AgentWork" {
 		return nil, fmt.Errorf("agent work %s: %w", id, ErrNotFound)
@@ -456,7 +455,7 @@ func (e *Emulator) agentWork(id string) (*record, error) {
 	return aw, nil
 }
 
-func (e *Emulator) psrOf(aw *record) *record {
+func (e *orgModel) psrOf(aw *record) *record {
 	if id := aw.str("PendingServiceRoutingId"); id != "" {
 		if p, ok := e.st.get(id); ok {
 			return p
@@ -467,7 +466,7 @@ func (e *Emulator) psrOf(aw *record) *record {
 
 // AcceptWork is the agent accepting Assigned work: AgentWork Opened, PSR deleted, the work
 // item owned by the agent.
-func (e *Emulator) AcceptWork(awID string) error {
+func (e *orgModel) AcceptWork(awID string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	aw, err := e.agentWork(awID)
@@ -477,7 +476,7 @@ func (e *Emulator) AcceptWork(awID string) error {
 	return e.accept(aw)
 }
 
-func (e *Emulator) accept(aw *record) error {
+func (e *orgModel) accept(aw *record) error {
 	if s := aw.str("Status"); s != StatusAssigned {
 		return fmt.Errorf("accept agent work %s in status %s: %w", aw.id, s, ErrConflict)
 	}
@@ -520,7 +519,7 @@ func (e *Emulator) accept(aw *record) error {
 
 // DeclineWork is the agent declining Assigned work: AgentWork Declined, PSR back to
 // IsPushed=false with LastDeclinedAgentSession.
-func (e *Emulator) DeclineWork(awID, reason string) error {
+func (e *orgModel) DeclineWork(awID, reason string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	aw, err := e.agentWork(awID)
@@ -530,7 +529,7 @@ func (e *Emulator) DeclineWork(awID, reason string) error {
 	return e.decline(aw, StatusDeclined, reason)
 }
 
-func (e *Emulator) decline(aw *record, status, reason string) error {
+func (e *orgModel) decline(aw *record, status, reason string) error {
 	if s := aw.str("Status"); s != StatusAssigned {
 		return fmt.Errorf("decline agent work %s in status %s: %w", aw.id, s, ErrConflict)
 	}
@@ -558,7 +557,7 @@ func (e *Emulator) decline(aw *record, status, reason string) error {
 }
 
 // CloseWork is the agent closing Opened work: AgentWork Closed.
-func (e *Emulator) CloseWork(awID string) error {
+func (e *orgModel) CloseWork(awID string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	aw, err := e.agentWork(awID)
@@ -568,7 +567,7 @@ func (e *Emulator) CloseWork(awID string) error {
 	return e.closeWork(aw)
 }
 
-func (e *Emulator) closeWork(aw *record) error {
+func (e *orgModel) closeWork(aw *record) error {
 	if s := aw.str("Status"); s != StatusOpened {
 		return fmt.Errorf("close agent work %s in status %s: %w", aw.id, s, ErrConflict)
 	}
@@ -592,7 +591,7 @@ func (e *Emulator) closeWork(aw *record) error {
 	return nil
 }
 
-func (e *Emulator) hasOpenWork(wiID string) bool {
+func (e *orgModel) hasOpenWork(wiID string) bool {
 	for _, id := range e.awByWork[wiID] {
 		if aw, ok := e.st.get(id); ok {
 			if s := aw.str("Status"); s == StatusAssigned || s == StatusOpened {
@@ -608,7 +607,7 @@ func (e *Emulator) hasOpenWork(wiID string) bool {
 // Canceled, and a chat becomes Missed, a messaging session Ended (with EndTime). Once an
 // agent has accepted it, routing is over: the AgentWork stays Opened until the agent closes
 // it, and a chat becomes Completed, a messaging session Ended.
-func (e *Emulator) CancelWork(workItemID string) error {
+func (e *orgModel) CancelWork(workItemID string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	wi, ok := e.st.get(workItemID)
@@ -641,7 +640,7 @@ func (e *Emulator) CancelWork(workItemID string) error {
 
 // releaseRouting deletes the work item's open PSR, cancels its Assigned AgentWork and marks
 // Opened AgentWork of users other than keepUser Transferred. Callers hold e.mu.
-func (e *Emulator) releaseRouting(t *tx, wiID, keepUser string) (hadWork bool) {
+func (e *orgModel) releaseRouting(t *tx, wiID, keepUser string) (hadWork bool) {
 	for _, id := range e.awByWork[wiID] {
 		aw, ok := e.st.get(id)
 		if !ok {
@@ -669,7 +668,7 @@ func (e *Emulator) releaseRouting(t *tx, wiID, keepUser string) (hadWork bool) {
 // ownerChanged applies Omni-Channel routing after a work item's owner changed through the
 // API: to an external-routing queue it creates a PSR (IsTransfer when the work had been
 // assigned before); to a user it ends routing. Callers hold e.mu.
-func (e *Emulator) ownerChanged(t *tx, wi *record, newOwner string) {
+func (e *orgModel) ownerChanged(t *tx, wi *record, newOwner string) {
 	target, ok := e.st.get(newOwner)
 	if !ok {
 		return
@@ -684,7 +683,7 @@ func (e *Emulator) ownerChanged(t *tx, wi *record, newOwner string) {
 }
 
 // AgentWorks returns every AgentWork with its status history, oldest first.
-func (e *Emulator) AgentWorks() []AgentWorkInfo {
+func (e *orgModel) AgentWorks() []AgentWorkInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []AgentWorkInfo
@@ -709,7 +708,7 @@ func (e *Emulator) AgentWorks() []AgentWorkInfo {
 // SetPresence moves an agent to a presence status (ServicePresenceStatus DeveloperName), or
 // logs them out with "Offline": the current UserServicePresence row is closed (UPDATE
 // IsCurrentState=false) and, unless logging out, a new current row is created.
-func (e *Emulator) SetPresence(username, status string) error {
+func (e *orgModel) SetPresence(username, status string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	u, ok := e.org.users[lower(username)]
@@ -774,7 +773,7 @@ func (e *Emulator) SetPresence(username, status string) error {
 
 // AssignWork inserts an AgentWork for the PSR's work item and the user, as a routing partner
 // does over REST. It returns the AgentWork id.
-func (e *Emulator) AssignWork(psrID, username string) (string, error) {
+func (e *orgModel) AssignWork(psrID, username string) (string, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	psr, ok := e.st.get(psrID)

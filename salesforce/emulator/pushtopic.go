@@ -2,11 +2,11 @@ package emulator
 
 import (
 	"encoding/json"
-	"net/http"
 	"regexp"
 	"strings"
 
 	"github.com/omniroute/omniroute/salesforce/emulator/soql"
+	"github.com/omniroute/omniroute/salesforce/emulator/streaming"
 )
 
 // pushTopic is an active PushTopic compiled for matching.
@@ -32,14 +32,14 @@ var (
 )
 
 // compileTopic validates a PushTopic record's query (salesforce-facts.md 4.7) and compiles it.
-func (e *Emulator) compileTopic(r *record) (*pushTopic, *restError) {
+func (e *orgModel) compileTopic(r *record) (*pushTopic, *restError) {
 	name := r.str("Name")
 	if name == "" || len(name) > 25 {
-		return nil, errf(http.StatusBadRequest, "STRING_TOO_LONG", "Topic Name: data value too large or missing (max length=25)", "Name")
+		return nil, badRequest("STRING_TOO_LONG", "Topic Name: data value too large or missing (max length=25)", "Name")
 	}
 	stmt := r.str("Query")
 	if len(stmt) > 1300 {
-		return nil, errf(http.StatusBadRequest, "STRING_TOO_LONG", "Query: data value too large (max length=1300)", "Query")
+		return nil, badRequest("STRING_TOO_LONG", "Query: data value too large (max length=1300)", "Query")
 	}
 	q, err := soql.Parse(stmt)
 	if err != nil {
@@ -50,7 +50,7 @@ func (e *Emulator) compileTopic(r *record) (*pushTopic, *restError) {
 		return nil, soqlRESTError(err)
 	}
 	if q.IsCount() {
-		return nil, errf(http.StatusBadRequest, "INVALID_FIELD", "Aggregate queries are not supported in PushTopic queries", "Query")
+		return nil, badRequest("INVALID_FIELD", "Aggregate queries are not supported in PushTopic queries", "Query")
 	}
 	upper := strings.ToUpper(stmt)
 	fromAt := strings.Index(upper, " FROM ")
@@ -61,7 +61,7 @@ func (e *Emulator) compileTopic(r *record) (*pushTopic, *restError) {
 		}
 	}
 	if !sel["id"] {
-		return nil, errf(http.StatusBadRequest, "INVALID_FIELD", "SELECT clause must contain the Id field", "Query")
+		return nil, badRequest("INVALID_FIELD", "SELECT clause must contain the Id field", "Query")
 	}
 	where := map[string]bool{}
 	if w := strings.Index(upper, " WHERE "); w >= 0 {
@@ -85,7 +85,7 @@ func (e *Emulator) compileTopic(r *record) (*pushTopic, *restError) {
 }
 
 // setTopic registers (or replaces) a compiled PushTopic. Callers hold e.mu.
-func (e *Emulator) setTopic(p *pushTopic) {
+func (e *orgModel) setTopic(p *pushTopic) {
 	if old, ok := e.topics[p.id]; ok {
 		e.dropTopic(old.id)
 	}
@@ -97,7 +97,7 @@ func (e *Emulator) setTopic(p *pushTopic) {
 	}
 }
 
-func (e *Emulator) dropTopic(id string) {
+func (e *orgModel) dropTopic(id string) {
 	p, ok := e.topics[id]
 	if !ok {
 		return
@@ -132,7 +132,7 @@ func (p *pushTopic) relevant(changed []string) bool {
 }
 
 // publishTopics sends the change to every matching PushTopic. Callers hold e.mu.
-func (e *Emulator) publishTopics(t *tx, c *change) {
+func (e *orgModel) publishTopics(t *tx, c *change) {
 	if len(e.topics) == 0 || c.rec == nil {
 		return
 	}
@@ -171,15 +171,16 @@ func (e *Emulator) publishTopics(t *tx, c *change) {
 		}
 		sobject := e.schema.rowObject(res.Rows[0], "")
 		created := t.now.Format("2006-01-02T15:04:05.000Z")
-		e.stream.Publish([]string{"/topic/" + p.name}, func(replayID int64) json.RawMessage {
+		channels := []string{"/topic/" + p.name}
+		e.publisher.PublishMessages(func(replayID int64) []streaming.Message {
 			b, err := json.Marshal(object{
 				{"event", object{{"createdDate", created}, {"replayId", replayID}, {"type", typ}}},
 				{"sobject", sobject},
 			})
 			if err != nil {
-				return json.RawMessage(`{}`)
+				b = []byte(`{}`)
 			}
-			return b
+			return []streaming.Message{{Channels: channels, Data: b}}
 		})
 		e.eventsPublished.Add(1)
 	}

@@ -33,7 +33,7 @@ func (e *Emulator) loadSeed(s Seed) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t := &tx{e: e, now: e.now().UTC(), quiet: true}
+	t := &tx{e: e.orgModel, now: e.now().UTC(), quiet: true}
 	obj := func(n string) *objectDef { o, _ := e.schema.object(n); return o }
 	for i, u := range s.Users {
 		r := t.create(obj("User"), map[string]any{

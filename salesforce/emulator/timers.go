@@ -45,7 +45,7 @@ func (q *timerQueue) Pop() any {
 }
 
 // addTimer queues a timer and wakes the timer loop. Callers hold e.mu.
-func (e *Emulator) addTimer(t timer) {
+func (e *orgModel) addTimer(t timer) {
 	e.timers.seq++
 	t.seq = e.timers.seq
 	heap.Push(&e.timers, t)
@@ -57,7 +57,7 @@ func (e *Emulator) addTimer(t timer) {
 
 // RunTimers fires every push timeout and simulated-agent action due at Now(). The background
 // loop calls it on real time; tests with an injected clock call it after moving the clock.
-func (e *Emulator) RunTimers() {
+func (e *orgModel) RunTimers() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
@@ -89,7 +89,7 @@ func (e *Emulator) RunTimers() {
 	}
 }
 
-func (e *Emulator) nextTimer() (time.Time, bool) {
+func (e *orgModel) nextTimer() (time.Time, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.timers.Len() == 0 {
@@ -158,13 +158,13 @@ func (a *AutoOptions) UnmarshalJSON(b []byte) error {
 }
 
 // SetAuto replaces the simulated-agent behaviour; it applies to work assigned from now on.
-func (e *Emulator) SetAuto(a AutoOptions) {
+func (e *orgModel) SetAuto(a AutoOptions) {
 	e.mu.Lock()
 	e.auto = a
 	e.mu.Unlock()
 }
 
-func (e *Emulator) autoFor(aw *record) bool {
+func (e *orgModel) autoFor(aw *record) bool {
 	if !e.auto.Enabled {
 		return false
 	}
@@ -175,13 +175,13 @@ func (e *Emulator) autoFor(aw *record) bool {
 	return ok && slices.ContainsFunc(e.auto.Users, func(n string) bool { return lower(n) == lower(u.str("Username")) })
 }
 
-func (e *Emulator) armAuto(now time.Time, aw *record) {
+func (e *orgModel) armAuto(now time.Time, aw *record) {
 	if e.autoFor(aw) {
 		e.addTimer(timer{at: now.Add(e.auto.AcceptAfter), kind: timerAutoRespond, aw: aw.id})
 	}
 }
 
-func (e *Emulator) armAutoClose(now time.Time, aw *record) {
+func (e *orgModel) armAutoClose(now time.Time, aw *record) {
 	if e.autoFor(aw) && e.auto.CloseAfter > 0 {
 		e.addTimer(timer{at: now.Add(e.auto.CloseAfter), kind: timerAutoClose, aw: aw.id})
 	}

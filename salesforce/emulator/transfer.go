@@ -10,7 +10,7 @@ import (
 // AgentWork; the first turns Transferred when the second is accepted), or to skills (a new
 // PSR with IsTransfer, RoutingType SkillsBased and SkillRequirements, and no queue). The
 // first AgentWork turns Transferred at once for a queue, button or skill transfer.
-func (e *Emulator) TransferWork(awID string, to TransferTarget) (TransferResult, error) {
+func (e *orgModel) TransferWork(awID string, to TransferTarget) (TransferResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	aw, err := e.agentWork(awID)
@@ -66,7 +66,7 @@ func (e *Emulator) TransferWork(awID string, to TransferTarget) (TransferResult,
 	return TransferResult{PSRID: psr.id}, nil
 }
 
-func (e *Emulator) transferToUser(aw, wi *record, from, username string) (TransferResult, error) {
+func (e *orgModel) transferToUser(aw, wi *record, from, username string) (TransferResult, error) {
 	u, ok := e.org.users[lower(username)]
 	if !ok {
 		return TransferResult{}, fmt.Errorf("transfer to user %q: %w", username, ErrNotFound)
@@ -91,7 +91,7 @@ func (e *Emulator) transferToUser(aw, wi *record, from, username string) (Transf
 // transferToSkills creates a skills-based PSR without a queue, under the routing
 // configuration of the queue the work came from (the org's first external-routing queue when
 // it came from none). The work item keeps its owner until an agent accepts.
-func (e *Emulator) transferToSkills(aw, wi *record, from string, req []SkillRequest) (TransferResult, error) {
+func (e *orgModel) transferToSkills(aw, wi *record, from string, req []SkillRequest) (TransferResult, error) {
 	skills, err := e.skillReqs(req)
 	if err != nil {
 		return TransferResult{}, fmt.Errorf("transfer to skills: %w", err)
@@ -132,7 +132,7 @@ type OwnerTarget struct {
 // to an external-routing queue it creates a PSR (IsTransfer when the work had AgentWork); to a
 // user it ends routing and gives the user no AgentWork (the new owner gets no Omni-Channel
 // item). It is the REST PATCH of OwnerId, made by the integration user.
-func (e *Emulator) ChangeOwner(workItemID string, to OwnerTarget) error {
+func (e *orgModel) ChangeOwner(workItemID string, to OwnerTarget) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	wi, ok := e.st.get(workItemID)
@@ -185,7 +185,7 @@ type NativeResult struct {
 // 'ExternalRouting') keep both off /data/ExternalRoutingChannel__chn. Accept, decline and
 // close it through the agentwork actions. The agent's presence, channel and capacity are
 // checked as for any AgentWork.
-func (e *Emulator) NativeRoute(req NativeRequest) (NativeResult, error) {
+func (e *orgModel) NativeRoute(req NativeRequest) (NativeResult, error) {
 	if req.Channel == "" {
 		req.Channel = "Chat"
 	}

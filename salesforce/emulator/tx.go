@@ -22,7 +22,7 @@ type change struct {
 // tx is one Salesforce transaction: every change it makes is published at commit, in order,
 // sharing one transactionKey.
 type tx struct {
-	e       *Emulator
+	e       *orgModel
 	now     time.Time
 	user    string
 	origin  string
@@ -42,7 +42,7 @@ type batchClaims struct {
 
 // begin starts a transaction made by user (a User id) through origin (changeOrigin; may be
 // empty). Callers hold e.mu.
-func (e *Emulator) begin(user, origin string) *tx {
+func (e *orgModel) begin(user, origin string) *tx {
 	if user == "" {
 		user = e.org.integration
 	}
