@@ -110,6 +110,10 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 	default:
 		terr = &tokenError{"unsupported_grant_type", "grant type not supported"}
 	}
+	if terr == nil && !e.userActive(userID) {
+		// A deactivated user cannot log in with any grant (docs/emulator.md, "OAuth").
+		terr = &tokenError{"invalid_grant", "authentication failure"}
+	}
 	if terr != nil {
 		e.log.Info("token request refused", "grant_type", grant, "error", terr.Error)
 		writeJSON(w, http.StatusBadRequest, terr)
@@ -134,6 +138,14 @@ func (e *Emulator) handleToken(w http.ResponseWriter, r *http.Request) {
 		out = object{{"access_token", token}, {"scope", "api"}, {"instance_url", inst}, {"id", id}, {"token_type", "Bearer"}}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// userActive reports whether the user exists and is active (User.IsActive).
+func (e *Emulator) userActive(userID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	u, ok := e.st.get(userID)
+	return ok && u.boolean("IsActive")
 }
 
 func (e *Emulator) checkClient(r *http.Request, needSecret bool) *tokenError {
