@@ -39,4 +39,3 @@ func TestReviewDeactivatedUserGetsNoToken(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, s, string(b))
 	h.passwordToken("agent07@omniroute.demo", DemoPassword)
 }
-
