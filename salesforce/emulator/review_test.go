@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
@@ -38,4 +39,92 @@ func TestReviewDeactivatedUserGetsNoToken(t *testing.T) {
 	s, b = h.rest(http.MethodPatch, "sobjects/User/"+uid, map[string]any{"IsActive": true})
 	require.Equal(t, http.StatusNoContent, s, string(b))
 	h.passwordToken("agent07@omniroute.demo", DemoPassword)
+}
+
+// An AgentWork for a PSR that is gone (accepted, or the customer left) is refused.
+func TestReviewAgentWorkForGonePSRRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.presence("agent01@omniroute.demo", "Available")
+	h.presence("agent02@omniroute.demo", "Available")
+	w, aw := h.routed("Chat", "Support_EN", "agent01@omniroute.demo")
+	psr := h.record("PendingServiceRouting", w.PSRID)
+	require.Equal(t, http.StatusOK, h.awAction(aw, "accept", nil))
+	s, b := h.rest(http.MethodPost, "sobjects/AgentWork", map[string]any{
+		"UserId": h.userID("agent02@omniroute.demo"), "WorkItemId": w.WorkItemID, "ServiceChannelId": psr["ServiceChannelId"],
+		"PendingServiceRoutingId": w.PSRID, "CapacityWeight": psr["CapacityWeight"],
+	})
+	require.GreaterOrEqual(t, s, 400, string(b))
+
+	w2 := h.createWork("Chat", "Support_EN")
+	psr2 := h.record("PendingServiceRouting", w2.PSRID)
+	s, b = h.control(http.MethodPost, "work/"+w2.WorkItemID+"/cancel", nil)
+	require.Equal(t, http.StatusOK, s, string(b))
+	s, b = h.rest(http.MethodPost, "sobjects/AgentWork", map[string]any{
+		"UserId": h.userID("agent02@omniroute.demo"), "WorkItemId": w2.WorkItemID, "ServiceChannelId": psr2["ServiceChannelId"],
+		"PendingServiceRoutingId": w2.PSRID, "CapacityWeight": psr2["CapacityWeight"],
+	})
+	require.GreaterOrEqual(t, s, 400, string(b))
+}
+
+// Bad control-API input is a 4xx, never a panic or a 500.
+func TestReviewControlBadInput(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	cases := []struct{ method, path, body string }{
+		{"GET", "history?after=-5", ""},
+		{"GET", "history?limit=-1", ""},
+		{"GET", "history?limit=100000", ""},
+		{"GET", "history?after=99999999999999999999", ""},
+		{"POST", "work", `{"channel":"Chat","queue":"Support_EN","skills":[1]}`},
+		{"POST", "work", `{"channel":"Chat","queue":"Support_EN","skills":[{"skill":"Nope"}]}`},
+		{"POST", "work", `[1,2]`},
+		{"POST", "work", `{"channel":"Nope","queue":"Support_EN"}`},
+		{"POST", "work/native", `{"channel":"Chat","user":"nobody"}`},
+		{"POST", "work/native", `{}`},
+		{"POST", "work/001000000000000AAA/cancel", ``},
+		{"POST", "work/x/owner", `{"user":"a","queue":"b"}`},
+		{"POST", "work/x/owner", `{}`},
+		{"POST", "agents/nobody/presence", `{"status":"Available"}`},
+		{"POST", "agents/agent01@omniroute.demo/presence", `{"status":""}`},
+		{"POST", "psr/x/assign", `{"user":"agent01@omniroute.demo"}`},
+		{"POST", "agentwork/x/accept", ``},
+		{"POST", "agentwork/x/bogus", ``},
+		{"POST", "agentwork/x/transfer", `{}`},
+		{"POST", "agentwork/x/transfer", `{"queue":"a","user":"b"}`},
+		{"POST", "noise", `{"rate":2}`},
+		{"POST", "noise", `{"rate":-1}`},
+		{"POST", "records/Case", `{"count":-1}`},
+		{"POST", "records/Case", `{"count":100000000}`},
+		{"POST", "records/Nope", `{}`},
+		{"POST", "records/Case", `{"fields":{"Subject":{"a":1}}}`},
+		{"POST", "streaming/gap", `{"entity":"Case","changeType":"GAP_UPDATE"}`},
+		{"POST", "streaming/gap", `{"entity":"Nope","changeType":"GAP_OVERFLOW"}`},
+		{"POST", "faults/http", `{"status":99}`},
+		{"POST", "faults/latency", `{"ms":-5}`},
+		{"POST", "faults/truncate", `{"after":-1}`},
+		{"POST", "auto", `{"x":1}`},
+	}
+	for _, c := range cases {
+		var body any
+		if c.body != "" {
+			body = json.RawMessage(c.body)
+		}
+		s, b, _ := h.do(c.method, "/emulator/v1/"+c.path, testControlToken, body)
+		require.True(t, s >= 400 && s < 500, "%s %s %s: %d %s", c.method, c.path, c.body, s, b)
+	}
+}
+
+// A 15-character id finds its record in REST paths and SOQL.
+func TestReviewFifteenCharIDs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	w := h.createWork("Case", "Support_EN")
+	short := w.WorkItemID[:15]
+	rec := h.record("Case", short)
+	require.Equal(t, w.WorkItemID, rec["Id"])
+	recs := h.query("SELECT Id FROM PendingServiceRouting WHERE WorkItemId = '" + short + "'")
+	require.Len(t, recs, 1)
+	recs = h.query("SELECT Id FROM Case WHERE Id IN ('" + short + "')")
+	require.Len(t, recs, 1)
 }

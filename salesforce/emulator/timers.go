@@ -1,8 +1,10 @@
 package emulator
 
 import (
+	"bytes"
 	"container/heap"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -149,8 +151,11 @@ func (a AutoOptions) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads durations in milliseconds.
 func (a *AutoOptions) UnmarshalJSON(b []byte) error {
 	var j autoJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return err
+	// Unknown keys are refused, as everywhere in the control API.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return fmt.Errorf("decode auto options: %w", err)
 	}
 	*a = AutoOptions{Enabled: j.Enabled, AcceptAfter: time.Duration(j.AcceptAfterMs) * time.Millisecond,
 		DeclineRate: j.DeclineRate, CloseAfter: time.Duration(j.CloseAfterMs) * time.Millisecond, Users: j.Users}
