@@ -6,7 +6,28 @@ const path = require('node:path');
 const fs = require('node:fs');
 const crypto = require('node:crypto');
 
+const { Streaming } = require('jsforce/api/streaming');
+
 const root = path.resolve(__dirname, '..', '..');
+
+// Every Faye client jsforce creates is tracked, so that stopping the emulator closes the ones a
+// failed test left behind: a live client retries against the stopped emulator forever and
+// node --test would wait for its timers without end.
+const liveClients = new Set();
+const createClient = Streaming.prototype._createClient;
+Streaming.prototype._createClient = function trackedCreateClient(...args) {
+  const client = createClient.apply(this, args);
+  liveClients.add(client);
+  return client;
+};
+
+// forceClose stops a Faye client for good: no reconnect, no handshake, no resend (Faye sends
+// nothing once its dispatcher has no transport).
+function forceClose(client) {
+  liveClients.delete(client);
+  if (client._advice) client._advice.reconnect = 'none';
+  if (client._dispatcher) client._dispatcher.close();
+}
 const API = '62.0';
 const DEMO = {
   clientId: 'omniroute-demo',
@@ -36,7 +57,10 @@ function startEmulator() {
         resolve({
           url: first[1],
           controlToken: ctl[1],
-          stop() {
+          // stop disconnects every client still open (each waits at most 3 s for its
+          // /meta/disconnect reply), then stops the emulator.
+          async stop() {
+            await Promise.all([...liveClients].map((c) => disconnect(c)));
             child.removeAllListeners('exit');
             child.kill('SIGTERM');
           },
@@ -82,14 +106,22 @@ function waitUntil(pred, ms, what) {
   });
 }
 
-// disconnect waits for the /meta/disconnect reply of a jsforce streaming client, so no Faye
-// retry timer outlives the test.
-function disconnect(client) {
+// disconnect waits for the /meta/disconnect reply of a jsforce streaming client (at most ms),
+// then closes it for good, so no Faye retry timer outlives the test, whatever state the client
+// was in (a client still handshaking has nothing to disconnect and would retry forever).
+function disconnect(client, ms = 3000) {
   return new Promise((resolve) => {
+    let timer;
+    const done = () => {
+      clearTimeout(timer);
+      forceClose(client);
+      resolve();
+    };
+    timer = setTimeout(done, ms);
     const p = client.disconnect();
-    if (!p) return resolve();
-    p.callback(() => resolve());
-    p.errback(() => resolve());
+    if (!p) return done();
+    p.callback(done);
+    p.errback(done);
   });
 }
 
