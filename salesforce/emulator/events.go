@@ -203,6 +203,11 @@ func (e *orgModel) enrichedSingles(c *change, header object) []enrichedSingle {
 		pl := c.payload
 		if c.typ != "CREATE" {
 			cur := currentValues(rec, m.enriched)
+			if c.typ == "DELETE" && !e.opts.ChannelDeletes {
+				// A hard-deleted record has no values left: replayed events of it carry no
+				// enriched field (docs/emulator.md, ExternalRoutingChannel__chn).
+				cur = map[string]any{}
+			}
 			e.enrichMu.Lock()
 			e.enrichedNow[id] = cur
 			e.enrichMu.Unlock()

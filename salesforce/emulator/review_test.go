@@ -128,3 +128,44 @@ func TestReviewFifteenCharIDs(t *testing.T) {
 	recs = h.query("SELECT Id FROM Case WHERE Id IN ('" + short + "')")
 	require.Len(t, recs, 1)
 }
+
+// A replayed enriched event carries the enriched fields' values at replay time. A PSR deleted
+// since (accepted) is hard-deleted by default (its DELETE is not delivered), so at replay time
+// it has no values: the replayed PSR UPDATE carries no enriched field. The AgentWork is still
+// there and keeps its enriched RoutingModel.
+func TestReviewReplayAfterHardDeleteCarriesNoEnrichedFields(t *testing.T) {
+	t.Parallel()
+	for _, deletes := range []bool{false, true} {
+		h := newHarness(t, func(o *Options) { o.ChannelDeletes = deletes })
+		h.presence(agent1, "Available")
+		w := h.createWork("Case", "Support_EN")
+		aw := h.assign(w, agent1)
+		require.Equal(t, http.StatusOK, h.awAction(aw, "accept", nil))
+
+		c := h.comet(h.token)
+		c.handshake()
+		require.Equal(t, true, c.subscribe(customChannel, -2)["successful"])
+		ev := c.events(10)
+		var psrUpdate, awUpdate map[string]any
+		for _, m := range ev {
+			switch kind := header(m)["entityName"].(string) + ":" + header(m)["changeType"].(string); kind {
+			case "PendingServiceRouting:UPDATE":
+				psrUpdate = payload(m)
+			case "AgentWork:UPDATE":
+				awUpdate = payload(m)
+			}
+		}
+		require.NotNil(t, psrUpdate, kinds(ev))
+		require.NotNil(t, awUpdate, kinds(ev))
+		require.Equal(t, true, psrUpdate["IsPushed"], "a changed field keeps its changed value")
+		if deletes {
+			// With delivered DELETEs the PSR is taken as soft-deleted: its values remain.
+			require.Equal(t, "ExternalRouting", psrUpdate["RoutingModel"])
+			require.Equal(t, true, psrUpdate["IsReadyForRouting"])
+		} else {
+			require.NotContains(t, psrUpdate, "RoutingModel")
+			require.NotContains(t, psrUpdate, "IsReadyForRouting")
+		}
+		require.Equal(t, "ExternalRouting", awUpdate["RoutingModel"])
+	}
+}
