@@ -28,6 +28,7 @@ type authState struct {
 	userIDs   map[string]string // lower-case username -> user id
 	runAsID   string
 	sessions  map[string]*session
+	swept     int // live sessions after the last sweep
 }
 
 type session struct {
@@ -253,6 +254,7 @@ func (e *Emulator) issueToken(userID string) string {
 	e.auth.mu.Lock()
 	now := e.now()
 	e.auth.sessions[token] = &session{userID: userID, issued: now, lastUsed: now}
+	e.auth.sweepLocked(now, e.opts.SessionTimeout, e.opts.ExtendSessionOnActivity)
 	e.auth.mu.Unlock()
 	e.tokensIssued.Add(1)
 	return token
@@ -267,6 +269,28 @@ func (e *Emulator) IssueToken(username string) (string, error) {
 		return "", fmt.Errorf("issue token for %q: %w", username, ErrNotFound)
 	}
 	return e.issueToken(uid), nil
+}
+
+// sessionSweepMin is the session count below which expired sessions are not swept.
+const sessionSweepMin = 1024
+
+// sweepLocked forgets expired sessions once the map has doubled since the last sweep, so
+// issuing stays amortised O(1) and the map stays within twice the live sessions (at least
+// sessionSweepMin). Callers hold a.mu.
+func (a *authState) sweepLocked(now time.Time, timeout time.Duration, onActivity bool) {
+	if len(a.sessions) < max(sessionSweepMin, 2*a.swept) {
+		return
+	}
+	for tok, s := range a.sessions {
+		from := s.issued
+		if onActivity {
+			from = s.lastUsed
+		}
+		if now.Sub(from) > timeout {
+			delete(a.sessions, tok)
+		}
+	}
+	a.swept = len(a.sessions)
 }
 
 // authenticate checks a token, REST or CometD alike, and returns the user id. A session ends

@@ -169,3 +169,23 @@ func TestReviewReplayAfterHardDeleteCarriesNoEnrichedFields(t *testing.T) {
 		require.Equal(t, "ExternalRouting", awUpdate["RoutingModel"])
 	}
 }
+
+// Expired sessions are forgotten even when nobody presents their token again: a long run that
+// mints tokens (a daemon re-minting, an agent gateway's logins) keeps memory bounded.
+func TestReviewExpiredSessionsForgotten(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(o *Options) { o.SessionTimeout = time.Minute })
+	for range 5000 {
+		_, err := h.em.IssueToken(DemoUsername)
+		require.NoError(t, err)
+	}
+	h.clock.Advance(2 * time.Minute)
+	for range 5000 {
+		_, err := h.em.IssueToken(DemoUsername)
+		require.NoError(t, err)
+	}
+	h.em.auth.mu.Lock()
+	n := len(h.em.auth.sessions)
+	h.em.auth.mu.Unlock()
+	require.LessOrEqual(t, n, 5000+1024, "expired sessions must not pile up")
+}
