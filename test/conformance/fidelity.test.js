@@ -26,7 +26,7 @@ test('jsforce on ExternalRoutingChannel__chn: offer, decline, re-offer, accept, 
   // forever and keeps the test process alive.
   t.after(async () => {
     if (client) await disconnect(client);
-    await emu.stop();
+    emu.stop();
   });
   const conn = await login(emu);
   await control(emu, 'POST', 'agents/' + AGENT + '/presence', { status: 'Available' });
