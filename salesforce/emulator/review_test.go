@@ -54,7 +54,7 @@ func TestReviewAgentWorkForGonePSRRefused(t *testing.T) {
 		"UserId": h.userID("agent02@omniroute.demo"), "WorkItemId": w.WorkItemID, "ServiceChannelId": psr["ServiceChannelId"],
 		"PendingServiceRoutingId": w.PSRID, "CapacityWeight": psr["CapacityWeight"],
 	})
-	require.GreaterOrEqual(t, s, 400, string(b))
+	requireRESTError(t, s, b, http.StatusBadRequest, "ENTITY_IS_DELETED", "entity is deleted")
 
 	w2 := h.createWork("Chat", "Support_EN")
 	psr2 := h.record("PendingServiceRouting", w2.PSRID)
@@ -64,7 +64,7 @@ func TestReviewAgentWorkForGonePSRRefused(t *testing.T) {
 		"UserId": h.userID("agent02@omniroute.demo"), "WorkItemId": w2.WorkItemID, "ServiceChannelId": psr2["ServiceChannelId"],
 		"PendingServiceRoutingId": w2.PSRID, "CapacityWeight": psr2["CapacityWeight"],
 	})
-	require.GreaterOrEqual(t, s, 400, string(b))
+	requireRESTError(t, s, b, http.StatusBadRequest, "ENTITY_IS_DELETED", "entity is deleted")
 }
 
 // Bad control-API input is a 4xx, never a panic or a 500.
