@@ -49,7 +49,7 @@ func batchSize(r *http.Request) int {
 // too, with IsDeleted=true.
 func (c *restCtx) query(all bool, locator string) *restError {
 	if c.method != http.MethodGet {
-		return methodNotAllowed(c.method)
+		return methodNotAllowed(c.method, "GET")
 	}
 	e := c.e
 	if locator != "" {

@@ -138,8 +138,9 @@ func notFound() *restError {
 	return errf(http.StatusNotFound, "NOT_FOUND", "The requested resource does not exist")
 }
 
-func methodNotAllowed(m string) *restError {
-	return errf(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "HTTP Method '"+m+"' not allowed. Allowed are GET,PATCH,DELETE,HEAD")
+// methodNotAllowed is the 405 of a resource that takes only the allowed methods.
+func methodNotAllowed(m string, allowed string) *restError {
+	return errf(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "HTTP Method '"+m+"' not allowed. Allowed are "+allowed)
 }
 
 // readBody decodes a JSON object with numbers kept as json.Number.
@@ -159,7 +160,7 @@ func (c *restCtx) readBody(v any) *restError {
 // sobjectList is GET sobjects: the describe summary of every object.
 func (c *restCtx) sobjectList() *restError {
 	if c.method != http.MethodGet {
-		return methodNotAllowed(c.method)
+		return methodNotAllowed(c.method, "GET")
 	}
 	var list []object
 	for _, o := range c.e.schema.order {
@@ -200,7 +201,7 @@ func (c *restCtx) sobjectType() *restError {
 		writeJSON(c.w, http.StatusOK, object{{"objectDescribe", c.e.describeSummary(o, c.version)}, {"recentItems", []any{}}})
 		return nil
 	}
-	return methodNotAllowed(c.method)
+	return methodNotAllowed(c.method, "GET,POST")
 }
 
 // sobjectDescribe is GET sobjects/{type}/describe.
@@ -210,7 +211,7 @@ func (c *restCtx) sobjectDescribe() *restError {
 		return rerr
 	}
 	if c.method != http.MethodGet {
-		return methodNotAllowed(c.method)
+		return methodNotAllowed(c.method, "GET")
 	}
 	writeJSON(c.w, http.StatusOK, c.e.describe(o, c.version))
 	return nil
@@ -255,7 +256,7 @@ func (c *restCtx) sobjectRecord() *restError {
 		c.w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	return methodNotAllowed(c.method)
+	return methodNotAllowed(c.method, "GET,PATCH,DELETE")
 }
 
 func renderRecord(r *record, version, fields string) object {
@@ -280,7 +281,7 @@ func renderRecord(r *record, version, fields string) object {
 // collections is POST/PATCH /composite/sobjects (salesforce-facts.md 6.3).
 func (c *restCtx) collections() *restError {
 	if c.method != http.MethodPost && c.method != http.MethodPatch {
-		return methodNotAllowed(c.method)
+		return methodNotAllowed(c.method, "POST,PATCH")
 	}
 	var body struct {
 		AllOrNone bool             `json:"allOrNone"`
@@ -441,7 +442,7 @@ func toCollect(err *restError) []collectError {
 
 func (c *restCtx) limits() *restError {
 	if c.method != http.MethodGet {
-		return methodNotAllowed(c.method)
+		return methodNotAllowed(c.method, "GET")
 	}
 	e := c.e
 	limit, used := e.apiLimit.Load(), e.apiUsed.Load()

@@ -189,3 +189,23 @@ func TestReviewExpiredSessionsForgotten(t *testing.T) {
 	h.em.auth.mu.Unlock()
 	require.LessOrEqual(t, n, 5000+1024, "expired sessions must not pile up")
 }
+
+// A 405 names the methods the resource takes, not one fixed list.
+func TestReviewMethodNotAllowedNamesTheResourceMethods(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	for path, allowed := range map[string]string{
+		"sobjects/Case":               "GET,POST",
+		"sobjects/Case/describe":      "GET",
+		"sobjects":                    "GET",
+		"query?q=SELECT+Id+FROM+Case": "GET",
+		"limits":                      "GET",
+		"composite/sobjects":          "POST,PATCH",
+	} {
+		s, b := h.rest(http.MethodPut, path, nil)
+		requireRESTError(t, s, b, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "HTTP Method 'PUT' not allowed. Allowed are "+allowed)
+	}
+	w := h.createWork("Case", "Support_EN")
+	s, b := h.rest(http.MethodPut, "sobjects/Case/"+w.WorkItemID, nil)
+	requireRESTError(t, s, b, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Allowed are GET,PATCH,DELETE")
+}
