@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
@@ -211,7 +212,7 @@ func New(opts Options) (*Emulator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.NoiseRate < 0 || opts.NoiseRate > 1 {
+	if opts.NoiseRate < 0 || opts.NoiseRate > 1 || math.IsNaN(opts.NoiseRate) {
 		return nil, fmt.Errorf("noise rate %v: want 0..1: %w", opts.NoiseRate, ErrInvalid)
 	}
 	if opts.Logger == nil {

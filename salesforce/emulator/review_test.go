@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/url"
 	"testing"
@@ -208,4 +209,12 @@ func TestReviewMethodNotAllowedNamesTheResourceMethods(t *testing.T) {
 	w := h.createWork("Case", "Support_EN")
 	s, b := h.rest(http.MethodPut, "sobjects/Case/"+w.WorkItemID, nil)
 	requireRESTError(t, s, b, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Allowed are GET,PATCH,DELETE")
+}
+
+// A NaN noise rate is refused at New, as SetNoise refuses it (NaN compares false both ways and
+// would give every record noise).
+func TestReviewNaNNoiseRateRefused(t *testing.T) {
+	t.Parallel()
+	_, err := New(Options{Seed: DemoSeed(), NoiseRate: math.NaN()})
+	require.ErrorIs(t, err, ErrInvalid)
 }
