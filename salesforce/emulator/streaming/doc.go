@@ -92,6 +92,12 @@
 //     Size Exceeded"; non-POST requests HTTP 405; requests after Close HTTP 503.
 //   - Paths with a "cometd" segment must carry a version of 37.0 or later.
 //
+// Files follow the Bayeux verbs: handshake.go, connect.go (the long poll), subscribe.go
+// (subscribe and unsubscribe), disconnect.go (and the server-side ends of a session),
+// publish.go and store.go (replay ids, retention, delivery queues); faults.go holds the
+// Salesforce-shaped failures and allocations, streaming.go the Server, its options and the
+// request dispatch.
+//
 // The package starts no goroutines (a long poll waits in its request's goroutine, on a real
 // timer), takes every retention and expiry decision from Options.Now, never imports the rest
 // of the emulator or our Salesforce client, never writes a response or calls Authenticate or
