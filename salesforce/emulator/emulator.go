@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/omniroute/omniroute/salesforce/emulator/soql"
 	"github.com/omniroute/omniroute/salesforce/emulator/streaming"
 )
 
@@ -32,8 +31,15 @@ const (
 type Options struct {
 	// Seed is the org: DemoSeed() or LoadSeedFile(path).
 	Seed Seed
-	// SessionTimeout is how long an access token stays valid after its last use (default 2 h).
+	// SessionTimeout is how long an access token stays valid (default 2 h): after it was
+	// issued, or after its last use with ExtendSessionOnActivity.
 	SessionTimeout time.Duration
+	// ExtendSessionOnActivity makes every REST or CometD use of a token restart its
+	// SessionTimeout, as an org whose session settings extend sessions on activity would. By
+	// default (false) a token expires SessionTimeout after it was issued however it is used,
+	// CometD long-polls included: the stricter choice, which makes a long-running client
+	// re-mint its token.
+	ExtendSessionOnActivity bool
 	// DailyAPILimit is the rolling-24-h REST allocation reported in Sforce-Limit-Info and
 	// enforced with REQUEST_LIMIT_EXCEEDED (default 100,000).
 	DailyAPILimit int
@@ -59,10 +65,17 @@ type Options struct {
 	ControlToken string
 	// InstanceURL is returned as instance_url; empty means "http://" + the request's Host.
 	InstanceURL string
-	// ChannelFilterOnRecord makes the ExternalRoutingChannel__chn member filters see every
-	// field of the record after the change. By default they see only the event payload (an
-	// UPDATE carries only its changed fields), which is the stricter reading.
-	ChannelFilterOnRecord bool
+	// ChannelDeletes delivers DELETE events on /data/ExternalRoutingChannel__chn enriched
+	// with the filter fields (as a soft delete would be), so that the member filters can pass
+	// them. By default (false) a DELETE carries no enriched field, as a hard delete does, and
+	// the filters drop it: a daemon learns acceptance from the AgentWork update and a
+	// cancelled waiting item from a refused insert or a periodic check. Whether a PSR delete
+	// is hard is unconfirmed; false is the stricter choice.
+	ChannelDeletes bool
+	// NoiseRate is the initial noise rate (0..1; default 0, no noise): after each change, every
+	// record it changed gets with this probability a further UPDATE that changes nothing
+	// routing reads (SetNoise, POST /emulator/v1/noise).
+	NoiseRate float64
 	// Auto is the initial simulated-agent behaviour (off when zero).
 	Auto AutoOptions
 	// RandSeed seeds the decline-rate and fault-rate dice (0: random).
@@ -87,20 +100,28 @@ type Emulator struct {
 	mu         sync.Mutex
 	st         *store
 	org        orgRefs
-	psrByWork  map[string]string   // work item id -> open PSR id
-	awByWork   map[string][]string // work item id -> AgentWork ids, oldest first
-	awByUser   map[string][]string // user id -> AgentWork ids
-	currentUSP map[string]string   // user id -> current UserServicePresence id
-	sessions   map[string]string   // user id -> live agent session id of the current login
-	capacity   map[string]int      // user id -> configured capacity
+	psrByWork  map[string]string         // work item id -> open PSR id
+	awByWork   map[string][]string       // work item id -> AgentWork ids, oldest first
+	awByUser   map[string][]string       // user id -> AgentWork ids
+	currentUSP map[string]string         // user id -> current UserServicePresence id
+	sessions   map[string]string         // user id -> live agent session id of the current login
+	capacity   map[string]int            // user id -> configured capacity
+	pstats     map[string]*presenceStats // user id -> figures of the current presence row
+	noiseRate  float64
 	history    map[string][]StatusChange
+	historyLog []historyRow // every change of PSR, AgentWork and presence rows (History)
 	timers     timerQueue
 	auto       AutoOptions
 	rng        *mrand.Rand
 	topics     map[string]*pushTopic // PushTopic id -> topic
-	members    map[string]*soql.Condition
+	members    map[string]*channelMember
 	cursors    map[string]*cursor
 	txSeq      uint64
+
+	// enrichMu guards enrichedNow; it is a leaf lock, taken under e.mu at commit and under
+	// the streaming server's lock when an enriched event is replayed.
+	enrichMu    sync.Mutex
+	enrichedNow map[string]map[string]any // record id -> current enriched field values
 
 	topicMu       sync.RWMutex
 	topicChannels map[string]bool // "/topic/Name" of active PushTopics
@@ -135,6 +156,7 @@ type orgRefs struct {
 	routingCfgs map[string]*record         // DeveloperName -> QueueRoutingConfig
 	statusChans map[string]map[string]bool // status id -> channel ids
 	chanWeight  map[string]float64         // channel id -> default capacity weight
+	buttons     map[string]string          // chat button DeveloperName -> queue DeveloperName
 	integration string                     // user id of RunAs / first user
 }
 
@@ -167,6 +189,9 @@ func New(opts Options) (*Emulator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.NoiseRate < 0 || opts.NoiseRate > 1 {
+		return nil, fmt.Errorf("noise rate %v: want 0..1: %w", opts.NoiseRate, ErrInvalid)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -185,11 +210,14 @@ func New(opts Options) (*Emulator, error) {
 		currentUSP:    map[string]string{},
 		sessions:      map[string]string{},
 		capacity:      map[string]int{},
+		pstats:        map[string]*presenceStats{},
+		noiseRate:     opts.NoiseRate,
 		history:       map[string][]StatusChange{},
 		rng:           mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		topics:        map[string]*pushTopic{},
 		cursors:       map[string]*cursor{},
 		topicChannels: map[string]bool{},
+		enrichedNow:   map[string]map[string]any{},
 		auto:          opts.Auto,
 		wake:          make(chan struct{}, 1),
 		done:          make(chan struct{}),
@@ -241,6 +269,8 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.handler
 func (e *Emulator) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/services/oauth2/token", e.handleToken)
+	mux.HandleFunc("/services/oauth2/userinfo", e.handleUserInfo)
+	mux.HandleFunc("GET /id/{org}/{user}", e.handleIdentity)
 	mux.HandleFunc("/services/data/", e.handleREST)
 	mux.HandleFunc("/services/data", e.handleREST)
 	mux.Handle("/cometd/", e.stream)

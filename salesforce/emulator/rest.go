@@ -70,7 +70,7 @@ func (e *Emulator) handleREST(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, e.resourceList(version))
 		return
 	case segs[0] == "query" || segs[0] == "queryAll":
-		err = c.query(segs[1:])
+		err = c.query(segs[0] == "queryAll", segs[1:])
 	case segs[0] == "sobjects":
 		err = c.sobjects(segs[1:])
 	case segs[0] == "composite" && len(segs) == 2 && segs[1] == "sobjects":

@@ -122,7 +122,7 @@ func (s *Server) subscribeLocked(c *client, key, ch string, filter []fieldFilter
 		if filter != nil && !sub.matches(&sobjectFields{data: r.ev.data}) {
 			continue
 		}
-		c.queue = append(c.queue, delivery{ch: st, id: r.ev.id, msg: r.msg})
+		c.queue = append(c.queue, delivery{ch: st, id: r.ev.id, msg: r.replayMsg()})
 	}
 	if len(c.queue) > s.opts.MaxQueue {
 		s.overflow(c)
