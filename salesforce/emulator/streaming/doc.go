@@ -94,9 +94,9 @@
 //
 // Files follow the Bayeux verbs: handshake.go, connect.go (the long poll), subscribe.go
 // (subscribe and unsubscribe), disconnect.go (and the server-side ends of a session),
-// publish.go and store.go (replay ids, retention, delivery queues); faults.go holds the
-// Salesforce-shaped failures and allocations, streaming.go the Server, its options and the
-// request dispatch.
+// publish.go, group.go (several messages sharing one replay id) and store.go (replay ids,
+// retention, delivery queues). faults.go holds the Salesforce-shaped failures and
+// allocations; streaming.go the Server, its options and the request dispatch.
 //
 // The package starts no goroutines (a long poll waits in its request's goroutine, on a real
 // timer), takes every retention and expiry decision from Options.Now, never imports the rest
