@@ -82,17 +82,35 @@ func (s *Server) connectCheck(rq *request, m *message) (reply, bool) {
 	return reply{}, true
 }
 
-// connectReply is a successful connect reply.
-func (s *Server) connectReply(clientID string, m *message, multi bool) reply {
+// connectReply is a successful connect reply, with adv (nil: no advice).
+func connectReply(clientID string, m *message, adv *advice) reply {
 	rep := newReply(m)
 	rep.ClientID = clientID
 	rep.Successful = true
-	rep.Advice = &advice{Interval: ms(s.opts.AdviceInterval), Timeout: ms(s.opts.AdviceTimeout), Reconnect: "retry"}
-	if multi {
-		rep.Advice.Interval = ms(s.opts.MultiSessionInterval)
-		rep.Advice.MultipleClients = true
-	}
+	rep.Advice = adv
 	return rep
+}
+
+// adviceFor is the advice of c's next successful connect reply: nil when c was last given
+// the same advice. As CometD servers (and so Salesforce) do, advice goes out on the first
+// connect reply of a session, on every multiple-clients reply, and on the first reply after
+// one; other replies carry none (cometd/cometd#775, kdcllc/CometD.NetCore.Salesforce#43).
+// Callers hold s.mu.
+func (s *Server) adviceFor(c *client, multi bool) *advice {
+	want := advisedNormal
+	if multi {
+		want = advisedMulti
+	}
+	if c.advised == want && !multi {
+		return nil
+	}
+	c.advised = want
+	adv := &advice{Interval: ms(s.opts.AdviceInterval), Timeout: ms(s.opts.AdviceTimeout), Reconnect: "retry"}
+	if multi {
+		adv.Interval = ms(s.opts.MultiSessionInterval)
+		adv.MultipleClients = true
+	}
+	return adv
 }
 
 // connect answers a validated /meta/connect, holding it when the client is connected, has no
@@ -209,8 +227,9 @@ func (s *Server) connect(r *http.Request, rq *request, m *message, alone bool) (
 	events := s.take(c, now)
 	c.connected = true
 	c.lastSeen = now
+	adv := s.adviceFor(c, multi)
 	s.mu.Unlock()
-	return s.connectReply(c.id, m, multi), events, 0
+	return connectReply(c.id, m, adv), events, 0
 }
 
 func unknownClientReply(m *message) reply {

@@ -42,7 +42,11 @@
 //     same client ends the held one with HTTP 408 (CometD 3, which Salesforce's server derives
 //     from), or with a normal reply when it shared its POST with other messages. While one
 //     client of a browser holds a connect, another client of the same browser is not held and
-//     gets advice {"interval":2000,"multiple-clients":true,...}. A held connect answers at
+//     gets advice {"interval":2000,"multiple-clients":true,...}. Successful connect replies
+//     carry advice only when it changed for the client, as CometD servers and real orgs
+//     send it: the first reply of a session, every multiple-clients reply and the first
+//     reply after one; other replies are {clientId, channel, id, successful} (logs in
+//     cometd/cometd#775). A held connect answers at
 //     once with "403::Unknown client" (advice handshake) when its client is dropped
 //     (DropAllClients, queue overflow), with success and advice reconnect "none" when the
 //     client disconnects, and with an empty success when the server closes.

@@ -129,9 +129,19 @@ type client struct {
 	queue     []delivery
 	poll      *poll
 	connected bool // a connect has been answered at least once
+	advised   advised
 	lastSeen  time.Time
 	gone      bool
 }
+
+// advised is the advice a client's connect replies last carried.
+type advised int
+
+const (
+	advisedNone   advised = iota // no successful connect reply yet
+	advisedNormal                // interval, timeout, reconnect retry
+	advisedMulti                 // the multiple-clients advice
+)
 
 // New returns a Server with o's defaults filled in.
 func New(o Options) *Server {
@@ -304,7 +314,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if ok {
 				if connectAt >= 0 {
 					// Two connects in one POST: the earlier one is answered at once.
-					replies[connectAt] = s.connectReply(msgs[connectAt].ClientID, &msgs[connectAt], false)
+					s.mu.Lock()
+					var adv *advice
+					if c := s.clients[msgs[connectAt].ClientID]; c != nil {
+						adv = s.adviceFor(c, false)
+					}
+					s.mu.Unlock()
+					replies[connectAt] = connectReply(msgs[connectAt].ClientID, &msgs[connectAt], adv)
 				}
 				connectAt = i
 			}
