@@ -50,6 +50,7 @@ func (s *Server) maybeSweep(now time.Time) {
 	}
 	s.lastSweep = now
 	s.expireIdleLocked(now)
+	s.pruneTombstonesLocked(now)
 	for _, st := range s.channels {
 		st.pruneBefore(now.Add(-st.retention))
 	}
@@ -69,13 +70,14 @@ func (s *Server) expireIdleLocked(now time.Time) {
 // DropAllClients disconnects every known clientId from the server side: their next message
 // gets 403::Unknown client (advice reconnect "handshake", interval 0), and held connects
 // answer that at once. The first /meta/connect of each dropped client (the held one, or the
-// next) also carries a server-sent {"channel":"/meta/disconnect","successful":true} before
-// its reply.
+// next, if it comes within ClientTimeout) also carries a server-sent
+// {"channel":"/meta/disconnect","successful":true} before its reply.
 func (s *Server) DropAllClients() {
+	now := s.opts.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.clients {
-		s.tombstoneLocked(c.id)
+		s.tombstoneLocked(c.id, now)
 		s.dropClient(c, wakeDropped)
 	}
 }

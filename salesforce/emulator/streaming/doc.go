@@ -75,7 +75,7 @@
 //     subscription to one channel gets each event once.
 //   - A client whose undelivered events exceed MaxQueue is dropped (403::Unknown client).
 //   - DropAllClients is a server-side disconnect: the first /meta/connect of each dropped
-//     client (the held one or the next) answers {"channel":"/meta/disconnect","successful":true}
+//     client (the held one, or the next within ClientTimeout) answers {"channel":"/meta/disconnect","successful":true}
 //     (CometD's server-sent disconnect) before its 403::Unknown client reply. Expiry and queue
 //     overflow send no disconnect message.
 //   - Allocations: MaxClients refuses handshakes beyond the org's concurrent clients

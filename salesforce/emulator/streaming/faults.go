@@ -48,19 +48,20 @@ type Fault struct {
 // from CometD; API 64.0+ clients must expect it.
 var disconnectMsg = []byte(`{"channel":"/meta/disconnect","successful":true}`)
 
-// maxTombstones bounds the dropped clientIds remembered for their server-sent disconnect.
+// maxTombstones bounds the dropped clientIds remembered for their server-sent disconnect at
+// any one time; each is forgotten after ClientTimeout anyway (see tombstoneLocked).
 const maxTombstones = 10_000
 
 // faultState is the Server's injected faults and allocation counters. Guarded by Server.mu.
 type faultState struct {
-	busy        map[string]int // op -> requests still to refuse as too busy
-	refuse      int            // handshakes still to refuse as over the client limit
-	maxClients  int            // 0: no limit
-	limit       int64          // daily delivery allocation; 0: counted, not enforced
-	forced      bool           // FaultDailyLimit: allocation used up whatever the count
-	buckets     []bucket       // counted deliveries per minute, oldest first
-	tombstones  map[string]struct{}
-	deliveredOK int64 // counted deliveries since New (not windowed)
+	busy        map[string]int       // op -> requests still to refuse as too busy
+	refuse      int                  // handshakes still to refuse as over the client limit
+	maxClients  int                  // 0: no limit
+	limit       int64                // daily delivery allocation; 0: counted, not enforced
+	forced      bool                 // FaultDailyLimit: allocation used up whatever the count
+	buckets     []bucket             // counted deliveries per minute, oldest first
+	tombstones  map[string]time.Time // clientId dropped by DropAllClients -> when
+	deliveredOK int64                // counted deliveries since New (not windowed)
 }
 
 type bucket struct {
@@ -142,24 +143,40 @@ func (s *Server) takeBusyLocked(op string) bool {
 	return true
 }
 
-// tombstoneLocked remembers a clientId dropped by DropAllClients. Callers hold s.mu.
-func (s *Server) tombstoneLocked(id string) {
+// tombstoneLocked remembers a clientId dropped by DropAllClients at now, for the server-sent
+// disconnect of its next connect. A client that has not connected within ClientTimeout would
+// have expired anyway: its entry is forgotten (here when the table is full, and in the sweep),
+// so clients that never come back do not fill the table. Callers hold s.mu.
+func (s *Server) tombstoneLocked(id string, now time.Time) {
 	if s.flt.tombstones == nil {
-		s.flt.tombstones = make(map[string]struct{})
+		s.flt.tombstones = make(map[string]time.Time)
+	}
+	if len(s.flt.tombstones) >= maxTombstones {
+		s.pruneTombstonesLocked(now)
 	}
 	if len(s.flt.tombstones) < maxTombstones {
-		s.flt.tombstones[id] = struct{}{}
+		s.flt.tombstones[id] = now
 	}
 }
 
-// consumeTombstoneLocked reports (once) whether id was dropped by DropAllClients and has not
-// yet been told so. Callers hold s.mu.
+// pruneTombstonesLocked forgets the drops older than ClientTimeout. Callers hold s.mu.
+func (s *Server) pruneTombstonesLocked(now time.Time) {
+	for id, at := range s.flt.tombstones {
+		if now.Sub(at) > s.opts.ClientTimeout {
+			delete(s.flt.tombstones, id)
+		}
+	}
+}
+
+// consumeTombstoneLocked reports (once) whether id was dropped by DropAllClients no longer
+// than ClientTimeout ago and has not yet been told so. Callers hold s.mu.
 func (s *Server) consumeTombstoneLocked(id string) bool {
-	if _, ok := s.flt.tombstones[id]; !ok {
+	at, ok := s.flt.tombstones[id]
+	if !ok {
 		return false
 	}
 	delete(s.flt.tombstones, id)
-	return true
+	return s.opts.Now().Sub(at) <= s.opts.ClientTimeout
 }
 
 // failureExt is ext {"sfdc":{"failureReason":reason}}, with the replay extension's fields

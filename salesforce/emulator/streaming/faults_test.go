@@ -219,3 +219,29 @@ func TestWriteHTTPFaultIsBayeux(t *testing.T) {
 		require.Equal(t, []msg{tc.want}, got)
 	}
 }
+
+// Dropped clientIds that never connect again (they handshook anew, or went away) must not
+// use up the memory of server-sent disconnects: they are forgotten once the client would
+// have expired anyway, and a later drop still sends its /meta/disconnect.
+func TestDropDisconnectsAreForgottenNotExhausted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{AdviceTimeout: time.Minute})
+	e.srv.mu.Lock()
+	for i := range maxTombstones {
+		e.srv.tombstoneLocked("gone"+itoa(i), e.clock.Now())
+	}
+	e.srv.mu.Unlock()
+	e.clock.Advance(2 * defaultClientTimeout)
+
+	c := e.client(t)
+	c.handshake()
+	c.connect()
+	e.srv.DropAllClients()
+	server, rep := c.connect()
+	require.Equal(t, []msg{{"channel": "/meta/disconnect", "successful": true}}, server)
+	require.Equal(t, "403::Unknown client", rep["error"])
+	e.srv.mu.Lock()
+	n := len(e.srv.flt.tombstones)
+	e.srv.mu.Unlock()
+	require.Zero(t, n, "stale drops are forgotten")
+}
