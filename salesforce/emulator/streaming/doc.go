@@ -71,7 +71,8 @@
 //     (JSON strings by content, quotes around the value optional; other JSON values by their
 //     text; field names matched case-insensitively when no exact match exists). A filter
 //     that does not parse as a URL query gets the channel-does-not-exist error. A replay map
-//     may name the subscription or the bare channel. A client with a plain and a filtered
+//     must name the bare channel: keyed by the filtered subscription it gets the
+//     replay-map error naming the bare channel, as Salesforce answers (jsforce/jsforce#888). A client with a plain and a filtered
 //     subscription to one channel gets each event once.
 //   - A client whose undelivered events exceed MaxQueue is dropped (403::Unknown client).
 //   - DropAllClients is a server-side disconnect: the first /meta/connect of each dropped

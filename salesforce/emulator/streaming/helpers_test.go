@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,7 +209,8 @@ func (c *bclient) connectMsg() msg {
 func (c *bclient) subscribeMsg(ch string, replay any) msg {
 	m := msg{"channel": "/meta/subscribe", "clientId": c.clientID, "subscription": ch, "id": c.id()}
 	if replay != nil {
-		m["ext"] = msg{"replay": msg{ch: replay}}
+		base, _, _ := strings.Cut(ch, "?") // the replay map names the bare channel
+		m["ext"] = msg{"replay": msg{base: replay}}
 	}
 	return m
 }

@@ -61,18 +61,15 @@ func (s *Server) subscribe(rq *request, m *message) reply {
 		}
 		from, text := int64(-1), "-1"
 		if rx.present {
-			raw, found := rx.values[ch]
-			if !found {
-				if base, _, cut := strings.Cut(ch, "?"); cut {
-					raw, found = rx.values[base]
-				}
-			}
+			// Keyed by the bare channel, as Salesforce looks it up (jsforce/jsforce#888: a
+			// map keyed by the filtered subscription is refused, naming the bare channel).
+			raw, found := rx.values[base]
 			if !found {
 				shown := make(map[string]string, len(rx.values))
 				for k, v := range rx.values {
 					shown[k] = string(v)
 				}
-				rep.Error = replayMapMismatch(ch, shown)
+				rep.Error = replayMapMismatch(base, shown)
 				return rep
 			}
 			if from, text, valid = parseReplayValue(raw); !valid {
