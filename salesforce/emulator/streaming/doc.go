@@ -55,7 +55,8 @@
 //     at once).
 //   - Replay values: -1, -2, or a replay id that is at most the last id issued and greater
 //     than every id forgotten on that channel (by retention, MaxEvents, ExpireEvents or
-//     ExpireBefore). 0, other negatives, ids never issued, non-numbers and forgotten ids get
+//     ExpireBefore). 0, other negatives, ids never issued, non-numbers (a string holding a
+//     number too: the stricter choice, unconfirmed) and forgotten ids get
 //     the invalid-replayId error. A replay map that does not name the subscribed channel
 //     (also an empty map) gets "400::The replayId for channel {<ch>} wasn't found using the
 //     provided replay ID map {{k=v, ...}}. ..."; no replay extension at all means -1.
