@@ -26,11 +26,13 @@
 // compared with null. A polymorphic relationship (more than one target, like Owner) offers only
 // the fields of Salesforce's Name entity (Id, Name, Type, Username, ...); a target without the
 // field gives null, except Type, which falls back to the parent's object type ("User"). FROM
-// Group works although GROUP is a reserved word.
+// Group works although GROUP is a reserved word. COUNT() with ORDER BY is a MALFORMED_QUERY
+// ("Ordered field must be grouped or aggregated: <field>"), as the SOQL reference says it
+// cannot be used.
 //
 // Valid SOQL outside the subset is a MALFORMED_QUERY in Salesforce's layout (the statement,
-// a caret, "ERROR at Row:r:Column:c") whose reason names the feature and ends "is not
-// supported by the emulator (its SOQL subset is what omniroute sends)": <, <=, >, >=, <>, LIKE,
+// a caret, "ERROR at Row:r:Column:c") whose reason names the feature and ends ": not in the
+// emulator's SOQL subset (what omniroute sends)": <, <=, >, >=, <>, LIKE,
 // NOT, NOT IN, date, datetime and relative date literals, OFFSET, NULLS FIRST/LAST, semi- and
 // anti-joins, child sub-queries, aggregate and other functions, GROUP BY, HAVING, TYPEOF,
 // WITH, FOR, USING SCOPE, INCLUDES/EXCLUDES, ALL ROWS, bind variables and relationship paths

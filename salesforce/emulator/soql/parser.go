@@ -12,7 +12,7 @@ import (
 // omniroute and its tests send (docs/emulator.md, "SOQL subset").
 //
 //	query   = SELECT (COUNT "(" ")" | path {"," path}) FROM ident
-//	          [WHERE cond] [ORDER BY term {"," term}] [LIMIT int]
+//	          [WHERE cond] [ORDER BY term {"," term}] [LIMIT int]   no ORDER BY with COUNT()
 //	path    = ident ["." ident]                     one level of parent relationship
 //	term    = path [ASC|DESC]
 //	cond    = unary {AND unary} | unary {OR unary}  mixing AND and OR needs parentheses
@@ -170,6 +170,11 @@ func (p *parser) query() (*Query, error) {
 			term, err := p.orderTerm()
 			if err != nil {
 				return nil, err
+			}
+			if q.count {
+				// "You can't use COUNT() with an ORDER BY clause" (SOQL reference, COUNT());
+				// the wording is Salesforce's for ordering an aggregate query.
+				return nil, p.errAt(term.path.pos, "Ordered field must be grouped or aggregated: "+term.path.text)
 			}
 			q.orderBy = append(q.orderBy, term)
 			if p.peek().kind != tComma {

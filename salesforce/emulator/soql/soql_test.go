@@ -629,3 +629,18 @@ func TestPlanFieldsAndProject(t *testing.T) {
 	require.Empty(t, cp.SelectFields())
 	require.Empty(t, cp.WhereFields())
 }
+
+// "You can't use COUNT() with an ORDER BY clause" (SOQL reference, "COUNT() and
+// COUNT(fieldName)"): a real org refuses the statement, so the emulator does too.
+func TestCountWithOrderByIsRefused(t *testing.T) {
+	t.Parallel()
+	o := newOrg()
+	const stmt = "SELECT COUNT() FROM Case WHERE Status = 'New' ORDER BY Subject"
+	err := parseAndRun(o, stmt)
+	var e *soql.Error
+	require.True(t, errors.As(err, &e), "error %v", err)
+	require.Equal(t, soql.CodeMalformedQuery, e.Code)
+	col := strings.Index(stmt, "Subject") + 1
+	require.Equal(t, "\n"+stmt+"\n"+strings.Repeat(" ", col-1)+"^\nERROR at Row:1:Column:"+itoa(col)+
+		"\nOrdered field must be grouped or aggregated: Subject", e.Message)
+}
