@@ -30,19 +30,24 @@ function disconnect(client) {
 
 test('jsforce on ExternalRoutingChannel__chn: offer, decline, re-offer, accept, enriched', async (t) => {
   const emu = await startEmulator();
-  t.after(() => emu.stop());
+  let client;
+  // after hooks run in the order registered: disconnect (bounded) while the emulator still
+  // answers, then stop it; a client left polling a stopped emulator keeps node from exiting.
+  t.after(async () => {
+    if (client) await Promise.race([disconnect(client), new Promise((r) => setTimeout(r, 2000))]);
+    emu.stop();
+  });
   const conn = await login(emu);
   await control(emu, 'POST', 'agents/' + AGENT + '/presence', { status: 'Available' });
   const userId = (await conn.query("SELECT Id FROM User WHERE Username = '" + AGENT + "'")).records[0].Id;
 
   const got = [];
-  const client = conn.streaming.createClient([new StreamingExtension.Replay(CHANNEL, -1)]);
+  client = conn.streaming.createClient([new StreamingExtension.Replay(CHANNEL, -1)]);
   const sub = client.subscribe(CHANNEL, (msg) => got.push(msg));
   await new Promise((resolve, reject) => {
     sub.callback(resolve);
     sub.errback(reject);
   });
-  t.after(() => disconnect(client));
 
   const work = await control(emu, 'POST', 'work', { channel: 'Chat', queue: 'Support_EN' });
   const psr = await conn.sobject('PendingServiceRouting').retrieve(work.psrId);
