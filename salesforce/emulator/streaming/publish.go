@@ -4,7 +4,6 @@ package streaming
 
 import (
 	"encoding/json"
-	"log/slog"
 	"time"
 )
 
@@ -31,78 +30,9 @@ func (s *Server) channel(ch string) *channelState {
 // while Publish is serialised, so it must not call back into the Server. Data that is not
 // valid JSON is replaced by null (and logged) so that no response is ever corrupted.
 func (s *Server) Publish(channels []string, build func(replayID int64) json.RawMessage) int64 {
-	s.pubMu.Lock()
-	defer s.pubMu.Unlock()
-	s.mu.Lock()
-	id := s.lastID + 1
-	s.mu.Unlock()
-
-	data := build(id)
-	if !json.Valid(data) {
-		s.log.Warn("bayeux publish: event data is not valid JSON, sending null", slog.Int64("replay_id", id))
-		data = json.RawMessage("null")
-	}
-	type out struct {
-		name string
-		msg  []byte
-	}
-	outs := make([]out, 0, len(channels))
-	for _, ch := range channels {
-		dup := false
-		for _, o := range outs {
-			if o.name == ch {
-				dup = true
-			}
-		}
-		if dup {
-			continue
-		}
-		name, _ := json.Marshal(ch)
-		msg := make([]byte, 0, len(name)+len(data)+20)
-		msg = append(msg, `{"channel":`...)
-		msg = append(msg, name...)
-		msg = append(msg, `,"data":`...)
-		msg = append(msg, data...)
-		msg = append(msg, '}')
-		outs = append(outs, out{ch, msg})
-	}
-
-	now := s.opts.Now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lastID = id
-	s.published++
-	ev := &event{id: id, published: now, data: data}
-	for _, o := range outs {
-		st := s.channel(o.name)
-		st.pruneBefore(now.Add(-st.retention))
-		st.log = append(st.log, retained{ev: ev, msg: o.msg})
-		ev.refs++
-		ev.chans = append(ev.chans, st)
-		fields := sobjectFields{data: data}
-		for c, subs := range st.subs {
-			if !anyMatches(subs, &fields) {
-				continue
-			}
-			c.queue = append(c.queue, delivery{ch: st, id: id, msg: o.msg})
-			if len(c.queue) > s.opts.MaxQueue {
-				s.overflow(c)
-				continue
-			}
-			if c.poll != nil {
-				s.release(c, wakeEvent)
-			}
-		}
-	}
-	if ev.refs > 0 {
-		s.fifo = append(s.fifo, ev)
-	}
-	for len(s.fifo)-s.fifoStart > s.opts.MaxEvents {
-		s.popFIFO()
-	}
-	s.cleanFIFO()
-	s.maybeSweep(now)
-	return id
+	return s.PublishMessages(func(replayID int64) []Message {
+		return []Message{{Channels: channels, Data: build(replayID)}}
+	})
 }
 
 // popFIFO forgets the oldest retained event on every channel. Every event with a lower id is
