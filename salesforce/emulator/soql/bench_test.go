@@ -63,7 +63,7 @@ func BenchmarkRun(b *testing.B) {
 
 func BenchmarkMatch(b *testing.B) {
 	o := newOrg()
-	q, err := soql.Parse("SELECT Id, Subject FROM Case WHERE Owner.Name = 'Alice Agent' AND Status IN ('New', 'Working') AND CreatedDate = LAST_N_DAYS:3")
+	q, err := soql.Parse("SELECT Id, Subject FROM Case WHERE Owner.Name = 'Alice Agent' AND Status IN ('New', 'Working') AND IsEscalated = true")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func BenchmarkConditionEval(b *testing.B) {
 }
 
 func ExampleParse() {
-	q, err := soql.Parse("SELECT Id, Owner.Name FROM Case WHERE Status = 'New' ORDER BY CreatedDate DESC NULLS LAST LIMIT 10")
+	q, err := soql.Parse("SELECT Id, Owner.Name FROM Case WHERE Status = 'New' ORDER BY CreatedDate DESC LIMIT 10")
 	if err != nil {
 		panic(err)
 	}

@@ -3,23 +3,20 @@ package soql
 import (
 	"slices"
 	"strings"
-	"time"
 )
 
 // Plan is a Query bound to a schema: names resolved to canonical spellings, filter literals
 // checked against field types, the condition compiled. It is immutable and safe for concurrent
 // use.
 type Plan struct {
-	object  string
-	count   bool
-	cols    []colPlan
-	where   cond
-	order   []orderPlan
-	limit   int
-	offset  int
-	rels    []relPlan
-	relLits []literal // relative date literals, by relIdx
-	byID    string    // WHERE pins Id to one 18-character id: try Source.Get before scanning
+	object string
+	count  bool
+	cols   []colPlan
+	where  cond
+	order  []orderPlan
+	limit  int
+	rels   []relPlan
+	byID   string // WHERE pins Id to one 18-character id: try Source.Get before scanning
 
 	selectFields, whereFields []string
 }
@@ -32,8 +29,8 @@ type colPlan struct {
 }
 
 type orderPlan struct {
-	acc             accessor
-	desc, nullsLast bool
+	acc  accessor
+	desc bool
 }
 
 // Object returns the canonical object name.
@@ -65,7 +62,7 @@ func bind(q *Query, s Schema) (*Plan, error) {
 		return nil, errAt(CodeInvalidType, q.stmt, q.object.pos, unsupportedType(q.object.text))
 	}
 	b := &binder{q: q, s: s, object: obj, relIdx: map[string]int{}}
-	b.plan = &Plan{object: obj, count: q.count, limit: q.limit, offset: q.offset}
+	b.plan = &Plan{object: obj, count: q.count, limit: q.limit}
 	colByRel := map[int]int{}
 	seen := map[string]bool{}
 	b.collect = &b.plan.selectFields
@@ -109,7 +106,7 @@ func bind(q *Query, s Schema) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.plan.order = append(b.plan.order, orderPlan{acc: acc, desc: o.desc, nullsLast: o.nullsLast})
+		b.plan.order = append(b.plan.order, orderPlan{acc: acc, desc: o.desc})
 	}
 	return b.plan, nil
 }
@@ -197,11 +194,8 @@ func (b *binder) compile(n node) (cond, *Error) {
 			return nil, err
 		}
 		name := acc.colName
-		k := &cmpCond{acc: acc, op: x.op, dayMode: typ == Date}
-		if err := b.checkOp(x, name, typ); err != nil {
-			return nil, err
-		}
-		if x.op == opIn || x.op == opNotIn {
+		k := &cmpCond{acc: acc, op: x.op}
+		if x.op == opIn {
 			for _, l := range x.list {
 				l, err := b.checkLit(l, name, typ)
 				if err != nil {
@@ -217,37 +211,13 @@ func (b *binder) compile(n node) (cond, *Error) {
 			return nil, err
 		}
 		k.lit = l
-		if x.op == opLike {
-			k.like = compileLike(l.s)
-		}
 		return k, nil
 	}
 	return nil, b.errAt(CodeMalformedQuery, 0, "unexpected condition")
 }
 
-// checkOp rejects operators that do not apply to the field's type.
-func (b *binder) checkOp(x *cmpNode, name string, typ FieldType) *Error {
-	switch x.op {
-	case opLike:
-		switch typ {
-		case String, Picklist:
-			if x.lit.kind != litString && x.lit.kind != litNull {
-				return b.errAt(CodeInvalidField, x.lit.pos, wrongFilterType(name, typ))
-			}
-			return nil
-		case ID, Reference:
-			return b.errAt(CodeInvalidFilterOperator, x.opPos, "invalid operator on id field")
-		}
-		return b.errAt(CodeInvalidFilterOperator, x.opPos, "invalid operator on field '"+name+"' of type "+typ.String()+": LIKE applies to string fields only")
-	case opLt, opLe, opGt, opGe:
-		if typ == Boolean {
-			return b.errAt(CodeInvalidFilterOperator, x.opPos, "invalid operator on field '"+name+"' of type boolean: "+x.op.String())
-		}
-	}
-	return nil
-}
-
-// checkLit checks a literal against the field type and normalises it.
+// checkLit checks a literal against the field type and normalises it. Date and datetime
+// fields take only null: the frozen subset has no date literals.
 func (b *binder) checkLit(l literal, name string, typ FieldType) (literal, *Error) {
 	if l.kind == litNull {
 		return l, nil
@@ -272,17 +242,9 @@ func (b *binder) checkLit(l literal, name string, typ FieldType) (literal, *Erro
 		ok = l.kind == litBool
 	case Int, Double:
 		ok = l.kind == litNumber
-	case Date:
-		ok = l.kind == litDate || l.kind == litRelDate
-	case DateTime:
-		ok = l.kind == litDateTime || l.kind == litRelDate
 	}
 	if !ok {
 		return l, b.errAt(CodeInvalidField, l.pos, wrongFilterType(name, typ))
-	}
-	if l.kind == litRelDate {
-		l.relIdx = len(b.plan.relLits)
-		b.plan.relLits = append(b.plan.relLits, l)
 	}
 	return l, nil
 }
@@ -317,26 +279,6 @@ func buildSet(k *cmpCond) {
 		}
 	}
 	k.set, k.setNull = set, null
-}
-
-// boundsFor resolves relative date literals against now, in now's location.
-func boundsFor(lits []literal, now time.Time) []relBounds {
-	if len(lits) == 0 {
-		return nil
-	}
-	y, m, d := now.Date()
-	loc := now.Location()
-	today := dayNumber(now)
-	out := make([]relBounds, len(lits))
-	for i, l := range lits {
-		out[i] = relBounds{
-			fromDay: today + int64(l.from),
-			toDay:   today + int64(l.to),
-			from:    time.Date(y, m, d+l.from, 0, 0, 0, 0, loc),
-			to:      time.Date(y, m, d+l.to, 0, 0, 0, 0, loc),
-		}
-	}
-	return out
 }
 
 // pinnedID returns the id when the condition is "Id = '<18 chars>'" or has it as a top-level

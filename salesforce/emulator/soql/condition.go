@@ -15,8 +15,8 @@ type Condition struct {
 }
 
 // ParseCondition parses a filter expression. Errors are *Error with Code MALFORMED_QUERY and a
-// "... at column N" message. Relative date literals (TODAY, LAST_N_DAYS:n, ...) are rejected:
-// a filter has no clock.
+// "... at column N" message. The grammar is the WHERE clause of the frozen subset (=, !=, IN,
+// AND, OR, parentheses; null, booleans, numbers and strings).
 func ParseCondition(expr string) (*Condition, error) {
 	toks, lerr := lex(expr)
 	p := &parser{src: expr, toks: toks}
@@ -65,12 +65,6 @@ func compileLogic(n node, leaf func(node) (cond, *Error)) (c cond, err *Error, o
 			return orCond(kids), nil, true
 		}
 		return andCond(kids), nil, true
-	case *notNode:
-		c, err := leaf(x.x)
-		if err != nil {
-			return nil, err, true
-		}
-		return notCond{x: c}, nil, true
 	}
 	return nil, nil, false
 }
@@ -84,18 +78,7 @@ func compileUntyped(p *parser, n node, addPath func(string)) (cond, *Error) {
 	case *cmpNode:
 		addPath(x.path.text)
 		k := &cmpCond{acc: accessor{path: x.path.text, rel: -1}, op: x.op, lit: x.lit, list: x.list}
-		for _, l := range append([]literal{x.lit}, x.list...) {
-			if l.kind == litRelDate {
-				return nil, p.errAt(l.pos, "relative date literals ("+l.text+") are not supported in filter expressions")
-			}
-		}
-		if x.op == opLike {
-			if x.lit.kind != litString {
-				return nil, p.errAt(x.lit.pos, "LIKE needs a string pattern")
-			}
-			k.like = compileLike(x.lit.s)
-		}
-		if x.op == opIn || x.op == opNotIn {
+		if x.op == opIn {
 			buildSet(k)
 		}
 		return k, nil
@@ -112,9 +95,8 @@ func (c *Condition) Paths() []string { return append([]string(nil), c.paths...) 
 // Eval evaluates the condition. get is called with each field path exactly as written in the
 // expression (case preserved, e.g. "ChangeEventHeader.changeType"); a missing field is null.
 // Case-insensitive lookup is the caller's choice: LookupFold provides it for decoded JSON.
-// Values may be string, bool, float64, int64, int, json.Number, time.Time or nil; datetime
-// literals also compare against RFC 3339 strings. Null semantics are those of SOQL: a missing
-// or null field equals only null, satisfies != and NOT IN, and fails every other comparison.
+// Values may be string, bool, float64, int64, int, json.Number or nil. Null semantics are
+// those of SOQL: a missing or null field equals only null and satisfies !=.
 func (c *Condition) Eval(get func(path string) (any, bool)) bool {
 	ctx := &evalCtx{get: get}
 	return c.root.eval(ctx)

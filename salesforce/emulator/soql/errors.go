@@ -8,21 +8,16 @@ import (
 // Error codes returned in Error.Code. They are Salesforce's own REST error codes; every one maps
 // to HTTP 400 on the query resource.
 const (
-	// CodeMalformedQuery: the statement does not parse, or uses SOQL the emulator does not support.
+	// CodeMalformedQuery: the statement does not parse, or uses SOQL outside the emulator's
+	// frozen subset.
 	CodeMalformedQuery = "MALFORMED_QUERY"
 	// CodeInvalidField: an unknown field or relationship, or a filter value of the wrong type.
 	CodeInvalidField = "INVALID_FIELD"
 	// CodeInvalidType: an unknown sObject in FROM.
 	CodeInvalidType = "INVALID_TYPE"
-	// CodeInvalidFilterOperator: an operator that does not apply to the field (LIKE on a number,
-	// < on a boolean) or an ID literal that is not a Salesforce id.
+	// CodeInvalidFilterOperator: an ID literal that is not a Salesforce id.
 	CodeInvalidFilterOperator = "INVALID_QUERY_FILTER_OPERATOR"
-	// CodeNumberOutsideRange: OFFSET above 2,000.
-	CodeNumberOutsideRange = "NUMBER_OUTSIDE_VALID_RANGE"
 )
-
-// maxOffset is Salesforce's OFFSET ceiling.
-const maxOffset = 2000
 
 // Error is a query error in Salesforce's shape: Code is the REST errorCode and Message the
 // REST message. For statements, Message follows Salesforce's layout: a newline, the offending

@@ -10,9 +10,11 @@ import (
 // Real queries: what the daemon, jsforce checks and PushTopics send, plus edge cases.
 var fuzzSeeds = []string{
 	"SELECT Id, Owner.Name, ServiceChannel.DeveloperName FROM PendingServiceRouting",
-	"SELECT Id, WorkItemId, QueueId, ServiceChannelId, CapacityWeight, IsPushed, IsTransfer, PreferredUserId, CreatedDate FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true ORDER BY CreatedDate ASC NULLS LAST, Id LIMIT 2000",
+	"SELECT Id, WorkItemId, QueueId, ServiceChannelId, CapacityWeight, IsPushed, IsTransfer, PreferredUserId, CreatedDate FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true ORDER BY CreatedDate ASC, Id LIMIT 2000",
+	"SELECT Id, CreatedDate FROM PendingServiceRouting WHERE IsReadyForRouting = true ORDER BY CreatedDate ASC NULLS LAST",
 	"SELECT Id, UserId, ServicePresenceStatusId, IsCurrentState, StatusStartDate FROM UserServicePresence WHERE IsCurrentState = true",
-	"SELECT Id, Status, UserId, WorkItemId FROM AgentWork WHERE Status IN ('Assigned', 'Opened') AND CreatedDate = LAST_N_DAYS:3",
+	"SELECT Id, Status, UserId, WorkItemId FROM AgentWork WHERE Status IN ('Assigned', 'Opened') AND (UserId != null OR WorkItemId = '')",
+	"SELECT Id, Status FROM AgentWork WHERE CreatedDate = LAST_N_DAYS:3",
 	"SELECT COUNT() FROM Case WHERE Status != 'Closed'",
 	"select id, subject from case where subject like 'Printer\\_%' order by createddate desc limit 10 offset 5",
 	"SELECT Id FROM Case WHERE (Status = 'New' AND Priority = 'Low') OR NOT (IsEscalated = false)",

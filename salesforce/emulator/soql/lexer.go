@@ -3,7 +3,6 @@ package soql
 import (
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -14,13 +13,12 @@ const (
 	tIdent
 	tString
 	tNumber
-	tDate
-	tDateTime
+	tDate // YYYY-MM-DD...: recognised only to be rejected
 	tComma
 	tLParen
 	tRParen
 	tColon
-	tOp // = != <> < <= > >=
+	tOp // = and != (also <> < <= > >=, recognised only to be rejected)
 )
 
 type token struct {
@@ -28,7 +26,6 @@ type token struct {
 	pos  int    // byte offset in the statement
 	text string // source text (for identifiers: the dotted path as written)
 	str  string // decoded string literal
-	t    time.Time
 }
 
 // lexError is a positioned syntax problem; the parser turns it into an *Error.
@@ -76,8 +73,6 @@ func lex(s string) ([]token, *lexError) {
 				i = end
 				toks = append(toks, tok)
 				continue
-			} else if end > 0 {
-				return nil, &lexError{pos: start, reason: "invalid date or dateTime literal: " + s[start:end]}
 			}
 			end, ok := scanNumber(s, i)
 			if !ok {
@@ -226,55 +221,14 @@ func scanNumber(s string, i int) (int, bool) {
 	return i, true
 }
 
-// scanDate recognises YYYY-MM-DD and YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm|-hh:mm). When the text
-// starts like a date but is not a valid one, it returns end > 0 and ok = false.
+// scanDate recognises a token that starts like a date or dateTime literal (YYYY-MM-DD...):
+// the frozen subset has none, so the parser rejects it with a clear message.
 func scanDate(s string, i int) (token, int, bool) {
 	if !matchDigits(s, i, "dddd-dd-dd") {
 		return token{}, 0, false
 	}
-	end := i + 10
-	if end < len(s) && s[end] == 'T' {
-		end++
-		if !matchDigits(s, end, "dd:dd:dd") {
-			return token{}, wordEnd(s, end), false
-		}
-		end += 8
-		if end < len(s) && s[end] == '.' {
-			end++
-			n := 0
-			for end < len(s) && isDigit(s[end]) {
-				end++
-				n++
-			}
-			if n == 0 {
-				return token{}, wordEnd(s, end), false
-			}
-		}
-		switch {
-		case end < len(s) && s[end] == 'Z':
-			end++
-		case end < len(s) && (s[end] == '+' || s[end] == '-') && matchDigits(s, end+1, "dd:dd"):
-			end += 6
-		default:
-			return token{}, wordEnd(s, end), false
-		}
-		if end < len(s) && (isIdentPart(s[end]) || s[end] == '.') {
-			return token{}, wordEnd(s, end), false
-		}
-		t, err := time.Parse(time.RFC3339Nano, s[i:end])
-		if err != nil {
-			return token{}, end, false
-		}
-		return token{kind: tDateTime, pos: i, text: s[i:end], t: t}, end, true
-	}
-	if end < len(s) && (isIdentPart(s[end]) || s[end] == '.' || s[end] == ':') {
-		return token{}, wordEnd(s, end), false
-	}
-	t, err := time.Parse(time.DateOnly, s[i:end])
-	if err != nil {
-		return token{}, end, false
-	}
-	return token{kind: tDate, pos: i, text: s[i:end], t: t}, end, true
+	end := wordEnd(s, i+10)
+	return token{kind: tDate, pos: i, text: s[i:end]}, end, true
 }
 
 func wordEnd(s string, i int) int {

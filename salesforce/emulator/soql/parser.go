@@ -3,25 +3,21 @@ package soql
 import (
 	"strconv"
 	"strings"
-	"time"
 )
 
-// Parse parses a SOQL statement. It checks syntax only (and the emulator's subset); names are
-// resolved by Run, Match or Bind. Every error is an *Error with Code MALFORMED_QUERY (or
-// NUMBER_OUTSIDE_VALID_RANGE for an OFFSET above 2,000).
+// Parse parses a SOQL statement. It checks syntax only (and the emulator's frozen subset);
+// names are resolved by Run, Match or Bind. Every error is an *Error with Code MALFORMED_QUERY.
 //
-// Grammar (keywords, object and field names are case-insensitive):
+// Grammar (keywords, object and field names are case-insensitive): the frozen subset, what
+// omniroute and its tests send (docs/emulator.md, "SOQL subset").
 //
 //	query   = SELECT (COUNT "(" ")" | path {"," path}) FROM ident
-//	          [WHERE cond] [ORDER BY term {"," term}] [LIMIT int] [OFFSET int]
+//	          [WHERE cond] [ORDER BY term {"," term}] [LIMIT int]   no ORDER BY with COUNT()
 //	path    = ident ["." ident]                     one level of parent relationship
-//	term    = path [ASC|DESC] [NULLS (FIRST|LAST)]
+//	term    = path [ASC|DESC]
 //	cond    = unary {AND unary} | unary {OR unary}  mixing AND and OR needs parentheses
-//	unary   = NOT unary | "(" cond ")" | path op value | path [NOT] IN "(" value {"," value} ")"
-//	op      = "=" | "!=" | "<>" | "<" | "<=" | ">" | ">=" | LIKE
-//	value   = NULL | TRUE | FALSE | number | 'string' | YYYY-MM-DD
-//	        | YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm|-hh:mm)
-//	        | TODAY | YESTERDAY | TOMORROW | LAST_N_DAYS:n | NEXT_N_DAYS:n
+//	unary   = "(" cond ")" | path ("=" | "!=") value | path IN "(" value {"," value} ")"
+//	value   = NULL | TRUE | FALSE | number | 'string'
 func Parse(stmt string) (*Query, error) {
 	toks, lerr := lex(stmt)
 	if lerr != nil {
@@ -101,18 +97,30 @@ var reserved = map[string]bool{
 	"FALSE": true, "ORDER": true, "OFFSET": true, "TYPEOF": true, "FOR": true, "USING": true, "BY": true,
 }
 
+// outsideSubset is the reason of every error about valid SOQL outside the frozen subset.
+func outsideSubset(feature string) string {
+	return feature + ": not in the emulator's SOQL subset (what omniroute sends)"
+}
+
+// useEqNeIn ends the reason of an operator outside the subset.
+const useEqNeIn = "; use =, != or IN"
+
 // unsupported names SOQL features outside the emulator's subset, keyed by the keyword that
 // introduces them.
 var unsupported = map[string]string{
-	"GROUP":    "GROUP BY is not supported by the emulator",
-	"HAVING":   "HAVING is not supported by the emulator",
-	"WITH":     "WITH clauses are not supported by the emulator",
-	"FOR":      "FOR VIEW, FOR REFERENCE and FOR UPDATE are not supported by the emulator",
-	"USING":    "USING SCOPE is not supported by the emulator",
-	"TYPEOF":   "TYPEOF is not supported by the emulator",
-	"INCLUDES": "INCLUDES is not supported by the emulator",
-	"EXCLUDES": "EXCLUDES is not supported by the emulator",
-	"ALL":      "ALL ROWS is not supported by the emulator",
+	"GROUP":    outsideSubset("GROUP BY"),
+	"HAVING":   outsideSubset("HAVING"),
+	"WITH":     outsideSubset("WITH"),
+	"FOR":      outsideSubset("FOR VIEW, FOR REFERENCE and FOR UPDATE"),
+	"USING":    outsideSubset("USING SCOPE"),
+	"TYPEOF":   outsideSubset("TYPEOF"),
+	"INCLUDES": outsideSubset("INCLUDES"),
+	"EXCLUDES": outsideSubset("EXCLUDES"),
+	"ALL":      outsideSubset("ALL ROWS") + "; use the queryAll resource",
+	"OFFSET":   outsideSubset("OFFSET"),
+	"NULLS":    outsideSubset("NULLS FIRST and NULLS LAST"),
+	"LIKE":     outsideSubset("LIKE") + useEqNeIn,
+	"NOT":      outsideSubset("NOT") + useEqNeIn,
 }
 
 func (p *parser) unsupportedErr(t token) *Error {
@@ -125,7 +133,7 @@ func (p *parser) unsupportedErr(t token) *Error {
 }
 
 func (p *parser) query() (*Query, error) {
-	q := &Query{stmt: p.src, limit: -1, offset: -1}
+	q := &Query{stmt: p.src, limit: -1}
 	if err := p.expectKw("SELECT"); err != nil {
 		return nil, err
 	}
@@ -139,7 +147,7 @@ func (p *parser) query() (*Query, error) {
 	// Group is a reserved word and a standard object (queues): FROM takes it as the object.
 	if obj.kind != tIdent || (reserved[strings.ToUpper(obj.text)] && !strings.EqualFold(obj.text, "Group")) {
 		if obj.kind == tLParen {
-			return nil, p.errAt(obj.pos, "sub-queries in FROM are not supported by the emulator")
+			return nil, p.errAt(obj.pos, outsideSubset("sub-queries in FROM"))
 		}
 		return nil, p.errTok(obj)
 	}
@@ -163,6 +171,11 @@ func (p *parser) query() (*Query, error) {
 			if err != nil {
 				return nil, err
 			}
+			if q.count {
+				// "You can't use COUNT() with an ORDER BY clause" (SOQL reference, COUNT());
+				// the wording is Salesforce's for ordering an aggregate query.
+				return nil, p.errAt(term.path.pos, "Ordered field must be grouped or aggregated: "+term.path.text)
+			}
 			q.orderBy = append(q.orderBy, term)
 			if p.peek().kind != tComma {
 				break
@@ -177,18 +190,6 @@ func (p *parser) query() (*Query, error) {
 		}
 		q.limit = n
 	}
-	if p.acceptKw("OFFSET") {
-		t := p.peek()
-		n, err := p.nonNegInt()
-		if err != nil {
-			return nil, err
-		}
-		if n > maxOffset {
-			e := errAt(CodeNumberOutsideRange, p.src, t.pos, "Maximum SOQL offset allowed is 2000")
-			return nil, e
-		}
-		q.offset = n
-	}
 	if t := p.peek(); t.kind != tEOF {
 		return nil, p.unsupportedErr(t)
 	}
@@ -200,7 +201,7 @@ func (p *parser) selectList(q *Query) *Error {
 	if isKw(first, "COUNT") && p.toks[p.i+1].kind == tLParen {
 		p.i += 2
 		if t := p.next(); t.kind != tRParen {
-			return p.errAt(t.pos, "aggregate functions such as COUNT(field) are not supported by the emulator; use COUNT()")
+			return p.errAt(t.pos, outsideSubset("aggregate functions such as COUNT(field)")+"; use COUNT()")
 		}
 		q.count = true
 		if t := p.peek(); t.kind == tComma {
@@ -213,7 +214,7 @@ func (p *parser) selectList(q *Query) *Error {
 		t := p.next()
 		switch {
 		case t.kind == tLParen:
-			return p.errAt(t.pos, "child relationship sub-queries are not supported by the emulator")
+			return p.errAt(t.pos, outsideSubset("child relationship sub-queries"))
 		case t.kind != tIdent || reserved[strings.ToUpper(t.text)]:
 			if t.kind == tIdent && strings.EqualFold(t.text, "TYPEOF") {
 				return p.unsupportedErr(t)
@@ -221,7 +222,7 @@ func (p *parser) selectList(q *Query) *Error {
 			return p.errTok(t)
 		}
 		if p.peek().kind == tLParen {
-			return p.errAt(t.pos, "functions in the select list ("+t.text+") are not supported by the emulator")
+			return p.errAt(t.pos, outsideSubset("functions in the select list ("+t.text+")"))
 		}
 		ref, err := p.pathOf(t)
 		if err != nil {
@@ -244,7 +245,7 @@ func (p *parser) selectList(q *Query) *Error {
 func (p *parser) pathOf(t token) (pathRef, *Error) {
 	parts := strings.Split(t.text, ".")
 	if p.soql && len(parts) > 2 {
-		return pathRef{}, p.errAt(t.pos, "relationship paths deeper than one level ("+t.text+") are not supported by the emulator")
+		return pathRef{}, p.errAt(t.pos, outsideSubset("relationship paths deeper than one level ("+t.text+")"))
 	}
 	return pathRef{parts: parts, pos: t.pos, text: t.text}, nil
 }
@@ -267,7 +268,7 @@ func (p *parser) orderTerm() (orderTerm, *Error) {
 		return orderTerm{}, p.errTok(t)
 	}
 	if p.peek().kind == tLParen {
-		return orderTerm{}, p.errAt(t.pos, "functions in ORDER BY ("+t.text+") are not supported by the emulator")
+		return orderTerm{}, p.errAt(t.pos, outsideSubset("functions in ORDER BY ("+t.text+")"))
 	}
 	ref, err := p.pathOf(t)
 	if err != nil {
@@ -278,15 +279,6 @@ func (p *parser) orderTerm() (orderTerm, *Error) {
 	case p.acceptKw("ASC"):
 	case p.acceptKw("DESC"):
 		term.desc = true
-	}
-	if p.acceptKw("NULLS") {
-		switch {
-		case p.acceptKw("FIRST"):
-		case p.acceptKw("LAST"):
-			term.nullsLast = true
-		default:
-			return orderTerm{}, p.errTok(p.peek())
-		}
 	}
 	return term, nil
 }
@@ -336,21 +328,11 @@ func (p *parser) unary() (node, *Error) {
 	t := p.peek()
 	switch {
 	case isKw(t, "NOT"):
-		p.next()
-		p.depth++
-		defer func() { p.depth-- }()
-		if p.depth > maxDepth {
-			return nil, p.errAt(t.pos, "condition nested too deeply")
-		}
-		x, err := p.unary()
-		if err != nil {
-			return nil, err
-		}
-		return &notNode{x: x}, nil
+		return nil, p.unsupportedErr(t)
 	case t.kind == tLParen:
 		p.next()
 		if isKw(p.peek(), "SELECT") {
-			return nil, p.errAt(p.peek().pos, "semi-join sub-selects are not supported by the emulator")
+			return nil, p.errAt(p.peek().pos, outsideSubset("semi-join sub-selects"))
 		}
 		n, err := p.cond()
 		if err != nil {
@@ -370,7 +352,7 @@ func (p *parser) comparison() (node, *Error) {
 		return nil, p.unsupportedErr(t)
 	}
 	if p.peek().kind == tLParen {
-		return nil, p.errAt(t.pos, "functions in WHERE ("+t.text+") are not supported by the emulator")
+		return nil, p.errAt(t.pos, outsideSubset("functions in WHERE ("+t.text+")"))
 	}
 	ref, err := p.pathOf(t)
 	if err != nil {
@@ -379,31 +361,29 @@ func (p *parser) comparison() (node, *Error) {
 	c := &cmpNode{path: ref}
 	opTok := p.next()
 	switch {
+	case opTok.kind == tOp && opTok.text == "=":
+		c.op = opEq
+	case opTok.kind == tOp && opTok.text == "!=":
+		c.op = opNe
 	case opTok.kind == tOp:
-		c.op = opFromText(opTok.text)
-	case isKw(opTok, "LIKE"):
-		c.op = opLike
+		return nil, p.errAt(opTok.pos, outsideSubset("operator "+opTok.text)+useEqNeIn)
 	case isKw(opTok, "IN"):
 		c.op = opIn
-	case isKw(opTok, "NOT"):
-		if !p.acceptKw("IN") {
-			return nil, p.errTok(p.peek())
-		}
-		c.op = opNotIn
+	case isKw(opTok, "NOT") && isKw(p.peek(), "IN"):
+		return nil, p.errAt(opTok.pos, outsideSubset("NOT IN")+useEqNeIn)
 	default:
 		return nil, p.unsupportedErr(opTok)
 	}
-	c.opPos = opTok.pos
-	if c.op == opIn || c.op == opNotIn {
+	if c.op == opIn {
 		lp := p.next()
 		if lp.kind != tLParen {
 			if lp.kind == tColon {
-				return nil, p.errAt(lp.pos, "bind variables are not supported by the emulator")
+				return nil, p.errAt(lp.pos, outsideSubset("bind variables"))
 			}
 			return nil, p.errTok(lp)
 		}
 		if isKw(p.peek(), "SELECT") {
-			return nil, p.errAt(p.peek().pos, "semi-join sub-selects are not supported by the emulator")
+			return nil, p.errAt(p.peek().pos, outsideSubset("semi-join sub-selects"))
 		}
 		for {
 			v, err := p.value()
@@ -441,11 +421,9 @@ func (p *parser) value() (literal, *Error) {
 		}
 		return literal{kind: litNumber, pos: t.pos, text: t.text, f: f}, nil
 	case tDate:
-		return literal{kind: litDate, pos: t.pos, text: t.text, t: t.t, day: dayNumber(t.t)}, nil
-	case tDateTime:
-		return literal{kind: litDateTime, pos: t.pos, text: t.text, t: t.t}, nil
+		return literal{}, p.errAt(t.pos, outsideSubset("date and dateTime literals ("+t.text+")"))
 	case tColon:
-		return literal{}, p.errAt(t.pos, "bind variables are not supported by the emulator")
+		return literal{}, p.errAt(t.pos, outsideSubset("bind variables"))
 	case tIdent:
 		switch strings.ToUpper(t.text) {
 		case "NULL":
@@ -454,53 +432,26 @@ func (p *parser) value() (literal, *Error) {
 			return literal{kind: litBool, pos: t.pos, text: t.text, b: true}, nil
 		case "FALSE":
 			return literal{kind: litBool, pos: t.pos, text: t.text}, nil
-		case "TODAY":
-			return literal{kind: litRelDate, pos: t.pos, text: t.text, from: 0, to: 1}, nil
-		case "YESTERDAY":
-			return literal{kind: litRelDate, pos: t.pos, text: t.text, from: -1, to: 0}, nil
-		case "TOMORROW":
-			return literal{kind: litRelDate, pos: t.pos, text: t.text, from: 1, to: 2}, nil
-		case "LAST_N_DAYS", "NEXT_N_DAYS":
-			if c := p.next(); c.kind != tColon {
-				return literal{}, p.errTok(c)
-			}
-			nt := p.next()
-			n, err := strconv.Atoi(nt.text)
-			if nt.kind != tNumber || err != nil || n < 0 || strings.HasPrefix(nt.text, "+") {
-				return literal{}, p.errTok(nt)
-			}
-			if n > 1_000_000 {
-				return literal{}, p.errAt(nt.pos, "date literal range too large: "+nt.text)
-			}
-			text := strings.ToUpper(t.text) + ":" + nt.text
-			if strings.EqualFold(t.text, "LAST_N_DAYS") {
-				// Salesforce: starts with the current day and continues for the past n days.
-				return literal{kind: litRelDate, pos: t.pos, text: text, from: -n, to: 1}, nil
-			}
-			// Starts 00:00:00 of the next day and continues for the next n days.
-			return literal{kind: litRelDate, pos: t.pos, text: text, from: 1, to: n + 1}, nil
 		}
-		if isRelDateName(t.text) {
-			return literal{}, p.errAt(t.pos, "date literal "+t.text+" is not supported by the emulator (TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n and NEXT_N_DAYS:n are)")
+		if isDateLiteralName(t.text) {
+			return literal{}, p.errAt(t.pos, outsideSubset("date literals ("+t.text+")"))
 		}
 	}
 	return literal{}, p.errTok(t)
 }
 
-// isRelDateName recognises Salesforce date literals outside the emulator's subset, so they get
-// a clear message instead of "unexpected token".
-func isRelDateName(s string) bool {
+// isDateLiteralName recognises Salesforce's date literals (TODAY, LAST_N_DAYS:n, THIS_MONTH,
+// ...), so they get a clear message instead of "unexpected token".
+func isDateLiteralName(s string) bool {
 	u := strings.ToUpper(s)
+	switch u {
+	case "TODAY", "YESTERDAY", "TOMORROW":
+		return true
+	}
 	for _, pre := range []string{"THIS_", "LAST_", "NEXT_", "N_"} {
 		if strings.HasPrefix(u, pre) {
 			return true
 		}
 	}
 	return false
-}
-
-// dayNumber is the civil day of t in its own location, counted from 1970-01-01.
-func dayNumber(t time.Time) int64 {
-	y, m, d := t.Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
 }

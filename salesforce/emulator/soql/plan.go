@@ -1,54 +1,44 @@
 package soql
 
-import (
-	"slices"
-	"time"
-)
+import "slices"
 
-// zeroClock stands in where no relative date literal is evaluated (projection only).
-func zeroClock() time.Time { return time.Time{} }
-
-func (p *Plan) newCtx(src Source, o Options) *evalCtx {
+func (p *Plan) newCtx(src Source) *evalCtx {
 	c := &evalCtx{src: src, rels: p.rels}
 	if n := len(p.rels); n > 0 {
 		c.parents = make([]Record, n)
 		c.loaded = make([]bool, n)
 	}
-	if len(p.relLits) > 0 {
-		c.bounds = boundsFor(p.relLits, o.now())
-	}
 	return c
 }
 
 // Match reports whether rec is of the plan's object and satisfies its WHERE clause.
-func (p *Plan) Match(rec Record, src Source, o Options) bool {
+func (p *Plan) Match(rec Record, src Source, _ Options) bool {
 	if rec == nil || rec.Type() != p.object {
 		return false
 	}
 	if p.where == nil {
 		return true
 	}
-	c := p.newCtx(src, o)
+	c := p.newCtx(src)
 	c.reset(rec)
 	return p.where.eval(c)
 }
 
-// Project renders one record as the select list would, ignoring WHERE, ORDER BY, LIMIT and
-// OFFSET; parents are looked up through src. PushTopic notifications use it after Match.
+// Project renders one record as the select list would, ignoring WHERE, ORDER BY and LIMIT;
+// parents are looked up through src. PushTopic notifications use it after Match.
 func (p *Plan) Project(rec Record, src Source) Row {
-	c := p.newCtx(src, Options{Now: zeroClock})
+	c := p.newCtx(src)
 	return p.project(c, []Record{rec})[0]
 }
 
 // Run executes the plan against src. Rows come in ORDER BY order; ties, and queries without
 // ORDER BY, keep the Scan order, so results are deterministic for a deterministic Source.
-func (p *Plan) Run(src Source, o Options) *Result {
-	c := p.newCtx(src, o)
-	offset := max(p.offset, 0)
-	// Without ORDER BY the scan can stop as soon as OFFSET+LIMIT rows matched.
+func (p *Plan) Run(src Source, _ Options) *Result {
+	c := p.newCtx(src)
+	// Without ORDER BY the scan can stop as soon as LIMIT rows matched.
 	need := -1
 	if p.limit >= 0 && len(p.order) == 0 {
-		need = offset + p.limit
+		need = p.limit
 	}
 	if p.count {
 		n := 0
@@ -61,7 +51,6 @@ func (p *Plan) Run(src Source, o Options) *Result {
 				return need < 0 || n < need
 			})
 		}
-		n = max(n-offset, 0)
 		if p.limit >= 0 {
 			n = min(n, p.limit)
 		}
@@ -91,11 +80,6 @@ func (p *Plan) Run(src Source, o Options) *Result {
 	if len(p.order) > 0 && len(matched) > 1 {
 		matched = p.sort(c, matched)
 	}
-	if offset >= len(matched) {
-		matched = nil
-	} else {
-		matched = matched[offset:]
-	}
 	if p.limit >= 0 && len(matched) > p.limit {
 		matched = matched[:p.limit]
 	}
@@ -103,9 +87,8 @@ func (p *Plan) Run(src Source, o Options) *Result {
 	return &Result{TotalSize: len(rows), Rows: rows}
 }
 
-// sort orders records by the ORDER BY keys, computed once per record. Nulls go first unless
-// NULLS LAST is given, for either direction (Salesforce: "By default, null values are sorted
-// first").
+// sort orders records by the ORDER BY keys, computed once per record. Nulls go first in
+// either direction (Salesforce: "By default, null values are sorted first").
 func (p *Plan) sort(c *evalCtx, recs []Record) []Record {
 	k := len(p.order)
 	keys := make([]any, len(recs)*k)
@@ -128,17 +111,9 @@ func (p *Plan) sort(c *evalCtx, recs []Record) []Record {
 			case va == nil && vb == nil:
 				continue
 			case va == nil:
-				r = -1
-				if o.nullsLast {
-					r = 1
-				}
-				return r
+				return -1
 			case vb == nil:
-				r = 1
-				if o.nullsLast {
-					r = -1
-				}
-				return r
+				return 1
 			}
 			r = compareValues(va, vb)
 			if o.desc {

@@ -99,23 +99,16 @@ type Source interface {
 	Get(id string) (Record, bool)
 }
 
-// Options carries what a query needs from its caller at run time.
+// Options carries what a query needs from its caller at run time. The frozen subset needs
+// nothing from it: it has no date literal, so the package never reads a clock.
 type Options struct {
-	// Now is the clock for TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n and NEXT_N_DAYS:n; it is
-	// read once per Run or Match, and day boundaries are midnights in the location of the time
-	// it returns. Nil means time.Now. It is the package's only use of the clock.
+	// Now is not read. It stays so that the emulator's callers, which set it, need not
+	// change in the same commit; remove it with them.
 	Now func() time.Time
 }
 
-func (o Options) now() time.Time {
-	if o.Now != nil {
-		return o.Now()
-	}
-	return time.Now()
-}
-
 // Result is what Run returns. For COUNT() IsCount is set and only TotalSize is meaningful.
-// Otherwise Rows holds every matching row after OFFSET and LIMIT and TotalSize = len(Rows).
+// Otherwise Rows holds every matching row after LIMIT and TotalSize = len(Rows).
 type Result struct {
 	IsCount   bool
 	TotalSize int
@@ -150,7 +143,6 @@ type Query struct {
 	where   node
 	orderBy []orderTerm
 	limit   int // -1: none
-	offset  int // -1: none
 
 	bound atomic.Pointer[boundCache]
 }
@@ -166,8 +158,8 @@ func (q *Query) String() string { return q.stmt }
 func (q *Query) IsCount() bool { return q.count }
 
 // Run binds the query to src (INVALID_TYPE, INVALID_FIELD, ... on unknown names or mistyped
-// filters), filters with WHERE, sorts by ORDER BY (ties keep Scan order), applies OFFSET and
-// LIMIT and projects the select list.
+// filters), filters with WHERE, sorts by ORDER BY (ties keep Scan order), applies LIMIT and
+// projects the select list.
 func (q *Query) Run(src Source, o Options) (*Result, error) {
 	p, err := q.planFor(src)
 	if err != nil {
@@ -177,7 +169,7 @@ func (q *Query) Run(src Source, o Options) (*Result, error) {
 }
 
 // Match reports whether rec satisfies the WHERE clause (and is of the queried object). It is
-// what PushTopic matching needs; the select list, ORDER BY, LIMIT and OFFSET are ignored.
+// what PushTopic matching needs; the select list, ORDER BY and LIMIT are ignored.
 func (q *Query) Match(rec Record, src Source, o Options) (bool, error) {
 	p, err := q.planFor(src)
 	if err != nil {

@@ -2,6 +2,7 @@ package soql_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +14,7 @@ import (
 	"github.com/omniroute/omniroute/salesforce/emulator/soql"
 )
 
-// fixedNow is the injected clock for relative date literals: noon UTC on 2026-11-22.
+// fixedNow is a clock the package must never read: noon UTC on 2026-11-22.
 var fixedNow = ts("2026-11-22T12:00:00Z")
 
 func opts() soql.Options { return soql.Options{Now: func() time.Time { return fixedNow }} }
@@ -50,71 +51,32 @@ func TestRunFilterSortPage(t *testing.T) {
 		{"all in scan order", "SELECT Id FROM Case", []string{"c1", "c2", "c3", "c4", "c5", "c6"}},
 		{"case-insensitive keywords names and values", "select id from CASE where STATUS = 'new'", []string{"c1", "c3", "c6"}},
 		{"not equal", "SELECT Id FROM Case WHERE Status != 'New'", []string{"c2", "c4", "c5"}},
-		{"not equal <>", "SELECT Id FROM Case WHERE Status <> 'New'", []string{"c2", "c4", "c5"}},
 		{"equals null", "SELECT Id FROM Case WHERE Subject = null", []string{"c3"}},
 		{"not equals null", "SELECT Id FROM Case WHERE Subject != NULL", []string{"c1", "c2", "c4", "c5", "c6"}},
 		{"not equal includes nulls", "SELECT Id FROM Case WHERE Priority != 'High'", []string{"c2", "c3", "c4", "c6"}},
-		{"greater than skips null and zero", "SELECT Id FROM Case WHERE Amount__c > 0", []string{"c1", "c4", "c6"}},
-		{"greater or equal", "SELECT Id FROM Case WHERE Amount__c >= 0", []string{"c1", "c4", "c5", "c6"}},
-		{"less than negative", "SELECT Id FROM Case WHERE Amount__c < 0", []string{"c2"}},
-		{"less or equal decimal", "SELECT Id FROM Case WHERE Amount__c <= 3.25", []string{"c2", "c5", "c6"}},
 		{"negative literal", "SELECT Id FROM Case WHERE Amount__c = -2", []string{"c2"}},
 		{"integer field", "SELECT Id FROM Case WHERE Count__c = 3", []string{"c1"}},
 		{"in numbers", "SELECT Id FROM Case WHERE Count__c IN (0, 7)", []string{"c2", "c3"}},
 		{"in strings case-insensitive", "SELECT Id FROM Case WHERE Priority IN ('high', 'LOW')", []string{"c1", "c2", "c5", "c6"}},
-		{"not in includes nulls", "SELECT Id FROM Case WHERE Priority NOT IN ('High')", []string{"c2", "c3", "c4", "c6"}},
 		{"in with null", "SELECT Id FROM Case WHERE Priority IN ('High', null)", []string{"c1", "c3", "c5"}},
 		{"in long list (set)", "SELECT Id FROM Case WHERE Status IN ('a','b','c','d','e','f','g','WORKING','closed')", []string{"c2", "c4"}},
-		{"like prefix case-insensitive", "SELECT Id FROM Case WHERE Subject LIKE 'printer%'", []string{"c1", "c2"}},
-		{"like suffix", "SELECT Id FROM Case WHERE Subject LIKE '%JAM'", []string{"c1"}},
-		{"like underscore", "SELECT Id FROM Case WHERE Subject LIKE 'printer _am'", []string{"c1"}},
-		{"like escaped percent and underscore", `SELECT Id FROM Case WHERE Subject LIKE '50\% off\_sale'`, []string{"c4"}},
-		{"like escaped percent inside", `SELECT Id FROM Case WHERE Subject LIKE '%\%%'`, []string{"c4"}},
-		{"like underscore is one char", "SELECT Id FROM Case WHERE Subject LIKE '50_ off%'", []string{"c4"}},
-		{"like unicode fold", "SELECT Id FROM Case WHERE Subject LIKE 'ünï%été'", []string{"c6"}},
-		{"like null matches nothing", "SELECT Id FROM Case WHERE Subject LIKE null", []string{}},
-		{"like nothing", "SELECT Id FROM Case WHERE Subject LIKE 'printer'", []string{}},
 		{"string escapes", `SELECT Id FROM Case WHERE Subject = 'O\'Brien\\Case'`, []string{"c5"}},
 		{"unicode escape", `SELECT Id FROM Case WHERE Subject = '\u00dcn\u00efcode \u00c9T\u00c9'`, []string{"c6"}},
 		{"boolean true", "SELECT Id FROM Case WHERE IsEscalated = TRUE", []string{"c1", "c4"}},
 		{"boolean false", "SELECT Id FROM Case WHERE IsEscalated = false", []string{"c2", "c3", "c6"}},
 		{"boolean not true includes null", "SELECT Id FROM Case WHERE IsEscalated != true", []string{"c2", "c3", "c5", "c6"}},
-		{"not", "SELECT Id FROM Case WHERE NOT Status = 'New'", []string{"c2", "c4", "c5"}},
-		{"not over parentheses", "SELECT Id FROM Case WHERE NOT (Status = 'New' OR Priority = 'Low')", []string{"c4", "c5"}},
 		{"and", "SELECT Id FROM Case WHERE Status = 'New' AND Priority = 'High'", []string{"c1"}},
 		{"and chain", "SELECT Id FROM Case WHERE Status = 'New' AND Priority = 'High' AND IsEscalated = true", []string{"c1"}},
 		{"or", "SELECT Id FROM Case WHERE Status = 'Closed' OR Priority = 'Low'", []string{"c2", "c4", "c6"}},
 		{"and inside or", "SELECT Id FROM Case WHERE (Status = 'New' AND Priority = 'Low') OR Status = 'Closed'", []string{"c4", "c6"}},
 		{"or inside and", "SELECT Id FROM Case WHERE Status = 'New' AND (Priority = 'Low' OR Priority = 'High')", []string{"c1", "c6"}},
 		{"nested parentheses", "SELECT Id FROM Case WHERE ((Status = 'New') AND ((Priority = 'Low')))", []string{"c6"}},
-		{"date equal", "SELECT Id FROM Case WHERE DueDate__c = 2026-11-22", []string{"c3"}},
-		{"date greater", "SELECT Id FROM Case WHERE DueDate__c > 2026-11-22", []string{"c4", "c5"}},
-		{"date less", "SELECT Id FROM Case WHERE DueDate__c < 2026-11-22", []string{"c1", "c6"}},
-		{"datetime greater", "SELECT Id FROM Case WHERE CreatedDate > 2026-11-22T00:00:00Z", []string{"c1", "c4", "c6"}},
-		{"datetime with offset", "SELECT Id FROM Case WHERE CreatedDate < 2026-11-22T01:00:00+02:00", []string{"c3"}},
-		{"datetime equal across offsets", "SELECT Id FROM Case WHERE CreatedDate = 2026-11-22T10:00:00+01:00", []string{"c1"}},
-		{"datetime with fraction", "SELECT Id FROM Case WHERE CreatedDate = 2026-11-22T09:00:00.000Z", []string{"c1"}},
-		{"today on datetime", "SELECT Id FROM Case WHERE CreatedDate = TODAY", []string{"c1", "c4"}},
-		{"yesterday on datetime", "SELECT Id FROM Case WHERE CreatedDate = YESTERDAY", []string{"c2"}},
-		{"before today", "SELECT Id FROM Case WHERE CreatedDate < TODAY", []string{"c2", "c3"}},
-		{"after today", "SELECT Id FROM Case WHERE CreatedDate > TODAY", []string{"c6"}},
-		{"from today", "SELECT Id FROM Case WHERE CreatedDate >= TODAY", []string{"c1", "c4", "c6"}},
-		{"up to today", "SELECT Id FROM Case WHERE CreatedDate <= TODAY", []string{"c1", "c2", "c3", "c4"}},
-		{"not today includes null", "SELECT Id FROM Case WHERE CreatedDate != TODAY", []string{"c2", "c3", "c5", "c6"}},
-		{"last 1 day includes today", "SELECT Id FROM Case WHERE CreatedDate = LAST_N_DAYS:1", []string{"c1", "c2", "c4"}},
-		{"last 7 days", "SELECT Id FROM Case WHERE CreatedDate = last_n_days:7", []string{"c1", "c2", "c3", "c4"}},
-		{"today on date", "SELECT Id FROM Case WHERE DueDate__c = TODAY", []string{"c3"}},
-		{"tomorrow on date", "SELECT Id FROM Case WHERE DueDate__c = TOMORROW", []string{"c5"}},
-		{"next 10 days on date", "SELECT Id FROM Case WHERE DueDate__c = NEXT_N_DAYS:10", []string{"c4", "c5"}},
-		{"before today on date", "SELECT Id FROM Case WHERE DueDate__c < TODAY", []string{"c1", "c6"}},
-		{"in with relative dates", "SELECT Id FROM Case WHERE DueDate__c IN (TODAY, TOMORROW)", []string{"c3", "c5"}},
 		{"parent field", "SELECT Id FROM Case WHERE Owner.Name = 'alice agent'", []string{"c1", "c5"}},
 		{"null parent equals null", "SELECT Id FROM Case WHERE Owner.Name = null", []string{"c4"}},
 		{"polymorphic Type of a queue", "SELECT Id FROM Case WHERE Owner.Type = 'Queue'", []string{"c2", "c6"}},
 		{"polymorphic Type of a user", "SELECT Id FROM Case WHERE Owner.Type = 'User'", []string{"c1", "c3", "c5"}},
 		{"polymorphic Name-entity field on one target only", "SELECT Id FROM Case WHERE Owner.Username != null", []string{"c1", "c3", "c5"}},
 		{"Group is an object despite the reserved word", "SELECT Id FROM Group WHERE Type = 'Queue'", []string{"queue"}},
-		{"parent like", "SELECT Id FROM Case WHERE Owner.Username LIKE 'BOB%'", []string{"c3"}},
 		{"or with null parent", "SELECT Id FROM Case WHERE Status = 'Closed' OR Owner.Name = 'bob builder'", []string{"c3", "c4"}},
 		{"id equal", "SELECT Id FROM Case WHERE Id = '" + o.c1 + "'", []string{"c1"}},
 		{"15-character id", "SELECT Id FROM Case WHERE Id = '" + c1id15 + "'", []string{"c1"}},
@@ -122,25 +84,21 @@ func TestRunFilterSortPage(t *testing.T) {
 		{"reference in", "SELECT Id FROM Case WHERE OwnerId IN ('" + o.alice + "', '" + o.queue + "')", []string{"c1", "c2", "c5", "c6"}},
 		{"order number asc nulls first", "SELECT Id FROM Case ORDER BY Amount__c", []string{"c3", "c2", "c5", "c6", "c1", "c4"}},
 		{"order number desc nulls first", "SELECT Id FROM Case ORDER BY Amount__c DESC", []string{"c3", "c4", "c1", "c6", "c5", "c2"}},
-		{"order desc nulls last", "SELECT Id FROM Case ORDER BY Amount__c DESC NULLS LAST", []string{"c4", "c1", "c6", "c5", "c2", "c3"}},
-		{"order asc nulls last", "SELECT Id FROM Case ORDER BY Amount__c ASC NULLS LAST", []string{"c2", "c5", "c6", "c1", "c4", "c3"}},
-		{"order asc nulls first explicit", "SELECT Id FROM Case ORDER BY Amount__c ASC NULLS FIRST", []string{"c3", "c2", "c5", "c6", "c1", "c4"}},
 		{"order text case-insensitive", "SELECT Id FROM Case ORDER BY Subject", []string{"c3", "c4", "c5", "c2", "c1", "c6"}},
 		{"order multiple keys", "SELECT Id FROM Case ORDER BY Status, Amount__c DESC", []string{"c4", "c5", "c3", "c1", "c6", "c2"}},
-		{"order nulls last then id desc", "SELECT Id FROM Case ORDER BY Priority NULLS LAST, Id DESC", []string{"c5", "c1", "c6", "c2", "c4", "c3"}},
 		{"order by parent field", "SELECT Id FROM Case ORDER BY Owner.Name", []string{"c4", "c1", "c5", "c3", "c2", "c6"}},
-		{"order datetime desc nulls last", "SELECT Id FROM Case ORDER BY CreatedDate DESC NULLS LAST", []string{"c6", "c4", "c1", "c2", "c3", "c5"}},
 		{"order boolean", "SELECT Id FROM Case ORDER BY IsEscalated, Id", []string{"c5", "c2", "c3", "c6", "c1", "c4"}},
 		{"order date", "SELECT Id FROM Case ORDER BY DueDate__c", []string{"c2", "c6", "c1", "c3", "c5", "c4"}},
 		{"ties keep scan order", "SELECT Id FROM Case ORDER BY Status", []string{"c4", "c5", "c1", "c3", "c6", "c2"}},
 		{"where and order", "SELECT Id FROM Case WHERE Status = 'New' ORDER BY Count__c DESC", []string{"c3", "c1", "c6"}},
 		{"limit", "SELECT Id FROM Case LIMIT 2", []string{"c1", "c2"}},
-		{"limit offset", "SELECT Id FROM Case LIMIT 2 OFFSET 2", []string{"c3", "c4"}},
-		{"offset only", "SELECT Id FROM Case OFFSET 5", []string{"c6"}},
-		{"offset past end", "SELECT Id FROM Case OFFSET 10", []string{}},
 		{"limit zero", "SELECT Id FROM Case LIMIT 0", []string{}},
+		{"order asc explicit", "SELECT Id FROM Case ORDER BY Amount__c ASC", []string{"c3", "c2", "c5", "c6", "c1", "c4"}},
+		{"order datetime desc, nulls first", "SELECT Id FROM Case ORDER BY CreatedDate DESC", []string{"c5", "c6", "c4", "c1", "c2", "c3"}},
+		{"order desc limit", "SELECT Id FROM Case ORDER BY Amount__c DESC LIMIT 2", []string{"c3", "c4"}},
+		{"not equal on a parent field", "SELECT Id FROM Case WHERE Owner.Name != 'alice agent'", []string{"c2", "c3", "c4", "c6"}},
+		{"in on a parent field", "SELECT Id FROM Case WHERE Owner.Type IN ('Queue')", []string{"c2", "c6"}},
 		{"limit larger than rows", "SELECT Id FROM Case WHERE Status = 'New' LIMIT 50", []string{"c1", "c3", "c6"}},
-		{"order limit offset", "SELECT Id FROM Case ORDER BY Amount__c DESC NULLS LAST LIMIT 2 OFFSET 1", []string{"c1", "c6"}},
 		{"where limit", "SELECT Id FROM Case WHERE Priority = 'Low' LIMIT 1", []string{"c2"}},
 		{"psr from the brief", "SELECT Id, Owner.Name, ServiceChannel.DeveloperName FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true ORDER BY CreatedDate", []string{"psr1"}},
 		{"multi-line statement", "SELECT Id\n  FROM Case\n WHERE Status = 'New'\n ORDER BY Id DESC", []string{"c6", "c3", "c1"}},
@@ -156,24 +114,18 @@ func TestRunFilterSortPage(t *testing.T) {
 	}
 }
 
-func TestRelativeDatesUseTheClockLocation(t *testing.T) {
+// The frozen subset has no date literal: no query reads the clock.
+func TestNoClock(t *testing.T) {
 	t.Parallel()
 	o := newOrg()
-	la, err := time.LoadLocation("America/Los_Angeles")
+	never := soql.Options{Now: func() time.Time { t.Error("the clock was read"); return fixedNow }}
+	run(t, o, "SELECT Id FROM Case WHERE CreatedDate != null ORDER BY CreatedDate", never)
+	q, err := soql.Parse("SELECT Id FROM Case WHERE DueDate__c = null")
 	require.NoError(t, err)
-	// 04:00 on 2026-11-22 in Los Angeles: TODAY is [2026-11-22T08:00Z, 2026-11-23T08:00Z).
-	opt := soql.Options{Now: func() time.Time { return fixedNow.In(la) }}
-	require.Equal(t, []string{"c1", "c4", "c6"}, o.names(run(t, o, "SELECT Id FROM Case WHERE CreatedDate = TODAY", opt)))
-	require.Equal(t, []string{"c2", "c3", "c5"}, o.names(run(t, o, "SELECT Id FROM Case WHERE CreatedDate != TODAY", opt)))
-
-	// The clock is read once per Run, and a later clock moves TODAY.
-	calls := 0
-	later := soql.Options{Now: func() time.Time { calls++; return ts("2026-11-23T12:00:00Z") }}
-	require.Equal(t, []string{"c6"}, o.names(run(t, o, "SELECT Id FROM Case WHERE CreatedDate = TODAY", later)))
-	require.Equal(t, 1, calls)
-	// No relative literal: the clock is not read at all.
-	run(t, o, "SELECT Id FROM Case WHERE CreatedDate > 2026-01-01T00:00:00Z", later)
-	require.Equal(t, 1, calls)
+	c1, _ := o.src.Get(o.c1)
+	ok, err := q.Match(c1, o.src, never)
+	require.NoError(t, err)
+	require.False(t, ok)
 }
 
 // A 15-character id is case-sensitive; an 18-character one is not (its suffix encodes case).
@@ -207,7 +159,6 @@ func TestIDLiterals(t *testing.T) {
 	require.Empty(t, rows("SELECT Id FROM Case WHERE Status = 'Closed' AND Id = '"+o.c1+"'"))
 	require.Empty(t, rows("SELECT Id FROM Case WHERE Id = '"+o.psr1+"'"), "an id of another object")
 	require.Empty(t, rows("SELECT Id FROM Case WHERE Id = '"+o.c1+"' LIMIT 0"))
-	require.Empty(t, rows("SELECT Id FROM Case WHERE Id = '"+o.c1+"' OFFSET 1"))
 	require.Equal(t, []string{o.c1, o.c2}, rows("SELECT Id FROM Case WHERE Id = '"+o.c1+"' OR Id = '"+o.c2+"'"))
 }
 
@@ -223,7 +174,7 @@ func TestCount(t *testing.T) {
 		{"SELECT COUNT() FROM Case WHERE Owner.Name = 'Alice Agent'", 2},
 		{"SELECT COUNT() FROM Case LIMIT 2", 2},
 		{"SELECT COUNT() FROM Case LIMIT 0", 0},
-		{"SELECT COUNT() FROM Case LIMIT 10 OFFSET 5", 1},
+		{"SELECT COUNT() FROM Case WHERE Priority IN ('High', 'Low')", 4},
 		{"SELECT COUNT() FROM Case WHERE Status = 'Nope'", 0},
 		{"SELECT COUNT() FROM PendingServiceRouting", 3},
 	}
@@ -343,16 +294,13 @@ func TestErrors(t *testing.T) {
 		// Filter value types.
 		{"quoted boolean", "SELECT Id FROM Case WHERE IsEscalated = 'true'", soql.CodeInvalidField, "value of filter criterion for field 'IsEscalated' must be of type boolean and should not be enclosed in quotes", 1, 41},
 		{"unquoted string", "SELECT Id FROM Case WHERE Subject = 5", soql.CodeInvalidField, "value of filter criterion for field 'Subject' must be of type string and should be enclosed in quotes", 1, 37},
-		{"date on datetime field", "SELECT Id FROM Case WHERE CreatedDate = 2026-11-22", soql.CodeInvalidField, "value of filter criterion for field 'CreatedDate' must be of type dateTime and should not be enclosed in quotes", 1, 41},
-		{"datetime on date field", "SELECT Id FROM Case WHERE DueDate__c = 2026-11-22T00:00:00Z", soql.CodeInvalidField, "value of filter criterion for field 'DueDate__c' must be of type date and should not be enclosed in quotes", 1, 40},
+		{"quoted value on datetime field", "SELECT Id FROM Case WHERE CreatedDate = 'x'", soql.CodeInvalidField, "value of filter criterion for field 'CreatedDate' must be of type dateTime and should not be enclosed in quotes", 1, 41},
+		{"number on date field", "SELECT Id FROM Case WHERE DueDate__c = 5", soql.CodeInvalidField, "value of filter criterion for field 'DueDate__c' must be of type date and should not be enclosed in quotes", 1, 40},
 		{"quoted double", "SELECT Id FROM Case WHERE Amount__c = '5'", soql.CodeInvalidField, "value of filter criterion for field 'Amount__c' must be of type double and should not be enclosed in quotes", 1, 39},
 		{"quoted integer in list", "SELECT Id FROM Case WHERE Count__c IN (1, '5')", soql.CodeInvalidField, "value of filter criterion for field 'Count__c' must be of type integer and should not be enclosed in quotes", 1, 43},
 		{"unquoted id", "SELECT Id FROM Case WHERE OwnerId = true", soql.CodeInvalidField, "value of filter criterion for field 'OwnerId' must be of type id and should be enclosed in quotes", 1, 37},
 		{"parent field type", "SELECT Id FROM Case WHERE Owner.Name = 1", soql.CodeInvalidField, "value of filter criterion for field 'Name' must be of type string and should be enclosed in quotes", 1, 40},
 		{"bad id", "SELECT Id FROM Case WHERE Id = 'abc'", soql.CodeInvalidFilterOperator, "invalid ID field: abc", 1, 32},
-		{"like on number", "SELECT Id FROM Case WHERE Amount__c LIKE '1%'", soql.CodeInvalidFilterOperator, "invalid operator on field 'Amount__c' of type double: LIKE applies to string fields only", 1, 37},
-		{"like on id", "SELECT Id FROM Case WHERE Id LIKE '500%'", soql.CodeInvalidFilterOperator, "invalid operator on id field", 1, 30},
-		{"order operator on boolean", "SELECT Id FROM Case WHERE IsEscalated < true", soql.CodeInvalidFilterOperator, "invalid operator on field 'IsEscalated' of type boolean: <", 1, 39},
 		// Syntax (Parse).
 		{"empty", "", soql.CodeMalformedQuery, "unexpected token: <EOF>", 1, 1},
 		{"no select list", "SELECT FROM Case", soql.CodeMalformedQuery, "unexpected token: 'FROM'", 1, 8},
@@ -368,38 +316,37 @@ func TestErrors(t *testing.T) {
 		{"missing operator", "SELECT Id FROM Case WHERE Status 'New'", soql.CodeMalformedQuery, "unexpected token: ''New''", 1, 34},
 		{"missing value", "SELECT Id FROM Case WHERE Status =", soql.CodeMalformedQuery, "unexpected token: <EOF>", 1, 35},
 		{"double quotes", `SELECT Id FROM Case WHERE Status = "New"`, soql.CodeMalformedQuery, `unexpected token: '"'`, 1, 36},
-		{"not without in", "SELECT Id FROM Case WHERE Status NOT 'New'", soql.CodeMalformedQuery, "unexpected token: ''New''", 1, 38},
+		{"not without in", "SELECT Id FROM Case WHERE Status NOT 'New'", soql.CodeMalformedQuery, "NOT: not in the emulator's SOQL subset (what omniroute sends); use =, != or IN", 1, 34},
 		{"in without list", "SELECT Id FROM Case WHERE Status IN 'New'", soql.CodeMalformedQuery, "unexpected token: ''New''", 1, 37},
 		{"empty in list", "SELECT Id FROM Case WHERE Status IN ()", soql.CodeMalformedQuery, "unexpected token: ')'", 1, 38},
 		{"alias", "SELECT Id FROM Case c", soql.CodeMalformedQuery, "unexpected token: 'c'", 1, 21},
 		{"limit twice", "SELECT Id FROM Case LIMIT 1 LIMIT 2", soql.CodeMalformedQuery, "unexpected token: 'LIMIT'", 1, 29},
-		{"offset before limit", "SELECT Id FROM Case OFFSET 1 LIMIT 2", soql.CodeMalformedQuery, "unexpected token: 'LIMIT'", 1, 30},
+		{"offset before limit", "SELECT Id FROM Case OFFSET 1 LIMIT 2", soql.CodeMalformedQuery, "OFFSET: not in the emulator's SOQL subset (what omniroute sends)", 1, 21},
 		{"negative limit", "SELECT Id FROM Case LIMIT -1", soql.CodeMalformedQuery, "unexpected token: '-1'", 1, 27},
 		{"decimal limit", "SELECT Id FROM Case LIMIT 1.5", soql.CodeMalformedQuery, "unexpected token: '1.5'", 1, 27},
-		{"offset above 2000", "SELECT Id FROM Case OFFSET 2001", soql.CodeNumberOutsideRange, "Maximum SOQL offset allowed is 2000", 1, 28},
 		{"order by nothing", "SELECT Id FROM Case ORDER BY", soql.CodeMalformedQuery, "unexpected token: <EOF>", 1, 29},
 		{"order without by", "SELECT Id FROM Case ORDER Id", soql.CodeMalformedQuery, "unexpected token: 'Id'", 1, 27},
-		{"nulls without first or last", "SELECT Id FROM Case ORDER BY Id NULLS", soql.CodeMalformedQuery, "unexpected token: <EOF>", 1, 38},
+		{"nulls without first or last", "SELECT Id FROM Case ORDER BY Id NULLS", soql.CodeMalformedQuery, "NULLS FIRST and NULLS LAST: not in the emulator's SOQL subset (what omniroute sends)", 1, 33},
 		{"duplicate field", "SELECT Id, Subject, id FROM Case", soql.CodeMalformedQuery, "duplicate field selected: id", 1, 21},
-		{"invalid date", "SELECT Id FROM Case WHERE DueDate__c = 2026-13-01", soql.CodeMalformedQuery, "invalid date or dateTime literal: 2026-13-01", 1, 40},
-		{"datetime without zone", "SELECT Id FROM Case WHERE CreatedDate = 2026-11-22T10:00:00", soql.CodeMalformedQuery, "invalid date or dateTime literal: 2026-11-22T10:00:00", 1, 41},
+		{"invalid date", "SELECT Id FROM Case WHERE DueDate__c = 2026-13-01", soql.CodeMalformedQuery, "date and dateTime literals (2026-13-01): not in the emulator's SOQL subset (what omniroute sends)", 1, 40},
+		{"datetime without zone", "SELECT Id FROM Case WHERE CreatedDate = 2026-11-22T10:00:00", soql.CodeMalformedQuery, "date and dateTime literals (2026-11-22T10:00:00): not in the emulator's SOQL subset (what omniroute sends)", 1, 41},
 		{"trailing dot", "SELECT Owner. FROM Case", soql.CodeMalformedQuery, "unexpected token: '.'", 1, 13},
-		// Outside the emulator's subset.
-		{"semi-join", "SELECT Id FROM Case WHERE Id IN (SELECT WorkItemId FROM PendingServiceRouting)", soql.CodeMalformedQuery, "semi-join sub-selects are not supported by the emulator", 1, 34},
-		{"anti-join", "SELECT Id FROM Case WHERE Id NOT IN (SELECT WorkItemId FROM PendingServiceRouting)", soql.CodeMalformedQuery, "semi-join sub-selects are not supported by the emulator", 1, 38},
-		{"child sub-query", "SELECT Id, (SELECT Id FROM Cases) FROM User", soql.CodeMalformedQuery, "child relationship sub-queries are not supported by the emulator", 1, 12},
-		{"aggregate", "SELECT COUNT(Id) FROM Case", soql.CodeMalformedQuery, "aggregate functions such as COUNT(field) are not supported by the emulator; use COUNT()", 1, 14},
+		// Outside the frozen subset.
+		{"semi-join", "SELECT Id FROM Case WHERE Id IN (SELECT WorkItemId FROM PendingServiceRouting)", soql.CodeMalformedQuery, "semi-join sub-selects: not in the emulator's SOQL subset (what omniroute sends)", 1, 34},
+		{"anti-join", "SELECT Id FROM Case WHERE Id NOT IN (SELECT WorkItemId FROM PendingServiceRouting)", soql.CodeMalformedQuery, "NOT IN: not in the emulator's SOQL subset (what omniroute sends); use =, != or IN", 1, 30},
+		{"child sub-query", "SELECT Id, (SELECT Id FROM Cases) FROM User", soql.CodeMalformedQuery, "child relationship sub-queries: not in the emulator's SOQL subset (what omniroute sends)", 1, 12},
+		{"aggregate", "SELECT COUNT(Id) FROM Case", soql.CodeMalformedQuery, "aggregate functions such as COUNT(field): not in the emulator's SOQL subset (what omniroute sends); use COUNT()", 1, 14},
 		{"count with fields", "SELECT COUNT(), Id FROM Case", soql.CodeMalformedQuery, "unexpected token: ','", 1, 15},
-		{"function in select", "SELECT toLabel(Status) FROM Case", soql.CodeMalformedQuery, "functions in the select list (toLabel) are not supported by the emulator", 1, 8},
-		{"function in where", "SELECT Id FROM Case WHERE CALENDAR_YEAR(CreatedDate) = 2026", soql.CodeMalformedQuery, "functions in WHERE (CALENDAR_YEAR) are not supported by the emulator", 1, 27},
-		{"group by", "SELECT Status FROM Case GROUP BY Status", soql.CodeMalformedQuery, "GROUP BY is not supported by the emulator", 1, 25},
-		{"for update", "SELECT Id FROM Case FOR UPDATE", soql.CodeMalformedQuery, "FOR VIEW, FOR REFERENCE and FOR UPDATE are not supported by the emulator", 1, 21},
-		{"with security", "SELECT Id FROM Case WITH SECURITY_ENFORCED", soql.CodeMalformedQuery, "WITH clauses are not supported by the emulator", 1, 21},
-		{"typeof", "SELECT TYPEOF Owner WHEN User THEN Name END FROM Case", soql.CodeMalformedQuery, "TYPEOF is not supported by the emulator", 1, 8},
-		{"includes", "SELECT Id FROM Case WHERE Status INCLUDES ('New')", soql.CodeMalformedQuery, "INCLUDES is not supported by the emulator", 1, 34},
-		{"other date literal", "SELECT Id FROM Case WHERE CreatedDate = THIS_WEEK", soql.CodeMalformedQuery, "date literal THIS_WEEK is not supported by the emulator (TODAY, YESTERDAY, TOMORROW, LAST_N_DAYS:n and NEXT_N_DAYS:n are)", 1, 41},
-		{"bind variable", "SELECT Id FROM Case WHERE Subject = :name", soql.CodeMalformedQuery, "bind variables are not supported by the emulator", 1, 37},
-		{"two-level relationship", "SELECT Owner.Manager.Name FROM Case", soql.CodeMalformedQuery, "relationship paths deeper than one level (Owner.Manager.Name) are not supported by the emulator", 1, 8},
+		{"function in select", "SELECT toLabel(Status) FROM Case", soql.CodeMalformedQuery, "functions in the select list (toLabel): not in the emulator's SOQL subset (what omniroute sends)", 1, 8},
+		{"function in where", "SELECT Id FROM Case WHERE CALENDAR_YEAR(CreatedDate) = 2026", soql.CodeMalformedQuery, "functions in WHERE (CALENDAR_YEAR): not in the emulator's SOQL subset (what omniroute sends)", 1, 27},
+		{"group by", "SELECT Status FROM Case GROUP BY Status", soql.CodeMalformedQuery, "GROUP BY: not in the emulator's SOQL subset (what omniroute sends)", 1, 25},
+		{"for update", "SELECT Id FROM Case FOR UPDATE", soql.CodeMalformedQuery, "FOR VIEW, FOR REFERENCE and FOR UPDATE: not in the emulator's SOQL subset (what omniroute sends)", 1, 21},
+		{"with security", "SELECT Id FROM Case WITH SECURITY_ENFORCED", soql.CodeMalformedQuery, "WITH: not in the emulator's SOQL subset (what omniroute sends)", 1, 21},
+		{"typeof", "SELECT TYPEOF Owner WHEN User THEN Name END FROM Case", soql.CodeMalformedQuery, "TYPEOF: not in the emulator's SOQL subset (what omniroute sends)", 1, 8},
+		{"includes", "SELECT Id FROM Case WHERE Status INCLUDES ('New')", soql.CodeMalformedQuery, "INCLUDES: not in the emulator's SOQL subset (what omniroute sends)", 1, 34},
+		{"other date literal", "SELECT Id FROM Case WHERE CreatedDate = THIS_WEEK", soql.CodeMalformedQuery, "date literals (THIS_WEEK): not in the emulator's SOQL subset (what omniroute sends)", 1, 41},
+		{"bind variable", "SELECT Id FROM Case WHERE Subject = :name", soql.CodeMalformedQuery, "bind variables: not in the emulator's SOQL subset (what omniroute sends)", 1, 37},
+		{"two-level relationship", "SELECT Owner.Manager.Name FROM Case", soql.CodeMalformedQuery, "relationship paths deeper than one level (Owner.Manager.Name): not in the emulator's SOQL subset (what omniroute sends)", 1, 8},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -419,6 +366,102 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// frozenInventory is every SOQL statement omniroute's code and tests send (grep of salesforce/,
+// cmd/, connector/, test/ at the freeze; field lists abridged where they come from constants),
+// and the shapes the daemon of issues 11-12 will send. docs/emulator.md lists the same.
+var frozenInventory = []string{
+	// salesforce/ tests
+	"SELECT Id, Serial FROM PendingServiceRouting",
+	"SELECT Id FROM ServiceChannel",
+	"SELECT Id, DeveloperName FROM ServiceChannel",
+	"SELECT Id FROM User WHERE Username = 'agent01@omniroute.demo'",
+	"SELECT Id, Subject FROM Case WHERE Subject = 'bulk'",
+	"SELECT Id, Name, DeveloperName, Type, QueueRoutingConfigId, QueueRoutingConfig.Id, QueueRoutingConfig.RoutingModel, QueueRoutingConfig.PushTimeout FROM Group WHERE Type = 'Queue'",
+	"SELECT Id, Serial, QueueId, WorkItemId, IsPushed, ServiceChannelId, LastDeclinedAgentSession, CreatedDate FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting'",
+	// cmd/omniroute and connector (org metadata)
+	"SELECT Id, DeveloperName, RoutingModel FROM QueueRoutingConfig",
+	"SELECT Id, DeveloperName, QueueRoutingConfigId FROM Group WHERE Type = 'Queue'",
+	"SELECT Id, DeveloperName, RelatedEntity FROM ServiceChannel",
+	"SELECT Id, DeveloperName, MasterLabel FROM ServicePresenceStatus",
+	"SELECT Id, DeveloperName FROM Skill",
+	// test/conformance (jsforce)
+	"SELECT Id, Username FROM User WHERE Username = 'integration@omniroute.demo'",
+	"SELECT Username FROM User WHERE Id = '005000000000001AAA'",
+	"SELECT Id, CaseNumber, Subject FROM Case WHERE Subject = 'paging check' ORDER BY CaseNumber",
+	"SELECT COUNT() FROM Case WHERE Subject = 'paging check'",
+	"SELECT Id, WorkItemId, ServiceChannelId, CapacityWeight, IsPushed, Group.DeveloperName FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true",
+	"SELECT UserId, ServicePresenceStatus.DeveloperName FROM UserServicePresence WHERE IsCurrentState = true",
+	"SELECT Id, Status, CloseDateTime FROM AgentWork WHERE Id = '0Bz000000000001AAA'",
+	// the daemon's reconcile and metadata reads (issues 11-12), also through queryAll
+	"SELECT Id, WorkItemId, QueueId, ServiceChannelId, CapacityWeight, IsPushed, IsTransfer, PreferredUserId, CreatedDate, Group.DeveloperName FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true ORDER BY CreatedDate ASC, Id LIMIT 2000",
+	"SELECT Id, UserId, WorkItemId, PendingServiceRoutingId, Status, CapacityWeight FROM AgentWork WHERE Status IN ('Assigned', 'Opened') AND (PendingServiceRoutingId != null OR RoutingModel = 'ExternalRouting')",
+	"SELECT Id, UserId, ServicePresenceStatusId, ServicePresenceStatus.DeveloperName, IsCurrentState FROM UserServicePresence WHERE IsCurrentState = true ORDER BY UserId DESC",
+	"SELECT Id, RelatedRecordId, IsActive FROM ServiceResource WHERE IsActive = true AND ResourceType = 'A'",
+	"SELECT ServiceResourceId, SkillId, SkillLevel, Skill.DeveloperName FROM ServiceResourceSkill WHERE ServiceResource.IsActive = true",
+	"SELECT Id, DeveloperName, RelatedEntity, CapacityModel FROM ServiceChannel WHERE DeveloperName IN ('Chat', 'Case')",
+	"SELECT Id, DeveloperName, MasterLabel FROM ServicePresenceStatus WHERE DeveloperName != 'Offline'",
+	"SELECT Id, DeveloperName, RoutingModel, PushTimeout FROM QueueRoutingConfig WHERE RoutingModel = 'ExternalRouting' LIMIT 200",
+	"SELECT Id, Username, IsActive FROM User WHERE Id IN ('005000000000001AAA', '005000000000002AAA') AND IsActive = true",
+	"SELECT Id, Skill.DeveloperName, SkillLevel, IsAdditionalSkill FROM SkillRequirement WHERE RelatedRecordId = '0JR000000000001AAA'",
+}
+
+// Every statement of the inventory parses: the freeze keeps what omniroute sends.
+func TestFrozenSubsetInventory(t *testing.T) {
+	t.Parallel()
+	for _, stmt := range frozenInventory {
+		_, err := soql.Parse(stmt)
+		require.NoError(t, err, stmt)
+	}
+}
+
+// Valid SOQL outside the frozen subset: MALFORMED_QUERY in Salesforce's layout, the caret on
+// the feature, and a reason naming it. Each of these ran before the freeze.
+func TestOutsideFrozenSubset(t *testing.T) {
+	t.Parallel()
+	o := newOrg()
+	const use = "; use =, != or IN"
+	tests := []struct {
+		stmt, at, feature, hint string
+	}{
+		{"SELECT Id FROM Case WHERE Status <> 'New'", "<>", "operator <>", use},
+		{"SELECT Id FROM Case WHERE Amount__c > 0", ">", "operator >", use},
+		{"SELECT Id FROM Case WHERE Amount__c >= 0", ">=", "operator >=", use},
+		{"SELECT Id FROM Case WHERE Amount__c < 0", "<", "operator <", use},
+		{"SELECT Id FROM Case WHERE Amount__c <= 3.25", "<=", "operator <=", use},
+		{"SELECT Id FROM Case WHERE Priority NOT IN ('High')", "NOT", "NOT IN", use},
+		{"SELECT Id FROM Case WHERE Subject LIKE 'printer%'", "LIKE", "LIKE", use},
+		{"select id from case where subject like 'x'", "like", "LIKE", use},
+		{"SELECT Id FROM Case WHERE NOT Status = 'New'", "NOT", "NOT", use},
+		{"SELECT Id FROM Case WHERE Status = 'New' AND NOT (Priority = 'Low')", "NOT", "NOT", use},
+		{"SELECT Id FROM Case WHERE DueDate__c = 2026-11-22", "2026", "date and dateTime literals (2026-11-22)", ""},
+		{"SELECT Id FROM Case WHERE CreatedDate = 2026-11-22T10:00:00+01:00", "2026", "date and dateTime literals (2026-11-22T10:00:00+01:00)", ""},
+		{"SELECT Id FROM Case WHERE CreatedDate IN (2026-11-22T09:00:00.000Z)", "2026", "date and dateTime literals (2026-11-22T09:00:00.000Z)", ""},
+		{"SELECT Id FROM Case WHERE CreatedDate = TODAY", "TODAY", "date literals (TODAY)", ""},
+		{"SELECT Id FROM Case WHERE DueDate__c IN (YESTERDAY)", "YESTERDAY", "date literals (YESTERDAY)", ""},
+		{"SELECT Id FROM Case WHERE CreatedDate = last_n_days:7", "last_n_days", "date literals (last_n_days)", ""},
+		{"SELECT Id FROM Case WHERE DueDate__c = NEXT_N_DAYS:10", "NEXT_N_DAYS", "date literals (NEXT_N_DAYS)", ""},
+		{"SELECT Id FROM Case ORDER BY Amount__c DESC NULLS LAST", "NULLS", "NULLS FIRST and NULLS LAST", ""},
+		{"SELECT Id FROM Case ORDER BY Amount__c NULLS FIRST, Id", "NULLS", "NULLS FIRST and NULLS LAST", ""},
+		{"SELECT Id FROM Case LIMIT 2 OFFSET 2", "OFFSET", "OFFSET", ""},
+		{"SELECT COUNT() FROM Case OFFSET 5", "OFFSET", "OFFSET", ""},
+		{"SELECT Id FROM Case ALL ROWS", "ALL", "ALL ROWS", "; use the queryAll resource"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.stmt, func(t *testing.T) {
+			t.Parallel()
+			err := parseAndRun(o, tc.stmt)
+			var e *soql.Error
+			require.True(t, errors.As(err, &e), "error %v", err)
+			require.Equal(t, soql.CodeMalformedQuery, e.Code)
+			col := strings.Index(tc.stmt, tc.at) + 1
+			reason := tc.feature + ": not in the emulator's SOQL subset (what omniroute sends)" + tc.hint
+			require.Equal(t, "\n"+tc.stmt+"\n"+strings.Repeat(" ", col-1)+"^\nERROR at Row:1:Column:"+itoa(col)+"\n"+reason, e.Message)
+		})
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
 
 func parseAndRun(o *org, stmt string) error {
 	q, err := soql.Parse(stmt)
@@ -466,7 +509,7 @@ func TestQueryAccessors(t *testing.T) {
 func TestMatch(t *testing.T) {
 	t.Parallel()
 	o := newOrg()
-	q, err := soql.Parse("SELECT Id, Subject FROM Case WHERE Owner.Name = 'Alice Agent' AND CreatedDate = TODAY ORDER BY Id LIMIT 1")
+	q, err := soql.Parse("SELECT Id, Subject FROM Case WHERE Owner.Name = 'Alice Agent' AND Status = 'New' ORDER BY Id LIMIT 1")
 	require.NoError(t, err)
 	get := func(id string) soql.Record { r, _ := o.src.Get(id); return r }
 	for id, want := range map[string]bool{o.c1: true, o.c5: false, o.c4: false, o.psr1: false} {
@@ -515,7 +558,7 @@ func TestRebindPerSource(t *testing.T) {
 func TestConcurrentRuns(t *testing.T) {
 	t.Parallel()
 	o := newOrg()
-	q, err := soql.Parse("SELECT Id, Owner.Name FROM Case WHERE CreatedDate = LAST_N_DAYS:7 AND Subject LIKE '%r%' ORDER BY Owner.Name DESC, Id")
+	q, err := soql.Parse("SELECT Id, Owner.Name FROM Case WHERE Status IN ('New', 'Working') AND Subject != null ORDER BY Owner.Name DESC, Id")
 	require.NoError(t, err)
 	want, err := q.Run(o.src, opts())
 	require.NoError(t, err)
@@ -548,7 +591,7 @@ func TestConcurrentRuns(t *testing.T) {
 func TestDeterminism(t *testing.T) {
 	t.Parallel()
 	o := newOrg()
-	stmt := "SELECT Id, Subject, Owner.Name FROM Case ORDER BY Status DESC, Amount__c NULLS LAST, Id"
+	stmt := "SELECT Id, Subject, Owner.Name FROM Case ORDER BY Status DESC, Amount__c, Id"
 	first := run(t, o, stmt, opts())
 	require.Equal(t, first, run(t, o, stmt, opts()))
 
@@ -585,4 +628,19 @@ func TestPlanFieldsAndProject(t *testing.T) {
 	require.True(t, cp.IsCount())
 	require.Empty(t, cp.SelectFields())
 	require.Empty(t, cp.WhereFields())
+}
+
+// "You can't use COUNT() with an ORDER BY clause" (SOQL reference, "COUNT() and
+// COUNT(fieldName)"): a real org refuses the statement, so the emulator does too.
+func TestCountWithOrderByIsRefused(t *testing.T) {
+	t.Parallel()
+	o := newOrg()
+	const stmt = "SELECT COUNT() FROM Case WHERE Status = 'New' ORDER BY Subject"
+	err := parseAndRun(o, stmt)
+	var e *soql.Error
+	require.True(t, errors.As(err, &e), "error %v", err)
+	require.Equal(t, soql.CodeMalformedQuery, e.Code)
+	col := strings.Index(stmt, "Subject") + 1
+	require.Equal(t, "\n"+stmt+"\n"+strings.Repeat(" ", col-1)+"^\nERROR at Row:1:Column:"+itoa(col)+
+		"\nOrdered field must be grouped or aggregated: Subject", e.Message)
 }

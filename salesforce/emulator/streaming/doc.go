@@ -42,7 +42,11 @@
 //     same client ends the held one with HTTP 408 (CometD 3, which Salesforce's server derives
 //     from), or with a normal reply when it shared its POST with other messages. While one
 //     client of a browser holds a connect, another client of the same browser is not held and
-//     gets advice {"interval":2000,"multiple-clients":true,...}. A held connect answers at
+//     gets advice {"interval":2000,"multiple-clients":true,...}. Successful connect replies
+//     carry advice only when it changed for the client, as CometD servers and real orgs
+//     send it: the first reply of a session, every multiple-clients reply and the first
+//     reply after one; other replies are {clientId, channel, id, successful} (logs in
+//     cometd/cometd#775). A held connect answers at
 //     once with "403::Unknown client" (advice handshake) when its client is dropped
 //     (DropAllClients, queue overflow), with success and advice reconnect "none" when the
 //     client disconnects, and with an empty success when the server closes.
@@ -51,7 +55,8 @@
 //     at once).
 //   - Replay values: -1, -2, or a replay id that is at most the last id issued and greater
 //     than every id forgotten on that channel (by retention, MaxEvents, ExpireEvents or
-//     ExpireBefore). 0, other negatives, ids never issued, non-numbers and forgotten ids get
+//     ExpireBefore). 0, other negatives, ids never issued, non-numbers (a string holding a
+//     number too: the stricter choice, unconfirmed) and forgotten ids get
 //     the invalid-replayId error. A replay map that does not name the subscribed channel
 //     (also an empty map) gets "400::The replayId for channel {<ch>} wasn't found using the
 //     provided replay ID map {{k=v, ...}}. ..."; no replay extension at all means -1.
@@ -67,15 +72,37 @@
 //     (JSON strings by content, quotes around the value optional; other JSON values by their
 //     text; field names matched case-insensitively when no exact match exists). A filter
 //     that does not parse as a URL query gets the channel-does-not-exist error. A replay map
-//     may name the subscription or the bare channel. A client with a plain and a filtered
+//     must name the bare channel: keyed by the filtered subscription it gets the
+//     replay-map error naming the bare channel, as Salesforce answers (jsforce/jsforce#888). A client with a plain and a filtered
 //     subscription to one channel gets each event once.
 //   - A client whose undelivered events exceed MaxQueue is dropped (403::Unknown client).
+//   - DropAllClients is a server-side disconnect: the first /meta/connect of each dropped
+//     client (the held one, or the next within ClientTimeout) answers {"channel":"/meta/disconnect","successful":true}
+//     (CometD's server-sent disconnect) before its 403::Unknown client reply. Expiry and queue
+//     overflow send no disconnect message.
+//   - Allocations: MaxClients refuses handshakes beyond the org's concurrent clients
+//     ("403::Handshake denied", ext.sfdc.failureReason "403::Organization concurrent user
+//     limit exceeded", as logged from a real org). Deliveries of /data/ and /event/ events are
+//     counted per subscriber over a rolling 24 h (Deliveries); with DailyDeliveryLimit set, a
+//     connect delivers at most what is left and, once it is used up, every /meta/connect
+//     answers "403::Organization total events daily limit exceeded" (advice reconnect "none",
+//     after a server-sent disconnect) and forgets the client.
+//   - InjectFault arms Salesforce-shaped faults: "too-busy" (503::Server is too busy... in
+//     ext.sfdc.failureReason on the next handshakes, connects or subscribes),
+//     "concurrent-clients" and "daily-limit". WriteHTTPFault answers a transport-level fault
+//     with its HTTP status and a Bayeux error array, never plain text.
 //   - Bodies that are not a JSON array (or one object) of messages get HTTP 400 with
 //     [{"error":"400::Request body must be a JSON array of Bayeux messages","successful":false}];
 //     an element that is not a message object gets "400::Malformed Bayeux message" while the
 //     rest of the batch is served. Bodies over 32,768 bytes get HTTP 413 "Maximum Request
 //     Size Exceeded"; non-POST requests HTTP 405; requests after Close HTTP 503.
 //   - Paths with a "cometd" segment must carry a version of 37.0 or later.
+//
+// Files follow the Bayeux verbs: handshake.go, connect.go (the long poll), subscribe.go
+// (subscribe and unsubscribe), disconnect.go (and the server-side ends of a session),
+// publish.go, group.go (several messages sharing one replay id) and store.go (replay ids,
+// retention, delivery queues). faults.go holds the Salesforce-shaped failures and
+// allocations; streaming.go the Server, its options and the request dispatch.
 //
 // The package starts no goroutines (a long poll waits in its request's goroutine, on a real
 // timer), takes every retention and expiry decision from Options.Now, never imports the rest

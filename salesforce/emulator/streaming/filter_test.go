@@ -88,3 +88,20 @@ func TestParseSubscription(t *testing.T) {
 	require.Equal(t, "/topic/X", ch)
 	require.Nil(t, f)
 }
+
+// Salesforce looks a filtered subscription's replay value up under the bare channel only, and
+// names the bare channel in its error: a map keyed by the whole filtered subscription is
+// refused (the reply quoted in jsforce/jsforce#888).
+func TestFilteredSubscriptionReplayMapKeyedByFilterIsRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	c := connectedClient(t, e)
+	const sub = "/topic/TestContact1?LastName='Smith'"
+	m := c.subscribeMsg(sub, nil)
+	m["ext"] = msg{"replay": msg{sub: -1}}
+	r := c.send(m)
+	require.Equal(t, false, r[0]["successful"])
+	require.Equal(t, "400::The replayId for channel {/topic/TestContact1} wasn't found using the provided replay ID map "+
+		"{{/topic/TestContact1?LastName='Smith'=-1}}. Ensure that the channel name you provided in the replay map is valid "+
+		"and matches the channel name used for subscribing.", r[0]["error"])
+}

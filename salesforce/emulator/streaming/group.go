@@ -72,8 +72,14 @@ func (s *Server) PublishMessages(build func(replayID int64) []Message) int64 {
 			st.pruneBefore(now.Add(-st.retention))
 			r := retained{ev: ev, msg: o.msg}
 			if enc.replay != nil {
-				name, replay := o.name, enc.replay
-				r.render = func() []byte { return messageBytes(name, replay()) }
+				name, replay, published := o.name, enc.replay, o.msg
+				r.render = func() []byte {
+					data := replay()
+					if !json.Valid(data) {
+						return published // as Message.Replay documents: the published data
+					}
+					return messageBytes(name, data)
+				}
 			}
 			st.log = append(st.log, r)
 			ev.refs++

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,7 +209,8 @@ func (c *bclient) connectMsg() msg {
 func (c *bclient) subscribeMsg(ch string, replay any) msg {
 	m := msg{"channel": "/meta/subscribe", "clientId": c.clientID, "subscription": ch, "id": c.id()}
 	if replay != nil {
-		m["ext"] = msg{"replay": msg{ch: replay}}
+		base, _, _ := strings.Cut(ch, "?") // the replay map names the bare channel
+		m["ext"] = msg{"replay": msg{base: replay}}
 	}
 	return m
 }
@@ -226,13 +228,14 @@ func (c *bclient) subscribe(ch string, replay any) msg {
 	return r[0]
 }
 
-// split separates event messages (non-meta channels) from meta replies, checking that events
-// come first.
+// split separates event messages (non-meta channels, and server-sent /meta/disconnect
+// messages, which carry no id) from meta replies, checking that events come first.
 func split(t testing.TB, r []msg) (events []msg, meta msg) {
 	t.Helper()
 	for i, m := range r {
 		ch, _ := m["channel"].(string)
-		if len(ch) >= 6 && ch[:6] == "/meta/" {
+		_, hasID := m["id"]
+		if len(ch) >= 6 && ch[:6] == "/meta/" && (hasID || ch != "/meta/disconnect") {
 			require.Equal(t, len(r)-1, i, "meta reply must come after the events: %v", r)
 			return events, m
 		}

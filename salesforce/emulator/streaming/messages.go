@@ -138,14 +138,17 @@ func (m *message) replay() replayExt {
 	return replayExt{present: true, values: values}
 }
 
-// parseReplayValue reads a replay value: a JSON integer, or a string holding one (some clients
-// store replay ids as strings). ok is false for anything else.
+// parseReplayValue reads a replay value: a JSON integer (an integral float such as 42.0 too).
+// ok is false for anything else, a string holding a number included: Salesforce documents
+// replay ids as numbers (EMP-Connector and jsforce send longs), and whether a real org takes
+// a string is unconfirmed, so the stricter choice refuses it. text is the value as shown in
+// the error (a string's content, without its quotes).
 func parseReplayValue(raw json.RawMessage) (id int64, text string, ok bool) {
 	raw = bytes.TrimSpace(raw)
 	text = string(raw)
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		text = s
+		return 0, s, false
 	}
 	id, err := strconv.ParseInt(text, 10, 64)
 	if err != nil {

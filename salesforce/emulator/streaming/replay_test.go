@@ -52,7 +52,10 @@ func TestReplayValues(t *testing.T) {
 		{"after the newest id", ids[4], nil, ""},
 		{"id from another channel", ids[1] + 1, ids[2:], ""},
 		{"integral float", float64(ids[3]), ids[4:], ""},
-		{"numeric string", "3", []int64{5, 7, 9}, ""},
+		// Salesforce documents replay ids as numbers and no client sends strings: a string
+		// is refused (the stricter choice; what a real org does with one is unconfirmed).
+		{"numeric string", "3", nil, "400::The replayId {3" + invalidTail},
+		{"string -1", "-1", nil, "400::The replayId {-1" + invalidTail},
 		{"zero", 0, nil, "400::The replayId {0" + invalidTail},
 		{"minus three", -3, nil, "400::The replayId {-3" + invalidTail},
 		{"never issued", 1553783, nil, "400::The replayId {1553783" + invalidTail},

@@ -272,10 +272,15 @@ func TestDropAllClients(t *testing.T) {
 	c.connect()
 	held := e.heldConnect(t, c)
 	e.srv.DropAllClients()
-	_, rep := split(t, <-held)
-	require.Equal(t, "403::Unknown client", rep["error"])
-	require.Equal(t, map[string]any{"reconnect": "handshake", "interval": 0.0}, rep["advice"])
+	server, rep := split(t, <-held)
+	require.Equal(t, []msg{{"channel": "/meta/disconnect", "successful": true}}, server)
+	require.Equal(t, msg{"advice": map[string]any{"reconnect": "handshake", "interval": 0.0}, "channel": "/meta/connect",
+		"id": rep["id"], "error": "403::Unknown client", "successful": false}, rep)
 	require.Equal(t, "403::Unknown client", c.subscribe("/data/X", nil)["error"])
+	// The disconnect is sent once: a later connect gets the plain unknown-client reply.
+	server, rep = c.connect()
+	require.Empty(t, server)
+	require.Equal(t, "403::Unknown client", rep["error"])
 
 	// A new handshake works and resubscribing gets events again.
 	c.handshake()
@@ -396,14 +401,15 @@ func TestAdviceTimeoutReturnsEmptyConnect(t *testing.T) {
 	e := newEnv(t, Options{AdviceTimeout: 50 * time.Millisecond})
 	c := e.client(t)
 	c.handshake()
-	c.connect()
+	_, first := c.connect()
+	require.Equal(t, 50.0, first["advice"].(map[string]any)["timeout"], "the first connect reply advises the timeout")
 	c.subscribe("/data/X", nil)
 	start := time.Now()
 	events, rep := c.connect()
 	require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "the connect is held for the advice timeout")
 	require.Empty(t, events)
 	require.Equal(t, true, rep["successful"])
-	require.Equal(t, 50.0, rep["advice"].(map[string]any)["timeout"])
+	require.NotContains(t, rep, "advice", "the advice is unchanged, so not sent again")
 }
 
 func TestClientAdviceTimeoutZeroIsNotHeld(t *testing.T) {
