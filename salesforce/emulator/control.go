@@ -187,6 +187,7 @@ func (e *Emulator) controlHandler() http.Handler {
 		})
 	}
 	mux.HandleFunc("POST /emulator/v1/streaming/gap", okAction(e.InjectGap))
+	e.handleStreamingControl(mux)
 	mux.HandleFunc("POST /emulator/v1/records/{type}", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Count  int            `json:"count"`

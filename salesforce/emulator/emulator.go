@@ -56,6 +56,10 @@ type Options struct {
 	PushTopicRetention time.Duration
 	// MaxEvents caps retained events per channel (0: the streaming package's default).
 	MaxEvents int
+	// MaxStreamingClients is the concurrent CometD client allocation (0: 1,000; negative: none).
+	MaxStreamingClients int
+	// DailyDeliveredEvents enforces a rolling-24-h delivery allocation (0: counted only).
+	DailyDeliveredEvents int64
 	// ControlToken is the bearer token of the /emulator/v1/ control API; empty generates one
 	// (ControlToken() returns it).
 	ControlToken string
@@ -227,6 +231,7 @@ func New(opts Options) (*Emulator, error) {
 		Now:            opts.Now,
 		Logger:         e.log,
 	})
+	e.applyStreamingAllocations()
 	e.handler = e.routes()
 	e.wg.Add(1)
 	go e.timerLoop()

@@ -97,6 +97,7 @@ func (e *Emulator) ClearFaults() {
 	e.faults.truncate = nil
 	e.faults.latency = nil
 	e.faults.mu.Unlock()
+	e.stream.ClearFaults()
 }
 
 // pick returns the fault that applies to a request in scope, consuming one of its count.
@@ -210,9 +211,7 @@ func (e *Emulator) withFaults(next http.Handler) http.Handler {
 		case "token":
 			writeJSON(rec, f.Status, tokenError{"unknown_error", "retry your request"})
 		default:
-			rec.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			rec.WriteHeader(f.Status)
-			_, _ = rec.Write([]byte(http.StatusText(f.Status)))
+			e.stream.WriteHTTPFault(rec, r, f.Status)
 		}
 	})
 }
