@@ -410,9 +410,14 @@ func TestShutdownFollowsTheCallersDeadline(t *testing.T) {
 	if err := h.c.Shutdown(ctx); err != nil {
 		require.ErrorIs(t, err, context.DeadlineExceeded, "the deadline cut the disconnect")
 	}
+	select {
+	case err := <-h.done:
+		require.NoError(t, err)
+		h.done <- nil
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return within the caller's deadline")
+	}
 	require.Less(t, time.Since(start), 3*time.Second)
-	require.NoError(t, <-h.done)
-	h.done <- nil
 	requests, _, _ := h.obs.snapshot()
 	require.Equal(t, "disconnect transport", requests[len(requests)-1])
 }
