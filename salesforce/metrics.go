@@ -24,6 +24,19 @@ func register[T any](what string, build func() T) (m T, err error) {
 	return build(), nil
 }
 
+// counterVec, histogramVec and gauge make one metric on f.
+func counterVec(f promauto.Factory, name, help string, labels ...string) *prometheus.CounterVec {
+	return f.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func histogramVec(f promauto.Factory, name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return f.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
+}
+
+func gauge(f promauto.Factory, name, help string) prometheus.Gauge {
+	return f.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
 // clientMetrics are the REST client's metrics.
 type clientMetrics struct {
 	requests *prometheus.CounterVec
@@ -37,27 +50,17 @@ func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
 	return register("salesforce client", func() *clientMetrics {
 		f := promauto.With(reg)
 		return &clientMetrics{
-			requests: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "salesforce_requests_total",
-				Help: "Salesforce REST requests by operation and HTTP status code (\"error\" when no response arrived).",
-			}, []string{"operation", "code"}),
-			duration: f.NewHistogramVec(prometheus.HistogramOpts{
-				Name:    "salesforce_request_duration_seconds",
-				Help:    "Latency of Salesforce REST requests by operation, one observation per HTTP attempt.",
-				Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
-			}, []string{"operation"}),
-			retries: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "salesforce_retries_total",
-				Help: "Salesforce REST requests sent again, by operation and reason (status code, error code, session or network).",
-			}, []string{"operation", "reason"}),
-			apiUsed: f.NewGauge(prometheus.GaugeOpts{
-				Name: "salesforce_api_requests_used",
-				Help: "API requests used in the org's rolling 24-hour allocation, from the last Sforce-Limit-Info header.",
-			}),
-			apiLimit: f.NewGauge(prometheus.GaugeOpts{
-				Name: "salesforce_api_requests_limit",
-				Help: "The org's rolling 24-hour API request allocation, from the last Sforce-Limit-Info header.",
-			}),
+			requests: counterVec(f, "salesforce_requests_total",
+				"Salesforce REST requests by operation and HTTP status code (\"error\" when no response arrived).", "operation", "code"),
+			duration: histogramVec(f, "salesforce_request_duration_seconds",
+				"Latency of Salesforce REST requests by operation, one observation per HTTP attempt.",
+				[]float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}, "operation"),
+			retries: counterVec(f, "salesforce_retries_total",
+				"Salesforce REST requests sent again, by operation and reason (status code, error code, session or network).", "operation", "reason"),
+			apiUsed: gauge(f, "salesforce_api_requests_used",
+				"API requests used in the org's rolling 24-hour allocation, from the last Sforce-Limit-Info header."),
+			apiLimit: gauge(f, "salesforce_api_requests_limit",
+				"The org's rolling 24-hour API request allocation, from the last Sforce-Limit-Info header."),
 		}
 	})
 }
@@ -65,10 +68,7 @@ func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
 // newTokenMetrics returns the token source's refresh counter, by result.
 func newTokenMetrics(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	return register("salesforce token", func() *prometheus.CounterVec {
-		refreshes := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
-			Name: "salesforce_token_refreshes_total",
-			Help: "OAuth token requests by result (success or error).",
-		}, []string{"result"})
+		refreshes := counterVec(promauto.With(reg), "salesforce_token_refreshes_total", "OAuth token requests by result (success or error).", "result")
 		refreshes.WithLabelValues("success")
 		refreshes.WithLabelValues("error")
 		return refreshes
@@ -83,7 +83,6 @@ type streamMetrics struct {
 	duration     *prometheus.HistogramVec
 	badEvents    *prometheus.CounterVec
 	missed       *prometheus.CounterVec
-	live         prometheus.GaugeFunc
 	state        *streamState
 }
 
@@ -91,40 +90,27 @@ func newStreamMetrics(reg prometheus.Registerer, channels []string, live func() 
 	return register("stream", func() *streamMetrics {
 		f := promauto.With(reg)
 		m := &streamMetrics{
-			events: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "stream_events_received_total",
-				Help: "Streaming API events handed to the handler, by channel (bad events included; see stream_bad_events_total).",
-			}, []string{"channel"}),
-			rehandshakes: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "stream_rehandshakes_total", Help: "Bayeux re-handshakes by reason.",
-			}, []string{"reason"}),
-			requests: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "stream_requests_total",
-				Help: "Bayeux requests by operation (handshake, connect, subscribe, disconnect) and result code.",
-			}, []string{"operation", "code"}),
-			duration: f.NewHistogramVec(prometheus.HistogramOpts{
-				Name:    "stream_request_duration_seconds",
-				Help:    "Latency of Bayeux requests by operation; connects include the long-poll wait.",
-				Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 120},
-			}, []string{"operation"}),
-			badEvents: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "stream_bad_events_total",
-				Help: "Streaming API events that could not be decoded, handed to the handler as bad events, by channel.",
-			}, []string{"channel"}),
-			missed: f.NewCounterVec(prometheus.CounterOpts{
-				Name: "stream_missed_total",
-				Help: "Reports to the handler that events may have been missed, by channel and cause (replay_refused, not_replayed).",
-			}, []string{"channel", "cause"}),
-			live: f.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "stream_live", Help: "1 while every channel is subscribed on a working session, else 0.",
-			}, func() float64 {
+			events: counterVec(f, "stream_events_received_total",
+				"Streaming API events handed to the handler, by channel (bad events included; see stream_bad_events_total).", "channel"),
+			rehandshakes: counterVec(f, "stream_rehandshakes_total", "Bayeux re-handshakes by reason.", "reason"),
+			requests: counterVec(f, "stream_requests_total",
+				"Bayeux requests by operation (handshake, connect, subscribe, disconnect) and result code.", "operation", "code"),
+			duration: histogramVec(f, "stream_request_duration_seconds",
+				"Latency of Bayeux requests by operation; connects include the long-poll wait.",
+				[]float64{0.01, 0.05, 0.1, 0.5, 1, 5, 15, 30, 60, 120}, "operation"),
+			badEvents: counterVec(f, "stream_bad_events_total",
+				"Streaming API events that could not be decoded, handed to the handler as bad events, by channel.", "channel"),
+			missed: counterVec(f, "stream_missed_total",
+				"Reports to the handler that events may have been missed, by channel and cause (replay_refused, not_replayed).", "channel", "cause"),
+			state: &streamState{channels: channels, lastEvent: map[string]time.Time{}, lastCommit: map[string]time.Time{}},
+		}
+		f.NewGaugeFunc(prometheus.GaugeOpts{Name: "stream_live", Help: "1 while every channel is subscribed on a working session, else 0."},
+			func() float64 {
 				if live() {
 					return 1
 				}
 				return 0
-			}),
-			state: &streamState{channels: channels, lastEvent: map[string]time.Time{}, lastCommit: map[string]time.Time{}},
-		}
+			})
 		for _, reason := range []string{"unknown_client", "auth", "advice", "transport", "limit"} {
 			m.rehandshakes.WithLabelValues(reason)
 		}

@@ -57,6 +57,22 @@ func ParseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("parse salesforce time %q: unknown layout", s)
 }
 
+// SOQL field lists of the typed objects (QueueFields: Group rows of Type Queue), derived from
+// their struct tags.
+var (
+	PendingServiceRoutingFields = fieldList(PendingServiceRouting{})
+	AgentWorkFields             = fieldList(AgentWork{})
+	UserServicePresenceFields   = fieldList(UserServicePresence{})
+	ServicePresenceStatusFields = fieldList(ServicePresenceStatus{})
+	ServiceChannelFields        = fieldList(ServiceChannel{})
+	QueueRoutingConfigFields    = fieldList(QueueRoutingConfig{})
+	QueueFields                 = fieldList(Queue{})
+	SkillFields                 = fieldList(Skill{})
+	ServiceResourceFields       = fieldList(ServiceResource{})
+	ServiceResourceSkillFields  = fieldList(ServiceResourceSkill{})
+	SkillRequirementFields      = fieldList(SkillRequirement{})
+)
+
 // fieldList returns the SOQL field list of a typed object: the json names of its fields, in
 // order, without attributes and relationships (pointers to structs).
 func fieldList(v any) string {
@@ -120,9 +136,6 @@ type PendingServiceRouting struct {
 	LastModifiedDate            Time        `json:"LastModifiedDate,omitzero"`
 }
 
-// PendingServiceRoutingFields is a SOQL field list for PendingServiceRouting, from the struct tags.
-var PendingServiceRoutingFields = fieldList(PendingServiceRouting{})
-
 // AgentWork statuses, exactly as the API spells them.
 const (
 	AgentWorkAssigned              = "Assigned"
@@ -162,9 +175,6 @@ type AgentWork struct {
 	CreatedDate             Time        `json:"CreatedDate,omitzero"`
 }
 
-// AgentWorkFields is a SOQL field list for AgentWork, from the struct tags.
-var AgentWorkFields = fieldList(AgentWork{})
-
 // NewAgentWork is the body of the one write external routing makes: an
 // AgentWork insert assigning a PSR's work item to a user.
 type NewAgentWork struct {
@@ -194,9 +204,6 @@ type UserServicePresence struct {
 	AverageCapacity         *float64    `json:"AverageCapacity,omitempty"`
 }
 
-// UserServicePresenceFields is a SOQL field list for UserServicePresence, from the struct tags.
-var UserServicePresenceFields = fieldList(UserServicePresence{})
-
 // ServicePresenceStatus is a presence status an agent can be in (0N5).
 type ServicePresenceStatus struct {
 	Attributes    *Attributes `json:"attributes,omitempty"`
@@ -204,9 +211,6 @@ type ServicePresenceStatus struct {
 	DeveloperName string      `json:"DeveloperName,omitempty"`
 	MasterLabel   string      `json:"MasterLabel,omitempty"`
 }
-
-// ServicePresenceStatusFields is a SOQL field list for ServicePresenceStatus, from the struct tags.
-var ServicePresenceStatusFields = fieldList(ServicePresenceStatus{})
 
 // ServiceChannel is an Omni-Channel work type bound to one sObject (0N9).
 type ServiceChannel struct {
@@ -217,9 +221,6 @@ type ServiceChannel struct {
 	RelatedEntity string      `json:"RelatedEntity,omitempty"`
 	CapacityModel string      `json:"CapacityModel,omitempty"`
 }
-
-// ServiceChannelFields is a SOQL field list for ServiceChannel, from the struct tags.
-var ServiceChannelFields = fieldList(ServiceChannel{})
 
 // QueueRoutingConfig is a routing configuration (0K8).
 type QueueRoutingConfig struct {
@@ -236,9 +237,6 @@ type QueueRoutingConfig struct {
 	OverflowAssigneeID          string      `json:"OverflowAssigneeId,omitempty"`
 }
 
-// QueueRoutingConfigFields is a SOQL field list for QueueRoutingConfig, from the struct tags.
-var QueueRoutingConfigFields = fieldList(QueueRoutingConfig{})
-
 // Queue is a Group of Type Queue (00G) with its Omni routing configuration
 // id; RoutingConfig is filled when the query selects the relationship or
 // the caller joins it.
@@ -252,9 +250,6 @@ type Queue struct {
 	RoutingConfig        *QueueRoutingConfig `json:"QueueRoutingConfig,omitempty"`
 }
 
-// QueueFields is a SOQL field list for Group rows of Type Queue, from the struct tags.
-var QueueFields = fieldList(Queue{})
-
 // Skill is a routing skill.
 type Skill struct {
 	Attributes    *Attributes `json:"attributes,omitempty"`
@@ -262,9 +257,6 @@ type Skill struct {
 	DeveloperName string      `json:"DeveloperName,omitempty"`
 	MasterLabel   string      `json:"MasterLabel,omitempty"`
 }
-
-// SkillFields is a SOQL field list for Skill, from the struct tags.
-var SkillFields = fieldList(Skill{})
 
 // ServiceResource is an agent as a service resource (RelatedRecordId is
 // the user).
@@ -277,9 +269,6 @@ type ServiceResource struct {
 	ResourceType    string      `json:"ResourceType,omitempty"`
 }
 
-// ServiceResourceFields is a SOQL field list for ServiceResource, from the struct tags.
-var ServiceResourceFields = fieldList(ServiceResource{})
-
 // ServiceResourceSkill is a skill an agent's service resource holds, at a level.
 type ServiceResourceSkill struct {
 	Attributes         *Attributes `json:"attributes,omitempty"`
@@ -291,9 +280,6 @@ type ServiceResourceSkill struct {
 	EffectiveEndDate   Time        `json:"EffectiveEndDate,omitzero"`
 }
 
-// ServiceResourceSkillFields is a SOQL field list for ServiceResourceSkill, from the struct tags.
-var ServiceResourceSkillFields = fieldList(ServiceResourceSkill{})
-
 // SkillRequirement is a skill a PSR requires (RelatedRecordId is the PSR).
 type SkillRequirement struct {
 	Attributes        *Attributes `json:"attributes,omitempty"`
@@ -304,6 +290,3 @@ type SkillRequirement struct {
 	IsAdditionalSkill bool        `json:"IsAdditionalSkill,omitempty"`
 	SkillPriority     *int        `json:"SkillPriority,omitempty"`
 }
-
-// SkillRequirementFields is a SOQL field list for SkillRequirement, from the struct tags.
-var SkillRequirementFields = fieldList(SkillRequirement{})

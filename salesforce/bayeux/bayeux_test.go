@@ -403,7 +403,7 @@ func TestShutdownFollowsTheCallersDeadline(t *testing.T) {
 	h := newHarness(t, o, nil)
 	h.start(Subscription{psr, ReplayAll})
 	require.Eventually(t, h.c.Live, 10*time.Second, time.Millisecond)
-	require.NoError(t, o.emu.SetLatency(emulator.LatencyFault{MS: 10_000, Scope: "cometd"}))
+	require.NoError(t, o.emu.SetLatency(emulator.LatencyFault{MS: 4000, Scope: "cometd"}))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()

@@ -130,14 +130,25 @@ func (s *session) rehandshake(reason string) {
 	s.pending = nil
 }
 
-// unauthorized tells the caller its token is bad and drops the session, if there is one.
-func (s *session) unauthorized() {
+// authFailed handles a refused token: it tells the caller (Unauthorized), drops the session,
+// if there is one, and retries at once the first time in a row.
+func (s *session) authFailed(ctx context.Context, op string, err error) error {
+	s.c.log.Warn("request unauthorized", "op", op, "err", err)
 	if s.c.opts.Unauthorized != nil {
 		s.c.opts.Unauthorized()
 	}
 	if s.clientID != "" {
 		s.rehandshake("auth")
 	}
+	return s.penalty(ctx, true)
+}
+
+// refusal turns an unsuccessful meta reply into its *Error, reports it to the Observer and
+// classifies it.
+func (s *session) refusal(op, channel string, r *message, d time.Duration) (*Error, class) {
+	e := newError(op, channel, r.Error, failureReason(r))
+	s.c.obs.Request(op, errCode(e), d)
+	return e, classify(e)
 }
 
 func codeOf(err error) string {
@@ -163,9 +174,7 @@ func (s *session) requestFailed(ctx context.Context, op string, err error) error
 	he, _ := errors.AsType[*HTTPError](err)
 	switch {
 	case he != nil && he.Status == http.StatusUnauthorized:
-		s.c.log.Warn("request unauthorized", "op", op)
-		s.unauthorized()
-		return s.penalty(ctx, true)
+		return s.authFailed(ctx, op, err)
 	case he != nil && (he.Status == http.StatusTooManyRequests || he.Status == http.StatusServiceUnavailable):
 		return s.limited(ctx, he.RetryAfter)
 	}
@@ -299,13 +308,10 @@ func (s *session) handshake(ctx context.Context) error {
 		return s.penalty(ctx, false)
 	}
 	if !r.Successful {
-		e := newError("handshake", "", r.Error, failureReason(r))
-		s.c.obs.Request("handshake", errCode(e), d)
-		switch classify(e) {
+		e, class := s.refusal("handshake", "", r, d)
+		switch class {
 		case classAuth:
-			s.c.log.Warn("handshake unauthorized", "err", e)
-			s.unauthorized()
-			return s.penalty(ctx, true)
+			return s.authFailed(ctx, "handshake", e)
 		case classLimit:
 			s.c.log.Warn("handshake refused", "err", e)
 			return s.limited(ctx, 0)
@@ -431,16 +437,13 @@ func (s *session) subscribe(ctx context.Context) error {
 			}
 			continue
 		}
-		e := newError("subscribe", ch, r.Error, failureReason(r))
-		s.c.obs.Request("subscribe", errCode(e), d)
-		switch classify(e) {
+		e, class := s.refusal("subscribe", ch, r, d)
+		switch class {
 		case classUnknownClient:
 			s.rehandshake("unknown_client")
 			return s.penalty(ctx, true)
 		case classAuth:
-			s.c.log.Warn("subscribe unauthorized", "channel", ch, "err", e)
-			s.unauthorized()
-			return s.penalty(ctx, true)
+			return s.authFailed(ctx, "subscribe", e)
 		case classLimit:
 			s.c.log.Warn("subscribe refused", "channel", ch, "err", e)
 			limit = true
@@ -543,16 +546,13 @@ func (s *session) connect(ctx context.Context) error {
 		reconnect = r.Advice.Reconnect
 	}
 	if !r.Successful {
-		e := newError("connect", "", r.Error, failureReason(r))
-		s.c.obs.Request("connect", errCode(e), d)
-		switch classify(e) {
+		e, class := s.refusal("connect", "", r, d)
+		switch class {
 		case classUnknownClient:
 			s.rehandshake("unknown_client")
 			return s.penalty(ctx, true)
 		case classAuth:
-			s.c.log.Warn("connect unauthorized", "err", e)
-			s.unauthorized()
-			return s.penalty(ctx, true)
+			return s.authFailed(ctx, "connect", e)
 		case classLimit:
 			s.c.log.Warn("connect refused", "err", e)
 			if reconnect != "retry" {
@@ -683,8 +683,7 @@ func (s *session) disconnect(ctx context.Context) {
 		return
 	}
 	if r := reply(resp, m.ID, chDisconnect, ""); r != nil && !r.Successful {
-		e := newError("disconnect", "", r.Error, failureReason(r))
-		s.c.obs.Request("disconnect", errCode(e), d)
+		e, _ := s.refusal("disconnect", "", r, d)
 		s.c.log.Debug("disconnect refused", "err", e)
 		return
 	}
