@@ -233,10 +233,13 @@ func TestEmulatorFaultBursts(t *testing.T) {
 		_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "retry me"})
 		require.NoError(t, err)
 		require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
+		before := testutil.ToFloat64(c.metrics.requests.WithLabelValues("create", "500"))
 		_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "unknown outcome"})
 		var ae *APIError
 		require.ErrorAs(t, err, &ae)
 		require.Equal(t, 500, ae.Status)
+		require.True(t, ae.Retryable, "the caller may retry after checking")
+		require.Equal(t, before+1, testutil.ToFloat64(c.metrics.requests.WithLabelValues("create", "500")), "sent once")
 
 		// A burst longer than MaxRetries surfaces the last error.
 		require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 10, Scope: "rest"}))

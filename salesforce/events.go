@@ -176,7 +176,6 @@ func decodeEvent(channel string, replayID int64, d *bayeux.EventData, topicEntit
 		if h.CommitTimestamp > 0 {
 			ev.CommitTimestamp = time.UnixMilli(h.CommitTimestamp).UTC()
 		}
-		delete(d.Payload, "ChangeEventHeader")
 		ev.Fields = d.Payload
 	case d.Sobject != nil:
 		ev.Source = SourcePushTopic
@@ -216,6 +215,7 @@ func decodeEvent(channel string, replayID int64, d *bayeux.EventData, topicEntit
 	if err != nil {
 		return bad("%s fields: %v", ev.Entity, err)
 	}
+	delete(ev.Fields, "ChangeEventHeader") // only now: a bad event keeps its data whole
 	return ev, nil
 }
 

@@ -171,27 +171,6 @@ func TestQueryErrorIsTypedAndFinal(t *testing.T) {
 	require.Zero(t, retries(t, c))
 }
 
-func TestQuerySessionExpiresMidQuery(t *testing.T) {
-	t.Parallel()
-	f := newFakeOrg(t)
-	var served atomic.Int64
-	pagedQuery(f, 30, 10, &served)
-	c, _ := testClient(t, f, nil)
-	n := 0
-	for _, err := range c.Query(t.Context(), "SELECT Id, Serial FROM PendingServiceRouting") {
-		require.NoError(t, err)
-		n++
-		if n == 15 {
-			f.expire()
-		}
-	}
-	require.Equal(t, 30, n)
-	require.Equal(t, int64(2), f.tokens.Load())
-	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query_more", "401")))
-}
-
-// flaky mounts a handler on path that answers the given failures in turn
-// and then succeeds with ok.
 func flaky(f *fakeOrg, pattern string, failures []func(http.ResponseWriter), ok func(http.ResponseWriter, *http.Request)) *atomic.Int64 {
 	var calls atomic.Int64
 	f.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -276,29 +255,6 @@ func TestRetriesGiveUp(t *testing.T) {
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, time.Hour, ae.RetryAfter)
 	require.Equal(t, int64(1), calls2.Load())
-}
-
-func TestCreateIsNotRepeatedWhenTheOutcomeIsUnknown(t *testing.T) {
-	t.Parallel()
-	f := newFakeOrg(t)
-	calls := flaky(f, "POST /services/data/v63.0/sobjects/AgentWork/", []func(http.ResponseWriter){
-		status(503, "1", "busy"), // not applied: retried
-		status(500, "", `[{"message":"boom","errorCode":"UNKNOWN_EXCEPTION"}]`),
-	}, func(w http.ResponseWriter, _ *http.Request) {
-		w.WriteHeader(201)
-		_, _ = io.WriteString(w, `{"id":"0Bz000000000001AAA","success":true,"errors":[]}`)
-	})
-	c, _ := testClient(t, f, nil)
-	_, err := c.Create(t.Context(), "AgentWork", NewAgentWork{ServiceChannelID: "0N9", WorkItemID: "0Mw", UserID: "005"})
-	var ae *APIError
-	require.ErrorAs(t, err, &ae)
-	require.Equal(t, 500, ae.Status)
-	require.True(t, ae.Retryable, "the caller may retry after checking")
-	require.Equal(t, int64(2), calls.Load())
-
-	id, err := c.Create(t.Context(), "AgentWork", NewAgentWork{ServiceChannelID: "0N9", WorkItemID: "0Mw", UserID: "005"})
-	require.NoError(t, err)
-	require.Equal(t, "0Bz000000000001AAA", id)
 }
 
 func TestUnauthorizedRefreshesOnce(t *testing.T) {

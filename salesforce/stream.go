@@ -112,10 +112,10 @@ type BadEvent struct {
 type MissedCause int
 
 const (
-	// ReplayRefused: the server refused the channel's stored replay id (outside the retention
+	// ReplayRefused means the server refused the channel's stored replay id (outside the retention
 	// window). ReplayID is the refused id; the channel resumed per OnInvalidReplay.
 	ReplayRefused MissedCause = iota + 1
-	// NotReplayed: the channel was subscribed from where the server replays nothing published
+	// NotReplayed means the channel was subscribed from where the server replays nothing published
 	// before: from -1 (no checkpoint at start, or a session lost before any event was handled
 	// on it), or from any id when the server did not confirm the replay extension. ReplayID is
 	// where it was subscribed from.

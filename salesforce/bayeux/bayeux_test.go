@@ -115,7 +115,7 @@ func (o *org) token(ctx context.Context) (string, error) {
 		AccessToken string `json:"access_token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		return "", fmt.Errorf("token: %d %v", resp.StatusCode, err)
+		return "", fmt.Errorf("token: %d: %w", resp.StatusCode, err)
 	}
 	return tok.AccessToken, nil
 }
