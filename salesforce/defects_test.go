@@ -21,7 +21,7 @@ func TestCutRESTBodyIsRetried(t *testing.T) {
 	c, _ := o.client(t, GrantClientCredentials, nil)
 	_, err := c.Limits(t.Context()) // token first, so the cut meets the query
 	require.NoError(t, err)
-	require.NoError(t, o.emu.InjectTruncateFault(emulator.TruncateFault{Count: 1, Scope: "rest"}))
+	require.NoError(t, o.Emu.InjectTruncateFault(emulator.TruncateFault{Count: 1, Scope: "rest"}))
 	n := 0
 	for _, err := range c.Query(t.Context(), "SELECT Id FROM ServiceChannel") {
 		require.NoError(t, err)
@@ -38,9 +38,9 @@ func TestCutRESTBodyIsRetried(t *testing.T) {
 func TestStreamHandsOverBadEvents(t *testing.T) {
 	t.Parallel()
 	o, rs, _ := liveStream(t)
-	noHeader, err := o.emu.InjectMalformedEvent(psrChannel, emulator.MalformedNoHeader)
+	noHeader, err := o.Emu.InjectMalformedEvent(psrChannel, emulator.MalformedNoHeader)
 	require.NoError(t, err)
-	notObject, err := o.emu.InjectMalformedEvent(psrChannel, emulator.MalformedPayloadType)
+	notObject, err := o.Emu.InjectMalformedEvent(psrChannel, emulator.MalformedPayloadType)
 	require.NoError(t, err)
 	w := work(t, o)
 	for _, id := range []int64{noHeader, notObject} {
@@ -87,26 +87,21 @@ func TestStreamVanishedCheckpointIsReported(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, nil)
 	store := &memStore{}
-	rs := o.stream(t, func(so *StreamOptions) { so.Checkpoints = store })
-	w := work(t, o)
-	m := rs.nextCreate(t, w.PSRID)
-	require.NoError(t, rs.s.Commit(t.Context(), psrChannel, m.Event.ReplayID))
-	require.NoError(t, rs.stop())
-	o.emu.ExpireReplay()
+	committed := commitThenExpire(t, o, store)
 
 	for range 2 { // the second run is the restart after a crash before any commit
 		rs := o.stream(t, func(so *StreamOptions) { so.Checkpoints = store })
 		g := rs.next(t)
 		require.NotNil(t, g.Missed, "%+v", g)
 		require.Equal(t, ReplayRefused, g.Missed.Cause)
-		require.Equal(t, m.Event.ReplayID, g.Missed.ReplayID)
+		require.Equal(t, committed, g.Missed.ReplayID)
 		require.NoError(t, rs.stop())
 	}
 
 	// A store without this channel's checkpoint (lost, or never written): the start from -1
 	// is reported, once the subscription is live.
 	reg := prometheus.NewPedanticRegistry()
-	rs = o.stream(t, func(so *StreamOptions) {
+	rs := o.stream(t, func(so *StreamOptions) {
 		so.Checkpoints, so.StartFrom, so.Registerer = &memStore{}, ReplayLatest, reg
 	})
 	g := rs.next(t)

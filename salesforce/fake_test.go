@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+
+	"github.com/omniroute/omniroute/salesforce/internal/emutest"
 )
 
 // fakeOrg is a minimal Salesforce for unit tests that need exact control
@@ -106,11 +108,7 @@ func (l *requestLog) Waits() []time.Duration {
 	return out
 }
 
-// bubbleClient is an HTTP client a synctest bubble can use: no idle keep-alive connection is
-// left blocked on the network, which would keep the bubble's clock from moving.
-func bubbleClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-}
+func bubbleClient() *http.Client { return emutest.BubbleClient() }
 
 // testClient builds a password-grant client against f whose requests are recorded.
 func testClient(t *testing.T, f *fakeOrg, mod func(*Options)) (*Client, *requestLog) {

@@ -34,7 +34,7 @@ func TestMetricsLintAndSecrets(t *testing.T) {
 	topts.Registerer, topts.Logger = wrapped, logger
 	ts, err := NewTokenSource(topts)
 	require.NoError(t, err)
-	c, err := New(Options{Tokens: ts, HTTPClient: o.srv.Client(), Registerer: wrapped, Logger: logger, MaxRetries: 1})
+	c, err := New(Options{Tokens: ts, HTTPClient: o.Srv.Client(), Registerer: wrapped, Logger: logger, MaxRetries: 1})
 	require.NoError(t, err)
 	// A second client on the same registry is an error at start-up, not a silent merge.
 	_, err = New(Options{Tokens: ts, Registerer: wrapped})
@@ -50,13 +50,13 @@ func TestMetricsLintAndSecrets(t *testing.T) {
 	for _, err := range c.Query(t.Context(), "SELECT Id FROM Nonsense") {
 		errs = append(errs, err)
 	}
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 5, RetryAfterSeconds: 1, Scope: "rest"}))
+	require.NoError(t, o.Emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 5, RetryAfterSeconds: 1, Scope: "rest"}))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	_, err = c.Limits(ctx)
 	cancel()
 	errs = append(errs, err)
-	o.emu.ClearFaults()
-	o.emu.ExpireSessions()
+	o.Emu.ClearFaults()
+	o.Emu.ExpireSessions()
 	_, err = c.Limits(t.Context())
 	require.NoError(t, err)
 
@@ -68,7 +68,7 @@ func TestMetricsLintAndSecrets(t *testing.T) {
 	errs = append(errs, err)
 
 	s, err := NewStream(StreamOptions{
-		Tokens: ts, HTTPClient: o.srv.Client(), Channels: []string{psrChannel}, StartFrom: ReplayAll,
+		Tokens: ts, HTTPClient: o.Srv.Client(), Channels: []string{psrChannel}, StartFrom: ReplayAll,
 		Registerer: wrapped, Logger: logger,
 	})
 	require.NoError(t, err)

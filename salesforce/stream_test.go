@@ -2,10 +2,8 @@ package salesforce
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"maps"
-	"net/http"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -131,29 +129,7 @@ func (r *runningStream) nextCreate(t *testing.T, psrID string) Message {
 	}
 }
 
-// control calls the emulator's control API over HTTP and decodes the answer into out (if not
-// nil). Tests in a synctest bubble drive the emulator only this way, so that it acts from its
-// own goroutines, never from the bubble's (whose timers and channels run on fake time).
-func (o *org) control(t testing.TB, path, body string, out any) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, o.srv.URL+"/emulator/v1/"+path, strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+o.emu.ControlToken())
-	resp, err := bubbleClient().Do(req)
-	require.NoError(t, err)
-	defer func() { _ = resp.Body.Close() }()
-	require.Less(t, resp.StatusCode, 300, path)
-	if out != nil {
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
-	}
-}
-
-func work(t testing.TB, o *org) emulator.WorkResult {
-	t.Helper()
-	var w emulator.WorkResult
-	o.control(t, "work", `{"channel":"Case","queue":"Support_EN","subject":"s"}`, &w)
-	return w
-}
+func work(t testing.TB, o *org) emulator.WorkResult { return o.Work(t) }
 
 // liveStream returns an emulator and a stream on it (metrics on a
 // registry) that has delivered a first event, w1: it is subscribed and
@@ -218,7 +194,7 @@ func TestStreamSessionExpiryMidLongPoll(t *testing.T) {
 	t.Parallel()
 	o, rs, _ := liveStream(t)
 	require.Equal(t, 1, o.tokenRequests())
-	o.emu.ExpireSessions()
+	o.Emu.ExpireSessions()
 	w2 := work(t, o)
 	rs.nextCreate(t, w2.PSRID)
 	require.Equal(t, 2, o.tokenRequests())
@@ -230,7 +206,7 @@ func TestStreamSessionExpiryMidLongPoll(t *testing.T) {
 func TestStreamAllClientsDropped(t *testing.T) {
 	t.Parallel()
 	o, rs, _ := liveStream(t)
-	o.emu.DropStreamingClients()
+	o.Emu.DropStreamingClients()
 	w2 := work(t, o) // published while the client is unknown
 	m := rs.nextCreate(t, w2.PSRID)
 	require.NotNil(t, m.Event)
@@ -260,8 +236,8 @@ func TestStreamResubscribedFromLatestReportsMissed(t *testing.T) {
 
 		// 403::Unknown client or a 503: the session is lost, and the stream waits on the limit
 		// schedule.
-		o.control(t, "faults/http", `{"status":503,"count":1,"retryAfterSeconds":1,"scope":"cometd"}`, nil)
-		o.control(t, "streaming/drop-clients", "", nil)
+		o.Control(t, "faults/http", `{"status":503,"count":1,"retryAfterSeconds":1,"scope":"cometd"}`, nil)
+		o.Control(t, "streaming/drop-clients", "", nil)
 		// The 503 meets the next connect or handshake; either way the session is gone.
 		for testutil.ToFloat64(rs.s.metrics.requests.WithLabelValues("handshake", "503"))+
 			testutil.ToFloat64(rs.s.metrics.requests.WithLabelValues("connect", "503")) < 1 {
@@ -292,18 +268,25 @@ func TestStreamResubscribedFromLatestReportsMissed(t *testing.T) {
 
 // Replay ids expired: the stored id is refused, the handler gets a Gap
 // naming it, the checkpoint is dropped, and new events still flow.
+// commitThenExpire runs a stream on store until it has committed one event, stops it, and
+// expires every retained event: the committed replay id, which it returns, is now refused.
+func commitThenExpire(t *testing.T, o *org, store CheckpointStore) int64 {
+	t.Helper()
+	rs := o.stream(t, func(so *StreamOptions) { so.Checkpoints = store })
+	w := work(t, o)
+	m := rs.nextCreate(t, w.PSRID)
+	require.NoError(t, rs.s.Commit(t.Context(), psrChannel, m.Event.ReplayID))
+	require.NoError(t, rs.stop())
+	o.Emu.ExpireReplay()
+	return m.Event.ReplayID
+}
+
 func TestStreamReplayExpired(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, nil)
 	store := &memStore{}
 	reg := prometheus.NewPedanticRegistry()
-	rs := o.stream(t, func(so *StreamOptions) { so.Checkpoints = store })
-	w1 := work(t, o)
-	m := rs.nextCreate(t, w1.PSRID)
-	require.NoError(t, rs.s.Commit(t.Context(), psrChannel, m.Event.ReplayID))
-	require.NoError(t, rs.stop())
-
-	o.emu.ExpireReplay()
+	committed := commitThenExpire(t, o, store)
 	rs2 := o.stream(t, func(so *StreamOptions) {
 		so.Checkpoints, so.Registerer, so.OnInvalidReplay = store, reg, bayeux.ResubscribeAll
 	})
@@ -311,14 +294,14 @@ func TestStreamReplayExpired(t *testing.T) {
 	require.NotNil(t, g.Missed, "%+v", g)
 	require.Equal(t, psrChannel, g.Missed.Channel)
 	require.Equal(t, ReplayRefused, g.Missed.Cause)
-	require.Equal(t, m.Event.ReplayID, g.Missed.ReplayID)
+	require.Equal(t, committed, g.Missed.ReplayID)
 	require.Equal(t, ReplayAll, g.Missed.ResumeFrom)
 	require.Contains(t, g.Missed.Reason, "replayId")
 	require.Equal(t, 1.0, testutil.ToFloat64(rs2.s.metrics.missed.WithLabelValues(psrChannel, "replay_refused")))
 	// The refused id stays stored until the next commit, so a crash now meets it again.
 	stored, err := store.Load(t.Context())
 	require.NoError(t, err)
-	require.Equal(t, map[string]int64{psrChannel: m.Event.ReplayID}, stored)
+	require.Equal(t, map[string]int64{psrChannel: committed}, stored)
 	w2 := work(t, o)
 	m2 := rs2.nextCreate(t, w2.PSRID)
 	require.NoError(t, rs2.s.Commit(t.Context(), psrChannel, m2.Event.ReplayID))
@@ -331,8 +314,8 @@ func TestStreamReplayExpired(t *testing.T) {
 func TestStreamGapEvents(t *testing.T) {
 	t.Parallel()
 	o, rs, w1 := liveStream(t)
-	require.NoError(t, o.emu.InjectGap(emulator.GapRequest{Entity: "PendingServiceRouting", ChangeType: "GAP_UPDATE", RecordIDs: []string{w1.PSRID}}))
-	require.NoError(t, o.emu.InjectGap(emulator.GapRequest{Entity: "PendingServiceRouting", ChangeType: "GAP_OVERFLOW"}))
+	require.NoError(t, o.Emu.InjectGap(emulator.GapRequest{Entity: "PendingServiceRouting", ChangeType: "GAP_UPDATE", RecordIDs: []string{w1.PSRID}}))
+	require.NoError(t, o.Emu.InjectGap(emulator.GapRequest{Entity: "PendingServiceRouting", ChangeType: "GAP_OVERFLOW"}))
 	m := rs.next(t)
 	require.Equal(t, ChangeGapUpdate, m.Event.ChangeType)
 	require.True(t, m.Event.ChangeType.IsGapEvent())
@@ -379,10 +362,10 @@ func TestStreamCometDFaultBursts(t *testing.T) {
 		rs.wait = time.Hour
 		w1 := work(t, o)
 		rs.nextCreate(t, w1.PSRID)
-		o.control(t, "faults/http", `{"status":503,"count":3,"retryAfterSeconds":1,"scope":"cometd"}`, nil)
-		o.control(t, "faults/http", `{"status":429,"count":1,"retryAfterSeconds":100,"scope":"cometd"}`, nil)
-		o.control(t, "faults/http", `{"status":500,"count":2,"scope":"cometd"}`, nil)
-		o.control(t, "streaming/drop-clients", "", nil) // end the held poll so the next requests meet the faults
+		o.Control(t, "faults/http", `{"status":503,"count":3,"retryAfterSeconds":1,"scope":"cometd"}`, nil)
+		o.Control(t, "faults/http", `{"status":429,"count":1,"retryAfterSeconds":100,"scope":"cometd"}`, nil)
+		o.Control(t, "faults/http", `{"status":500,"count":2,"scope":"cometd"}`, nil)
+		o.Control(t, "streaming/drop-clients", "", nil) // end the held poll so the next requests meet the faults
 		start := time.Now()
 		w2, w3 := work(t, o), work(t, o)
 		rs.nextCreate(t, w2.PSRID)
@@ -435,7 +418,7 @@ func TestStreamRefusedGrantIsFatal(t *testing.T) {
 	opts.Password = "wrong"
 	ts, err := NewTokenSource(opts)
 	require.NoError(t, err)
-	s, err := NewStream(StreamOptions{Tokens: ts, HTTPClient: o.srv.Client(), Channels: []string{psrChannel}})
+	s, err := NewStream(StreamOptions{Tokens: ts, HTTPClient: o.Srv.Client(), Channels: []string{psrChannel}})
 	require.NoError(t, err)
 	err = s.Run(t.Context(), func(context.Context, Message) error { return nil })
 	var te *TokenError

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/omniroute/omniroute/salesforce/emulator"
+	"github.com/omniroute/omniroute/salesforce/internal/emutest"
 )
 
 // The tests drive the client against the org emulator (Salesforce's shapes and faults) over
@@ -67,41 +67,20 @@ func count(list []string, s string) int {
 	return n
 }
 
-// org is the emulator on loopback. Tests in a synctest bubble drive it only through its
-// control API over HTTP, so that it acts from its own goroutines, never from the bubble's.
-type org struct {
-	emu *emulator.Emulator
-	srv *httptest.Server
-}
+// org is the emulator on loopback, its AdviceTimeout short.
+type org struct{ *emutest.Org }
 
 func newOrg(t *testing.T) *org {
-	t.Helper()
-	emu, err := emulator.New(emulator.Options{Seed: emulator.DemoSeed(), RandSeed: 7, AdviceTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	srv := httptest.NewServer(emu)
-	t.Cleanup(func() {
-		srv.Close()
-		emu.Close()
-	})
-	return &org{emu: emu, srv: srv}
+	return &org{emutest.New(t, func(o *emulator.Options) { o.RandSeed, o.AdviceTimeout = 7, 5*time.Second })}
 }
 
-func (o *org) control(t *testing.T, path, body string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, o.srv.URL+"/emulator/v1/"+path, strings.NewReader(body))
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+o.emu.ControlToken())
-	resp, err := bubbleClient().Do(req)
-	require.NoError(t, err)
-	_ = resp.Body.Close()
-	require.Less(t, resp.StatusCode, 300, path)
-}
+func (o *org) control(t *testing.T, path, body string) { o.Control(t, path, body, nil) }
 
 // token gets an access token from the emulator's OAuth endpoint (a token the emulator made
 // from a bubble's goroutine would carry the bubble's fake time, and be long expired).
 func (o *org) token(ctx context.Context) (string, error) {
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {emulator.DemoClientID}, "client_secret": {emulator.DemoClientSecret}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.srv.URL+"/services/oauth2/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.Srv.URL+"/services/oauth2/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", err
 	}
@@ -120,17 +99,9 @@ func (o *org) token(ctx context.Context) (string, error) {
 	return tok.AccessToken, nil
 }
 
-// work creates a work item; its PSR CREATE is published on psr.
-func (o *org) work(t *testing.T) {
-	t.Helper()
-	o.control(t, "work", `{"channel":"Case","queue":"Support_EN","subject":"s"}`)
-}
+func (o *org) work(t *testing.T) { o.Work(t) }
 
-// bubbleClient leaves no idle keep-alive connection blocked on the network, which would keep
-// a synctest bubble's clock from moving.
-func bubbleClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-}
+func bubbleClient() *http.Client { return emutest.BubbleClient() }
 
 type tWriter struct{ t *testing.T }
 
@@ -158,7 +129,7 @@ func newHarness(t *testing.T, o *org, mod func(*Options)) *harness {
 	t.Helper()
 	h := &harness{t: t, obs: &recorder{}, unauth: make(chan struct{}, 16), ds: make(chan Delivery, 256), wait: 20 * time.Second}
 	opts := Options{
-		Endpoint:   func(context.Context) (string, error) { return o.srv.URL + "/cometd/63.0", nil },
+		Endpoint:   func(context.Context) (string, error) { return o.Srv.URL + "/cometd/63.0", nil },
 		HTTPClient: bubbleClient(),
 		Authorize: func(ctx context.Context, req *http.Request) error {
 			h.mu.Lock()
@@ -206,6 +177,15 @@ func (h *harness) start(subs ...Subscription) {
 		})
 	}()
 	h.t.Cleanup(func() { _ = h.stop() })
+}
+
+// running starts a default harness on a new org, subscribed to psr from -2.
+func running(t *testing.T) (*org, *harness) {
+	t.Helper()
+	o := newOrg(t)
+	h := newHarness(t, o, nil)
+	h.start(Subscription{psr, ReplayAll})
+	return o, h
 }
 
 func (h *harness) stop() error {
@@ -299,12 +279,10 @@ func TestCookieJarPerClient(t *testing.T) {
 // meanwhile still arrives.
 func TestUnknownClientRehandshakesAndResumes(t *testing.T) {
 	t.Parallel()
-	o := newOrg(t)
-	h := newHarness(t, o, nil)
-	h.start(Subscription{psr, ReplayAll})
+	o, h := running(t)
 	o.work(t)
 	first := h.nextEvent()
-	o.emu.DropStreamingClients()
+	o.Emu.DropStreamingClients()
 	o.work(t)
 	second := h.nextEvent()
 	require.Greater(t, second.ReplayID, first.ReplayID)
@@ -321,12 +299,10 @@ func TestUnknownClientRehandshakesAndResumes(t *testing.T) {
 // 401::Authentication invalid: the caller drops its token, and the client handshakes again.
 func TestAuthenticationInvalidCallsUnauthorized(t *testing.T) {
 	t.Parallel()
-	o := newOrg(t)
-	h := newHarness(t, o, nil)
-	h.start(Subscription{psr, ReplayAll})
+	o, h := running(t)
 	o.work(t)
 	h.nextEvent()
-	o.emu.ExpireSessions()
+	o.Emu.ExpireSessions()
 	select {
 	case <-h.unauth:
 	case <-time.After(20 * time.Second):
@@ -344,7 +320,7 @@ func TestReplayRefusedResubscribesByPolicy(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t)
 	o.work(t)
-	o.emu.ExpireReplay()
+	o.Emu.ExpireReplay()
 	h := newHarness(t, o, func(opts *Options) { opts.OnInvalidReplay = ResubscribeAll })
 	h.start(Subscription{psr, 1})
 	d := h.next()
@@ -363,12 +339,10 @@ func TestReplayRefusedResubscribesByPolicy(t *testing.T) {
 // failed connect ends the session, and the new one resumes from the last handled replay id.
 func TestCutConnectBodyResumesFromLastHandled(t *testing.T) {
 	t.Parallel()
-	o := newOrg(t)
-	h := newHarness(t, o, nil)
-	h.start(Subscription{psr, ReplayAll})
+	o, h := running(t)
 	o.work(t)
 	first := h.nextEvent()
-	require.NoError(t, o.emu.InjectTruncateFault(emulator.TruncateFault{Count: 1, Scope: "cometd"}))
+	require.NoError(t, o.Emu.InjectTruncateFault(emulator.TruncateFault{Count: 1, Scope: "cometd"}))
 	o.work(t) // delivered in the connect whose body is cut
 	second := h.nextEvent()
 	require.Greater(t, second.ReplayID, first.ReplayID)
@@ -385,11 +359,11 @@ func TestLive(t *testing.T) {
 	require.False(t, h.c.Live())
 	h.start(Subscription{psr, ReplayAll})
 	require.Eventually(t, h.c.Live, 10*time.Second, time.Millisecond)
-	require.NoError(t, o.emu.SetLatency(emulator.LatencyFault{MS: 3000, Scope: "cometd"}))
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "cometd"}))
-	o.emu.DropStreamingClients()
+	require.NoError(t, o.Emu.SetLatency(emulator.LatencyFault{MS: 3000, Scope: "cometd"}))
+	require.NoError(t, o.Emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "cometd"}))
+	o.Emu.DropStreamingClients()
 	require.Eventually(t, func() bool { return !h.c.Live() }, 20*time.Second, time.Millisecond, "not live while the session is lost")
-	require.NoError(t, o.emu.SetLatency(emulator.LatencyFault{MS: 0, Scope: "cometd"}))
+	require.NoError(t, o.Emu.SetLatency(emulator.LatencyFault{MS: 0, Scope: "cometd"}))
 	require.Eventually(t, h.c.Live, 30*time.Second, time.Millisecond, "live again once resubscribed")
 	require.NoError(t, h.stop())
 	require.False(t, h.c.Live())
@@ -399,11 +373,9 @@ func TestLive(t *testing.T) {
 // caller's deadline. Shutdown follows the caller's.
 func TestShutdownFollowsTheCallersDeadline(t *testing.T) {
 	t.Parallel()
-	o := newOrg(t)
-	h := newHarness(t, o, nil)
-	h.start(Subscription{psr, ReplayAll})
+	o, h := running(t)
 	require.Eventually(t, h.c.Live, 10*time.Second, time.Millisecond)
-	require.NoError(t, o.emu.SetLatency(emulator.LatencyFault{MS: 4000, Scope: "cometd"}))
+	require.NoError(t, o.Emu.SetLatency(emulator.LatencyFault{MS: 4000, Scope: "cometd"}))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -427,7 +399,7 @@ func TestShutdownFollowsTheCallersDeadline(t *testing.T) {
 func TestHTTPClientUsedWhole(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t)
-	require.NoError(t, o.emu.SetLatency(emulator.LatencyFault{MS: 2000, Scope: "cometd"}))
+	require.NoError(t, o.Emu.SetLatency(emulator.LatencyFault{MS: 2000, Scope: "cometd"}))
 	h := newHarness(t, o, func(opts *Options) {
 		opts.HTTPClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 200 * time.Millisecond}
 	})
@@ -443,12 +415,10 @@ func TestHTTPClientUsedWhole(t *testing.T) {
 // its replay id when it can be read, and the events around it arrive in order.
 func TestBadEventIsHandedOver(t *testing.T) {
 	t.Parallel()
-	o := newOrg(t)
-	h := newHarness(t, o, nil)
-	h.start(Subscription{psr, ReplayAll})
+	o, h := running(t)
 	o.work(t)
 	first := h.nextEvent()
-	id, err := o.emu.InjectMalformedEvent(psr, emulator.MalformedPayloadType)
+	id, err := o.Emu.InjectMalformedEvent(psr, emulator.MalformedPayloadType)
 	require.NoError(t, err)
 	o.work(t)
 	bad := h.next()
