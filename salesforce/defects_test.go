@@ -1,6 +1,8 @@
 package salesforce
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,4 +110,21 @@ func TestStreamVanishedCheckpointIsReported(t *testing.T) {
 	require.Equal(t, &Missed{Channel: psrChannel, Cause: NotReplayed, ReplayID: ReplayLatest, ResumeFrom: ReplayLatest}, g.Missed)
 	require.True(t, rs.s.Live())
 	require.Equal(t, 1.0, testutil.ToFloat64(rs.s.metrics.missed.WithLabelValues(psrChannel, "not_replayed")))
+}
+
+// failingStore is a CheckpointStore whose Save always fails.
+type failingStore struct{ memStore }
+
+func (f *failingStore) Save(context.Context, map[string]int64) error { return errors.New("disk full") }
+
+// A failed save leaves the committed position where it was.
+func TestStreamCommitFailureKeepsPosition(t *testing.T) {
+	t.Parallel()
+	o := newOrg(t, nil)
+	rs := o.stream(t, func(so *StreamOptions) { so.Checkpoints = &failingStore{} })
+	w := work(t, o)
+	m := rs.nextCreate(t, w.PSRID)
+	require.ErrorContains(t, rs.s.Commit(t.Context(), psrChannel, m.Event.ReplayID), "disk full")
+	require.Empty(t, rs.s.Committed())
+	require.Error(t, rs.s.Commit(t.Context(), "/data/Other", 1), "not a channel of the stream")
 }
