@@ -531,3 +531,57 @@ func TestKindString(t *testing.T) {
 	}
 	require.Equal(t, "bayeux connect: http status 503", fmt.Sprint(&HTTPError{Op: "connect", Status: 503}))
 }
+
+// The org's daily event delivery allocation used up: every /meta/connect gets "403::Organization
+// total events daily limit exceeded" with a server-sent /meta/disconnect. The client stays away
+// for minutes (the limit schedule), then handshakes again and resumes from the last handled
+// replay id once the allocation is back.
+func TestDailyLimitWaitsMinutesThenResumes(t *testing.T) {
+	t.Parallel()
+	o := newOrg(t)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, o, nil)
+		h.wait = time.Hour
+		h.start(Subscription{psr, ReplayAll})
+		o.work(t)
+		first := h.nextEvent()
+		o.control(t, "streaming/faults", `{"kind":"daily-limit"}`)
+		o.work(t) // held until the allocation is back
+		for {
+			requests, _, _ := h.obs.snapshot()
+			if count(requests, "connect 403") > 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		refused := time.Now()
+		require.False(t, h.c.Live())
+		o.control(t, "streaming/limits/reset", "")
+		second := h.nextEvent()
+		require.Greater(t, second.ReplayID, first.ReplayID)
+		require.GreaterOrEqual(t, time.Since(refused), 15*time.Second, "a limit is waited out for minutes, not retried at once")
+		requests, _, _ := h.obs.snapshot()
+		require.Equal(t, 1, count(requests, "connect 403"), "one refusal, then minutes away: %v", requests)
+		require.NoError(t, h.stop())
+	})
+}
+
+// Too many CometD clients in the org: the handshake is refused with "403::Organization
+// concurrent user limit exceeded" in ext.sfdc.failureReason, and retried on the limit schedule.
+func TestConcurrentClientLimitAtHandshake(t *testing.T) {
+	t.Parallel()
+	o := newOrg(t)
+	synctest.Test(t, func(t *testing.T) {
+		o.control(t, "streaming/faults", `{"kind":"concurrent-clients","count":2}`)
+		h := newHarness(t, o, nil)
+		h.wait = time.Hour
+		start := time.Now()
+		h.start(Subscription{psr, ReplayAll})
+		o.work(t)
+		h.nextEvent()
+		requests, _, _ := h.obs.snapshot()
+		require.Equal(t, 2, count(requests, "handshake 403"), "%v", requests)
+		require.GreaterOrEqual(t, time.Since(start), time.Minute, "two waits on the limit schedule")
+		require.NoError(t, h.stop())
+	})
+}

@@ -530,10 +530,17 @@ func (s *session) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r := reply(resp, m.ID, chConnect, "")
 	if s.clientID == "" { // the server disconnected us in this response
+		if r != nil && !r.Successful {
+			// A limit (the daily delivery allocation) comes with a disconnect: wait it out.
+			if e, class := s.refusal("connect", "", r, d); class == classLimit {
+				s.c.log.Warn("connect refused", "err", e)
+				return s.limited(ctx, 0)
+			}
+		}
 		return s.penalty(ctx, true)
 	}
-	r := reply(resp, m.ID, chConnect, "")
 	if r == nil {
 		s.c.obs.Request("connect", "transport", d)
 		s.c.log.Warn("request failed", "op", "connect", "err", fmt.Errorf("%w: no connect reply", errMalformed))
