@@ -585,3 +585,27 @@ func TestConcurrentClientLimitAtHandshake(t *testing.T) {
 		require.NoError(t, h.stop())
 	})
 }
+
+// "503::Server is too busy" on a /meta/connect ends the session with advice reconnect none: at
+// a limit that is not fatal, the client waits on the limit schedule and starts over.
+func TestTooBusyConnectIsNotFatal(t *testing.T) {
+	t.Parallel()
+	o := newOrg(t)
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, o, nil)
+		h.wait = time.Hour
+		h.start(Subscription{psr, ReplayAll})
+		o.work(t)
+		first := h.nextEvent()
+		o.control(t, "streaming/faults", `{"kind":"too-busy","op":"connect","count":1}`)
+		o.control(t, "streaming/drop-clients", "") // end the held connect; the next session's connect is refused
+		start := time.Now()
+		o.work(t)
+		second := h.nextEvent()
+		require.Greater(t, second.ReplayID, first.ReplayID)
+		requests, _, _ := h.obs.snapshot()
+		require.Equal(t, 1, count(requests, "connect 503"), "%v", requests)
+		require.GreaterOrEqual(t, time.Since(start), 15*time.Second)
+		require.NoError(t, h.stop())
+	})
+}
