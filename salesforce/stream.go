@@ -176,9 +176,12 @@ type Stream struct {
 	log     *slog.Logger
 	lastTok atomic.Pointer[Token]
 
-	mu        sync.Mutex       // guards committed and delivered, and serialises Save
+	mu        sync.Mutex       // guards committed, delivered and refused, and serialises Save
 	committed map[string]int64 // the last committed replay id per channel
 	delivered map[string]int64 // the highest replay id handed to the handler per channel
+	// refused holds the channels whose committed id the server refused: it stays stored (a
+	// crash meets the refusal again) until the channel's next commit, which may be any id.
+	refused map[string]bool
 }
 
 // NewStream checks opts and returns a Stream. It makes no request.
@@ -272,7 +275,7 @@ func (s *Stream) Run(ctx context.Context, h StreamHandler) error {
 		}
 	}
 	s.mu.Lock()
-	s.committed, s.delivered = maps.Clone(stored), map[string]int64{}
+	s.committed, s.delivered, s.refused = maps.Clone(stored), map[string]int64{}, map[string]bool{}
 	s.mu.Unlock()
 	subs := make([]bayeux.Subscription, 0, len(s.opts.Channels))
 	for _, ch := range s.opts.Channels {
@@ -308,10 +311,11 @@ func (s *Stream) message(d bayeux.Delivery) Message {
 			if re, ok := errors.AsType[*bayeux.ReplayError](d.Err); ok {
 				mi.Reason = re.Message
 			}
-			// The refused id stays in the store until the next commit, so a crash before one
-			// meets the refusal (and this report) again; in memory, any next commit is accepted.
+			// The refused id stays in the store, whatever other channels commit, until this
+			// channel's next commit, so a crash before one meets the refusal (and this report)
+			// again; that next commit may be any delivered id.
 			s.mu.Lock()
-			delete(s.committed, d.Channel)
+			s.refused[d.Channel] = true
 			s.mu.Unlock()
 		}
 		s.metrics.missed.WithLabelValues(d.Channel, mi.Cause.String()).Inc()
@@ -348,7 +352,7 @@ func (s *Stream) Commit(ctx context.Context, channel string, replayID int64) err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if prev, ok := s.committed[channel]; ok && replayID <= prev {
+	if prev, ok := s.committed[channel]; ok && replayID <= prev && !s.refused[channel] {
 		return nil
 	}
 	if replayID > s.delivered[channel] {
@@ -365,6 +369,7 @@ func (s *Stream) Commit(ctx context.Context, channel string, replayID int64) err
 		}
 	}
 	s.committed = next
+	delete(s.refused, channel)
 	s.metrics.state.mark(s.metrics.state.lastCommit, channel)
 	return nil
 }
