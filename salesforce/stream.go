@@ -386,7 +386,8 @@ func (s *Stream) Committed() map[string]int64 {
 func (s *Stream) Live() bool { return s.bc.Live() }
 
 // Shutdown ends Run: it stops the long poll and sends /meta/disconnect within ctx's deadline,
-// then returns once Run has returned (or ctx's error if ctx ends first).
+// then returns once Run has returned (or ctx's error if ctx ends first). It is final: a Run
+// called after it returns nil at once.
 func (s *Stream) Shutdown(ctx context.Context) error { return s.bc.Shutdown(ctx) }
 
 // streamObserver feeds the bayeux client's hooks into the stream metrics.

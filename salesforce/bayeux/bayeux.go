@@ -211,7 +211,8 @@ type Handler func(ctx context.Context, d Delivery) error
 //  5. when ctx ends, return at once; Shutdown instead sends /meta/disconnect within the
 //     caller's deadline first.
 //
-// A Client may run again after Run returned, but only one Run at a time.
+// A Client may run again after Run returned, but only one Run at a time, and not after
+// Shutdown: Shutdown is final.
 type Client struct {
 	opts       Options
 	http       *http.Client
@@ -228,6 +229,7 @@ type Client struct {
 	stop   context.CancelFunc // ends the running Run
 	done   chan struct{}      // closed when the running Run returns
 	bye    context.Context    // Shutdown's context, for /meta/disconnect
+	closed bool               // Shutdown was called: Run returns at once
 }
 
 // New returns a Client with its own cookie jar.
@@ -319,6 +321,10 @@ func (c *Client) Run(ctx context.Context, subs []Subscription, h Handler) error 
 	done := make(chan struct{})
 	defer close(done)
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
 	c.resume = make(map[string]int64, len(subs))
 	for _, s := range subs {
 		c.resume[s.Channel] = s.ReplayID
@@ -344,9 +350,11 @@ func (c *Client) Run(ctx context.Context, subs []Subscription, h Handler) error 
 
 // Shutdown ends a running Run: it stops the long poll, sends /meta/disconnect within ctx's
 // deadline (and RequestTimeout), and returns once Run has returned, or ctx's error when ctx
-// ends first. Without a running Run it does nothing.
+// ends first. It is final: a Run called after it (even one whose goroutine had not reached
+// Run yet) returns nil at once.
 func (c *Client) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
+	c.closed = true
 	stop, done := c.stop, c.done
 	if stop != nil {
 		c.bye = ctx
