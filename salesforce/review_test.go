@@ -68,3 +68,24 @@ func TestReviewRefusedCheckpointSurvivesOtherChannelsCommit(t *testing.T) {
 	require.NotNil(t, g.Missed, "the PSR channel restarted with no report: %+v", g)
 	require.Equal(t, ReplayRefused, g.Missed.Cause)
 }
+
+// Commit took any id below the delivered ones, 0 and the special -1 and -2 included: with no
+// commit yet on the channel, committing a bad event's unknown id (0) or -2 stored it, and a
+// restart subscribed from there (from -2, with no Missed). Only a real replay id (> 0) commits:
+// 0 (Message.ReplayID of a message without one) changes nothing, -1 and -2 are refused.
+func TestReviewCommitRefusesSpecialIDs(t *testing.T) {
+	t.Parallel()
+	o := newOrg(t, nil)
+	store := &memStore{}
+	rs := o.stream(t, func(so *StreamOptions) { so.Checkpoints = store })
+	w := work(t, o)
+	rs.nextCreate(t, w.PSRID)
+	require.NoError(t, rs.s.Commit(t.Context(), psrChannel, 0))
+	for _, id := range []int64{ReplayLatest, ReplayAll} {
+		require.Error(t, rs.s.Commit(t.Context(), psrChannel, id), "id %d", id)
+	}
+	require.Empty(t, rs.s.Committed())
+	stored, err := store.Load(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, stored)
+}

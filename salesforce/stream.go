@@ -342,13 +342,20 @@ func (s *Stream) message(d bayeux.Delivery) Message {
 // from another goroutine.
 //
 // Commits are monotonic per channel: an id at or below the channel's last commit changes
-// nothing, and an id not yet delivered is refused. Committing an id means every message
+// nothing, and an id not yet delivered is refused. So is a negative id; 0 (the ReplayID of a
+// message without one) changes nothing. Committing an id means every message
 // delivered before it on that channel is handled too, so a handler that queues work must
 // commit in delivery order: commit an id only once it and every message before it on the
 // channel are done (for example from the one goroutine that applies them in order).
 func (s *Stream) Commit(ctx context.Context, channel string, replayID int64) error {
 	if !slices.Contains(s.opts.Channels, channel) {
 		return fmt.Errorf("commit replay id on %s: not a channel of this stream", channel)
+	}
+	switch {
+	case replayID == 0:
+		return nil // a message without a replay id: nothing to commit
+	case replayID < 0:
+		return fmt.Errorf("commit replay id %d on %s: not an event's replay id", replayID, channel)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
