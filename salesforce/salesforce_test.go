@@ -424,7 +424,7 @@ func TestRequestTimeoutRetriesReads(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, `{"DailyApiRequests":{"Max":1,"Remaining":1}}`)
 	})
-	c, _ := testClient(t, f, func(o *Options) { o.RequestTimeout = 50 * time.Millisecond })
+	c, _ := testClient(t, f, func(o *Options) { o.RequestTimeout = 500 * time.Millisecond })
 	_, err := c.Limits(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, int64(2), calls.Load())
