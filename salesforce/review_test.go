@@ -1,9 +1,13 @@
 package salesforce
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/omniroute/omniroute/salesforce/emulator"
 )
 
 // Defects the second review of issue 9 found, each with the test that failed before its fix.
@@ -88,4 +92,41 @@ func TestReviewCommitRefusesSpecialIDs(t *testing.T) {
 	stored, err := store.Load(t.Context())
 	require.NoError(t, err)
 	require.Empty(t, stored)
+}
+
+// Shutdown returned at once while Run was still getting its first token (or loading the
+// checkpoints): the bayeux client was not running yet, so nothing stopped Run, which went on for
+// as long as the token endpoint took (up to a minute) and then ran until its context ended. The
+// daemon's run group waited on it past its shutdown deadline. Shutdown stops Run in every phase
+// and returns once Run has.
+func TestReviewShutdownWhileGettingTheFirstToken(t *testing.T) {
+	t.Parallel()
+	o := newOrg(t, nil)
+	require.NoError(t, o.Emu.SetLatency(emulator.LatencyFault{MS: 5000, Scope: "token"}))
+	topts := o.tokenOptions(t, GrantClientCredentials)
+	topts.HTTPClient = bubbleClient()
+	ts, err := NewTokenSource(topts)
+	require.NoError(t, err)
+	s, err := NewStream(StreamOptions{Tokens: ts, HTTPClient: bubbleClient(), Channels: []string{psrChannel}, Logger: testLogger(t)})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background(), func(context.Context, Message) error { return nil }) }()
+	time.Sleep(200 * time.Millisecond) // Run is waiting for the token, which takes 5 s
+	require.Zero(t, o.tokenRequests(), "the token request is still in flight")
+	// The shared token fetch runs to its own end (goleak checks it is gone).
+	t.Cleanup(func() {
+		require.Eventually(t, func() bool { return o.tokenRequests() > 0 }, 20*time.Second, 10*time.Millisecond)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	shutErr := s.Shutdown(ctx)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return after Shutdown")
+	}
+	require.NoError(t, shutErr)
+	require.Less(t, time.Since(start), time.Second)
 }

@@ -182,6 +182,11 @@ type Stream struct {
 	// refused holds the channels whose committed id the server refused: it stays stored (a
 	// crash meets the refusal again) until the channel's next commit, which may be any id.
 	refused map[string]bool
+
+	runMu  sync.Mutex
+	stop   context.CancelFunc // ends the running Run's start (token, checkpoints)
+	done   chan struct{}      // closed when the running Run returns
+	closed bool               // Shutdown was called
 }
 
 // NewStream checks opts and returns a Stream. It makes no request.
@@ -259,6 +264,31 @@ func (s *Stream) Run(ctx context.Context, h StreamHandler) error {
 	if h == nil {
 		return errors.New("run stream: nil handler")
 	}
+	s.runMu.Lock()
+	if s.closed {
+		s.runMu.Unlock()
+		return nil
+	}
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	defer close(done)
+	s.stop, s.done = stop, done
+	s.runMu.Unlock()
+	err := s.run(ctx, h)
+	if err != nil && ctx.Err() != nil && s.isClosed() {
+		return nil // Shutdown during the start
+	}
+	return err
+}
+
+func (s *Stream) isClosed() bool {
+	s.runMu.Lock()
+	defer s.runMu.Unlock()
+	return s.closed
+}
+
+func (s *Stream) run(ctx context.Context, h StreamHandler) error {
 	// A grant the authorization server refuses (wrong key, user, secret) will not heal by
 	// retrying: fail now rather than back off forever. Later token failures are retried.
 	if _, err := s.opts.Tokens.Token(ctx); err != nil {
@@ -395,7 +425,23 @@ func (s *Stream) Live() bool { return s.bc.Live() }
 // Shutdown ends Run: it stops the long poll and sends /meta/disconnect within ctx's deadline,
 // then returns once Run has returned (or ctx's error if ctx ends first). It is final: a Run
 // called after it returns nil at once.
-func (s *Stream) Shutdown(ctx context.Context) error { return s.bc.Shutdown(ctx) }
+func (s *Stream) Shutdown(ctx context.Context) error {
+	s.runMu.Lock()
+	s.closed = true
+	stop, done := s.stop, s.done
+	s.runMu.Unlock()
+	err := s.bc.Shutdown(ctx) // sends /meta/disconnect if the bayeux client runs
+	if stop == nil {
+		return err
+	}
+	stop() // ends a start still getting its token or checkpoints
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("shut down stream: %w", ctx.Err())
+	}
+}
 
 // streamObserver feeds the bayeux client's hooks into the stream metrics.
 type streamObserver streamMetrics
