@@ -19,7 +19,9 @@
 //     an Event, a BadEvent (could not be decoded: count and reconcile), or
 //     Missed (events may have been missed: reconcile). Commit(channel, id)
 //     is monotonic per channel; Live says the subscriptions are up (for
-//     readiness); Shutdown(ctx) disconnects within the caller's deadline.
+//     readiness); Shutdown(ctx) disconnects within the caller's deadline,
+//     stops Run in any phase (its first token included) and is final: a
+//     Run that starts after it returns nil at once.
 //     The checkpoint store is the caller's (CheckpointStore; the daemon's
 //     file store is connector.FileCheckpointStore).
 //   - Metrics (metrics.go): promauto.With(Registerer), names without the

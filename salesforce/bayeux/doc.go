@@ -59,7 +59,8 @@
 // decoded alone and handed over as a BadEvent, never dropped. Waits use
 // github.com/cenkalti/backoff/v4 (salesforce/internal/retry), the same
 // schedule the REST client uses. Live reports whether the subscriptions are
-// up; Shutdown(ctx) sends /meta/disconnect within the caller's deadline.
+// up; Shutdown(ctx) sends /meta/disconnect within the caller's deadline, and is final
+// (a Run that starts after it returns at once).
 // Options.HTTPClient is used whole, with a private cookie jar.
 //
 // # What it never does
