@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,4 +130,36 @@ func TestReviewShutdownWhileGettingTheFirstToken(t *testing.T) {
 	}
 	require.NoError(t, shutErr)
 	require.Less(t, time.Since(start), time.Second)
+}
+
+// Checked, found fine: a create whose answer comes after RequestTimeout (the request was sent,
+// its outcome is unknown) is sent once, single or as a collection, and the error is not an
+// *APIError (the daemon's writer treats it as unknown and looks the record up).
+func TestReviewLateCreateIsSentOnce(t *testing.T) {
+	t.Parallel()
+	o := newOrg(t, nil)
+	c, _ := o.client(t, GrantClientCredentials, func(opts *Options) { opts.RequestTimeout = 300 * time.Millisecond })
+	_, err := c.Limits(t.Context()) // the token first
+	require.NoError(t, err)
+	require.NoError(t, o.Emu.SetLatency(emulator.LatencyFault{MS: 2000, Scope: "rest"}))
+	posts := func() int {
+		n := 0
+		for _, r := range o.Emu.Requests() {
+			if r.Method == "POST" && strings.HasPrefix(r.Path, "/services/data/") {
+				n++
+			}
+		}
+		return n
+	}
+	_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "late"})
+	require.Error(t, err)
+	var ae *APIError
+	require.NotErrorAs(t, err, &ae)
+	_, err = c.CreateCollection(t.Context(), []Record{{Type: "Case", Fields: map[string]any{"Subject": "late"}}}, false)
+	require.Error(t, err)
+	require.NotErrorAs(t, err, &ae)
+	require.NoError(t, o.Emu.SetLatency(emulator.LatencyFault{MS: 0, Scope: "rest"}))
+	require.Eventually(t, func() bool { return posts() == 2 }, 10*time.Second, 10*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	require.Equal(t, 2, posts(), "each create was sent once")
 }
