@@ -163,3 +163,18 @@ func TestReviewLateCreateIsSentOnce(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	require.Equal(t, 2, posts(), "each create was sent once")
 }
+
+// A second Run while one ran reset the running one's bookkeeping (delivered and committed ids)
+// before the bayeux client refused it, so the running stream then refused to commit an event
+// it had delivered. A second Run is refused before it touches anything.
+func TestReviewSecondRunLeavesTheFirstAlone(t *testing.T) {
+	t.Parallel()
+	o := newOrg(t, nil)
+	rs := o.stream(t, nil)
+	w := work(t, o)
+	m := rs.nextCreate(t, w.PSRID)
+	err := rs.s.Run(t.Context(), func(context.Context, Message) error { return nil })
+	require.ErrorContains(t, err, "already running")
+	require.NoError(t, rs.s.Commit(t.Context(), psrChannel, m.Event.ReplayID))
+	require.Equal(t, map[string]int64{psrChannel: m.Event.ReplayID}, rs.s.Committed())
+}

@@ -183,10 +183,11 @@ type Stream struct {
 	// crash meets the refusal again) until the channel's next commit, which may be any id.
 	refused map[string]bool
 
-	runMu  sync.Mutex
-	stop   context.CancelFunc // ends the running Run's start (token, checkpoints)
-	done   chan struct{}      // closed when the running Run returns
-	closed bool               // Shutdown was called
+	runMu   sync.Mutex
+	stop    context.CancelFunc // ends the running Run's start (token, checkpoints)
+	done    chan struct{}      // closed when the running Run returns
+	closed  bool               // Shutdown was called
+	running bool               // a Run is in progress
 }
 
 // NewStream checks opts and returns a Stream. It makes no request.
@@ -259,22 +260,32 @@ func NewStream(opts StreamOptions) (*Stream, error) {
 // Run loads the checkpoints, subscribes and delivers messages to h until ctx ends or Shutdown
 // is called (then it returns nil), h returns an error, or the server refuses the stream for
 // good. A token grant the server refuses at start (a *TokenError with a 4xx status) is
-// returned at once.
+// returned at once. One Run at a time: a second is refused. Run may be called again after it
+// returned, not after Shutdown.
 func (s *Stream) Run(ctx context.Context, h StreamHandler) error {
 	if h == nil {
 		return errors.New("run stream: nil handler")
 	}
 	s.runMu.Lock()
-	if s.closed {
+	switch {
+	case s.closed:
 		s.runMu.Unlock()
 		return nil
+	case s.running:
+		s.runMu.Unlock()
+		return errors.New("run stream: already running")
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan struct{})
 	defer close(done)
-	s.stop, s.done = stop, done
+	s.stop, s.done, s.running = stop, done, true
 	s.runMu.Unlock()
+	defer func() {
+		s.runMu.Lock()
+		s.running = false
+		s.runMu.Unlock()
+	}()
 	err := s.run(ctx, h)
 	if err != nil && ctx.Err() != nil && s.isClosed() {
 		return nil // Shutdown during the start
