@@ -3,11 +3,11 @@ package salesforce
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,34 +15,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/omniroute/omniroute/salesforce/emulator"
+	"github.com/omniroute/omniroute/salesforce/internal/emutest"
 )
 
 // org is an emulator served on loopback.
-type org struct {
-	emu *emulator.Emulator
-	srv *httptest.Server
-}
+type org struct{ *emutest.Org }
 
-func newOrg(t testing.TB, mod func(*emulator.Options)) *org {
-	t.Helper()
-	opts := emulator.Options{Seed: emulator.DemoSeed(), RandSeed: 42}
-	if mod != nil {
-		mod(&opts)
-	}
-	emu, err := emulator.New(opts)
-	require.NoError(t, err)
-	srv := httptest.NewServer(emu)
-	t.Cleanup(func() {
-		srv.Close()
-		emu.Close()
-	})
-	return &org{emu: emu, srv: srv}
-}
+func newOrg(t testing.TB, mod func(*emulator.Options)) *org { return &org{emutest.New(t, mod)} }
 
 // tokenRequests counts the token requests the emulator served.
 func (o *org) tokenRequests() int {
 	n := 0
-	for _, r := range o.emu.Requests() {
+	for _, r := range o.Emu.Requests() {
 		if strings.HasPrefix(r.Path, "/services/oauth2/token") {
 			n++
 		}
@@ -53,7 +37,7 @@ func (o *org) tokenRequests() int {
 func (o *org) tokenOptions(t testing.TB, grant Grant) TokenOptions {
 	t.Helper()
 	opts := TokenOptions{
-		Grant: grant, LoginURL: o.srv.URL, HTTPClient: o.srv.Client(), ClientID: emulator.DemoClientID,
+		Grant: grant, LoginURL: o.Srv.URL, HTTPClient: o.Srv.Client(), ClientID: emulator.DemoClientID,
 	}
 	switch grant {
 	case GrantJWTBearer:
@@ -68,12 +52,16 @@ func (o *org) tokenOptions(t testing.TB, grant Grant) TokenOptions {
 	return opts
 }
 
-// client returns a client on the emulator with an instant retry timer.
-func (o *org) client(t *testing.T, grant Grant, mod func(*Options)) (*Client, *recordingTimer) {
+// client returns a client on the emulator whose requests are recorded; it can run in a
+// synctest bubble.
+func (o *org) client(t *testing.T, grant Grant, mod func(*Options)) (*Client, *requestLog) {
 	t.Helper()
-	ts, err := NewTokenSource(o.tokenOptions(t, grant))
+	hc := bubbleClient()
+	opts := o.tokenOptions(t, grant)
+	opts.HTTPClient = hc
+	ts, err := NewTokenSource(opts)
 	require.NoError(t, err)
-	return recordingClient(t, ts, o.srv.Client(), mod)
+	return recordingClient(t, ts, hc, mod)
 }
 
 func TestEmulatorGrants(t *testing.T) {
@@ -86,7 +74,7 @@ func TestEmulatorGrants(t *testing.T) {
 		require.Positive(t, lim["DailyApiRequests"].Max, g)
 		tok, err := c.Tokens().Token(t.Context())
 		require.NoError(t, err)
-		require.Equal(t, o.srv.URL, tok.InstanceURL)
+		require.Equal(t, o.Srv.URL, tok.InstanceURL)
 		require.True(t, c.APIUsage().Seen)
 	}
 	// A wrong secret is a typed, final error.
@@ -104,7 +92,7 @@ func TestEmulatorOmniObjects(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, nil)
 	c, _ := o.client(t, GrantJWTBearer, nil)
-	work, err := o.emu.CreateWork(emulator.WorkRequest{Channel: "Case", Queue: "Support_EN", Subject: "printer on fire"})
+	work, err := o.Emu.CreateWork(emulator.WorkRequest{Channel: "Case", Queue: "Support_EN", Subject: "printer on fire"})
 	require.NoError(t, err)
 	var psrs []PendingServiceRouting
 	for p, err := range QueryAs[PendingServiceRouting](t.Context(), c, "SELECT "+PendingServiceRoutingFields+" FROM PendingServiceRouting") {
@@ -176,8 +164,11 @@ func TestEmulatorOmniObjects(t *testing.T) {
 		users = append(users, u)
 	}
 	require.Len(t, users, 1)
-	require.NoError(t, o.emu.SetPresence("agent01@omniroute.demo", "Available"))
-	id, err := c.Create(t.Context(), "AgentWork", NewAgentWork{ServiceChannelID: p.ServiceChannelID, WorkItemID: p.WorkItemID, UserID: users[0].ID, PendingServiceRoutingID: p.ID})
+	require.NoError(t, o.Emu.SetPresence("agent01@omniroute.demo", "Available"))
+	id, err := c.Create(t.Context(), "AgentWork", NewAgentWork{
+		ServiceChannelID: p.ServiceChannelID, WorkItemID: p.WorkItemID, UserID: users[0].ID, PendingServiceRoutingID: p.ID,
+		CapacityWeight: p.CapacityWeight, CapacityPercentage: p.CapacityPercentage, // the size the PSR carries
+	})
 	require.NoError(t, err)
 	var aw AgentWork
 	require.NoError(t, c.Get(t.Context(), "AgentWork", id, nil, &aw))
@@ -190,51 +181,56 @@ func TestEmulatorOmniObjects(t *testing.T) {
 func TestEmulatorFaultBursts(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, nil)
-	reg := prometheus.NewPedanticRegistry()
-	c, timer := o.client(t, GrantClientCredentials, func(opts *Options) { opts.Registerer = reg })
-	_, err := c.Limits(t.Context()) // token first, so faults hit REST
-	require.NoError(t, err)
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 2, RetryAfterSeconds: 2, Scope: "rest"}))
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 429, Count: 1, RetryAfterSeconds: 3, Scope: "rest"}))
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
-	n := 0
-	for _, err := range c.Query(t.Context(), "SELECT Id FROM ServiceChannel") {
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewPedanticRegistry()
+		c, timer := o.client(t, GrantClientCredentials, func(opts *Options) { opts.Registerer = reg })
+		_, err := c.Limits(t.Context()) // token first, so faults hit REST
 		require.NoError(t, err)
-		n++
-	}
-	require.Equal(t, 4, n)
-	waits := timer.Waits()
-	require.Len(t, waits, 4)
-	require.GreaterOrEqual(t, waits[0], 2*time.Second)
-	require.GreaterOrEqual(t, waits[1], 2*time.Second)
-	require.GreaterOrEqual(t, waits[2], 3*time.Second)
-	require.Equal(t, 2.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "503")))
-	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "429")))
-	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "500")))
-	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "200")))
+		require.NoError(t, o.Emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 2, RetryAfterSeconds: 2, Scope: "rest"}))
+		require.NoError(t, o.Emu.InjectHTTPFault(emulator.HTTPFault{Status: 429, Count: 1, RetryAfterSeconds: 3, Scope: "rest"}))
+		require.NoError(t, o.Emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
+		n := 0
+		for _, err := range c.Query(t.Context(), "SELECT Id FROM ServiceChannel") {
+			require.NoError(t, err)
+			n++
+		}
+		require.Equal(t, 4, n)
+		waits := timer.Waits()
+		require.Len(t, waits, 4)
+		require.GreaterOrEqual(t, waits[0], 2*time.Second)
+		require.GreaterOrEqual(t, waits[1], 2*time.Second)
+		require.GreaterOrEqual(t, waits[2], 3*time.Second)
+		require.Equal(t, 2.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "503")))
+		require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "429")))
+		require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "500")))
+		require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "200")))
 
-	// The token endpoint failing is retried too.
-	c.Tokens().Invalidate(mustToken(t, c))
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 2, RetryAfterSeconds: 1, Scope: "token"}))
-	_, err = c.Limits(t.Context())
-	require.NoError(t, err)
+		// The token endpoint failing is retried too.
+		c.Tokens().Invalidate(mustToken(t, c))
+		require.NoError(t, o.Emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 2, RetryAfterSeconds: 1, Scope: "token"}))
+		_, err = c.Limits(t.Context())
+		require.NoError(t, err)
 
-	// A create is retried on 503 (not applied) but not on 500 (unknown).
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 1, Scope: "rest"}))
-	_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "retry me"})
-	require.NoError(t, err)
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
-	_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "unknown outcome"})
-	var ae *APIError
-	require.ErrorAs(t, err, &ae)
-	require.Equal(t, 500, ae.Status)
+		// A create is retried on 503 (not applied) but not on 500 (unknown).
+		require.NoError(t, o.Emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 1, Scope: "rest"}))
+		_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "retry me"})
+		require.NoError(t, err)
+		require.NoError(t, o.Emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
+		before := testutil.ToFloat64(c.metrics.requests.WithLabelValues("create", "500"))
+		_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "unknown outcome"})
+		var ae *APIError
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, 500, ae.Status)
+		require.True(t, ae.Retryable, "the caller may retry after checking")
+		require.Equal(t, before+1, testutil.ToFloat64(c.metrics.requests.WithLabelValues("create", "500")), "sent once")
 
-	// A burst longer than MaxRetries surfaces the last error.
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 10, Scope: "rest"}))
-	_, err = c.Limits(t.Context())
-	require.ErrorAs(t, err, &ae)
-	require.Equal(t, 503, ae.Status)
-	o.emu.ClearFaults()
+		// A burst longer than MaxRetries surfaces the last error.
+		require.NoError(t, o.Emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 10, Scope: "rest"}))
+		_, err = c.Limits(t.Context())
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, 503, ae.Status)
+		o.Emu.ClearFaults()
+	})
 }
 
 func mustToken(t *testing.T, c *Client) Token {
@@ -249,7 +245,7 @@ func mustToken(t *testing.T, c *Client) Token {
 func TestEmulatorLargeQuerySessionExpiry(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, nil)
-	_, err := o.emu.CreateRecords("Case", 10_000, map[string]any{"Subject": "bulk"})
+	_, err := o.Emu.CreateRecords("Case", 10_000, map[string]any{"Subject": "bulk"})
 	require.NoError(t, err)
 	c, _ := o.client(t, GrantJWTBearer, nil)
 	seen := make(map[string]bool, 10_000)
@@ -265,7 +261,7 @@ func TestEmulatorLargeQuerySessionExpiry(t *testing.T) {
 		seen[a.ID] = true
 		n++
 		if n == 3000 {
-			o.emu.ExpireSessions()
+			o.Emu.ExpireSessions()
 		}
 	}
 	require.Equal(t, 10_000, n)
@@ -282,21 +278,21 @@ func TestEmulatorAPIAllocationExhausted(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, func(opts *emulator.Options) { opts.DailyAPILimit = 1000 })
 	reg := prometheus.NewPedanticRegistry()
-	c, timer := o.client(t, GrantPassword, func(opts *Options) { opts.Registerer = reg })
+	c, _ := o.client(t, GrantPassword, func(opts *Options) { opts.Registerer = reg })
 	_, err := c.Limits(t.Context())
 	require.NoError(t, err)
-	o.emu.ExhaustAPILimit()
+	o.Emu.ExhaustAPILimit()
 	_, err = c.Limits(t.Context())
 	var ae *APIError
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, CodeRequestLimitExceeded, ae.Code)
 	require.Equal(t, http.StatusForbidden, ae.Status)
 	require.False(t, ae.Retryable)
-	require.Empty(t, timer.Waits())
+	require.Zero(t, retries(t, c))
 	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("limits", "403")))
 	require.Equal(t, 1000.0, testutil.ToFloat64(c.metrics.apiLimit))
 
-	o.emu.ResetAPILimit()
+	o.Emu.ResetAPILimit()
 	_, err = c.Limits(t.Context())
 	require.NoError(t, err)
 }
@@ -327,7 +323,7 @@ func TestEmulatorConcurrentQueriesDuringTokenExpiry(t *testing.T) {
 			}
 		})
 	}
-	o.emu.ExpireSessions()
+	o.Emu.ExpireSessions()
 	close(start)
 	wg.Wait()
 	close(errs)

@@ -38,12 +38,12 @@ func BenchmarkIngest(b *testing.B) {
 	b.Run("emulator=in-process", func(b *testing.B) {
 		o := newOrg(b, nil)
 		for range ingestEvents {
-			_, err := o.emu.CreateWork(emulator.WorkRequest{Channel: "Case", Queue: "Support_EN", Subject: "ingest"})
+			_, err := o.Emu.CreateWork(emulator.WorkRequest{Channel: "Case", Queue: "Support_EN", Subject: "ingest"})
 			require.NoError(b, err)
 		}
 		ts, err := NewTokenSource(o.tokenOptions(b, GrantJWTBearer))
 		require.NoError(b, err)
-		runIngest(b, o.srv.Client(), ts, false)
+		runIngest(b, o.Srv.Client(), ts, false)
 	})
 	b.Run("emulator=process", func(b *testing.B) {
 		url, control := startEmulatorProcess(b)

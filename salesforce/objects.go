@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
 )
 
@@ -53,6 +55,34 @@ func ParseTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("parse salesforce time %q: unknown layout", s)
+}
+
+// SOQL field lists of the typed objects (QueueFields: Group rows of Type Queue), derived from
+// their struct tags.
+var (
+	PendingServiceRoutingFields = fieldList(PendingServiceRouting{})
+	AgentWorkFields             = fieldList(AgentWork{})
+	UserServicePresenceFields   = fieldList(UserServicePresence{})
+	ServicePresenceStatusFields = fieldList(ServicePresenceStatus{})
+	ServiceChannelFields        = fieldList(ServiceChannel{})
+	QueueRoutingConfigFields    = fieldList(QueueRoutingConfig{})
+	QueueFields                 = fieldList(Queue{})
+	SkillFields                 = fieldList(Skill{})
+	ServiceResourceFields       = fieldList(ServiceResource{})
+	ServiceResourceSkillFields  = fieldList(ServiceResourceSkill{})
+	SkillRequirementFields      = fieldList(SkillRequirement{})
+)
+
+// fieldList returns the SOQL field list of a typed object: the json names of its fields, in
+// order, without attributes and relationships (pointers to structs).
+func fieldList(v any) string {
+	var names []string
+	for _, f := range jsonFields(reflect.TypeOf(v)) {
+		if f.typ.Kind() != reflect.Pointer || f.typ.Elem().Kind() != reflect.Struct {
+			names = append(names, f.name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // Attributes is the "attributes" object of a REST record.
@@ -106,13 +136,6 @@ type PendingServiceRouting struct {
 	LastModifiedDate            Time        `json:"LastModifiedDate,omitzero"`
 }
 
-// PendingServiceRoutingFields is a SOQL field list for PendingServiceRouting.
-const PendingServiceRoutingFields = "Id, Name, CapacityPercentage, CapacityWeight, CustomRequestedDateTime, " +
-	"DropAdditionalSkillsTimeout, GroupId, QueueId, IsPreferredUserRequired, IsPushAttempted, IsPushed, " +
-	"IsReadyForRouting, IsTransfer, LastDeclinedAgentSession, OwnerId, PreferredUserId, PushTimeout, " +
-	"RoutingModel, RoutingPriority, RoutingType, SecondaryRoutingPriority, Serial, ServiceChannelId, " +
-	"WorkItemId, CreatedDate, LastModifiedDate"
-
 // AgentWork statuses, exactly as the API spells them.
 const (
 	AgentWorkAssigned              = "Assigned"
@@ -152,12 +175,6 @@ type AgentWork struct {
 	CreatedDate             Time        `json:"CreatedDate,omitzero"`
 }
 
-// AgentWorkFields is a SOQL field list for AgentWork.
-const AgentWorkFields = "Id, Name, Status, UserId, WorkItemId, ServiceChannelId, PendingServiceRoutingId, " +
-	"CapacityWeight, CapacityPercentage, RoutingModel, RoutingType, OriginalGroupId, PreferredUserId, " +
-	"ShouldSkipCapacityCheck, DeclineReason, RequestDateTime, AssignedDateTime, AcceptDateTime, " +
-	"DeclineDateTime, CloseDateTime, PushTimeoutDateTime, CreatedDate"
-
 // NewAgentWork is the body of the one write external routing makes: an
 // AgentWork insert assigning a PSR's work item to a user.
 type NewAgentWork struct {
@@ -187,10 +204,6 @@ type UserServicePresence struct {
 	AverageCapacity         *float64    `json:"AverageCapacity,omitempty"`
 }
 
-// UserServicePresenceFields is a SOQL field list for UserServicePresence.
-const UserServicePresenceFields = "Id, Name, UserId, OwnerId, ServicePresenceStatusId, IsCurrentState, IsAway, " +
-	"StatusStartDate, StatusEndDate, StatusDuration, ConfiguredCapacity, AverageCapacity"
-
 // ServicePresenceStatus is a presence status an agent can be in (0N5).
 type ServicePresenceStatus struct {
 	Attributes    *Attributes `json:"attributes,omitempty"`
@@ -198,9 +211,6 @@ type ServicePresenceStatus struct {
 	DeveloperName string      `json:"DeveloperName,omitempty"`
 	MasterLabel   string      `json:"MasterLabel,omitempty"`
 }
-
-// ServicePresenceStatusFields is a SOQL field list for ServicePresenceStatus.
-const ServicePresenceStatusFields = "Id, DeveloperName, MasterLabel"
 
 // ServiceChannel is an Omni-Channel work type bound to one sObject (0N9).
 type ServiceChannel struct {
@@ -211,9 +221,6 @@ type ServiceChannel struct {
 	RelatedEntity string      `json:"RelatedEntity,omitempty"`
 	CapacityModel string      `json:"CapacityModel,omitempty"`
 }
-
-// ServiceChannelFields is a SOQL field list for ServiceChannel.
-const ServiceChannelFields = "Id, DeveloperName, MasterLabel, RelatedEntity, CapacityModel"
 
 // QueueRoutingConfig is a routing configuration (0K8).
 type QueueRoutingConfig struct {
@@ -230,10 +237,6 @@ type QueueRoutingConfig struct {
 	OverflowAssigneeID          string      `json:"OverflowAssigneeId,omitempty"`
 }
 
-// QueueRoutingConfigFields is a SOQL field list for QueueRoutingConfig.
-const QueueRoutingConfigFields = "Id, DeveloperName, MasterLabel, RoutingModel, RoutingPriority, PushTimeout, " +
-	"CapacityWeight, CapacityPercentage, DropAdditionalSkillsTimeout, OverflowAssigneeId"
-
 // Queue is a Group of Type Queue (00G) with its Omni routing configuration
 // id; RoutingConfig is filled when the query selects the relationship or
 // the caller joins it.
@@ -247,9 +250,6 @@ type Queue struct {
 	RoutingConfig        *QueueRoutingConfig `json:"QueueRoutingConfig,omitempty"`
 }
 
-// QueueFields is a SOQL field list for Group rows of Type Queue.
-const QueueFields = "Id, Name, DeveloperName, Type, QueueRoutingConfigId"
-
 // Skill is a routing skill.
 type Skill struct {
 	Attributes    *Attributes `json:"attributes,omitempty"`
@@ -257,9 +257,6 @@ type Skill struct {
 	DeveloperName string      `json:"DeveloperName,omitempty"`
 	MasterLabel   string      `json:"MasterLabel,omitempty"`
 }
-
-// SkillFields is a SOQL field list for Skill.
-const SkillFields = "Id, DeveloperName, MasterLabel"
 
 // ServiceResource is an agent as a service resource (RelatedRecordId is
 // the user).
@@ -272,9 +269,6 @@ type ServiceResource struct {
 	ResourceType    string      `json:"ResourceType,omitempty"`
 }
 
-// ServiceResourceFields is a SOQL field list for ServiceResource.
-const ServiceResourceFields = "Id, Name, RelatedRecordId, IsActive, ResourceType"
-
 // ServiceResourceSkill is a skill an agent's service resource holds, at a level.
 type ServiceResourceSkill struct {
 	Attributes         *Attributes `json:"attributes,omitempty"`
@@ -286,9 +280,6 @@ type ServiceResourceSkill struct {
 	EffectiveEndDate   Time        `json:"EffectiveEndDate,omitzero"`
 }
 
-// ServiceResourceSkillFields is a SOQL field list for ServiceResourceSkill.
-const ServiceResourceSkillFields = "Id, ServiceResourceId, SkillId, SkillLevel, EffectiveStartDate, EffectiveEndDate"
-
 // SkillRequirement is a skill a PSR requires (RelatedRecordId is the PSR).
 type SkillRequirement struct {
 	Attributes        *Attributes `json:"attributes,omitempty"`
@@ -299,6 +290,3 @@ type SkillRequirement struct {
 	IsAdditionalSkill bool        `json:"IsAdditionalSkill,omitempty"`
 	SkillPriority     *int        `json:"SkillPriority,omitempty"`
 }
-
-// SkillRequirementFields is a SOQL field list for SkillRequirement.
-const SkillRequirementFields = "Id, RelatedRecordId, SkillId, SkillLevel, IsAdditionalSkill, SkillPriority"

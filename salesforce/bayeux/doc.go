@@ -25,10 +25,15 @@
 //     event carries data.event.replayId. For a filtered subscription
 //     ("/topic/X?F=v") the map names both the subscription and the bare
 //     channel, as EMP-Connector keys it by the bare channel. A channel
-//     resubscribed from -1 after a lost session is not replayed what was
-//     published in between: the handler gets a Resubscribed delivery (and a
-//     refused replay id a Gap) once the new subscription is live, so it can
-//     reconcile without missing anything.
+//     subscribed from -1 is not replayed what was published before: the
+//     handler gets a NotReplayed delivery (and for a refused replay id a
+//     ReplayRefused one) once the subscription is live, so it can reconcile
+//     without missing anything.
+//   - Events in a long-poll response are taken off the session's queue when
+//     the server answers: a connect that fails in any way (no answer, an
+//     HTTP error, a body cut partway) may have lost some. The client then
+//     handshakes again and resubscribes from the last replay id the handler
+//     accepted, which the server replays.
 //   - Advice on handshake and connect replies: reconnect retry|handshake|none,
 //     interval and timeout (110 s on Salesforce). A /meta/connect gets a
 //     deadline of the advised timeout plus NetworkDelay.
@@ -39,11 +44,24 @@
 //     needs a new handshake (and cookie); a failed handshake's real cause
 //     is in ext.sfdc.failureReason; "The replayId {N} you provided was
 //     invalid" on subscribe means the id is outside the retention window;
-//     limit and "503::Server is too busy" errors ask for a later retry. A
-//     server may also send /meta/disconnect on its own (API 64.0+): the
-//     client handshakes again.
+//     limit and "503::Server is too busy" errors (in error or in
+//     ext.sfdc.failureReason), like HTTP 429 and 503 with their Retry-After,
+//     ask for a retry minutes later: a limit schedule that reaches minutes
+//     within a few steps. A server may also send /meta/disconnect on its own
+//     (API 64.0+): the client handshakes again.
 //   - Salesforce caps a request at 32,768 bytes, so subscribes are batched
 //     in POSTs of at most 16 KiB.
+//
+// # How
+//
+// Each response is decoded once with encoding/json, events' data members
+// included (EventData); a message whose members do not have their types is
+// decoded alone and handed over as a BadEvent, never dropped. Waits use
+// github.com/cenkalti/backoff/v4 (salesforce/internal/retry), the same
+// schedule the REST client uses. Live reports whether the subscriptions are
+// up; Shutdown(ctx) sends /meta/disconnect within the caller's deadline, and is final
+// (a Run that starts after it returns at once).
+// Options.HTTPClient is used whole, with a private cookie jar.
 //
 // # What it never does
 //
