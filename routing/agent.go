@@ -27,6 +27,12 @@ func (e *Engine) agentFor(id string) *agent {
 	for _, b := range e.bucketList {
 		e.join(a, b)
 	}
+	// Work that named this agent as its preferred user before the engine knew them.
+	for _, it := range e.unknownPreferred[id] {
+		it.pinnedTo = a
+		a.pinned.push(it)
+	}
+	delete(e.unknownPreferred, id)
 	return a
 }
 
@@ -60,7 +66,7 @@ func (e *Engine) resolveAgent(a *agent) {
 }
 
 func routable(a *agent) bool {
-	return a.avail.Major == mapping.Ready && a.inbound == 0 && a.capTotal > 0
+	return a.avail.Major == mapping.Ready && a.inbound == 0 && a.capTotal > 0 && !a.undeliverable
 }
 
 func (a *agent) hasCap(class mapping.Class, ch, w int32) bool {
@@ -127,10 +133,13 @@ func direct(a *agent, it *item, ignoreDecliners bool) bool {
 
 // fill offers waiting work to a while a is eligible for some.
 func (e *Engine) fill(a *agent) {
+	if e.reconciling {
+		return // every agent is filled once the snapshot is applied
+	}
 	for routable(a) {
 		var best *item
 		for _, en := range a.pinned {
-			if it := en.it; direct(a, it, it.prefRequired) && (best == nil || itemLess(it, best)) {
+			if it := en.it; e.now >= it.retryAt && direct(a, it, it.prefRequired) && (best == nil || itemLess(it, best)) {
 				best = it
 			}
 		}
@@ -145,7 +154,7 @@ func (e *Engine) fill(a *agent) {
 		if best == nil {
 			return
 		}
-		e.offer(best, a, "")
+		e.offer(best, a)
 	}
 }
 
@@ -266,6 +275,7 @@ func (e *Engine) onState(id string, st mapping.State) {
 		return
 	}
 	a := e.agentFor(id)
+	a.undeliverable = false
 	e.choose(a, st, false)
 }
 
@@ -283,6 +293,7 @@ func (e *Engine) choose(a *agent, st mapping.State, fromPresence bool) {
 
 func (e *Engine) onPresence(id, status string, channels []string) {
 	a := e.agentFor(id)
+	a.undeliverable = false
 	a.presence = status
 	a.onlineNames = a.onlineNames[:0]
 	if status != "" && status != mapping.OfflineStatus {
@@ -324,10 +335,8 @@ func (e *Engine) onExternalClosed(workID string) {
 	}
 	delete(e.external, workID)
 	a.inbound--
-	if a.inbound == 0 && !a.working() {
-		a.intended = false
+	if a.inbound == 0 {
+		a.idleSince = e.now // idle restarts, as after an interaction of ours
 	}
-	e.syncState(a, false)
-	e.refresh(a)
-	e.fill(a)
+	e.workEnded(a, false)
 }

@@ -40,10 +40,17 @@ func checkInvariants(t testing.TB, e *Engine) {
 				t.Fatalf("waiting item %q changed its keys while in a heap", it.id)
 			}
 		case stPinned:
-			if it.pinnedTo == nil || it.pinnedTo.pinned[it.hpos].it != it {
+			if it.pinnedTo == nil {
+				if !slices.Contains(e.unknownPreferred[it.preferred], it) {
+					t.Fatalf("item %q waits for unknown user %q but is not listed", it.id, it.preferred)
+				}
+				if e.agents[it.preferred] != nil {
+					t.Fatalf("item %q waits for user %q as unknown, but the agent exists", it.id, it.preferred)
+				}
+			} else if it.pinnedTo.pinned[it.hpos].it != it {
 				t.Fatalf("pinned item %q not at its heap position", it.id)
 			}
-		case stParked:
+		case stParked, stAwaitingPSR:
 		default:
 			t.Fatalf("item %q in state %d between events", it.id, it.state)
 		}
@@ -112,7 +119,7 @@ func checkInvariants(t testing.TB, e *Engine) {
 			t.Fatalf("work %q still in plan %s after its overflow wait", it.id, p.name)
 		}
 		if it.state == stPinned && !it.prefRequired && e.now >= it.prefUntil {
-			t.Fatalf("work %q still waits for preferred user %s after the timeout", it.id, it.pinnedTo.id)
+			t.Fatalf("work %q still waits for preferred user %s after the timeout", it.id, it.preferred)
 		}
 	}
 	// Liveness: no idle eligible agent while eligible work waits. Eligibility is decided here
@@ -123,7 +130,7 @@ func checkInvariants(t testing.TB, e *Engine) {
 	eligible := func(a *agent, it *item, skills, ignoreDecliners bool) bool {
 		p, u := a.prof, uses[a]
 		switch {
-		case a.avail.Major != mapping.Ready || a.inbound != 0 || p == nil:
+		case a.avail.Major != mapping.Ready || a.inbound != 0 || a.undeliverable || p == nil:
 			return false
 		case !slices.Contains(a.onlineNames, it.channel):
 			return false
@@ -140,11 +147,7 @@ func checkInvariants(t testing.TB, e *Engine) {
 		if !skills {
 			return true
 		}
-		d := 0
-		if it.dropped {
-			d = 1
-		}
-		for _, r := range it.plan.reqs[2*it.stage+d] {
+		for _, r := range workReqs(it) {
 			best := int32(-1)
 			for _, sk := range a.raw {
 				if sk.Name == r.skill {
@@ -166,7 +169,7 @@ func checkInvariants(t testing.TB, e *Engine) {
 				}
 			}
 		case stPinned:
-			if eligible(it.pinnedTo, it, false, it.prefRequired) {
+			if it.pinnedTo != nil && e.now >= it.retryAt && eligible(it.pinnedTo, it, false, it.prefRequired) {
 				t.Fatalf("liveness: work %q waits for preferred agent %s who is eligible", it.id, it.pinnedTo.id)
 			}
 		}

@@ -60,6 +60,7 @@ type override struct {
 // Plan is a compiled interaction plan. Times are nanoseconds.
 type Plan struct {
 	name        string
+	queueNames  []string // sorted: a transfer to the plan requeues to the first
 	priority    int32
 	stages      []stage // stages[0].after == 0; requirement sets in order of wait
 	additional  []req
@@ -218,7 +219,9 @@ func Compile(cfg *mapping.Config) (*Table, error) {
 				continue
 			}
 			ps.queues[q] = p
+			p.queueNames = append(p.queueNames, q)
 		}
+		slices.Sort(p.queueNames)
 	}
 	for i := range cfg.Plans {
 		mp := &cfg.Plans[i]

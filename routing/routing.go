@@ -132,6 +132,8 @@ type Engine struct {
 	items     map[string]*item
 	sessions  map[string]*session
 	external  map[string]*agent
+	// unknownPreferred holds work waiting for a preferred user the engine has no agent for.
+	unknownPreferred map[string][]*item
 
 	skillIDs  map[string]int32
 	chanIDs   map[string]int32
@@ -143,6 +145,9 @@ type Engine struct {
 	buckets    map[bucketKey]*bucket
 	bucketList []*bucket
 	timers     timerHeap
+
+	// reconciling: a snapshot is being applied; nothing is offered until it is all in.
+	reconciling bool
 
 	free     []*item
 	freeS    []*session
@@ -160,6 +165,9 @@ const (
 	stOffered
 	stActive
 	stWrapUp
+	// stAwaitingPSR: an interaction transferred to a plan or an agent; the engine asked for a
+	// new PSR (CommandRequeue) and routes the work when it arrives.
+	stAwaitingPSR
 )
 
 const never = math.MaxInt64
@@ -201,6 +209,22 @@ type item struct {
 	psrGone             bool // the PSR of this open offer was deleted (see onWorkRemoved)
 	prefUntil           int64
 	pinnedTo            *agent
+	// retryAt: a required preferred user who declined is offered the work again from then.
+	retryAt int64
+	// movedPlan: plan came from an overflow or a transfer, not from the queue; it is kept
+	// through reloads and PSR updates that keep the queue.
+	movedPlan bool
+	// transferTo is the agent an interaction was transferred to, until its new PSR is offered.
+	transferTo string
+	// autoPending: auto-accepted work whose AgentWork has not been confirmed Opened yet; a
+	// refused insert still undoes it.
+	autoPending bool
+	// parkReason is why parked work was last reported unroutable ("" when not parked).
+	parkReason Reason
+	// table is the table plan was resolved under.
+	table *Table
+	// psrRequired and psrAdditional are the PSR's own skill requirements (SkillRequirement).
+	psrRequired, psrAdditional []req
 }
 
 // session is the interactions of one contact. Only sessions that must be found by id are in
@@ -276,6 +300,12 @@ type agent struct {
 	skills      []reqI // sorted by skill id
 	raw         []Skill
 	prof        *profile
+	// undeliverable: an offer to the agent came back push timeout or unavailable, or its
+	// AgentWork insert was refused; not routable until a presence or state event.
+	undeliverable bool
+	// postCallDue: an interaction ended since the agent was last free; the post-call state
+	// applies when all their work, Busy Inbound included, is done.
+	postCallDue bool
 }
 
 // agentChan is an agent's state on one service channel.
@@ -291,17 +321,18 @@ func New(plans *Table) *Engine {
 		plans, _ = Compile(&mapping.Config{})
 	}
 	e := &Engine{
-		plans:    plans,
-		agents:   map[string]*agent{},
-		items:    map[string]*item{},
-		sessions: map[string]*session{},
-		external: map[string]*agent{},
-		skillIDs: map[string]int32{},
-		chanIDs:  map[string]int32{},
-		reqIDs:   map[string]int32{},
-		planReq:  map[*Plan][]int32{},
-		buckets:  map[bucketKey]*bucket{},
-		out:      make([]Command, 0, 16),
+		plans:            plans,
+		agents:           map[string]*agent{},
+		items:            map[string]*item{},
+		sessions:         map[string]*session{},
+		external:         map[string]*agent{},
+		unknownPreferred: map[string][]*item{},
+		skillIDs:         map[string]int32{},
+		chanIDs:          map[string]int32{},
+		reqIDs:           map[string]int32{},
+		planReq:          map[*Plan][]int32{},
+		buckets:          map[bucketKey]*bucket{},
+		out:              make([]Command, 0, 16),
 	}
 	e.internChannels()
 	return e
@@ -333,7 +364,11 @@ func (e *Engine) Apply(now time.Time, ev Event) []Command {
 	case EventOfferAccepted:
 		e.onAccepted(ev.WorkID, ev.AgentID)
 	case EventOfferDeclined:
-		e.onDeclined(ev.WorkID, ev.AgentID)
+		e.onDeclined(ev.WorkID, ev.AgentID, ev.Outcome)
+	case EventWorkTransferred:
+		e.onTransferred(ev.WorkID, ev.AgentID)
+	case EventReconcile:
+		e.onReconcile(ev.Snapshot)
 	case EventWorkClosed:
 		e.onWorkClosed(ev.WorkID, ev.AgentID)
 	case EventAgentSkills:
