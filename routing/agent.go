@@ -190,6 +190,9 @@ func (e *Engine) bestAgent(b *bucket, it *item) *agent {
 // syncState derives the agent's shown state and reports a change. fromPresence suppresses the
 // presence push (the change came from Omni-Channel).
 func (e *Engine) syncState(a *agent, fromPresence bool) {
+	if e.reconciling {
+		return // reported once the whole snapshot is applied
+	}
 	var d mapping.State
 	switch {
 	case a.inbound > 0:

@@ -22,6 +22,7 @@ func (e *Engine) onReconcile(s *Snapshot) {
 	}
 	for _, a := range e.sortedAgents() {
 		if !seen[a.id] && a.presence != "" && a.presence != mapping.OfflineStatus {
+			seen[a.id] = true
 			e.onPresence(a.id, mapping.OfflineStatus, nil)
 		}
 	}
@@ -93,7 +94,8 @@ func (e *Engine) onReconcile(s *Snapshot) {
 	}
 	e.reconciling = false
 	for _, a := range e.sortedAgents() {
-		e.syncState(a, false)
+		// A state that follows from the snapshot's presence is not pushed back to it.
+		e.syncState(a, seen[a.id] && a.nActive+a.nWrap == 0 && a.inbound == 0)
 		e.refresh(a)
 		e.fill(a)
 	}

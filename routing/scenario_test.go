@@ -105,6 +105,46 @@ type evYAML struct {
 	Mode     string             `yaml:"mode"`
 	NewWork  string             `yaml:"new_work"`
 	Dispo    string             `yaml:"disposition"`
+	Snapshot *snapshotYAML      `yaml:"snapshot"`
+}
+
+// snapshotYAML is a reconcile snapshot (Snapshot) as scenario files spell it.
+type snapshotYAML struct {
+	Waiting      []workYAML     `yaml:"waiting"`
+	Offers       []assignYAML   `yaml:"offers"`
+	Interactions []assignYAML   `yaml:"interactions"`
+	External     []assignYAML   `yaml:"external"`
+	Presence     []presenceYAML `yaml:"presence"`
+}
+
+type assignYAML struct {
+	Agent string   `yaml:"agent"`
+	Work  workYAML `yaml:"work"`
+}
+
+type presenceYAML struct {
+	Agent    string   `yaml:"agent"`
+	Presence string   `yaml:"presence"`
+	Channels []string `yaml:"channels"`
+}
+
+func (y *snapshotYAML) snapshot() *Snapshot {
+	s := &Snapshot{}
+	for i := range y.Waiting {
+		s.Waiting = append(s.Waiting, y.Waiting[i].work())
+	}
+	conv := func(as []assignYAML) []Assignment {
+		var out []Assignment
+		for i := range as {
+			out = append(out, Assignment{Work: as[i].Work.work(), AgentID: as[i].Agent})
+		}
+		return out
+	}
+	s.Offers, s.Interactions, s.External = conv(y.Offers), conv(y.Interactions), conv(y.External)
+	for _, p := range y.Presence {
+		s.Presence = append(s.Presence, AgentPresence{AgentID: p.Agent, Presence: p.Presence, Channels: p.Channels})
+	}
+	return s
 }
 
 // cmdYAML is a Command as scenario files spell it; empty fields are left out.
@@ -200,6 +240,9 @@ func (y *evYAML) event(t testing.TB) Event {
 		if ev.WorkID == "" {
 			ev.WorkID = w.ID
 		}
+	}
+	if y.Snapshot != nil {
+		ev.Snapshot = y.Snapshot.snapshot()
 	}
 	if y.Action != "" {
 		ev.Action = Action{
