@@ -116,7 +116,7 @@ func (e *Engine) consult(a *agent, it *item, act *Action) {
 		}
 		// The target must be able to take a conversation now: Ready (not Busy Inbound, not
 		// held back after an undelivered offer) and present on the interaction's channel.
-		if !routable(t) || !t.ch[it.ch].online {
+		if !routable(t) || !t.channels[it.chanID].online {
 			e.refuse(a.id, it.id, act.Kind, ReasonTargetUnavailable)
 			return
 		}
@@ -188,12 +188,12 @@ func (e *Engine) transfer(a *agent, it *item, act *Action) {
 	e.detach(it, ReasonTransferred)
 	it.state = stAwaitingPSR
 	if it.plan.name != p.name {
-		it.planSince = e.now
+		it.inPlanSince = e.now
 	}
 	it.plan, it.movedPlan = p, true
 	it.psr, it.psrGone, it.sessionID = "", false, ""
-	it.preferred, it.prefRequired, it.prefUntil, it.retryAt = "", false, never, 0
-	it.psrPref, it.psrPrefRequired = "", false
+	it.preferred, it.preferredRequired, it.preferredUntil, it.retryAt = "", false, never, 0
+	it.psrPreferred, it.psrPreferredRequired = "", false
 	it.transferTo = ""
 	if act.Target == TargetAgent {
 		it.preferred, it.transferTo = act.TargetID, act.TargetID
@@ -241,8 +241,8 @@ func (e *Engine) elevate(a *agent, it *item, act *Action) {
 	}
 	v := e.newItem()
 	v.id, v.queue, v.channel = id, it.queue, chName
-	v.plan, v.ch, v.class, v.weight = it.plan, ch, mapping.Live, def.weight
-	v.since, v.planSince = it.since, e.now
+	v.plan, v.chanID, v.class, v.weight = it.plan, ch, mapping.Live, def.weight
+	v.since, v.inPlanSince = it.since, e.now
 	v.state, v.agent, v.session = stActive, a, it.session
 	e.items[id] = v
 	a.addUse(v)

@@ -114,7 +114,7 @@ func (e *Engine) bucketFor(it *item) *bucket {
 		rs := workReqs(it)
 		rid = e.reqID(reqKey(rs), rs)
 	}
-	k := bucketKey{req: rid, ch: it.ch, weight: it.weight, class: it.class}
+	k := bucketKey{req: rid, chanID: it.chanID, weight: it.weight, class: it.class}
 	if b, ok := e.buckets[k]; ok {
 		return b
 	}
@@ -132,14 +132,8 @@ func (e *Engine) join(a *agent, b *bucket) {
 	if !ok {
 		return
 	}
-	// Memberships live in agent-local blocks: a block is never appended past its capacity,
-	// so pointers into it stay valid; a full block is replaced by a new, larger one.
-	if len(a.memPool) == cap(a.memPool) {
-		a.memPool = make([]membership, 0, max(8, 2*cap(a.memPool)))
-	}
-	a.memPool = append(a.memPool, membership{a: a, b: b, fit: f, pos: -1})
-	m := &a.memPool[len(a.memPool)-1]
-	a.mems = append(a.mems, m)
+	m := &membership{a: a, b: b, fit: f, pos: -1}
+	a.memberships = append(a.memberships, m)
 	e.refreshMem(m)
 }
 
@@ -156,15 +150,15 @@ func (e *Engine) gcBuckets() {
 	clear(e.bucketList[len(keep):])
 	e.bucketList = keep
 	for _, a := range e.agentList {
-		ms := a.mems[:0]
-		for _, m := range a.mems {
+		ms := a.memberships[:0]
+		for _, m := range a.memberships {
 			if e.buckets[m.b.key] == m.b {
 				ms = append(ms, m)
 			} else if m.pos >= 0 {
 				m.b.agents.remove(m)
 			}
 		}
-		clear(a.mems[len(ms):])
-		a.mems = ms
+		clear(a.memberships[len(ms):])
+		a.memberships = ms
 	}
 }

@@ -482,7 +482,7 @@ func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 			a := e.agents[c.AgentID]
 			if it.agent == a {
 				// Still with that agent at the end of the batch: the agent must be routable.
-				require.True(t, routable(a) && a.ch[it.ch].online, "work %s offered to non-routable agent %s (state %v, channels %v)", c.WorkID, a.id, a.avail, a.ch)
+				require.True(t, routable(a) && a.channels[it.chanID].online, "work %s offered to non-routable agent %s (state %v, channels %v)", c.WorkID, a.id, a.chosen, a.channels)
 			}
 			checkItemCaps(t, a, it)
 		}

@@ -132,7 +132,7 @@ func (e *Engine) assign(x Assignment) *item {
 	if !w.RequestedAt.IsZero() {
 		it.since = w.RequestedAt.UnixNano()
 	}
-	it.workWeight = int32(w.Weight)
+	it.psrWeight = int32(w.Weight)
 	it.sessionID = w.Session
 	e.setWorkSkills(it, w.Skills)
 	it.state = stNone
@@ -144,8 +144,8 @@ func (e *Engine) assign(x Assignment) *item {
 	it.decliners = it.decliners[:0]
 	a.addUse(it)
 	a.nOffered++
-	if it.plan.offerTO > 0 {
-		e.timers.set(it, e.now+it.plan.offerTO)
+	if it.plan.offerTimeout > 0 {
+		e.timers.set(it, e.now+it.plan.offerTimeout)
 	}
 	return it
 }

@@ -175,40 +175,40 @@ const never = math.MaxInt64
 // item is one piece of work: waiting, offered, or an agent's interaction. Fields read by heap
 // comparisons and decisions come first, to share cache lines.
 type item struct {
-	prio       int32
-	hpos, tpos int32
-	weight     int32
-	ch         int32
-	class      mapping.Class
-	state      itemState
-	held       bool
-	since      int64
-	due        int64
-	id         string
-	agent      *agent
-	plan       *Plan
-	b          *bucket
-	decliners  []string
-	session    *session
+	priority          int32 // routing priority: the PSR's, else the plan's; lower first
+	heapPos, timerPos int32 // positions in its heap and the timer heap (-1: absent)
+	weight            int32 // capacity units: the PSR's CapacityWeight, else the channel's
+	chanID            int32 // the engine's id of channel
+	class             mapping.Class
+	state             itemState
+	held              bool
+	since             int64 // age origin (RequestedAt); survives re-routing
+	due               int64 // deadline while in the timer heap
+	id                string
+	agent             *agent // the agent it is offered to or who holds it
+	plan              *Plan
+	bucket            *bucket // where it waits (stWaiting)
+	decliners         []string
+	session           *session
 
-	psr, queue, channel string
-	workWeight          int32 // the PSR's CapacityWeight; 0: the channel's
-	sessionID           string
-	hasPrio             bool
-	workPrio            int32
-	planSince           int64
-	stage               int
-	dropped             bool
-	hasDrop             bool
-	workDrop            int64
-	dropAt              int64
-	preferred           string // the preferred user still waited for ("" after a fallback)
-	prefRequired        bool
-	psrPref             string // the PSR's PreferredUserId and IsPreferredUserRequired
-	psrPrefRequired     bool
-	psrGone             bool // the PSR of this open offer was deleted (see onWorkRemoved)
-	prefUntil           int64
-	pinnedTo            *agent
+	psr, queue, channel  string
+	psrWeight            int32 // the PSR's CapacityWeight; 0: the channel's
+	sessionID            string
+	psrHasPriority       bool
+	psrPriority          int32
+	inPlanSince          int64 // when it entered its current plan (overflow counts from it)
+	stage                int   // relaxation step of the plan in force
+	dropped              bool  // additional skills dropped
+	psrHasDropAfter      bool
+	psrDropAfter         int64  // the PSR's DropAdditionalSkillsTimeout
+	dropAt               int64  // when the additional skills drop (never: not at all)
+	preferred            string // the preferred user still waited for ("" after a fallback)
+	preferredRequired    bool
+	psrPreferred         string // the PSR's PreferredUserId and IsPreferredUserRequired
+	psrPreferredRequired bool
+	psrGone              bool  // the PSR of this open offer was deleted (see onWorkRemoved)
+	preferredUntil       int64 // when a preferred user who is not required stops being waited for
+	pinnedTo             *agent
 	// retryAt: a required preferred user who declined is offered the work again from then.
 	retryAt int64
 	// movedPlan: plan came from an overflow or a transfer, not from the queue; it is kept
@@ -245,8 +245,8 @@ type reqI struct {
 }
 
 type bucketKey struct {
-	req, ch, weight int32
-	class           mapping.Class
+	req, chanID, weight int32
+	class               mapping.Class
 }
 
 type bucket struct {
@@ -270,36 +270,30 @@ type membership struct {
 	out  bool // in the heap but no longer eligible (see agentHeap)
 }
 
-// agent is one agent. Fields read by every decision come first, to share cache lines: the
-// counters, keys and states, then the inline first blocks of ch, mems and memPool, so that one
-// agent's decision data sits in a few adjacent lines (at 10,000 agents they are cold).
+// agent is one agent. Fields read by every decision (counters, keys and states) come first.
 type agent struct {
-	usedTotal                int32
+	usedTotal                int32 // capacity units held by offers and interactions
 	capTotal                 int32
-	nOffered, nActive, nWrap int32
-	inbound                  int32
+	nOffered, nActive, nWrap int32 // open offers, active interactions, interactions in wrap-up
+	inbound                  int32 // Busy Inbound work (routed by Salesforce itself)
 	idleSince                int64
-	usedClass                [4]int32
-	capClass                 [4]int32
-	avail                    mapping.State
-	shown                    mapping.State
-	intended                 bool
-	ch                       []agentChan // by engine channel id
-	mems                     []*membership
-	memsInline               [8]*membership
-	memInline                [8]membership
-	chInline                 [4]agentChan
-	memPool                  []membership // backing store of mems, so they share cache lines
-	pinned                   itemHeap
+	usedClass                [4]int32      // by mapping.Class
+	capClass                 [4]int32      // -1: capped by the total only
+	chosen                   mapping.State // the state the agent chose (or will enter after work)
+	shown                    mapping.State // the state derived from chosen and the work held
+	intended                 bool          // chosen was picked while working
+	channels                 []agentChan   // by engine channel id
+	memberships              []*membership // one per bucket whose skills the agent holds
+	pinned                   itemHeap      // work waiting for this agent as its preferred user
 	id                       string
 
-	presence    string
-	prePresence string
-	onlineNames []string
-	groups      []string
-	skills      []reqI // sorted by skill id
-	raw         []Skill
-	prof        *profile
+	presence       string
+	presenceBefore string   // the presence before the current work (revert to last status)
+	openChannels   []string // the channels the presence opens
+	groups         []string
+	skills         []reqI // sorted by skill id
+	rawSkills      []Skill
+	profile        *profile
 	// undeliverable: an offer to the agent came back push timeout or unavailable, or its
 	// AgentWork insert was refused; not routable until a presence or state event.
 	undeliverable bool
@@ -404,6 +398,9 @@ func (e *Engine) SetPlans(now time.Time, plans *Table) []Command {
 		return e.out
 	}
 	e.plans = plans
+	// Requirement-set ids are cached per *Plan; the old table's plans are dropped with it (work
+	// still waiting under one of them caches it again, see resolveItem).
+	clear(e.planReq)
 	e.internChannels()
 	for _, a := range e.agentList {
 		e.resolveAgent(a)
@@ -488,7 +485,7 @@ func (e *Engine) fire(it *item) {
 	switch it.state {
 	case stOffered:
 		e.emit(Command{Type: CommandCheckOffer, WorkID: it.id, PSR: it.psr, AgentID: it.agent.id, Reason: ReasonOfferTimeout})
-		e.timers.set(it, e.now+it.plan.offerTO)
+		e.timers.set(it, e.now+it.plan.offerTimeout)
 	case stWrapUp:
 		e.finish(it, ReasonReleased)
 	case stWaiting, stPinned:

@@ -12,12 +12,12 @@ func (e *Engine) newItem() *item {
 		e.free = e.free[:n-1]
 		return it
 	}
-	return &item{hpos: -1, tpos: -1}
+	return &item{heapPos: -1, timerPos: -1}
 }
 
 func (e *Engine) freeItem(it *item) {
 	d := it.decliners[:0]
-	*it = item{hpos: -1, tpos: -1, decliners: d}
+	*it = item{heapPos: -1, timerPos: -1, decliners: d}
 	e.free = append(e.free, it)
 }
 
@@ -72,17 +72,17 @@ func (e *Engine) onWork(w *Work) {
 	if !w.RequestedAt.IsZero() {
 		it.since = w.RequestedAt.UnixNano()
 	}
-	it.hasPrio, it.workPrio = w.HasPriority, int32(w.Priority)
-	it.workWeight = int32(w.Weight)
+	it.psrHasPriority, it.psrPriority = w.HasPriority, int32(w.Priority)
+	it.psrWeight = int32(w.Weight)
 	// A PSR update that leaves the preferred user as it was keeps the work where it is: after a
 	// fallback (timeout or decline) it stays open to every agent.
-	if it.psrPref != w.PreferredUser || it.psrPrefRequired != w.PreferredRequired {
-		it.psrPref, it.psrPrefRequired = w.PreferredUser, w.PreferredRequired
-		it.preferred, it.prefRequired = w.PreferredUser, w.PreferredRequired
-		it.prefUntil = never
+	if it.psrPreferred != w.PreferredUser || it.psrPreferredRequired != w.PreferredRequired {
+		it.psrPreferred, it.psrPreferredRequired = w.PreferredUser, w.PreferredRequired
+		it.preferred, it.preferredRequired = w.PreferredUser, w.PreferredRequired
+		it.preferredUntil = never
 		it.retryAt = 0
 	}
-	it.hasDrop, it.workDrop = w.HasDropAdditional, int64(w.DropAdditionalAfter)
+	it.psrHasDropAfter, it.psrDropAfter = w.HasDropAdditional, int64(w.DropAdditionalAfter)
 	e.setWorkSkills(it, w.Skills)
 	if !e.resolveItem(it, false) {
 		return
@@ -107,11 +107,11 @@ func (e *Engine) resolveItem(it *item, onReload bool) bool {
 		e.park(it, ReasonUnknownChannel)
 		return false
 	}
-	it.ch = e.chanIDs[it.channel]
+	it.chanID = e.chanIDs[it.channel]
 	it.class = def.class
 	// The PSR's CapacityWeight, else the channel's weight under this table (a reload may
 	// change it for work that is still waiting).
-	it.weight = it.workWeight
+	it.weight = it.psrWeight
 	if it.weight <= 0 {
 		it.weight = def.weight
 	}
@@ -131,8 +131,8 @@ func (e *Engine) resolveItem(it *item, onReload bool) bool {
 		return false
 	case it.plan == nil || it.plan.name != p.name:
 		it.plan = p
-		it.planSince = e.now
-		it.prefUntil = never
+		it.inPlanSince = e.now
+		it.preferredUntil = never
 	default:
 		it.plan = p
 	}
@@ -155,21 +155,21 @@ func (e *Engine) park(it *item, r Reason) {
 // planTimes recomputes priority and the additional-skill drop time from the plan and the PSR.
 func (e *Engine) planTimes(it *item) {
 	p := it.plan
-	it.prio = p.priority
-	if it.hasPrio {
-		it.prio = it.workPrio
+	it.priority = p.priority
+	if it.psrHasPriority {
+		it.priority = it.psrPriority
 	}
 	it.dropAt = never
 	if len(p.additional) > 0 || len(it.psrAdditional) > 0 {
 		switch {
-		case it.hasDrop:
-			it.dropAt = it.since + it.workDrop
+		case it.psrHasDropAfter:
+			it.dropAt = it.since + it.psrDropAfter
 		case p.dropAfter > 0:
 			it.dropAt = it.since + p.dropAfter
 		}
 	}
-	if it.preferred != "" && !it.prefRequired && it.prefUntil == never {
-		it.prefUntil = e.now + p.preferredTO
+	if it.preferred != "" && !it.preferredRequired && it.preferredUntil == never {
+		it.preferredUntil = e.now + p.preferredTimeout
 	}
 }
 
@@ -177,8 +177,8 @@ func (e *Engine) planTimes(it *item) {
 func (e *Engine) unplace(it *item) {
 	switch it.state {
 	case stWaiting:
-		it.b.items.remove(it)
-		it.b = nil
+		it.bucket.items.remove(it)
+		it.bucket = nil
 	case stPinned:
 		if it.pinnedTo != nil {
 			it.pinnedTo.pinned.remove(it)
@@ -220,11 +220,11 @@ func (e *Engine) requirements(it *item) (int, bool) {
 // place puts unplaced work where it waits, or offers it at once.
 func (e *Engine) place(it *item) {
 	it.stage, it.dropped = e.requirements(it)
-	if it.preferred != "" && (it.prefRequired || e.now < it.prefUntil) {
+	if it.preferred != "" && (it.preferredRequired || e.now < it.preferredUntil) {
 		// A preferred user the engine does not know is not made up as an agent: the work
 		// waits for them to appear (or for the preferred timeout).
 		pa := e.agents[it.preferred]
-		if pa != nil && !e.reconciling && e.now >= it.retryAt && direct(pa, it, it.prefRequired) {
+		if pa != nil && !e.reconciling && e.now >= it.retryAt && direct(pa, it, it.preferredRequired) {
 			e.offer(it, pa)
 			return
 		}
@@ -239,7 +239,7 @@ func (e *Engine) place(it *item) {
 		return
 	}
 	b := e.bucketFor(it)
-	it.b = b
+	it.bucket = b
 	it.state = stWaiting
 	b.items.push(it)
 	e.schedule(it)
@@ -262,10 +262,10 @@ func (e *Engine) schedule(it *item) {
 		next = min(next, it.dropAt)
 	}
 	if p.overflowTo != nil {
-		next = min(next, it.planSince+p.overflowAft)
+		next = min(next, it.inPlanSince+p.overflowAfter)
 	}
-	if it.state == stPinned && !it.prefRequired {
-		next = min(next, it.prefUntil)
+	if it.state == stPinned && !it.preferredRequired {
+		next = min(next, it.preferredUntil)
 	}
 	if it.state == stPinned && it.retryAt > e.now {
 		next = min(next, it.retryAt)
@@ -282,14 +282,14 @@ func (e *Engine) schedule(it *item) {
 func (e *Engine) transition(it *item) {
 	stage, dropped := it.stage, it.dropped
 	e.unplace(it)
-	if p := it.plan; p.overflowTo != nil && e.now >= it.planSince+p.overflowAft {
+	if p := it.plan; p.overflowTo != nil && e.now >= it.inPlanSince+p.overflowAfter {
 		it.plan, it.movedPlan = p.overflowTo, true
-		it.planSince = e.now
+		it.inPlanSince = e.now
 		e.planTimes(it)
 		stage, dropped = 0, false
 		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonOverflow})
 	}
-	if it.preferred != "" && !it.prefRequired && e.now >= it.prefUntil {
+	if it.preferred != "" && !it.preferredRequired && e.now >= it.preferredUntil {
 		it.preferred = ""
 		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonPreferredTimeout})
 	}
@@ -327,8 +327,8 @@ func (e *Engine) offer(it *item, a *agent) {
 	case p.autoAccept:
 		it.autoPending = true
 		e.accept(it)
-	case p.offerTO > 0:
-		e.timers.set(it, e.now+p.offerTO)
+	case p.offerTimeout > 0:
+		e.timers.set(it, e.now+p.offerTimeout)
 	}
 	e.refresh(a)
 }
@@ -476,14 +476,14 @@ func (e *Engine) onDeclined(id, agentID string, o Outcome) {
 	it.state = stNone
 	it.decliners = append(it.decliners, a.id)
 	switch {
-	case it.preferred == a.id && !it.prefRequired:
+	case it.preferred == a.id && !it.preferredRequired:
 		// A preferred user who declines is not waited for any longer.
 		it.preferred = ""
 		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonPreferredDeclined})
 	case it.preferred == a.id:
 		// A required preferred user is the only one who may take it: offered again after the
 		// plan's preferred timeout, not at once in a loop.
-		it.retryAt = e.now + it.plan.preferredTO
+		it.retryAt = e.now + it.plan.preferredTimeout
 	}
 	e.refresh(a)
 	if it.table != e.plans && !e.resolveItem(it, true) {
@@ -529,8 +529,8 @@ func (e *Engine) release(it *item) {
 	a.nActive--
 	a.nWrap++
 	e.emit(Command{Type: CommandWrapUp, WorkID: it.id, AgentID: a.id, Session: it.session.id})
-	if it.plan.wrapUp > 0 {
-		e.timers.set(it, e.now+it.plan.wrapUp)
+	if it.plan.wrapUpTimeout > 0 {
+		e.timers.set(it, e.now+it.plan.wrapUpTimeout)
 		e.syncState(a, false)
 		return
 	}
@@ -586,7 +586,7 @@ func (e *Engine) workEnded(a *agent, interaction bool) {
 	}
 	if !a.working() && a.inbound == 0 {
 		if a.postCallDue && !a.intended {
-			a.avail = e.plans.postCall
+			a.chosen = e.plans.postCall
 		}
 		a.intended, a.postCallDue = false, false
 	}
