@@ -20,15 +20,19 @@ import (
 //
 // An agent is eligible for work when all of these hold:
 //
-//	routable state   the agent's chosen (or intended) state is Ready and they are not Busy Inbound
+//	routable state   the agent's chosen (or intended) state is Ready, they are not Busy Inbound,
+//	                 and their last offer did not come back undeliverable (push timeout,
+//	                 unavailable, insert refused) since their last presence or state event
 //	presence         their presence status opens the work's service channel
 //	capacity         total units, the class cap and the channel cap all have room for the weight
 //	skills           every required (and, until dropped, additional) skill at its minimum level
 //	not a decliner   they did not decline this work since it was last offered to someone else
 //
 // A preferred user, and the target of a transfer to an agent, need all of these but the skills
-// (direct-to-agent routing ignores them); a required preferred user and a transfer target are
-// also offered work they declined, since nobody else may take it.
+// (direct-to-agent routing ignores them); a required preferred user is also offered work they
+// declined, since nobody else may take it, but only after the plan's preferred timeout, not at
+// once in a loop. A preferred user the engine has no agent for is not made up as one: the work
+// waits for them to appear (until the preferred timeout, unless required).
 //
 // Choosing an agent for waiting work (best first):
 //
@@ -71,37 +75,61 @@ import (
 //
 //	event                  | work is ...            | effect                                  | commands
 //	-----------------------+------------------------+-----------------------------------------+------------------------
-//	work arrived/changed   | new or waiting         | plan by queue, bucket by requirements;  | offer | unroutable
+//	work arrived/changed   | new or waiting         | plan by queue (an overflow or transfer  | offer | unroutable
+//	                       |                        | plan is kept while the queue is the     |
+//	                       |                        | same), bucket by plan and PSR skills;   |
 //	                       |                        | offered to the best eligible agent      |
-//	                       | unknown queue/channel  | kept (parked), retried on SetPlans      | unroutable
-//	                       | offered/accepted       | PSR id updated only                     | -
-//	work removed (PSR del) | waiting                | forgotten                               | -
+//	                       | unknown queue/channel  | parked, plan forgotten, reported once;  | unroutable
+//	                       |                        | retried on SetPlans                     |
+//	                       | awaiting its new PSR   | the PSR a transfer asked for: waits in  | offer(transfer) | -
+//	                       | (after a transfer)     | the target plan / goes to the target    |
+//	                       | offered                | PSR id updated only                     | -
+//	                       | accepted, same PSR     | nothing (a late update)                 | -
+//	                       | accepted, new PSR      | a transfer made in Salesforce: leaves   | ended(transferred),
+//	                       |                        | its agent (wrap-up cut short), routed   | session_ended, set_state,
+//	                       |                        | again; that agent skipped once          | offer
+//	work removed (PSR del) | waiting/parked/awaiting| forgotten                               | -
 //	                       | offered                | offer kept, capacity held: an accept    | check_offer(psr_deleted)
 //	                       |                        | deletes the PSR too; a later decline or |
 //	                       |                        | cancel forgets the work                 | notify(work_withdrawn)
 //	                       | accepted               | nothing (every accept deletes the PSR)  | -
 //	offer accepted         | offered to that agent  | interaction starts, session opens       | set_state(Busy)
-//	offer declined/timeout | offered to that agent  | capacity freed, agent kept out of the   | offer (to another)
-//	                       |                        | next offer, age kept, re-routed; an     |
-//	                       |                        | overflow or preferred timeout that fell |
-//	                       |                        | due during the offer applies at once    |
+//	                       | auto-accepted          | confirmed                               | -
+//	offer declined         | offered to that agent  | capacity freed, agent kept out of the   | offer (to another)
+//	                       |                        | next offer, age kept, re-routed under   |
+//	                       |                        | the current table; an overflow or       |
+//	                       |                        | preferred timeout that fell due during  |
+//	                       |                        | the offer applies at once; a required   |
+//	                       |                        | preferred user is offered it again only |
+//	                       |                        | after the plan's preferred timeout      |
+//	  push timeout /       | offered (or, insert    | as declined, and the agent is not       | notify(undeliverable),
+//	  unavailable /        | failed, auto-accepted  | routable until a presence or state      | offer (to another)
+//	  insert failed        | not yet confirmed)     | event (auto-accept: interaction undone) |
 //	offer timeout (timer)  | offered                | re-check only, never a second AgentWork | check_offer
 //	relax/drop/overflow/   | waiting                | requirements or plan change, re-routed  | rerouted, offer
 //	preferred timeout      |                        |                                         |
-//	release / work closed  | active                 | wrap-up (plan's timeout); capacity kept | wrap_up
+//	release / work closed  | active, that agent     | wrap-up (plan's timeout); capacity kept | wrap_up
+//	work transferred (AW)  | active/wrap-up, agent  | leaves the agent, forgotten             | ended(transferred)
 //	wrap-up end (timer)    | wrap-up                | capacity freed; post-call state when    | ended, session_ended,
-//	                       |                        | the agent has nothing left              | set_state, offer
+//	                       |                        | the agent has nothing left (Busy        | set_state, offer
+//	                       |                        | Inbound work included)                  |
 //	abandon                | active or wrap-up      | capacity freed at once, no wrap-up      | ended(abandoned)
 //	hold / retrieve        | active, live           | held flag                               | hold | retrieve
-//	consult                | active                 | nothing released                        | consult
-//	transfer to agent      | active, live/non-live  | leaves agent, offered to the target     | transfer, ended, offer
-//	transfer to plan       | active, live/non-live  | leaves agent, waits in the plan         | transfer, ended, ...
+//	consult                | active                 | target agent must be Ready and present  | consult
+//	                       |                        | on the channel; nothing released        |
+//	transfer to agent/plan | active, live/non-live  | leaves agent; the connector requeues it | transfer, requeue(plan),
+//	                       |                        | for a new PSR, which the engine awaits  | ended, ...
 //	transfer to queue      | active, live/non-live  | leaves agent and the engine             | transfer, requeue, ended
-//	elevate                | active, semi/non-live  | voice interaction in the same session   | elevate (+ ended)
+//	elevate                | active, semi/non-live  | voice interaction in the same session;  | elevate (+ ended, offer)
+//	                       |                        | freed units are filled at once          |
 //	disposition            | session                | recorded; ends a waiting session        | session_ended
 //	external work          | (Salesforce routed it) | agent Busy Inbound, nothing offered     | set_state(Busy/Inbound)
-//	agent state/presence/  | -                      | eligibility recomputed; agent filled    | set_state, offer
-//	skills                 |                        | with waiting work                       |
+//	external work closed   | -                      | idle time restarts; post-call state if  | set_state, offer
+//	                       |                        | an interaction ended meanwhile          |
+//	agent state/presence/  | -                      | eligibility recomputed (an undeliverable| set_state, offer
+//	skills                 |                        | hold ends); agent filled                |
+//	reconcile              | any                    | see Snapshot: leaves / enters at once,  | ended(reconciled),
+//	                       |                        | then every agent filled                 | set_state, offer
 //
 // Actions by interaction class (seeds 000/001; anything else is refused with
 // ReasonNotAllowedForClass):

@@ -14,9 +14,12 @@ const (
 	// EventTick only lets time pass: due timers fire.
 	EventTick EventType = iota
 	// EventWorkArrived: a PendingServiceRouting appeared (Work). A second arrival of waiting work
-	// is treated as EventWorkChanged.
+	// is treated as EventWorkChanged. The new PSR a CommandRequeue asked for routes the work the
+	// engine kept for it. A new PSR (another PSR id) for work an agent holds is a transfer made
+	// in Salesforce: the interaction ends for that agent and the work is routed again.
 	EventWorkArrived
-	// EventWorkChanged: the PSR of waiting work changed (Work): priority, weight, preferred user...
+	// EventWorkChanged: the PSR of waiting work changed (Work): priority, weight, preferred user,
+	// queue... The same queue keeps the plan the work overflowed or was transferred to.
 	EventWorkChanged
 	// EventWorkRemoved: the PSR of WorkID was deleted (the customer left, the work was closed in
 	// Salesforce, or an agent accepted it). Waiting work is forgotten. An open offer is kept, with
@@ -33,8 +36,9 @@ const (
 	// next presence or state event. OutcomeInsertFailed also undoes auto-accepted work whose
 	// AgentWork was not yet confirmed Opened.
 	EventOfferDeclined
-	// EventWorkClosed: Salesforce closed the AgentWork of WorkID (the agent closed the tab):
-	// the same as a release by the agent.
+	// EventWorkClosed: Salesforce closed AgentID's AgentWork of WorkID (the agent closed the
+	// tab): the same as a release by the agent. It is ignored (stale) unless the work is that
+	// agent's interaction.
 	EventWorkClosed
 	// EventAgentSkills: AgentID's skills (and public groups, which pick a capacity profile).
 	EventAgentSkills
