@@ -179,6 +179,9 @@ func (w *propWorld) event() Event {
 			return Event{Type: EventWorkChanged, Work: wk}
 		}
 	}
+	if r.Intn(60) == 0 {
+		return w.reconcile()
+	}
 	switch n := r.Intn(100); {
 	case n < 20:
 		w.nextID++
@@ -322,6 +325,43 @@ func (w *propWorld) event() Event {
 	}
 }
 
+// reconcile builds a snapshot from the model: every open offer, interaction, Busy Inbound work
+// and presence as the model knows them, and a random part of the work that may be waiting (the
+// rest leaves the engine).
+func (w *propWorld) reconcile() Event {
+	s := &Snapshot{}
+	for _, id := range slices.Sorted(maps.Keys(w.psrs)) {
+		if _, ok := w.offered[id]; ok || w.active[id] != "" || w.r.Intn(3) == 0 {
+			continue
+		}
+		if _, ok := w.awaiting[id]; ok {
+			continue
+		}
+		s.Waiting = append(s.Waiting, w.psrs[id])
+	}
+	for _, id := range slices.Sorted(maps.Keys(w.offered)) {
+		s.Offers = append(s.Offers, Assignment{Work: w.psrs[id], AgentID: w.offered[id]})
+	}
+	for _, id := range slices.Sorted(maps.Keys(w.active)) {
+		wk, ok := w.psrs[id]
+		if !ok {
+			continue // an elevated call: Salesforce has it, but the model has no PSR for it
+		}
+		s.Interactions = append(s.Interactions, Assignment{Work: wk, AgentID: w.active[id]})
+	}
+	for _, id := range slices.Sorted(maps.Keys(w.external)) {
+		s.External = append(s.External, Assignment{Work: Work{ID: id, Channel: "chat"}, AgentID: w.external[id]})
+	}
+	for _, a := range slices.Sorted(maps.Keys(w.online)) {
+		p := AgentPresence{AgentID: a, Presence: "Available", Channels: w.online[a]}
+		if len(p.Channels) == 0 {
+			p.Presence = mapping.OfflineStatus
+		}
+		s.Presence = append(s.Presence, p)
+	}
+	return Event{Type: EventReconcile, Snapshot: s}
+}
+
 // observe applies the command-level invariants to one batch and updates the offer model.
 func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 	switch ev.Type {
@@ -362,6 +402,28 @@ func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 		}
 	case EventExternalWorkClosed:
 		delete(w.external, ev.WorkID)
+	case EventReconcile:
+		w.reached["reconcile"]++
+		keep := map[string]bool{}
+		for _, wk := range ev.Snapshot.Waiting {
+			keep[wk.ID] = true
+		}
+		for _, x := range ev.Snapshot.Offers {
+			keep[x.Work.ID] = true
+		}
+		for _, x := range ev.Snapshot.Interactions {
+			keep[x.Work.ID] = true
+		}
+		for id := range w.psrs {
+			if !keep[id] && w.active[id] == "" {
+				delete(w.decliners, id)
+				delete(w.awaiting, id)
+				delete(w.required, id)
+			}
+		}
+		for _, p := range ev.Snapshot.Presence {
+			delete(w.held, p.AgentID)
+		}
 	case EventAgentPresence:
 		delete(w.held, ev.AgentID)
 		w.online[ev.AgentID] = nil
@@ -685,6 +747,7 @@ func TestPropertyReachesSituations(t *testing.T) {
 		"elevate", "transfer", "new PSR after a transfer", "Busy Inbound while working", "post-call state",
 		"overflow", "reload with overflowed or transferred work", "reload with work awaiting its new PSR",
 		"reload with parked work", "PSR update after a decline", "refused insert of auto-accepted work",
+		"reconcile",
 	} {
 		if total[k] < 5 {
 			t.Errorf("the generator reached %q only %d times in 300 sequences", k, total[k])
