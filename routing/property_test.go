@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,7 +56,7 @@ capacity:
 
 // propMappingB is what a reload swaps in: Service loses its queue, plans change, and agents
 // enter Away/AfterCall after their work (Busy Inbound included) ends.
-const propMappingB = `
+var propMappingB = `
 plans:
   - name: Sales
     queues: [Q_Sales]
@@ -73,21 +74,7 @@ capacity:
   default: std
   profiles:
     - {name: std, total: 4}
-presence:
-  postCallState: Away/AfterCall
-  fromSalesforce:
-    Available: Ready
-    Break_Status: Away/Break
-    Away_Status: Away
-  toSalesforce:
-    Ready: Available
-    ReadyOutbound: Outbound_Status
-    Busy: Busy_Status
-    WrapUp: Wrap_Status
-    Away: Away_Status
-    ExtendedAway: Away_Status
-    LoggedOut: Offline
-`
+` + "presence:\n  postCallState: Away/AfterCall" + strings.TrimPrefix(defaultPresence, "\npresence:")
 
 var (
 	propAgents   = []string{"A1", "A2", "A3", "A4", "A5", "A6"}

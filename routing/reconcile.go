@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/omniroute/omniroute/mapping"
@@ -31,7 +32,7 @@ func (e *Engine) onReconcile(s *Snapshot) {
 	for _, x := range s.External {
 		ext[x.Work.ID] = x.AgentID
 	}
-	for _, id := range sortedKeys(e.external) {
+	for _, id := range slices.Sorted(maps.Keys(e.external)) {
 		if a, ok := ext[id]; !ok || a != e.external[id].id {
 			e.onExternalClosed(id)
 		}
@@ -49,9 +50,9 @@ func (e *Engine) onReconcile(s *Snapshot) {
 			has[x.Work.ID] = true
 		}
 	}
-	for _, id := range sortedKeys(e.items) {
+	for _, id := range slices.Sorted(maps.Keys(e.items)) {
 		it := e.items[id]
-		if has[id] {
+		if it == nil || has[id] {
 			continue
 		}
 		switch it.state {
@@ -160,13 +161,4 @@ func (e *Engine) withdrawOffer(it *item) {
 	it.state = stNone
 	it.psrGone = false
 	e.workEnded(a, false)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
