@@ -28,6 +28,9 @@ func (e *Engine) onWork(w *Work) {
 	}
 	it := e.items[w.ID]
 	existed := it != nil
+	// The new PSR a transfer asked for keeps the plan the work was transferred to, whatever
+	// its queue; any other new queue re-resolves the plan.
+	keepPlan := existed && (it.state == stAwaitingPSR || it.queue == w.Queue)
 	if existed {
 		switch it.state {
 		case stWaiting, stPinned, stParked, stAwaitingPSR, stNone:
@@ -60,8 +63,7 @@ func (e *Engine) onWork(w *Work) {
 		it.since = e.now
 		e.items[w.ID] = it
 	}
-	if it.queue != w.Queue && it.state != stAwaitingPSR {
-		// A new queue re-resolves the plan; the same queue keeps an overflow or a transfer.
+	if !keepPlan {
 		it.movedPlan = false
 	}
 	it.state = stNone
