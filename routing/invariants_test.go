@@ -105,6 +105,11 @@ func checkInvariants(t testing.TB, e *Engine) {
 		if it.state != stWaiting && it.state != stPinned {
 			continue
 		}
+		// Waiting work is routed under the table in use: its plan is the current table's plan
+		// of that name, unless the table has none (ReasonPlanRemoved keeps the old one).
+		if cur := e.plans.byName[it.plan.name]; cur != nil && cur != it.plan {
+			t.Fatalf("work %q waits under plan %s of an older table", it.id, it.plan.name)
+		}
 		wait, st := e.now-it.since, 0
 		for i, s := range it.plan.stages {
 			if s.after <= wait {

@@ -562,6 +562,8 @@ var validReasons = func() map[Reason]bool {
 var (
 	propOnce               sync.Once
 	propPlansA, propPlansB *Table
+	// propSame maps each table to a second compilation of the same mapping (an identical reload).
+	propSame map[*Table]*Table
 )
 
 func runProperty(t testing.TB, seed int64, steps int) []Command {
@@ -574,6 +576,8 @@ func runPropertyWorld(t testing.TB, seed int64, steps int) ([]Command, *propWorl
 	propOnce.Do(func() {
 		propPlansA = parseMapping(t, propMappingA, "a.yaml")
 		propPlansB = parseMapping(t, propMappingB, "b.yaml")
+		a2, b2 := parseMapping(t, propMappingA, "a.yaml"), parseMapping(t, propMappingB, "b.yaml")
+		propSame = map[*Table]*Table{propPlansA: a2, a2: propPlansA, propPlansB: b2, b2: propPlansB}
 	})
 	plansA, plansB := propPlansA, propPlansB
 	require.NotNil(t, plansA)
@@ -600,13 +604,31 @@ func runPropertyWorld(t testing.TB, seed int64, steps int) ([]Command, *propWorl
 			apply(w.event())
 			continue
 		}
-		// A reload: as often the same table again (nothing may move) as the other one.
-		p := e.plans
-		if w.r.Intn(2) == 0 {
+		// A reload: as often the same mapping again, compiled anew (nothing may move), as the
+		// other one.
+		p := propSame[e.plans]
+		same := w.r.Intn(2) == 0
+		if !same {
 			p = plansA
-			if e.plans == plansA {
+			if e.plans == plansA || e.plans == propSame[plansA] {
 				p = plansB
 			}
+		}
+		type placed struct {
+			state       itemState
+			plan        string
+			inPlanSince int64
+			stage       int
+			dropped     bool
+			preferred   string
+		}
+		before := map[string]placed{}
+		for id, it := range e.items {
+			pl := placed{state: it.state, inPlanSince: it.inPlanSince, stage: it.stage, dropped: it.dropped, preferred: it.preferred}
+			if it.plan != nil {
+				pl.plan = it.plan.name
+			}
+			before[id] = pl
 		}
 		for _, it := range e.items {
 			switch {
@@ -622,6 +644,23 @@ func runPropertyWorld(t testing.TB, seed int64, steps int) ([]Command, *propWorl
 		w.observe(t, e, Event{Type: EventTick}, cmds)
 		checkInvariants(t, e)
 		all = append(all, cmds...)
+		if !same {
+			continue
+		}
+		// An identical reload changes nothing: no command, and every piece of work keeps its
+		// state, plan, time in plan, relaxation step and preferred user.
+		if len(cmds) > 0 {
+			t.Fatalf("an identical reload emitted %+v", cmds)
+		}
+		for id, it := range e.items {
+			pl := placed{state: it.state, inPlanSince: it.inPlanSince, stage: it.stage, dropped: it.dropped, preferred: it.preferred}
+			if it.plan != nil {
+				pl.plan = it.plan.name
+			}
+			if pl != before[id] {
+				t.Fatalf("an identical reload moved work %s: %+v -> %+v", id, before[id], pl)
+			}
+		}
 	}
 	w.drain(t, e, apply)
 	return all, w

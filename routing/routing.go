@@ -247,8 +247,9 @@ type item struct {
 	// autoPending: auto-accepted work whose AgentWork has not been confirmed Opened yet; a
 	// refused insert still undoes it.
 	autoPending bool
-	// parkReason is why parked work was last reported unroutable ("" when not parked).
-	parkReason Reason
+	// reported is the last unroutable or plan_removed report about this work, so that a reload
+	// does not repeat it ("" once the work is routed by its queue or moved plan again).
+	reported Reason
 	// table is the table plan was resolved under.
 	table *Table
 	// psrRequired and psrAdditional are the PSR's own skill requirements (SkillRequirement).

@@ -122,23 +122,35 @@ func (e *Engine) resolveItem(it *item, onReload bool) bool {
 		p = e.plans.byName[it.plan.name]
 	}
 	if p == nil {
-		it.movedPlan = false
-		p = e.plans.queues[it.queue]
+		if p = e.plans.queues[it.queue]; p != nil {
+			it.movedPlan = false
+		}
 	}
-	switch {
-	case p == nil && onReload && it.plan != nil:
-		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonPlanRemoved})
-	case p == nil:
+	reported := false
+	if p == nil && onReload && it.plan != nil {
+		// The queue lost its plan: the work stays under the plan it had (this table's plan of
+		// that name when there is one), as if moved there, and this is reported once.
+		if p = e.plans.byName[it.plan.name]; p == nil {
+			p = it.plan
+		}
+		it.movedPlan, reported = true, true
+		if it.reported != ReasonPlanRemoved {
+			it.reported = ReasonPlanRemoved
+			e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: p.name, Reason: ReasonPlanRemoved})
+		}
+	}
+	if p == nil {
 		e.park(it, ReasonQueueUnmapped)
 		return false
-	case it.plan == nil || it.plan.name != p.name:
-		it.plan = p
+	}
+	if it.plan == nil || it.plan.name != p.name {
 		it.inPlanSince = e.now
 		it.preferredUntil = never
-	default:
-		it.plan = p
 	}
-	it.parkReason = ""
+	it.plan = p
+	if !reported {
+		it.reported = ""
+	}
 	e.planTimes(it)
 	return true
 }
@@ -148,8 +160,8 @@ func (e *Engine) resolveItem(it *item, onReload bool) bool {
 func (e *Engine) park(it *item, r Reason) {
 	it.state = stParked
 	it.plan, it.movedPlan = nil, false
-	if it.parkReason != r {
-		it.parkReason = r
+	if it.reported != r {
+		it.reported = r
 		e.emit(Command{Type: CommandUnroutable, WorkID: it.id, Reason: r})
 	}
 }
