@@ -413,13 +413,17 @@ func (e *Engine) Apply(now time.Time, ev Event) []Command {
 // SetPlans swaps the routing table (after a reload) and returns the commands that follow.
 //
 // Offers, interactions, wrap-ups and sessions keep the plan they started under (its offer
-// timeout, wrap-up timeout and disposition rule). Waiting work is re-placed under the plan its
-// queue now maps to, keeping its age, with the channel's new class and weight (unless the PSR
-// set its own weight); its plan timers restart only if the plan's name changed, and an overflow
-// wait it has already served applies at once.
+// timeout, wrap-up timeout and disposition rule); a declined offer then waits under the current
+// table. Waiting work is re-placed, keeping its age, with the channel's new class and weight
+// (unless the PSR set its own weight), under the plan it overflowed or was transferred to while
+// the new table has a plan of that name, else under the plan its queue now maps to; its plan
+// timers restart only if the plan's name changed, and an overflow wait it has already served
+// applies at once. So an identical reload changes nothing and emits nothing.
 // Work whose queue the new table no longer maps is never dropped: it stays queued under the plan
-// it had (a CommandRerouted with ReasonPlanRemoved reports it), and parked work (unknown queue
-// or channel) is retried against the new table. Agents' capacity profiles are re-resolved.
+// it had (the new table's plan of that name, if any; a CommandRerouted with ReasonPlanRemoved
+// reports it, once). Parked work (unknown queue or channel) forgot its plan; it is retried
+// against the new table and not reported again while still parked for the same reason. Agents'
+// capacity profiles are re-resolved.
 func (e *Engine) SetPlans(now time.Time, plans *Table) []Command {
 	e.out = e.out[:0]
 	e.advance(now.UnixNano())
