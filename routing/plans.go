@@ -32,9 +32,7 @@ type Table struct {
 	postCall     mapping.State
 }
 
-// Plans is the former name of Table.
-//
-// Deprecated: use Table; this alias goes once the connector has switched.
+// Plans is the former name of Table, kept only until the connector has switched to Table.
 type Plans = Table
 
 type channelDef struct {
