@@ -107,6 +107,13 @@ type propWorld struct {
 	awaiting  map[string]string           // work the engine keeps for a new PSR -> the requeue queue
 	declined  string                      // work just declined: Salesforce updates its PSR next
 	nextPSR   int
+	// The post-call model: interactions in wrap-up, each agent's last reported state, and per
+	// agent whether an interaction ended (ended) or the agent chose a state or presence (chose)
+	// since they were last free.
+	wrapping map[string]string
+	shown    map[string]mapping.State
+	ended    map[string]bool
+	chose    map[string]bool
 	// reached counts the situations the generator got the engine into (see
 	// TestPropertyReachesSituations).
 	reached map[string]int
@@ -312,6 +319,56 @@ func (w *propWorld) event() Event {
 	}
 }
 
+// busy reports whether the model has work for agent a: an offer, an interaction, a wrap-up or
+// Busy Inbound work.
+func (w *propWorld) busy(a string) bool {
+	for _, m := range []map[string]string{w.offered, w.active, w.wrapping, w.external} {
+		for _, x := range m {
+			if x == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkPostCall: an agent who became free in this batch after one of their interactions ended,
+// and who chose no state or presence meanwhile, is shown in the mapping's post-call state
+// (Busy Inbound work that outlasts the interaction included: defect D of issue 10).
+func (w *propWorld) checkPostCall(t testing.TB, e *Engine, ev Event, cmds []Command, busyBefore map[string]bool) {
+	if w.wrapping == nil {
+		return // the fuzz test's world keeps no post-call model
+	}
+	for _, c := range cmds {
+		switch c.Type {
+		case CommandWrapUp:
+			w.wrapping[c.WorkID] = c.AgentID
+		case CommandEnded:
+			delete(w.wrapping, c.WorkID)
+			if c.Reason != ReasonElevated {
+				w.ended[c.AgentID] = true
+			}
+		case CommandRequeue:
+			delete(w.wrapping, c.WorkID)
+		case CommandSetState:
+			w.shown[c.AgentID] = c.State
+		}
+	}
+	for _, a := range propAgents {
+		if w.busy(a) {
+			continue
+		}
+		if busyBefore[a] && w.ended[a] && !w.chose[a] && ev.Type != EventReconcile {
+			w.reached["post-call check"]++
+			if want := e.plans.postCall; w.shown[a] != want {
+				t.Fatalf("agent %s is free after an interaction ended but shown %v, not the post-call state %v", a, w.shown[a], want)
+			}
+		}
+		delete(w.ended, a)
+		delete(w.chose, a)
+	}
+}
+
 // reconcile builds a snapshot from the model: every open offer, interaction, Busy Inbound work
 // and presence as the model knows them, and a random part of the work that may be waiting (the
 // rest leaves the engine).
@@ -351,6 +408,19 @@ func (w *propWorld) reconcile() Event {
 
 // observe applies the command-level invariants to one batch and updates the offer model.
 func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
+	busyBefore := map[string]bool{}
+	for _, a := range propAgents {
+		busyBefore[a] = w.busy(a)
+	}
+	switch ev.Type {
+	case EventAgentState, EventAgentPresence:
+		w.chose[ev.AgentID] = true
+	case EventReconcile:
+		for _, a := range propAgents {
+			w.chose[a] = true
+		}
+	}
+	defer w.checkPostCall(t, e, ev, cmds, busyBefore)
 	switch ev.Type {
 	case EventWorkArrived, EventWorkChanged:
 		// The engine reads a PSR's fields only while its work waits (the model's maps still
@@ -586,6 +656,7 @@ func runPropertyWorld(t testing.TB, seed int64, steps int) ([]Command, *propWorl
 		external: map[string]string{}, online: map[string][]string{}, decliners: map[string][]string{}, required: map[string]string{},
 		skills: map[string]map[string]int32{}, held: map[string]bool{}, auto: map[string]bool{},
 		psrs: map[string]Work{}, awaiting: map[string]string{}, reached: map[string]int{},
+		wrapping: map[string]string{}, shown: map[string]mapping.State{}, ended: map[string]bool{}, chose: map[string]bool{},
 	}
 	e := New(plansA)
 	var all []Command
@@ -729,8 +800,11 @@ func (w *propWorld) drain(t testing.TB, e *Engine, apply func(Event)) {
 
 // TestPropertyRandomSequences runs thousands of random event sequences (seeded, so a failure
 // names its seed) and checks after every step: capacity never exceeded, no work offered to two
-// agents, nothing offered to a non-routable agent, no idle eligible agent while eligible work
-// waits, and every refusal carries a reason from the closed set.
+// agents, nothing offered to a non-routable or undeliverable agent, no idle eligible agent while
+// eligible work waits, waiting work under the current table's plans, the post-call state once an
+// agent is free, an identical reload changing nothing, and every refusal carries a reason from
+// the closed set; at the end of each sequence every agent comes back and all routable work must
+// be offered (liveness).
 func TestPropertyRandomSequences(t *testing.T) {
 	t.Parallel()
 	seqs := 2000
@@ -773,7 +847,7 @@ func TestPropertyReachesSituations(t *testing.T) {
 		"elevate", "transfer", "new PSR after a transfer", "Busy Inbound while working", "post-call state",
 		"overflow", "reload with overflowed or transferred work", "reload with work awaiting its new PSR",
 		"reload with parked work", "PSR update after a decline", "refused insert of auto-accepted work",
-		"reconcile",
+		"reconcile", "post-call check",
 	} {
 		if total[k] < 5 {
 			t.Errorf("the generator reached %q only %d times in 300 sequences", k, total[k])
