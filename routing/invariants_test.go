@@ -81,6 +81,23 @@ func checkInvariants(t testing.TB, e *Engine) {
 			}
 		}
 	}
+	// No two live sessions share an id (the sessions of interactions, and those waiting for a
+	// disposition).
+	sessionByID := map[string]*session{}
+	live := func(s *session) {
+		if other, ok := sessionByID[s.id]; ok && other != s {
+			t.Fatalf("two live sessions share the id %q (agents %s and %s)", s.id, other.agent.id, s.agent.id)
+		}
+		sessionByID[s.id] = s
+	}
+	for _, it := range e.items {
+		if it.session != nil {
+			live(it.session)
+		}
+	}
+	for _, s := range e.sessions {
+		live(s)
+	}
 	// Agent heaps are ordered by their heap keys (see agentHeap).
 	for _, b := range e.bucketList {
 		out := 0

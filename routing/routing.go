@@ -257,8 +257,9 @@ type item struct {
 }
 
 // session is the interactions of one contact. Only sessions that must be found by id are in
-// Engine.sessions: those with an explicit Work.Session id, and those waiting for a
-// disposition; the rest are reached through their interactions.
+// Engine.sessions: those with an explicit Work.Session id, those waiting for a disposition, and
+// those that outlived one of their interactions (so that the id stays taken); the rest are
+// reached through their interactions.
 type session struct {
 	id          string
 	agent       *agent

@@ -467,6 +467,8 @@ func (e *Engine) onDeclined(id, agentID string, o Outcome) {
 			it.session = nil
 			if s.open--; s.open == 0 {
 				e.endSession(s)
+			} else {
+				e.index(s) // its id stays taken (see accept)
 			}
 		}
 	} else {
@@ -566,8 +568,9 @@ func (e *Engine) detach(it *item, r Reason) {
 	s := it.session
 	e.emit(Command{Type: CommandEnded, WorkID: it.id, AgentID: a.id, Session: s.id, Reason: r})
 	s.open--
-	if s.open > 0 && r == ReasonTransferred {
-		// The contact goes on with another agent: keep this session's id taken (see accept).
+	if s.open > 0 {
+		// The session outlives this interaction (an elevated call, a transfer): index it, so
+		// that its id stays taken when this work id comes back (see accept).
 		e.index(s)
 	}
 	if s.open == 0 {
