@@ -117,8 +117,9 @@ type Event struct {
 //   - Presence replaces every agent's presence; a known agent missing from it is offline.
 //   - Waiting (PSRs not pushed), Offers (AgentWork Assigned) and Interactions (AgentWork Opened,
 //     routed by the engine) are the engine's work. Work the engine holds that is in none of
-//     them leaves it: waiting work is forgotten, an offer is withdrawn (its capacity freed), an
-//     interaction ends (CommandEnded, ReasonReconciled). Wrap-ups are the engine's own and stay.
+//     them leaves it: waiting work is forgotten (parked work, and work awaiting the new PSR of a
+//     transfer, too), an offer is withdrawn (its capacity freed), an interaction ends
+//     (CommandEnded, ReasonReconciled). Wrap-ups are the engine's own and stay.
 //   - Work in them that the engine lacks, or holds in another form, enters as Salesforce has it:
 //     waiting work is routed; an offer or interaction is taken as given to that agent (its
 //     capacity counted even past the agent's caps, since Salesforce already decided).
