@@ -302,14 +302,18 @@ type CommandType uint8
 
 // Command types.
 const (
-	// CommandOffer: insert an AgentWork for WorkID/PSR to AgentID on Channel with Weight.
-	// AutoAccept marks plans whose work needs no accept; the engine then treats it as accepted.
+	// CommandOffer: insert an AgentWork for WorkID/PSR to AgentID on Channel with Weight; if the
+	// insert is refused, report EventOfferDeclined with OutcomeInsertFailed. AutoAccept marks
+	// plans whose work needs no accept; the engine then treats it as accepted (the Opened
+	// AgentWork confirms it). Reason is ReasonTransfer for the target of a transfer.
 	CommandOffer CommandType = iota + 1
 	// CommandCheckOffer: the plan's offer timeout passed (ReasonOfferTimeout), or the PSR was
 	// deleted (ReasonPSRDeleted), with no outcome for the offer of WorkID to AgentID. Look the
-	// AgentWork up and report its outcome (Opened: EventOfferAccepted; Declined, Canceled,
-	// Unavailable: EventOfferDeclined). Never insert a second AgentWork: the offer stays open and
-	// the check repeats every offer timeout.
+	// AgentWork up and report its outcome (Opened: EventOfferAccepted; Declined or Canceled:
+	// EventOfferDeclined with OutcomeDeclined; DeclinedOnPushTimeout: OutcomePushTimeout;
+	// Unavailable: OutcomeUnavailable; no AgentWork at all: OutcomeInsertFailed; still
+	// Assigned: nothing). Never insert a second AgentWork: the offer stays open and the check
+	// repeats every offer timeout.
 	CommandCheckOffer
 	// CommandTransfer: AgentID's interaction WorkID was transferred to Target/TargetID. For an
 	// agent target a CommandOffer follows; for a plan the work waits in that plan.
