@@ -315,8 +315,10 @@ const (
 	// Assigned: nothing). Never insert a second AgentWork: the offer stays open and the check
 	// repeats every offer timeout.
 	CommandCheckOffer
-	// CommandTransfer: AgentID's interaction WorkID was transferred to Target/TargetID. For an
-	// agent target a CommandOffer follows; for a plan the work waits in that plan.
+	// CommandTransfer: AgentID's interaction WorkID was transferred to Target/TargetID (agent,
+	// plan or queue). It records the decision; the CommandRequeue that follows is what Salesforce
+	// must do. For an agent or a plan the engine then awaits the new PSR and offers it to that
+	// agent (ReasonTransfer) or routes it in that plan.
 	CommandTransfer
 	// CommandRequeue: move WorkID (on Channel) to Salesforce queue TargetID (Target is
 	// TargetQueue) so that Salesforce makes a new PSR for it: a case's owner becomes the queue,
