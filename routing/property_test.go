@@ -111,9 +111,11 @@ type propWorld struct {
 	// agent whether an interaction ended (ended) or the agent chose a state or presence (chose)
 	// since they were last free.
 	wrapping map[string]string
-	shown    map[string]mapping.State
-	ended    map[string]bool
-	chose    map[string]bool
+	// inboundEnd is when each agent's last Busy Inbound work ended: idle time restarts then.
+	inboundEnd map[string]time.Time
+	shown      map[string]mapping.State
+	ended      map[string]bool
+	chose      map[string]bool
 	// reached counts the situations the generator got the engine into (see
 	// TestPropertyReachesSituations).
 	reached map[string]int
@@ -458,7 +460,12 @@ func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 			w.external[ev.WorkID] = ev.AgentID
 		}
 	case EventExternalWorkClosed:
-		delete(w.external, ev.WorkID)
+		if a, ok := w.external[ev.WorkID]; ok {
+			delete(w.external, ev.WorkID)
+			if !slices.Contains(slices.Collect(maps.Values(w.external)), a) && w.inboundEnd != nil {
+				w.inboundEnd[a] = w.now
+			}
+		}
 	case EventReconcile:
 		w.reached["reconcile"]++
 		keep := map[string]bool{}
@@ -606,6 +613,13 @@ func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 			checkItemCaps(t, a, it)
 		}
 	}
+	// Idle time restarts when Busy Inbound work ends (defect E of issue 10): the agent's idle
+	// since, which orders the choice between agents, is not earlier than that.
+	for a, end := range w.inboundEnd {
+		if ag := e.agents[a]; ag != nil && ag.idleSince < end.UnixNano() {
+			t.Fatalf("agent %s idle since %v, before their Busy Inbound work ended at %v", a, time.Unix(0, ag.idleSince).Sub(t0), end.Sub(t0))
+		}
+	}
 	// The model and the engine agree on open offers.
 	for id, a := range w.offered {
 		it := e.items[id]
@@ -656,7 +670,7 @@ func runPropertyWorld(t testing.TB, seed int64, steps int) ([]Command, *propWorl
 		external: map[string]string{}, online: map[string][]string{}, decliners: map[string][]string{}, required: map[string]string{},
 		skills: map[string]map[string]int32{}, held: map[string]bool{}, auto: map[string]bool{},
 		psrs: map[string]Work{}, awaiting: map[string]string{}, reached: map[string]int{},
-		wrapping: map[string]string{}, shown: map[string]mapping.State{}, ended: map[string]bool{}, chose: map[string]bool{},
+		wrapping: map[string]string{}, inboundEnd: map[string]time.Time{}, shown: map[string]mapping.State{}, ended: map[string]bool{}, chose: map[string]bool{},
 	}
 	e := New(plansA)
 	var all []Command
