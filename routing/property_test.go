@@ -104,7 +104,7 @@ type propWorld struct {
 	held      map[string]bool             // agents whose last offer was undeliverable
 	auto      map[string]bool             // auto-accepted work not yet confirmed Opened
 	psrs      map[string]Work             // work -> its last PSR, for the updates Salesforce sends
-	awaiting  map[string]string           // work the engine keeps for a new PSR -> the requeue queue
+	awaiting  map[string]Work             // work the engine keeps for a new PSR: the requeue's queue and channel
 	declined  string                      // work just declined: Salesforce updates its PSR next
 	nextPSR   int
 	// The post-call model: interactions in wrap-up, each agent's last reported state, and per
@@ -161,7 +161,7 @@ func (w *propWorld) event() Event {
 		ks := slices.Sorted(maps.Keys(w.awaiting))
 		id := ks[r.Intn(len(ks))]
 		wk := w.psrs[id]
-		wk.PSR, wk.Queue = w.newPSR(id), w.awaiting[id]
+		wk.ID, wk.PSR, wk.Queue, wk.Channel = id, w.newPSR(id), w.awaiting[id].Queue, w.awaiting[id].Channel
 		if r.Intn(5) == 0 {
 			wk.Queue = w.pick(propQueues[:4])
 		}
@@ -427,7 +427,21 @@ func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 	case EventWorkArrived, EventWorkChanged:
 		// The engine reads a PSR's fields only while its work waits (the model's maps still
 		// hold the state before this event).
-		if _, busy := w.offered[ev.Work.ID]; !busy && w.active[ev.Work.ID] == "" {
+		prev, known := w.psrs[ev.Work.ID]
+		// A new PSR for an interaction is a transfer made in Salesforce: the interaction must
+		// end in this batch (defect C of issue 10) and the work be routed again.
+		transferred := w.active[ev.Work.ID] != "" && ev.Work.PSR != "" && (!known || prev.PSR != ev.Work.PSR)
+		if transferred {
+			w.reached["new PSR for an interaction"]++
+			ended := false
+			for _, c := range cmds {
+				ended = ended || (c.Type == CommandEnded && c.WorkID == ev.Work.ID && c.Reason == ReasonTransferred)
+			}
+			if !ended {
+				t.Fatalf("a new PSR %s for interaction %s did not end it: %+v", ev.Work.PSR, ev.Work.ID, cmds)
+			}
+		}
+		if _, busy := w.offered[ev.Work.ID]; transferred || (!busy && w.active[ev.Work.ID] == "") {
 			delete(w.required, ev.Work.ID)
 			if ev.Work.PreferredRequired {
 				w.required[ev.Work.ID] = ev.Work.PreferredUser
@@ -544,7 +558,7 @@ func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 			delete(w.active, c.WorkID)
 			delete(w.auto, c.WorkID)
 			if c.Plan != "" {
-				w.awaiting[c.WorkID] = c.TargetID
+				w.awaiting[c.WorkID] = Work{Queue: c.TargetID, Channel: c.Channel}
 			}
 			w.reached["transfer"]++
 		case CommandRerouted:
@@ -577,6 +591,10 @@ func (w *propWorld) observe(t testing.TB, e *Engine, ev Event, cmds []Command) {
 				if x == c.AgentID {
 					t.Fatalf("work %s offered to %s, who is Busy Inbound", c.WorkID, c.AgentID)
 				}
+			}
+			// Offers carry the work's live PSR: the one last sent for it (defect B of issue 10).
+			if c.PSR == "" || c.PSR != w.psrs[c.WorkID].PSR {
+				t.Fatalf("work %s offered under PSR %q, its PSR is %q", c.WorkID, c.PSR, w.psrs[c.WorkID].PSR)
 			}
 			if w.held[c.AgentID] {
 				t.Fatalf("work %s offered to %s, whose last offer was undeliverable", c.WorkID, c.AgentID)
@@ -669,7 +687,7 @@ func runPropertyWorld(t testing.TB, seed int64, steps int) ([]Command, *propWorl
 		r: rand.New(rand.NewSource(seed)), now: t0, offered: map[string]string{}, active: map[string]string{},
 		external: map[string]string{}, online: map[string][]string{}, decliners: map[string][]string{}, required: map[string]string{},
 		skills: map[string]map[string]int32{}, held: map[string]bool{}, auto: map[string]bool{},
-		psrs: map[string]Work{}, awaiting: map[string]string{}, reached: map[string]int{},
+		psrs: map[string]Work{}, awaiting: map[string]Work{}, reached: map[string]int{},
 		wrapping: map[string]string{}, inboundEnd: map[string]time.Time{}, shown: map[string]mapping.State{}, ended: map[string]bool{}, chose: map[string]bool{},
 	}
 	e := New(plansA)
@@ -759,10 +777,7 @@ func runPropertyWorld(t testing.TB, seed int64, steps int) ([]Command, *propWorl
 func (w *propWorld) drain(t testing.TB, e *Engine, apply func(Event)) {
 	for _, id := range slices.Sorted(maps.Keys(w.awaiting)) {
 		wk := w.psrs[id]
-		wk.ID, wk.PSR, wk.Queue = id, w.newPSR(id), w.awaiting[id]
-		if wk.Channel == "" {
-			wk.Channel = "chat"
-		}
+		wk.ID, wk.PSR, wk.Queue, wk.Channel = id, w.newPSR(id), w.awaiting[id].Queue, w.awaiting[id].Channel
 		apply(Event{Type: EventWorkArrived, Work: wk})
 	}
 	for _, x := range slices.Sorted(maps.Keys(w.external)) {
@@ -861,7 +876,7 @@ func TestPropertyReachesSituations(t *testing.T) {
 		"elevate", "transfer", "new PSR after a transfer", "Busy Inbound while working", "post-call state",
 		"overflow", "reload with overflowed or transferred work", "reload with work awaiting its new PSR",
 		"reload with parked work", "PSR update after a decline", "refused insert of auto-accepted work",
-		"reconcile", "post-call check",
+		"reconcile", "post-call check", "new PSR for an interaction",
 	} {
 		if total[k] < 5 {
 			t.Errorf("the generator reached %q only %d times in 300 sequences", k, total[k])
