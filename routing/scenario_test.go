@@ -24,7 +24,10 @@ import (
 //	steps:          played in order; each is one Apply (or SetPlans) call
 //	  - at: 5s      clock offset from t0 (default 0s)
 //	    event: {type: work_arrived, work: {id: W1, psr: P1, queue: Q, channel: chat}}
-//	                (or reload: | <mapping>, or neither for a tick)
+//	                (or reload: | <mapping>, or neither for a tick); a reconcile event has
+//	                snapshot: {waiting: [<work>], offers: [{agent, work}], interactions: [...],
+//	                external: [...], presence: [{agent, presence, channels}]}; a work may list
+//	                its PSR's skills: {name: level} and additional: {name: level}
 //	    expect:     the exact commands, in order; no expect means no commands
 //	      - {type: offer, work: W1, psr: P1, agent: A1, channel: chat, weight: 1, plan: Support}
 //	    deadline: 35s   optional: NextDeadline afterwards (offset from t0), or none
