@@ -83,7 +83,8 @@ import (
 //	                       |                        | retried on SetPlans                     |
 //	                       | awaiting its new PSR   | the PSR a transfer asked for: waits in  | offer(transfer) | -
 //	                       | (after a transfer)     | the target plan / goes to the target    |
-//	                       | offered                | PSR id updated only                     | -
+//	                       | offered                | a new PSR id updated only; the deleted  | -
+//	                       |                        | PSR arriving again changes nothing      |
 //	                       | accepted, same PSR     | nothing (a late update)                 | -
 //	                       | accepted, new PSR      | a transfer made in Salesforce: leaves   | ended(transferred),
 //	                       |                        | its agent (wrap-up cut short), routed   | session_ended, set_state,

@@ -51,7 +51,9 @@ func (e *Engine) onWork(w *Work) {
 			it.since = e.now
 			e.workEnded(a, true)
 		default:
-			if w.PSR != "" {
+			// An open offer: only its PSR id is updated. The same PSR arriving again after its
+			// DELETE (at-least-once delivery replays the CREATE) does not bring it back.
+			if w.PSR != "" && w.PSR != it.psr {
 				it.psr = w.PSR
 				it.psrGone = false
 			}
