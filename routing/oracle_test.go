@@ -124,6 +124,20 @@ type orWork struct {
 	wrapEnd            time.Time
 	psrGone            bool
 	placedAt           time.Time // when it was last placed: its later changes are its timers
+	// preferred is the preferred user still waited for; prefUntil ends the wait unless
+	// required; retryAt is when a required preferred user who declined gets it again.
+	preferred, psrPreferred string
+	required                bool
+	prefUntil, retryAt      time.Time
+	hasPrio                 bool
+	prio                    int
+}
+
+func (w *orWork) priority() int {
+	if w.hasPrio {
+		return w.prio
+	}
+	return w.plan.priority
 }
 
 type oracle struct {
@@ -211,6 +225,12 @@ func (o *oracle) fit(a *orAgent, w *orWork) (int, bool) {
 	return sum, true
 }
 
+// direct: a can take w as its preferred user (skills are not checked; a required preferred
+// user may take work they declined).
+func (o *oracle) direct(a *orAgent, w *orWork) bool {
+	return a.routable() && a.online[w.channel] && a.room(w) && (w.required || !slices.Contains(w.decliners, a.id))
+}
+
 func (o *oracle) eligible(a *orAgent, w *orWork) bool {
 	_, ok := o.fit(a, w)
 	return ok && a.routable() && a.online[w.channel] && a.room(w) && !slices.Contains(w.decliners, a.id)
@@ -248,8 +268,8 @@ func (o *oracle) better(x, y *orAgent, w *orWork) bool {
 }
 
 func workBefore(x, y *orWork) bool {
-	if x.plan.priority != y.plan.priority {
-		return x.plan.priority < y.plan.priority
+	if x.priority() != y.priority() {
+		return x.priority() < y.priority()
 	}
 	if !x.since.Equal(y.since) {
 		return x.since.Before(y.since)
@@ -267,6 +287,14 @@ func (o *oracle) offer(w *orWork, a *orAgent) {
 // place offers waiting work to the best eligible agent.
 func (o *oracle) place(w *orWork) {
 	w.placedAt = o.now
+	w.state = "waiting"
+	if w.preferred != "" && (w.required || o.now.Before(w.prefUntil)) {
+		w.state = "pinned"
+		if pa := o.agents[w.preferred]; pa != nil && !o.now.Before(w.retryAt) && o.direct(pa, w) {
+			o.offer(w, pa)
+		}
+		return
+	}
 	var best *orAgent
 	for _, a := range o.sortedAgents() {
 		if o.eligible(a, w) && (best == nil || o.better(a, best, w)) {
@@ -283,7 +311,9 @@ func (o *oracle) fill(a *orAgent) {
 	for a.routable() {
 		var best *orWork
 		for _, w := range o.works {
-			if w.state == "waiting" && o.eligible(a, w) && (best == nil || workBefore(w, best)) {
+			ok := w.state == "waiting" && o.eligible(a, w) ||
+				w.state == "pinned" && w.preferred == a.id && !o.now.Before(w.retryAt) && o.direct(a, w)
+			if ok && (best == nil || workBefore(w, best)) {
 				best = w
 			}
 		}
@@ -298,6 +328,9 @@ func (o *oracle) fill(a *orAgent) {
 func (o *oracle) overflow(w *orWork) {
 	if p := w.plan; p.overflowTo != "" && !o.now.Before(w.inPlan.Add(p.overflowAt)) {
 		w.plan, w.inPlan = orPlans[p.overflowTo], o.now
+	}
+	if w.preferred != "" && !w.required && !o.now.Before(w.prefUntil) {
+		w.preferred = ""
 	}
 }
 
@@ -317,6 +350,12 @@ func (o *oracle) deadline(w *orWork) (time.Time, bool) {
 	if w.plan.overflowTo != "" {
 		ds = append(ds, w.inPlan.Add(w.plan.overflowAt))
 	}
+	if w.state == "pinned" && !w.required {
+		ds = append(ds, w.prefUntil)
+	}
+	if w.state == "pinned" && w.retryAt.After(w.placedAt) {
+		ds = append(ds, w.retryAt)
+	}
 	if len(ds) == 0 {
 		return time.Time{}, false
 	}
@@ -334,7 +373,7 @@ func (o *oracle) advance(t time.Time) {
 			switch w.state {
 			case "wrapup":
 				d = w.wrapEnd
-			case "waiting":
+			case "waiting", "pinned":
 				var ok bool
 				if d, ok = o.deadline(w); !ok {
 					continue
@@ -398,7 +437,7 @@ func (o *oracle) apply(now time.Time, ev Event) [][2]string {
 	case EventWorkArrived:
 		w := o.works[ev.Work.ID]
 		if w != nil {
-			if w.state == "waiting" { // a repeated PSR: the work stays as it is
+			if w.state == "waiting" || w.state == "pinned" { // a repeated PSR: the work stays as it is
 				o.overflow(w)
 				o.place(w)
 			}
@@ -408,11 +447,32 @@ func (o *oracle) apply(now time.Time, ev Event) [][2]string {
 		w = &orWork{
 			id: ev.Work.ID, queue: ev.Work.Queue, channel: ev.Work.Channel, plan: orPlans[p],
 			since: ev.Work.RequestedAt, inPlan: o.now, weight: ev.Work.Weight, state: "waiting",
+			preferred: ev.Work.PreferredUser, psrPreferred: ev.Work.PreferredUser, required: ev.Work.PreferredRequired,
+			prefUntil: o.now.Add(30 * time.Second),
 		}
 		if w.weight <= 0 {
 			w.weight = 1
 		}
 		o.works[w.id] = w
+		o.place(w)
+	case EventWorkChanged:
+		w := o.works[ev.Work.ID]
+		if w == nil || (w.state != "waiting" && w.state != "pinned") {
+			break
+		}
+		if ev.Work.Queue != w.queue {
+			w.queue = ev.Work.Queue
+			if p := orPlans[orQueues[w.queue]]; p != w.plan {
+				w.plan, w.inPlan = p, o.now
+				w.prefUntil = o.now.Add(30 * time.Second)
+			}
+		}
+		w.hasPrio, w.prio = ev.Work.HasPriority, ev.Work.Priority
+		if ev.Work.PreferredUser != w.psrPreferred || ev.Work.PreferredRequired != w.required {
+			w.preferred, w.psrPreferred, w.required = ev.Work.PreferredUser, ev.Work.PreferredUser, ev.Work.PreferredRequired
+			w.prefUntil, w.retryAt = o.now.Add(30*time.Second), time.Time{}
+		}
+		o.overflow(w)
 		o.place(w)
 	case EventOfferAccepted:
 		if w := o.works[ev.WorkID]; w != nil && w.state == "offered" && w.agent.id == ev.AgentID {
@@ -435,6 +495,12 @@ func (o *oracle) apply(now time.Time, ev Event) [][2]string {
 		}
 		w.state, w.agent = "waiting", nil
 		w.decliners = append(w.decliners, a.id)
+		switch {
+		case w.preferred == a.id && !w.required:
+			w.preferred = ""
+		case w.preferred == a.id:
+			w.retryAt = o.now.Add(30 * time.Second)
+		}
 		o.overflow(w)
 		o.place(w)
 		o.workEnded(a, false)
@@ -452,7 +518,7 @@ func (o *oracle) apply(now time.Time, ev Event) [][2]string {
 	case EventWorkRemoved:
 		switch w := o.works[ev.WorkID]; {
 		case w == nil:
-		case w.state == "waiting":
+		case w.state == "waiting" || w.state == "pinned":
 			delete(o.works, w.id)
 		case w.state == "offered":
 			w.psrGone = true
@@ -557,12 +623,18 @@ func oracleEvent(r *rand.Rand, o *oracle, next *int) Event {
 		if r.Intn(5) == 0 {
 			w.Weight = 2
 		}
+		if r.Intn(5) == 0 {
+			w.PreferredUser = []string{"A1", "A2", "A3", "A4", "A5", "A9"}[r.Intn(6)]
+			w.PreferredRequired = r.Intn(3) == 0
+		}
 		if r.Intn(6) == 0 && *next > 1 {
 			// at-least-once delivery: a PSR arrives again
 			k := r.Intn(*next-1) + 1
 			w.ID, w.PSR = fmt.Sprintf("W%03d", k), fmt.Sprintf("P%03d", k)
 			if ow := o.works[w.ID]; ow != nil {
 				w.Queue, w.Channel, w.RequestedAt, w.Weight = ow.queue, ow.channel, ow.since, ow.weight
+				w.PreferredUser, w.PreferredRequired = ow.psrPreferred, ow.required
+				w.HasPriority, w.Priority = ow.hasPrio, ow.prio
 				if w.Weight == 1 {
 					w.Weight = 0
 				}
@@ -595,6 +667,35 @@ func oracleEvent(r *rand.Rand, o *oracle, next *int) Event {
 		return Event{Type: EventExternalWorkClosed, WorkID: ks[r.Intn(len(ks))]}
 	case n >= 95 && n < 97:
 		return Event{Type: EventTick, Channel: "reload"}
+	case n >= 97 && len(o.works) > 0:
+		// a PSR update of work not yet accepted (Salesforce deletes the PSR on accept): its push
+		// back after a decline, a new priority, queue or preferred user
+		var ks []string
+		for _, id := range sortedKeys(o.works) {
+			if st := o.works[id].state; st != "active" && st != "wrapup" {
+				ks = append(ks, id)
+			}
+		}
+		if len(ks) == 0 {
+			break
+		}
+		ow := o.works[ks[r.Intn(len(ks))]]
+		w := Work{
+			ID: ow.id, PSR: "P" + ow.id[1:], Queue: ow.queue, Channel: ow.channel, RequestedAt: ow.since,
+			PreferredUser: ow.psrPreferred, PreferredRequired: ow.required, HasPriority: ow.hasPrio, Priority: ow.prio,
+		}
+		if ow.weight != 1 {
+			w.Weight = ow.weight
+		}
+		switch r.Intn(4) {
+		case 0:
+			w.Queue = []string{"Q_Sales", "Q_Service", "Q_General"}[r.Intn(3)]
+		case 1:
+			w.HasPriority, w.Priority = true, r.Intn(3)
+		case 2:
+			w.PreferredUser, w.PreferredRequired = []string{"", "A1", "A2", "A3"}[r.Intn(4)], r.Intn(3) == 0
+		}
+		return Event{Type: EventWorkChanged, Work: w}
 	}
 	return Event{Type: EventTick}
 }

@@ -83,8 +83,9 @@ import (
 //	                       |                        | retried on SetPlans                     |
 //	                       | awaiting its new PSR   | the PSR a transfer asked for: waits in  | offer(transfer) | -
 //	                       | (after a transfer)     | the target plan / goes to the target    |
-//	                       | offered                | a new PSR id updated only; the deleted  | -
-//	                       |                        | PSR arriving again changes nothing      |
+//	                       | offered                | a new PSR id updated only               | -
+//	                       | any, PSR id deleted    | a replay: nothing (PSR ids are never    | ignored(psr_deleted)
+//	                       | (seen in work removed) | reused; the last 4,096 are remembered)  |
 //	                       | accepted, same PSR     | nothing (a late update)                 | -
 //	                       | accepted, new PSR      | a transfer made in Salesforce: leaves   | ended(transferred),
 //	                       |                        | its agent (wrap-up cut short), routed   | session_ended, set_state,
@@ -177,6 +178,12 @@ type Engine struct {
 
 	// reconciling: a snapshot is being applied; nothing is offered until it is all in.
 	reconciling bool
+
+	// deletedPSRs remembers the last deletedPSRCap PSR ids Salesforce deleted (a ring, oldest
+	// overwritten first), so that a replayed CREATE or UPDATE of one is ignored.
+	deletedPSRs    map[string]struct{}
+	deletedRing    []string
+	deletedRingPos int
 
 	free     []*item
 	freeS    []*session
@@ -356,6 +363,7 @@ func New(plans *Table) *Engine {
 		chanIDs:          map[string]int32{},
 		reqIDs:           map[string]int32{},
 		planReq:          map[*Plan][]int32{},
+		deletedPSRs:      map[string]struct{}{},
 		buckets:          map[bucketKey]*bucket{},
 		out:              make([]Command, 0, 16),
 	}

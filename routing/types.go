@@ -16,7 +16,9 @@ const (
 	// EventWorkArrived: a PendingServiceRouting appeared (Work). A second arrival of waiting work
 	// is treated as EventWorkChanged. The new PSR a CommandRequeue asked for routes the work the
 	// engine kept for it. A new PSR (another PSR id) for work an agent holds is a transfer made
-	// in Salesforce: the interaction ends for that agent and the work is routed again.
+	// in Salesforce: the interaction ends for that agent and the work is routed again. A PSR id
+	// the engine saw deleted (EventWorkRemoved) is a replay and is ignored (CommandIgnored,
+	// ReasonPSRDeleted), for EventWorkChanged too.
 	EventWorkArrived
 	// EventWorkChanged: the PSR of waiting work changed (Work): priority, weight, preferred user,
 	// queue... The same queue keeps the plan the work overflowed or was transferred to.

@@ -26,6 +26,11 @@ func (e *Engine) onWork(w *Work) {
 		e.emit(Command{Type: CommandIgnored, Reason: ReasonUnknownWork})
 		return
 	}
+	if _, gone := e.deletedPSRs[w.PSR]; gone && w.PSR != "" {
+		// A replayed CREATE or UPDATE of a PSR Salesforce deleted: PSR ids are never reused.
+		e.emit(Command{Type: CommandIgnored, WorkID: w.ID, PSR: w.PSR, Reason: ReasonPSRDeleted})
+		return
+	}
 	it := e.items[w.ID]
 	existed := it != nil
 	// The new PSR a transfer asked for keeps the plan the work was transferred to, whatever
@@ -409,11 +414,31 @@ func (e *Engine) endSession(s *session) {
 	e.freeS = append(e.freeS, s)
 }
 
+// deletedPSRCap is how many deleted PSR ids the engine remembers (see Engine.deletedPSRs): far
+// more than a replay after a reconnect brings back.
+const deletedPSRCap = 4096
+
+// psrDeleted remembers that Salesforce deleted psr.
+func (e *Engine) psrDeleted(psr string) {
+	if _, ok := e.deletedPSRs[psr]; ok || psr == "" {
+		return
+	}
+	if len(e.deletedRing) < deletedPSRCap {
+		e.deletedRing = append(e.deletedRing, psr)
+	} else {
+		delete(e.deletedPSRs, e.deletedRing[e.deletedRingPos])
+		e.deletedRing[e.deletedRingPos] = psr
+		e.deletedRingPos = (e.deletedRingPos + 1) % deletedPSRCap
+	}
+	e.deletedPSRs[psr] = struct{}{}
+}
+
 func (e *Engine) onWorkRemoved(id string) {
 	it := e.items[id]
 	if it == nil {
 		return
 	}
+	e.psrDeleted(it.psr)
 	switch it.state {
 	case stWaiting, stPinned, stParked, stAwaitingPSR, stNone:
 		e.forget(it)
