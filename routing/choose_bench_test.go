@@ -104,11 +104,11 @@ func newChooseWorld(nAgents int, seed int64) *chooseWorld {
 
 // chooseRig is one engine set up on a chooseWorld, ready for ops.
 type chooseRig struct {
-	eng     benchEngine
-	now     time.Time
-	stream  []chooseArrival // filtered: every entry has an eligible agent
-	queues  []string
-	ids     []string
+	eng    benchEngine
+	now    time.Time
+	stream []chooseArrival // filtered: every entry has an eligible agent
+	queues []string
+	ids    []string
 	// psrs are the PSR ids arrivals use in turn: Salesforce never reuses a PSR id, and the
 	// engine ignores a PSR it saw deleted until deletedPSRCap later deletions, so the pool is
 	// larger than that.
