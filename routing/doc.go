@@ -29,7 +29,7 @@
 //	Salesforce                                         Event
 //	PSR create (ExternalRouting, ready)                EventWorkArrived (Work from the PSR and its SkillRequirements)
 //	PSR update (not IsPushed=true)                     EventWorkChanged (the whole current PSR)
-//	PSR delete                                         EventWorkRemoved
+//	PSR delete                                         EventWorkRemoved (WorkID, and PSR = the deleted Id)
 //	AgentWork Opened                                   EventOfferAccepted
 //	AgentWork Declined/Canceled, DeclinedOnPushTimeout, EventOfferDeclined, Outcome Declined, PushTimeout,
 //	  Unavailable; AgentWork insert refused              Unavailable, InsertFailed

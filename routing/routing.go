@@ -90,7 +90,9 @@ import (
 //	                       | accepted, new PSR      | a transfer made in Salesforce: leaves   | ended(transferred),
 //	                       |                        | its agent (wrap-up cut short), routed   | session_ended, set_state,
 //	                       |                        | again; that agent skipped once          | offer
-//	work removed (PSR del) | waiting/parked/awaiting| forgotten                               | -
+//	work removed (PSR del) | ev.PSR set, not the    | nothing: a replayed or late delete of   | ignored(psr_deleted)
+//	                       | work's current PSR     | an earlier PSR of the work item         |
+//	                       | waiting/parked/awaiting| forgotten                               | -
 //	                       | offered                | offer kept, capacity held: an accept    | check_offer(psr_deleted)
 //	                       |                        | deletes the PSR too; a later decline or |
 //	                       |                        | cancel forgets the work                 | notify(work_withdrawn)
@@ -393,7 +395,7 @@ func (e *Engine) Apply(now time.Time, ev Event) []Command {
 	case EventWorkArrived, EventWorkChanged:
 		e.onWork(&ev.Work)
 	case EventWorkRemoved:
-		e.onWorkRemoved(ev.WorkID)
+		e.onWorkRemoved(ev.WorkID, ev.PSR)
 	case EventOfferAccepted:
 		e.onAccepted(ev.WorkID, ev.AgentID)
 	case EventOfferDeclined:

@@ -94,6 +94,7 @@ type evYAML struct {
 	Type     string             `yaml:"type"`
 	Work     *workYAML          `yaml:"work"`
 	WorkID   string             `yaml:"work_id"`
+	PSR      string             `yaml:"psr"`
 	Agent    string             `yaml:"agent"`
 	Outcome  string             `yaml:"outcome"`
 	State    string             `yaml:"state"`
@@ -213,6 +214,7 @@ func (y *evYAML) event(t testing.TB) Event {
 	ev := Event{
 		Type:     lookup(t, y.Type, EventType.String, EventReconcile),
 		WorkID:   y.WorkID,
+		PSR:      y.PSR,
 		AgentID:  y.Agent,
 		Presence: y.Presence,
 		Channels: y.Channels,

@@ -23,7 +23,7 @@ const (
 	// EventWorkChanged: the PSR of waiting work changed (Work): priority, weight, preferred user,
 	// queue... The same queue keeps the plan the work overflowed or was transferred to.
 	EventWorkChanged
-	// EventWorkRemoved: the PSR of WorkID was deleted (the customer left, the work was closed in
+	// EventWorkRemoved: the PSR of WorkID (PSR, when set) was deleted (the customer left, the work was closed in
 	// Salesforce, or an agent accepted it). Waiting work is forgotten. An open offer is kept, with
 	// its capacity, and re-checked (CommandCheckOffer, ReasonPSRDeleted): Salesforce deletes the
 	// PSR on every accept, possibly before the Opened AgentWork arrives; a decline or cancel
@@ -94,6 +94,10 @@ type Event struct {
 	WorkID string
 	// AgentID is the Salesforce User Id of the agent the event is about.
 	AgentID string
+	// PSR is the PendingServiceRouting Id Salesforce deleted (EventWorkRemoved). When set and
+	// not the work's current PSR, the event is a replay or a late delete of an earlier PSR of the
+	// same work item, and the work is kept. Empty means the work's current PSR.
+	PSR string
 	// Outcome is why an offer was not taken (EventOfferDeclined).
 	Outcome Outcome
 	// State is the chosen state (EventAgentState).

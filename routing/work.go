@@ -433,9 +433,16 @@ func (e *Engine) psrDeleted(psr string) {
 	e.deletedPSRs[psr] = struct{}{}
 }
 
-func (e *Engine) onWorkRemoved(id string) {
+func (e *Engine) onWorkRemoved(id, psr string) {
+	e.psrDeleted(psr)
 	it := e.items[id]
 	if it == nil {
+		return
+	}
+	if psr != "" && psr != it.psr {
+		// The delete of an earlier PSR of this work item (replayed, or late): the work lives
+		// on under its current PSR.
+		e.emit(Command{Type: CommandIgnored, WorkID: id, PSR: psr, Reason: ReasonPSRDeleted})
 		return
 	}
 	e.psrDeleted(it.psr)
