@@ -18,6 +18,9 @@ func (e *Engine) onReconcile(s *Snapshot) {
 	// Presence first: it decides who is routable once the work is in place.
 	seen := map[string]bool{}
 	for _, p := range s.Presence {
+		if p.AgentID == "" {
+			continue // no agent to apply it to (see Apply)
+		}
 		seen[p.AgentID] = true
 		e.onPresence(p.AgentID, p.Presence, p.Channels)
 	}
@@ -38,7 +41,9 @@ func (e *Engine) onReconcile(s *Snapshot) {
 		}
 	}
 	for _, x := range s.External {
-		e.onExternal(x.AgentID, x.Work.ID)
+		if x.AgentID != "" && x.Work.ID != "" {
+			e.onExternal(x.AgentID, x.Work.ID)
+		}
 	}
 	// The engine's work that Salesforce no longer has leaves.
 	has := map[string]bool{}
@@ -106,6 +111,9 @@ func (e *Engine) onReconcile(s *Snapshot) {
 // theirs), whatever the engine had: Salesforce already decided. It returns the work, or nil
 // when it cannot be placed (unknown channel).
 func (e *Engine) assign(x Assignment) *item {
+	if x.AgentID == "" || x.Work.ID == "" {
+		return nil
+	}
 	a := e.agentFor(x.AgentID)
 	it := e.items[x.Work.ID]
 	if it != nil && it.agent == a && (it.state == stOffered || it.state == stActive || it.state == stWrapUp) {

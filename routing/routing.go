@@ -391,6 +391,18 @@ func (e *Engine) Apply(now time.Time, ev Event) []Command {
 	e.out = e.out[:0]
 	e.advance(now.UnixNano())
 	switch ev.Type {
+	case EventAgentSkills, EventAgentState, EventAgentPresence, EventExternalWork:
+		// An agent event must name the agent: an empty id would become a phantom agent.
+		if ev.AgentID == "" {
+			e.emit(Command{Type: CommandIgnored, WorkID: ev.WorkID, Reason: ReasonUnknownAgent})
+			return e.out
+		}
+		if ev.Type == EventExternalWork && ev.WorkID == "" {
+			e.emit(Command{Type: CommandIgnored, AgentID: ev.AgentID, Reason: ReasonUnknownWork})
+			return e.out
+		}
+	}
+	switch ev.Type {
 	case EventTick:
 	case EventWorkArrived, EventWorkChanged:
 		e.onWork(&ev.Work)

@@ -132,7 +132,8 @@ type Event struct {
 //   - External lists the AgentWork Salesforce routed itself (Busy Inbound); it replaces the
 //     engine's set.
 //
-// Nothing is offered until the whole snapshot is applied; then every agent is filled.
+// Nothing is offered until the whole snapshot is applied; then every agent is filled. Entries
+// with an empty agent or work id are skipped.
 type Snapshot struct {
 	Waiting      []Work
 	Offers       []Assignment
