@@ -41,14 +41,22 @@ func (e *Engine) reqID(k string, rs []req) int32 {
 	if id, ok := e.reqIDs[k]; ok {
 		return id
 	}
-	id := int32(len(e.reqSets))
-	e.reqIDs[k] = id
 	ri := make([]reqI, 0, len(rs))
 	for _, r := range rs {
 		ri = append(ri, reqI{skill: e.skillID(r.skill), level: r.level})
 	}
 	slices.SortFunc(ri, func(a, b reqI) int { return int(a.skill - b.skill) })
-	e.reqSets = append(e.reqSets, ri)
+	var id int32
+	if n := len(e.freeReqs); n > 0 {
+		id = e.freeReqs[n-1]
+		e.freeReqs = e.freeReqs[:n-1]
+		e.reqSets[id], e.reqKeys[id] = ri, k
+	} else {
+		id = int32(len(e.reqSets))
+		e.reqSets = append(e.reqSets, ri)
+		e.reqKeys = append(e.reqKeys, k)
+	}
+	e.reqIDs[k] = id
 	return id
 }
 
@@ -118,6 +126,11 @@ func (e *Engine) bucketFor(it *item) *bucket {
 	if b, ok := e.buckets[k]; ok {
 		return b
 	}
+	if len(e.bucketList) >= e.bucketGCAt {
+		// Amortised: at most as many buckets again are made before the next pass.
+		e.gcBuckets(false, rid)
+		e.bucketGCAt = max(64, 2*len(e.bucketList))
+	}
 	b := &bucket{key: k, req: e.reqSets[rid]}
 	e.buckets[k] = b
 	e.bucketList = append(e.bucketList, b)
@@ -137,18 +150,27 @@ func (e *Engine) join(a *agent, b *bucket) {
 	e.refreshMem(m)
 }
 
-// gcBuckets drops buckets with no waiting work (they are rebuilt on demand).
-func (e *Engine) gcBuckets() {
-	keep := e.bucketList[:0]
+// gcBuckets drops buckets with no waiting work (they are rebuilt on demand) and frees the
+// requirement sets that no bucket and no plan of the current table uses. With planBuckets false
+// it keeps the empty buckets of the current table's plans, which come back all the time, and
+// drops only those of PSR skill requirements; keep is a requirement set in use by the caller.
+func (e *Engine) gcBuckets(planBuckets bool, keep ...int32) {
+	used := make([]bool, len(e.reqSets))
+	for _, ids := range e.planReq {
+		for _, id := range ids {
+			used[id] = true
+		}
+	}
+	kept := e.bucketList[:0]
 	for _, b := range e.bucketList {
-		if len(b.items) > 0 {
-			keep = append(keep, b)
+		if len(b.items) > 0 || (!planBuckets && used[b.key.req]) {
+			kept = append(kept, b)
 			continue
 		}
 		delete(e.buckets, b.key)
 	}
-	clear(e.bucketList[len(keep):])
-	e.bucketList = keep
+	clear(e.bucketList[len(kept):])
+	e.bucketList = kept
 	for _, a := range e.agentList {
 		ms := a.memberships[:0]
 		for _, m := range a.memberships {
@@ -160,5 +182,18 @@ func (e *Engine) gcBuckets() {
 		}
 		clear(a.memberships[len(ms):])
 		a.memberships = ms
+	}
+	for _, id := range keep {
+		used[id] = true
+	}
+	for _, b := range e.bucketList {
+		used[b.key.req] = true
+	}
+	for id, u := range used {
+		if !u && e.reqKeys[id] != "" {
+			delete(e.reqIDs, e.reqKeys[id])
+			e.reqSets[id], e.reqKeys[id] = nil, ""
+			e.freeReqs = append(e.freeReqs, int32(id))
+		}
 	}
 }

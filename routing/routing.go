@@ -154,6 +154,8 @@ import (
 // reaches the top (lazy re-keying, see agentHeap), so an offer does not sift the agent's other
 // buckets. New work is one bucket lookup and a heap peek (plus the lazy work found at the top);
 // a freed agent looks at the top of each of its buckets. Neither scans all agents or all work.
+// Buckets of PSR skill requirements that emptied are dropped when the bucket count doubles (all
+// empty ones on SetPlans), so the buckets, and each agent's memberships, do not pile up.
 type Engine struct {
 	plans *Table
 	now   int64
@@ -172,10 +174,15 @@ type Engine struct {
 	chanNames []string
 	reqIDs    map[string]int32
 	reqSets   [][]reqI
+	reqKeys   []string // the key of each requirement set ("" once freed)
+	freeReqs  []int32  // requirement-set ids freed by gcBuckets, reused first
 	planReq   map[*Plan][]int32
 
 	buckets    map[bucketKey]*bucket
 	bucketList []*bucket
+	// bucketGCAt: when the bucket list reaches this length, a new bucket first drops the empty
+	// ones (PSR skill requirements make buckets that empty as their work goes).
+	bucketGCAt int
 	timers     timerHeap
 
 	// reconciling: a snapshot is being applied; nothing is offered until it is all in.
@@ -481,7 +488,7 @@ func (e *Engine) SetPlans(now time.Time, plans *Table) []Command {
 	for _, it := range moved {
 		e.unplace(it)
 	}
-	e.gcBuckets()
+	e.gcBuckets(true)
 	var ready []*item
 	for _, it := range moved {
 		if e.resolveItem(it, true) {
