@@ -131,6 +131,9 @@ type orWork struct {
 	prefUntil, retryAt      time.Time
 	hasPrio                 bool
 	prio                    int
+	psr                     string
+	psrSkills               map[string]int // the PSR's own required skills
+	rawSkills               []SkillRequirement
 }
 
 func (w *orWork) priority() int {
@@ -143,13 +146,14 @@ func (w *orWork) priority() int {
 type oracle struct {
 	now      time.Time
 	external map[string]*orAgent
+	deleted  map[string]bool // PSR ids Salesforce deleted: never routed again
 	agents   map[string]*orAgent
 	works    map[string]*orWork
 	offers   [][2]string
 }
 
 func newOracle() *oracle {
-	return &oracle{agents: map[string]*orAgent{}, works: map[string]*orWork{}, external: map[string]*orAgent{}}
+	return &oracle{agents: map[string]*orAgent{}, works: map[string]*orWork{}, external: map[string]*orAgent{}, deleted: map[string]bool{}}
 }
 
 func (o *oracle) agent(id string) *orAgent {
@@ -175,6 +179,9 @@ func (o *oracle) reqs(w *orWork) map[string]int {
 	r := map[string]int{}
 	for k, v := range st.req {
 		r[k] = v
+	}
+	for k, v := range w.psrSkills {
+		r[k] = max(r[k], v)
 	}
 	if len(w.plan.additional) > 0 && (w.plan.dropAfter == 0 || wait < w.plan.dropAfter) {
 		for k, v := range w.plan.additional {
@@ -435,6 +442,9 @@ func (o *oracle) apply(now time.Time, ev Event) [][2]string {
 	o.advance(now)
 	switch ev.Type {
 	case EventWorkArrived:
+		if o.deleted[ev.Work.PSR] {
+			break
+		}
 		w := o.works[ev.Work.ID]
 		if w != nil {
 			if w.state == "waiting" || w.state == "pinned" { // a repeated PSR: the work stays as it is
@@ -448,7 +458,10 @@ func (o *oracle) apply(now time.Time, ev Event) [][2]string {
 			id: ev.Work.ID, queue: ev.Work.Queue, channel: ev.Work.Channel, plan: orPlans[p],
 			since: ev.Work.RequestedAt, inPlan: o.now, weight: ev.Work.Weight, state: "waiting",
 			preferred: ev.Work.PreferredUser, psrPreferred: ev.Work.PreferredUser, required: ev.Work.PreferredRequired,
-			prefUntil: o.now.Add(30 * time.Second),
+			psr: ev.Work.PSR, prefUntil: o.now.Add(30 * time.Second), psrSkills: map[string]int{}, rawSkills: ev.Work.Skills,
+		}
+		for _, sk := range ev.Work.Skills {
+			w.psrSkills[sk.Name] = max(w.psrSkills[sk.Name], int(sk.Level*100+0.5))
 		}
 		if w.weight <= 0 {
 			w.weight = 1
@@ -456,6 +469,9 @@ func (o *oracle) apply(now time.Time, ev Event) [][2]string {
 		o.works[w.id] = w
 		o.place(w)
 	case EventWorkChanged:
+		if o.deleted[ev.Work.PSR] {
+			break
+		}
 		w := o.works[ev.Work.ID]
 		if w == nil || (w.state != "waiting" && w.state != "pinned") {
 			break
@@ -516,11 +532,18 @@ func (o *oracle) apply(now time.Time, ev Event) [][2]string {
 		}
 		w.wrapEnd = o.now.Add(w.plan.wrapUp)
 	case EventWorkRemoved:
-		switch w := o.works[ev.WorkID]; {
-		case w == nil:
-		case w.state == "waiting" || w.state == "pinned":
+		if ev.PSR != "" {
+			o.deleted[ev.PSR] = true
+		}
+		w := o.works[ev.WorkID]
+		if w == nil || (ev.PSR != "" && ev.PSR != w.psr) {
+			break // an earlier PSR of the work item: the work lives on
+		}
+		o.deleted[w.psr] = true
+		switch w.state {
+		case "waiting", "pinned":
 			delete(o.works, w.id)
-		case w.state == "offered":
+		case "offered":
 			w.psrGone = true
 		}
 	case EventExternalWork:
@@ -623,6 +646,9 @@ func oracleEvent(r *rand.Rand, o *oracle, next *int) Event {
 		if r.Intn(5) == 0 {
 			w.Weight = 2
 		}
+		if r.Intn(4) == 0 {
+			w.Skills = []SkillRequirement{{Name: []string{"english", "service", "sales"}[r.Intn(3)], Level: float64(r.Intn(10) + 1)}}
+		}
 		if r.Intn(5) == 0 {
 			w.PreferredUser = []string{"A1", "A2", "A3", "A4", "A5", "A9"}[r.Intn(6)]
 			w.PreferredRequired = r.Intn(3) == 0
@@ -635,6 +661,7 @@ func oracleEvent(r *rand.Rand, o *oracle, next *int) Event {
 				w.Queue, w.Channel, w.RequestedAt, w.Weight = ow.queue, ow.channel, ow.since, ow.weight
 				w.PreferredUser, w.PreferredRequired = ow.psrPreferred, ow.required
 				w.HasPriority, w.Priority = ow.hasPrio, ow.prio
+				w.Skills = ow.rawSkills
 				if w.Weight == 1 {
 					w.Weight = 0
 				}
@@ -658,7 +685,15 @@ func oracleEvent(r *rand.Rand, o *oracle, next *int) Event {
 		return Event{Type: EventWorkClosed, WorkID: w.id, AgentID: w.agent.id}
 	case n >= 86 && n < 89 && len(o.works) > 0:
 		ks := sortedKeys(o.works)
-		return Event{Type: EventWorkRemoved, WorkID: ks[r.Intn(len(ks))]}
+		ow := o.works[ks[r.Intn(len(ks))]]
+		ev := Event{Type: EventWorkRemoved, WorkID: ow.id}
+		switch r.Intn(3) {
+		case 0:
+			ev.PSR = ow.psr
+		case 1:
+			ev.PSR = "E" + ow.psr // a late delete of an earlier PSR of the work item
+		}
+		return ev
 	case n >= 89 && n < 92:
 		*next++
 		return Event{Type: EventExternalWork, WorkID: fmt.Sprintf("X%03d", *next), AgentID: agents[r.Intn(len(agents))]}
@@ -683,6 +718,7 @@ func oracleEvent(r *rand.Rand, o *oracle, next *int) Event {
 		w := Work{
 			ID: ow.id, PSR: "P" + ow.id[1:], Queue: ow.queue, Channel: ow.channel, RequestedAt: ow.since,
 			PreferredUser: ow.psrPreferred, PreferredRequired: ow.required, HasPriority: ow.hasPrio, Priority: ow.prio,
+			Skills: ow.rawSkills,
 		}
 		if ow.weight != 1 {
 			w.Weight = ow.weight
