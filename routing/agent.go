@@ -66,13 +66,15 @@ func routable(a *agent) bool {
 }
 
 func (a *agent) hasCap(class mapping.Class, ch, w int32) bool {
-	if a.usedTotal+w > a.capTotal {
+	// In int64: the sums cannot overflow whatever the agent was given (a snapshot may exceed
+	// the caps).
+	if int64(a.usedTotal)+int64(w) > int64(a.capTotal) {
 		return false
 	}
-	if c := a.capClass[class]; c >= 0 && a.usedClass[class]+w > c {
+	if c := a.capClass[class]; c >= 0 && int64(a.usedClass[class])+int64(w) > int64(c) {
 		return false
 	}
-	if c := a.channels[ch].cap; c >= 0 && a.channels[ch].used+w > c {
+	if c := a.channels[ch].cap; c >= 0 && int64(a.channels[ch].used)+int64(w) > int64(c) {
 		return false
 	}
 	return true

@@ -141,7 +141,7 @@ func (e *Engine) assign(x Assignment) *item {
 	if !w.RequestedAt.IsZero() {
 		it.since = w.RequestedAt.UnixNano()
 	}
-	it.psrWeight = int32(w.Weight)
+	it.psrWeight = psrWeight(w.Weight)
 	it.sessionID = w.Session
 	e.setWorkSkills(it, w.Skills)
 	it.state = stNone

@@ -188,7 +188,8 @@ type Work struct {
 	// Priority overrides the plan's priority when HasPriority (RoutingPriority). Lower first.
 	Priority    int
 	HasPriority bool
-	// Weight overrides the channel's capacity weight when > 0 (CapacityWeight).
+	// Weight overrides the channel's capacity weight when > 0 (CapacityWeight). A weight above
+	// 1<<20 (bad input) counts as 1<<20, which fits no agent.
 	Weight int
 	// PreferredUser is the PreferredUserId; PreferredRequired is IsPreferredUserRequired.
 	PreferredUser     string

@@ -1,6 +1,9 @@
 package routing
 
-import "slices"
+import (
+	"math"
+	"slices"
+)
 
 // Work: placement in buckets or with a preferred user, timers, offers, sessions and the work
 // events (arrived, changed, removed, accepted, declined, closed).
@@ -81,8 +84,8 @@ func (e *Engine) onWork(w *Work) {
 	if !w.RequestedAt.IsZero() {
 		it.since = w.RequestedAt.UnixNano()
 	}
-	it.psrHasPriority, it.psrPriority = w.HasPriority, int32(w.Priority)
-	it.psrWeight = int32(w.Weight)
+	it.psrHasPriority, it.psrPriority = w.HasPriority, int32(min(max(w.Priority, math.MinInt32), math.MaxInt32))
+	it.psrWeight = psrWeight(w.Weight)
 	// A PSR update that leaves the preferred user as it was keeps the work where it is: after a
 	// fallback (timeout or decline) it stays open to every agent.
 	if it.psrPreferred != w.PreferredUser || it.psrPreferredRequired != w.PreferredRequired {
@@ -103,6 +106,15 @@ func (e *Engine) onWork(w *Work) {
 		return
 	}
 	e.place(it)
+}
+
+// maxWeight bounds a PSR's CapacityWeight: larger (bad input) fits no agent, and capacity sums
+// stay far from overflowing.
+const maxWeight = 1 << 20
+
+// psrWeight is the PSR's CapacityWeight as the engine counts it (0: the channel's weight).
+func psrWeight(w int) int32 {
+	return int32(min(max(w, 0), maxWeight))
 }
 
 // resolveItem binds waiting work to its channel and plan under the current table. It returns
