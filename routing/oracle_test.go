@@ -468,6 +468,20 @@ func (o *oracle) apply(now time.Time, ev Event) [][2]string {
 		}
 		o.works[w.id] = w
 		o.place(w)
+	case EventReconcile:
+		for _, p := range ev.Snapshot.Presence {
+			o.agent(p.AgentID).undeliverable = false
+		}
+		// The only work the snapshot leaves out: offers whose PSR was deleted (no outcome yet).
+		for _, id := range sortedKeys(o.works) {
+			if w := o.works[id]; w.state == "offered" && w.psrGone {
+				w.agent.held = slices.DeleteFunc(w.agent.held, func(x *orWork) bool { return x == w })
+				delete(o.works, id)
+			}
+		}
+		for _, a := range o.sortedAgents() {
+			o.fill(a)
+		}
 	case EventWorkChanged:
 		if o.deleted[ev.Work.PSR] {
 			break
@@ -700,8 +714,10 @@ func oracleEvent(r *rand.Rand, o *oracle, next *int) Event {
 	case n >= 92 && n < 95 && len(o.external) > 0:
 		ks := sortedKeys(o.external)
 		return Event{Type: EventExternalWorkClosed, WorkID: ks[r.Intn(len(ks))]}
-	case n >= 95 && n < 97:
+	case n >= 95 && n < 96:
 		return Event{Type: EventTick, Channel: "reload"}
+	case n >= 96 && n < 97:
+		return Event{Type: EventReconcile} // its snapshot is built from the oracle at its time
 	case n >= 97 && len(o.works) > 0:
 		// a PSR update of work not yet accepted (Salesforce deletes the PSR on accept): its push
 		// back after a decline, a new priority, queue or preferred user
@@ -736,6 +752,52 @@ func oracleEvent(r *rand.Rand, o *oracle, next *int) Event {
 	return Event{Type: EventTick}
 }
 
+// snapshot is what Salesforce holds when the engine is right: the PSRs of waiting work, the
+// offers, the interactions, the Busy Inbound work and the presence of every online agent.
+func (o *oracle) snapshot() *Snapshot {
+	s := &Snapshot{}
+	for _, id := range sortedKeys(o.works) {
+		w := o.works[id]
+		pw := Work{
+			ID: w.id, PSR: w.psr, Queue: w.queue, Channel: w.channel, RequestedAt: w.since,
+			PreferredUser: w.psrPreferred, PreferredRequired: w.required, HasPriority: w.hasPrio, Priority: w.prio,
+			Skills: w.rawSkills,
+		}
+		if w.weight != 1 {
+			pw.Weight = w.weight
+		}
+		switch w.state {
+		case "waiting", "pinned":
+			s.Waiting = append(s.Waiting, pw)
+		case "offered":
+			if !w.psrGone {
+				s.Offers = append(s.Offers, Assignment{Work: pw, AgentID: w.agent.id})
+			}
+		case "active":
+			s.Interactions = append(s.Interactions, Assignment{Work: pw, AgentID: w.agent.id})
+		}
+	}
+	for _, id := range sortedKeys(o.external) {
+		s.External = append(s.External, Assignment{Work: Work{ID: id}, AgentID: o.external[id].id})
+	}
+	for _, a := range o.sortedAgents() {
+		if len(a.online) > 0 {
+			s.Presence = append(s.Presence, AgentPresence{AgentID: a.id, Presence: "Available", Channels: sortedKeys(a.online)})
+		}
+	}
+	return s
+}
+
+func offersOf(cmds []Command) [][2]string {
+	var out [][2]string
+	for _, c := range cmds {
+		if c.Type == CommandOffer {
+			out = append(out, [2]string{c.WorkID, c.AgentID})
+		}
+	}
+	return out
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
@@ -752,7 +814,7 @@ func TestOracleAgreesOfferByOffer(t *testing.T) {
 	cfg := parseConfig(t, oracleMapping, "oracle.yaml")
 	table, err := Compile(cfg)
 	require.NoError(t, err)
-	seeds, steps := 500, 300
+	seeds, steps := 400, 300
 	totalOffers := 0
 	defer func() { t.Logf("%d offers compared", totalOffers) }()
 	if testing.Short() {
@@ -771,6 +833,21 @@ func TestOracleAgreesOfferByOffer(t *testing.T) {
 			cmds := e.Apply
 			if ev.Channel == "reload" { // an identical reload: SetPlans with the same table
 				cmds = func(now time.Time, _ Event) []Command { return e.SetPlans(now, table) }
+			}
+			if ev.Type == EventReconcile {
+				// Timers first, then a snapshot of everything Salesforce holds, which is what
+				// the engine holds: it must change nothing but clear undeliverable holds.
+				tick := Event{Type: EventTick}
+				got, want := offersOf(e.Apply(now, tick)), slices.Clone(o.apply(now, tick))
+				require.True(t, slices.Equal(want, got), "seed %d step %d: timers before the reconcile: %v, oracle %v", seed, step, got, want)
+				ev.Snapshot = o.snapshot()
+				rc := slices.Clone(e.Apply(now, ev))
+				for _, c := range rc {
+					if c.Type == CommandEnded || c.Type == CommandUnroutable || c.Type == CommandNotify {
+						t.Fatalf("seed %d step %d: a snapshot of the engine's own state changed it: %+v", seed, step, c)
+					}
+				}
+				cmds = func(time.Time, Event) []Command { return rc }
 			}
 			for _, c := range cmds(now, ev) {
 				if c.Type == CommandOffer {
