@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 // and plain maps. TestOracleAgreesOfferByOffer replays random event sequences on the engine and
 // on the oracle and requires the same offers, in the same order, after every event.
 
-const oracleMapping = `
+// oracleMapping: presence only opens channels (presenceChangesUpdateState: false); the state
+// comes from EventAgentState alone.
+var oracleMapping = `
 plans:
   - name: Sales
     queues: [Q_Sales]
@@ -52,18 +55,7 @@ capacity:
 presence:
   events:
     presenceChangesUpdateState: false
-    stateChangesUpdatePresence: false
-  fromSalesforce:
-    Available: Ready
-  toSalesforce:
-    Ready: Available
-    ReadyOutbound: Outbound_Status
-    Busy: Busy_Status
-    WrapUp: Wrap_Status
-    Away: Away_Status
-    ExtendedAway: Away_Status
-    LoggedOut: Offline
-`
+    stateChangesUpdatePresence: false` + strings.TrimPrefix(defaultPresence, "\npresence:")
 
 type orStage struct {
 	after time.Duration
