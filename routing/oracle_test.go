@@ -15,9 +15,12 @@ import (
 
 // The oracle: an independent, naive model of the documented choosing rules (eligibility,
 // choosing order, capacity by total, class and channel, decliners, relaxation, additional-skill
-// drop, overflow, wrap-up timers, post-call state) built from the events alone with linear scans
-// and plain maps. TestOracleAgreesOfferByOffer replays random event sequences on the engine and
-// on the oracle and requires the same offers, in the same order, after every event.
+// drop, overflow, wrap-up timers, post-call state, preferred users required or not, PSR skill
+// requirements, PSR updates, deleted PSRs and their replays, Busy Inbound, undeliverable agents)
+// built from the events alone with linear scans and plain maps. TestOracleAgreesOfferByOffer
+// replays random event sequences on the engine and on the oracle and requires the same offers,
+// in the same order, after every event; identical reloads and reconciles with a snapshot of the
+// model's own state are mixed in, and must change nothing but what they are documented to.
 
 // oracleMapping: presence only opens channels (presenceChangesUpdateState: false); the state
 // comes from EventAgentState alone.
