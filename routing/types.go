@@ -343,7 +343,8 @@ const (
 	CommandNotify
 	// CommandRefused: AgentID's Action on WorkID was refused for Reason.
 	CommandRefused
-	// CommandIgnored: an event could not be applied (Reason): a stale or unknown outcome.
+	// CommandIgnored: an event could not be applied (Reason): a stale or unknown outcome, an empty
+	// agent id, or a replayed CREATE, UPDATE or DELETE of a deleted PSR (ReasonPSRDeleted).
 	CommandIgnored
 	// CommandHold / CommandRetrieve / CommandConsult: carry out the accepted action.
 	CommandHold
