@@ -6,7 +6,7 @@ type Reason string
 
 // Reasons for refused actions.
 const (
-	// ReasonUnknownAgent: the agent is not known to the engine.
+	// ReasonUnknownAgent: the agent is not known to the engine, or the event names none.
 	ReasonUnknownAgent Reason = "unknown_agent"
 	// ReasonUnknownWork: no interaction has that work id.
 	ReasonUnknownWork Reason = "unknown_work"
@@ -63,7 +63,8 @@ const (
 	// ReasonOfferTimeout: no outcome arrived within the plan's offer timeout.
 	ReasonOfferTimeout Reason = "offer_timeout"
 	// ReasonPSRDeleted: the PSR of an open offer was deleted (an accept, or the work went away);
-	// the offer is kept until its outcome is known.
+	// the offer is kept until its outcome is known (CommandCheckOffer). On CommandIgnored: the
+	// event names a PSR that was deleted (a replay, or a late delete of an earlier PSR).
 	ReasonPSRDeleted Reason = "psr_deleted"
 	// ReasonWorkWithdrawn: an open offer whose PSR was deleted ended without an accept.
 	ReasonWorkWithdrawn Reason = "work_withdrawn"
