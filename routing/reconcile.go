@@ -84,6 +84,12 @@ func (e *Engine) onReconcile(s *Snapshot) {
 	// Waiting work: an offer or interaction the engine holds for it ended in Salesforce.
 	for i := range s.Waiting {
 		w := &s.Waiting[i]
+		if _, gone := e.deletedPSRs[w.PSR]; gone && w.PSR != "" {
+			// The snapshot is older than the PSR's delete (SOQL ran while the stream went on):
+			// the work stays as the engine has it.
+			e.emit(Command{Type: CommandIgnored, WorkID: w.ID, PSR: w.PSR, Reason: ReasonPSRDeleted})
+			continue
+		}
 		if it := e.items[w.ID]; it != nil {
 			switch it.state {
 			case stOffered:

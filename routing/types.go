@@ -133,7 +133,8 @@ type Event struct {
 //     engine's set.
 //
 // Nothing is offered until the whole snapshot is applied; then every agent is filled. Entries
-// with an empty agent or work id are skipped.
+// with an empty agent or work id are skipped, and so is a waiting PSR the engine saw deleted (the
+// snapshot is older than that delete): the work stays as the engine has it.
 type Snapshot struct {
 	Waiting      []Work
 	Offers       []Assignment
