@@ -104,17 +104,29 @@ func newChooseWorld(nAgents int, seed int64) *chooseWorld {
 
 // chooseRig is one engine set up on a chooseWorld, ready for ops.
 type chooseRig struct {
-	eng     benchEngine
-	now     time.Time
-	stream  []chooseArrival // filtered: every entry has an eligible agent
-	queues  []string
-	ids     []string
+	eng    benchEngine
+	now    time.Time
+	stream []chooseArrival // filtered: every entry has an eligible agent
+	queues []string
+	ids    []string
+	// psrs are the PSR ids arrivals use in turn: Salesforce never reuses a PSR id, and the
+	// engine ignores a PSR it saw deleted until deletedPSRCap later deletions, so the pool is
+	// larger than that.
+	psrs    []string
+	nextPSR int
 	arrive  Event
 	remove  Event
 	decline Event
 }
 
 func (g *chooseRig) tick() time.Time { g.now = g.now.Add(time.Millisecond); return g.now }
+
+// psr returns the next PSR id of the pool.
+func (g *chooseRig) psr() string {
+	p := g.psrs[g.nextPSR]
+	g.nextPSR = (g.nextPSR + 1) % len(g.psrs)
+	return p
+}
 
 func offeredTo(cmds []Command) string {
 	for _, c := range cmds {
@@ -127,7 +139,7 @@ func offeredTo(cmds []Command) string {
 
 // probe sends one arrival at now and withdraws it again; it reports whether it was offered.
 func (g *chooseRig) probe(now time.Time, id string, c chooseArrival) bool {
-	g.arrive.Work.ID, g.arrive.Work.PSR = id, id
+	g.arrive.Work.ID, g.arrive.Work.PSR = id, g.psr()
 	g.arrive.Work.Queue, g.arrive.Work.Weight = g.queues[c.queue], c.weight
 	agentID := offeredTo(g.eng.apply(now, g.arrive))
 	g.remove.WorkID = id
@@ -153,6 +165,9 @@ func setupChoose(tb testing.TB, w *chooseWorld, eng benchEngine) *chooseRig {
 	}
 	for i := range chooseIDs {
 		g.ids = append(g.ids, "C"+strconv.Itoa(i))
+	}
+	for i := range 3 * deletedPSRCap {
+		g.psrs = append(g.psrs, "R"+strconv.Itoa(i))
 	}
 	// Agents: skills, then log in (groups share an instant), then some go Away.
 	var at time.Time
@@ -208,7 +223,7 @@ func setupChoose(tb testing.TB, w *chooseWorld, eng benchEngine) *chooseRig {
 func (g *chooseRig) op(tb testing.TB, i int) string {
 	id := g.ids[i&(chooseIDs-1)]
 	c := g.stream[i%len(g.stream)]
-	g.arrive.Work.ID, g.arrive.Work.PSR = id, id
+	g.arrive.Work.ID, g.arrive.Work.PSR = id, g.psr()
 	g.arrive.Work.Queue, g.arrive.Work.Weight = g.queues[c.queue], c.weight
 	agentID := offeredTo(g.eng.apply(g.tick(), g.arrive))
 	if agentID == "" {

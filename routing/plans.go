@@ -13,10 +13,10 @@ import (
 	"github.com/omniroute/omniroute/mapping"
 )
 
-// Plans is the immutable routing table compiled from a mapping: interaction plans by queue,
+// Table is the immutable routing table compiled from a mapping: interaction plans by queue,
 // channels with their class and weight, capacity profiles and the presence tables. Build it
-// with Compile; the engine only reads it, so one *Plans may be shared and swapped in whole.
-type Plans struct {
+// with Compile; the engine only reads it, so one *Table may be shared and swapped in whole.
+type Table struct {
 	plans        []*Plan // sorted by name
 	byName       map[string]*Plan
 	queues       map[string]*Plan
@@ -31,6 +31,9 @@ type Plans struct {
 	revert       bool
 	postCall     mapping.State
 }
+
+// Plans is the former name of Table, kept only until the connector has switched to Table.
+type Plans = Table
 
 type channelDef struct {
 	class  mapping.Class
@@ -54,20 +57,21 @@ type override struct {
 
 // Plan is a compiled interaction plan. Times are nanoseconds.
 type Plan struct {
-	name        string
-	priority    int32
-	stages      []stage // stages[0].after == 0; requirement sets in order of wait
-	additional  []req
-	dropAfter   int64 // 0: never
-	overflowTo  *Plan
-	overflowAft int64
-	offerTO     int64
-	wrapUp      int64
-	autoAccept  bool
-	disposition bool
-	// preferredTO is how long non-required preferred-user work waits for that user: the plan's
+	name          string
+	queueNames    []string // sorted: a transfer to the plan requeues to the first
+	priority      int32
+	stages        []stage // stages[0].after == 0; requirement sets in order of wait
+	additional    []req
+	dropAfter     int64 // 0: never
+	overflowTo    *Plan
+	overflowAfter int64
+	offerTimeout  int64
+	wrapUpTimeout int64
+	autoAccept    bool
+	disposition   bool
+	// preferredTimeout is how long non-required preferred-user work waits for that user: the plan's
 	// offer timeout (the mapping has no separate key), or DefaultPreferredTimeout when that is 0.
-	preferredTO int64
+	preferredTimeout int64
 	// keys[2*stage+dropped] is the canonical requirement-set key.
 	keys []string
 	reqs [][]req
@@ -92,13 +96,13 @@ const DefaultPreferredTimeout = 30 * time.Second
 func (p *Plan) Name() string { return p.name }
 
 // Plan returns the plan named name, or nil.
-func (ps *Plans) Plan(name string) *Plan { return ps.byName[name] }
+func (ps *Table) Plan(name string) *Plan { return ps.byName[name] }
 
 // PlanForQueue returns the plan routing queue, or nil.
-func (ps *Plans) PlanForQueue(queue string) *Plan { return ps.queues[queue] }
+func (ps *Table) PlanForQueue(queue string) *Plan { return ps.queues[queue] }
 
 // PlanNames returns the plan names, sorted.
-func (ps *Plans) PlanNames() []string {
+func (ps *Table) PlanNames() []string {
 	out := make([]string, len(ps.plans))
 	for i, p := range ps.plans {
 		out[i] = p.name
@@ -111,12 +115,12 @@ func level(f float64) int32 { return int32(math.Round(f * 100)) }
 // Compile builds the routing table from a validated mapping. It re-checks the invariants the
 // engine relies on (unique names, known overflow targets and profiles, valid classes) and
 // returns every problem at once.
-func Compile(cfg *mapping.Config) (*Plans, error) {
+func Compile(cfg *mapping.Config) (*Table, error) {
 	if cfg == nil {
 		return nil, errors.New("compile mapping: nil config")
 	}
 	var errs []error
-	ps := &Plans{
+	ps := &Table{
 		byName:   map[string]*Plan{},
 		queues:   map[string]*Plan{},
 		channels: map[string]channelDef{},
@@ -213,7 +217,9 @@ func Compile(cfg *mapping.Config) (*Plans, error) {
 				continue
 			}
 			ps.queues[q] = p
+			p.queueNames = append(p.queueNames, q)
 		}
+		slices.Sort(p.queueNames)
 	}
 	for i := range cfg.Plans {
 		mp := &cfg.Plans[i]
@@ -231,7 +237,7 @@ func Compile(cfg *mapping.Config) (*Plans, error) {
 			continue
 		}
 		if to != p {
-			p.overflowTo, p.overflowAft = to, int64(mp.Overflow.After)
+			p.overflowTo, p.overflowAfter = to, int64(mp.Overflow.After)
 		}
 	}
 	slices.SortFunc(ps.plans, func(a, b *Plan) int { return cmp.Compare(a.name, b.name) })
@@ -254,17 +260,17 @@ func checkName(list, kind string, i int, name string, dup bool) error {
 
 func compilePlan(mp *mapping.Plan) (*Plan, error) {
 	p := &Plan{
-		name:        mp.Name,
-		priority:    int32(mp.Priority),
-		dropAfter:   int64(mp.DropAdditionalSkillsAfter),
-		offerTO:     int64(mp.OfferTimeout),
-		wrapUp:      int64(mp.WrapUpTimeout),
-		autoAccept:  mp.AutoAccept,
-		disposition: mp.DispositionRequired,
+		name:          mp.Name,
+		priority:      int32(mp.Priority),
+		dropAfter:     int64(mp.DropAdditionalSkillsAfter),
+		offerTimeout:  int64(mp.OfferTimeout),
+		wrapUpTimeout: int64(mp.WrapUpTimeout),
+		autoAccept:    mp.AutoAccept,
+		disposition:   mp.DispositionRequired,
 	}
-	p.preferredTO = p.offerTO
-	if p.preferredTO <= 0 {
-		p.preferredTO = int64(DefaultPreferredTimeout)
+	p.preferredTimeout = p.offerTimeout
+	if p.preferredTimeout <= 0 {
+		p.preferredTimeout = int64(DefaultPreferredTimeout)
 	}
 	cur := make([]req, 0, len(mp.RequiredSkills))
 	for _, r := range mp.RequiredSkills {
@@ -331,7 +337,7 @@ func reqKey(rs []req) string {
 
 // profileFor picks the capacity profile of an agent: the first override listing the agent,
 // else the first override listing one of its groups, else the default. Nil means none.
-func (ps *Plans) profileFor(agentID string, groups []string) *profile {
+func (ps *Table) profileFor(agentID string, groups []string) *profile {
 	for _, o := range ps.overrides {
 		if o.agents[agentID] {
 			return o.p
@@ -349,7 +355,7 @@ func (ps *Plans) profileFor(agentID string, groups []string) *profile {
 
 // stateForStatus maps a presence status to a state (seed 003, mapping.Presence.StateForStatus);
 // an empty status is offline.
-func (ps *Plans) stateForStatus(status string) mapping.State {
+func (ps *Table) stateForStatus(status string) mapping.State {
 	if status == "" {
 		return mapping.State{Major: mapping.LoggedOut}
 	}
@@ -358,6 +364,6 @@ func (ps *Plans) stateForStatus(status string) mapping.State {
 
 // statusForState maps a state to a presence status; an unmapped minor state uses its major
 // state's status (seed 003, mapping.Presence.StatusForState).
-func (ps *Plans) statusForState(s mapping.State) string {
+func (ps *Table) statusForState(s mapping.State) string {
 	return ps.presence.StatusForState(s)
 }

@@ -6,7 +6,7 @@ type Reason string
 
 // Reasons for refused actions.
 const (
-	// ReasonUnknownAgent: the agent is not known to the engine.
+	// ReasonUnknownAgent: the agent is not known to the engine, or the event names none.
 	ReasonUnknownAgent Reason = "unknown_agent"
 	// ReasonUnknownWork: no interaction has that work id.
 	ReasonUnknownWork Reason = "unknown_work"
@@ -63,10 +63,15 @@ const (
 	// ReasonOfferTimeout: no outcome arrived within the plan's offer timeout.
 	ReasonOfferTimeout Reason = "offer_timeout"
 	// ReasonPSRDeleted: the PSR of an open offer was deleted (an accept, or the work went away);
-	// the offer is kept until its outcome is known.
+	// the offer is kept until its outcome is known (CommandCheckOffer). On CommandIgnored: the
+	// event names a PSR that was deleted (a replay, or a late delete of an earlier PSR).
 	ReasonPSRDeleted Reason = "psr_deleted"
 	// ReasonWorkWithdrawn: an open offer whose PSR was deleted ended without an accept.
 	ReasonWorkWithdrawn Reason = "work_withdrawn"
+	// ReasonUndeliverable: an offer to the agent came back push timeout or unavailable, or its
+	// AgentWork insert was refused; the agent is not routable until their presence or state
+	// changes.
+	ReasonUndeliverable Reason = "undeliverable"
 	// ReasonStaleOutcome: an offer outcome for an offer that is not open (already decided).
 	ReasonStaleOutcome Reason = "stale_outcome"
 	// ReasonStateNotChoosable: Busy and WrapUp are the engine's to set; an agent cannot choose them.
@@ -93,6 +98,8 @@ const (
 	ReasonTransferred Reason = "transferred"
 	// ReasonElevated: it became the voice call of its session (elevate current).
 	ReasonElevated Reason = "elevated"
+	// ReasonReconciled: Salesforce no longer has it (EventReconcile).
+	ReasonReconciled Reason = "reconciled"
 )
 
 // Reasons returns every Reason, in a fixed order.
@@ -107,5 +114,6 @@ func Reasons() []Reason {
 		ReasonPSRDeleted, ReasonWorkWithdrawn, ReasonStaleOutcome, ReasonStateNotChoosable, ReasonBusyInbound,
 		ReasonDispositionRequired, ReasonTransfer, ReasonElevateCurrent, ReasonElevateNewContact,
 		ReasonReleased, ReasonAbandoned, ReasonTransferred, ReasonElevated,
+		ReasonUndeliverable, ReasonReconciled,
 	}
 }
