@@ -13,7 +13,7 @@ import (
 
 // shuffledPlans parses text and compiles it with every list that is a set in meaning (plans,
 // queues, channels, profiles, overrides, skills) shuffled.
-func shuffledPlans(t testing.TB, r *rand.Rand, text, name string) *Plans {
+func shuffledPlans(t testing.TB, r *rand.Rand, text, name string) *Table {
 	t.Helper()
 	if text == "" {
 		return nil

@@ -4,8 +4,8 @@
 // Everything it knows arrives as an Event with a timestamp (Engine.Apply); everything it wants
 // done leaves as a Command (offer work, re-check an offer, transfer, requeue, set an agent's
 // state and presence, notify, refuse an action with a Reason). Engine.NextDeadline tells the
-// caller when to call back for timers. Compile turns a mapping.Config into an immutable Plans
-// table once per load; Engine.SetPlans swaps it in without losing waiting or in-flight work.
+// caller when to call back for timers. Compile turns a mapping.Config into an immutable Table
+// once per load; Engine.SetPlans swaps it in without losing waiting or in-flight work.
 //
 // The model:
 //

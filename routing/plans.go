@@ -13,10 +13,10 @@ import (
 	"github.com/omniroute/omniroute/mapping"
 )
 
-// Plans is the immutable routing table compiled from a mapping: interaction plans by queue,
+// Table is the immutable routing table compiled from a mapping: interaction plans by queue,
 // channels with their class and weight, capacity profiles and the presence tables. Build it
-// with Compile; the engine only reads it, so one *Plans may be shared and swapped in whole.
-type Plans struct {
+// with Compile; the engine only reads it, so one *Table may be shared and swapped in whole.
+type Table struct {
 	plans        []*Plan // sorted by name
 	byName       map[string]*Plan
 	queues       map[string]*Plan
@@ -31,6 +31,11 @@ type Plans struct {
 	revert       bool
 	postCall     mapping.State
 }
+
+// Plans is the former name of Table.
+//
+// Deprecated: use Table; this alias goes once the connector has switched.
+type Plans = Table
 
 type channelDef struct {
 	class  mapping.Class
@@ -92,13 +97,13 @@ const DefaultPreferredTimeout = 30 * time.Second
 func (p *Plan) Name() string { return p.name }
 
 // Plan returns the plan named name, or nil.
-func (ps *Plans) Plan(name string) *Plan { return ps.byName[name] }
+func (ps *Table) Plan(name string) *Plan { return ps.byName[name] }
 
 // PlanForQueue returns the plan routing queue, or nil.
-func (ps *Plans) PlanForQueue(queue string) *Plan { return ps.queues[queue] }
+func (ps *Table) PlanForQueue(queue string) *Plan { return ps.queues[queue] }
 
 // PlanNames returns the plan names, sorted.
-func (ps *Plans) PlanNames() []string {
+func (ps *Table) PlanNames() []string {
 	out := make([]string, len(ps.plans))
 	for i, p := range ps.plans {
 		out[i] = p.name
@@ -111,12 +116,12 @@ func level(f float64) int32 { return int32(math.Round(f * 100)) }
 // Compile builds the routing table from a validated mapping. It re-checks the invariants the
 // engine relies on (unique names, known overflow targets and profiles, valid classes) and
 // returns every problem at once.
-func Compile(cfg *mapping.Config) (*Plans, error) {
+func Compile(cfg *mapping.Config) (*Table, error) {
 	if cfg == nil {
 		return nil, errors.New("compile mapping: nil config")
 	}
 	var errs []error
-	ps := &Plans{
+	ps := &Table{
 		byName:   map[string]*Plan{},
 		queues:   map[string]*Plan{},
 		channels: map[string]channelDef{},
@@ -331,7 +336,7 @@ func reqKey(rs []req) string {
 
 // profileFor picks the capacity profile of an agent: the first override listing the agent,
 // else the first override listing one of its groups, else the default. Nil means none.
-func (ps *Plans) profileFor(agentID string, groups []string) *profile {
+func (ps *Table) profileFor(agentID string, groups []string) *profile {
 	for _, o := range ps.overrides {
 		if o.agents[agentID] {
 			return o.p
@@ -349,7 +354,7 @@ func (ps *Plans) profileFor(agentID string, groups []string) *profile {
 
 // stateForStatus maps a presence status to a state (seed 003, mapping.Presence.StateForStatus);
 // an empty status is offline.
-func (ps *Plans) stateForStatus(status string) mapping.State {
+func (ps *Table) stateForStatus(status string) mapping.State {
 	if status == "" {
 		return mapping.State{Major: mapping.LoggedOut}
 	}
@@ -358,6 +363,6 @@ func (ps *Plans) stateForStatus(status string) mapping.State {
 
 // statusForState maps a state to a presence status; an unmapped minor state uses its major
 // state's status (seed 003, mapping.Presence.StatusForState).
-func (ps *Plans) statusForState(s mapping.State) string {
+func (ps *Table) statusForState(s mapping.State) string {
 	return ps.presence.StatusForState(s)
 }

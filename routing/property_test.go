@@ -360,7 +360,7 @@ var validReasons = func() map[Reason]bool {
 
 var (
 	propOnce               sync.Once
-	propPlansA, propPlansB *Plans
+	propPlansA, propPlansB *Table
 )
 
 func runProperty(t testing.TB, seed int64, steps int) []Command {

@@ -123,7 +123,7 @@ import (
 // buckets. New work is one bucket lookup and a heap peek (plus the lazy work found at the top);
 // a freed agent looks at the top of each of its buckets. Neither scans all agents or all work.
 type Engine struct {
-	plans *Plans
+	plans *Table
 	now   int64
 	out   []Command
 
@@ -286,7 +286,7 @@ type agentChan struct {
 }
 
 // New returns an engine routing with plans (nil means an empty table).
-func New(plans *Plans) *Engine {
+func New(plans *Table) *Engine {
 	if plans == nil {
 		plans, _ = Compile(&mapping.Config{})
 	}
@@ -308,7 +308,7 @@ func New(plans *Plans) *Engine {
 }
 
 // Plans returns the table in use.
-func (e *Engine) Plans() *Plans { return e.plans }
+func (e *Engine) Plans() *Table { return e.plans }
 
 // NextDeadline returns when the engine next needs to be called (with EventTick or any event)
 // for a timer: an offer re-check, a wrap-up end, a relaxation step, an additional-skill drop,
@@ -362,7 +362,7 @@ func (e *Engine) Apply(now time.Time, ev Event) []Command {
 // Work whose queue the new table no longer maps is never dropped: it stays queued under the plan
 // it had (a CommandRerouted with ReasonPlanRemoved reports it), and parked work (unknown queue
 // or channel) is retried against the new table. Agents' capacity profiles are re-resolved.
-func (e *Engine) SetPlans(now time.Time, plans *Plans) []Command {
+func (e *Engine) SetPlans(now time.Time, plans *Table) []Command {
 	e.out = e.out[:0]
 	e.advance(now.UnixNano())
 	if plans == nil {

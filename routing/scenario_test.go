@@ -140,7 +140,7 @@ func toYAML(c Command) cmdYAML {
 	return y
 }
 
-func parseMapping(t testing.TB, text, name string) *Plans {
+func parseMapping(t testing.TB, text, name string) *Table {
 	t.Helper()
 	plans, err := Compile(parseConfig(t, text, name))
 	require.NoError(t, err)
