@@ -50,7 +50,7 @@ func NewSalesforce(cfg SalesforceConfig, opts SalesforceOptions) (*Salesforce, e
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	logger := opts.Logger.With("component", "salesforce")
+	logger := opts.Logger // the salesforce package names its own components
 	topts := salesforce.TokenOptions{
 		Grant:        grant(mode),
 		LoginURL:     cfg.LoginURL,

@@ -1,0 +1,355 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/omniroute/omniroute/salesforce/emulator"
+)
+
+// daemon is a Connector under test, running against an emulator org over loopback.
+type daemon struct {
+	c    *Connector
+	url  string
+	reg  *prometheus.Registry
+	logs *syncBuffer
+	cfg  Config
+	done chan error
+	stop context.CancelFunc
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// demoSeed is the demo org with secrets no other string contains, so that a leak is found.
+func demoSeed() emulator.Seed {
+	seed := emulator.DemoSeed()
+	seed.ConnectedApp.ClientSecret = secretValue
+	for i := range seed.Users {
+		if seed.Users[i].Username == emulator.DemoUsername {
+			seed.Users[i].Password = passwordValue
+		}
+	}
+	return seed
+}
+
+// daemonConfig is a valid configuration for the emulator at url, with the demo mapping copied
+// to a temporary file.
+func daemonConfig(t *testing.T, url string) Config {
+	t.Helper()
+	data, err := os.ReadFile(demoMapping)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "mapping.yaml")
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	c := DefaultConfig()
+	c.Salesforce.LoginURL = url
+	c.Salesforce.ClientID = emulator.DemoClientID
+	c.Salesforce.ClientSecret = NewSecret(secretValue)
+	c.Salesforce.Username = emulator.DemoUsername
+	c.Salesforce.Password = NewSecret(passwordValue)
+	c.MappingFile = path
+	c.AdminToken = NewSecret(adminValue)
+	c.HTTPAddr = "127.0.0.1:0"
+	c.LogLevel = "debug"
+	c.ShutdownTimeout.Duration = 5 * time.Second
+	return c
+}
+
+// startDaemon builds the daemon with New and runs it until the test ends.
+func startDaemon(t *testing.T, cfg Config) *daemon {
+	t.Helper()
+	d := &daemon{reg: prometheus.NewPedanticRegistry(), logs: &syncBuffer{}, cfg: cfg, done: make(chan error, 1)}
+	c, err := New(Options{
+		Config:   cfg,
+		Logger:   slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registry: d.reg,
+		Version:  "test",
+	})
+	require.NoError(t, err)
+	d.c, d.url = c, "http://"+c.Addr().String()
+	ctx, cancel := context.WithCancel(t.Context())
+	d.stop = cancel
+	go func() { d.done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-d.done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return d
+}
+
+type readyBody struct {
+	Ready      bool              `json:"ready"`
+	Conditions []ConditionStatus `json:"conditions"`
+}
+
+// condition returns whether the named /readyz condition holds.
+func (b readyBody) condition(name string) bool {
+	for _, c := range b.Conditions {
+		if c.Name == name {
+			return c.OK
+		}
+	}
+	return false
+}
+
+func (d *daemon) readyz(t *testing.T) (int, readyBody) {
+	t.Helper()
+	var b readyBody
+	code, _, _ := call(t, http.MethodGet, d.url+"/readyz", "", &b)
+	return code, b
+}
+
+// waitCondition waits (e2e: require.Eventually is allowed here) until a /readyz condition holds.
+func (d *daemon) waitCondition(t *testing.T, name string) readyBody {
+	t.Helper()
+	var b readyBody
+	require.Eventually(t, func() bool {
+		_, b = d.readyz(t)
+		return b.condition(name)
+	}, 20*time.Second, 20*time.Millisecond, "condition %s never held; logs:\n%s", name, d.logs.String())
+	return b
+}
+
+// TestRunAgainstEmulator is the daemon's start-up path end to end over loopback: New loads the
+// mapping; Run logs in, reads the org's metadata and checks the mapping against it; /readyz
+// says what is not built yet; /healthz, /metrics and POST /-/reload work; the context stops it.
+func TestRunAgainstEmulator(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, daemonConfig(t, testOrg(t, demoSeed())))
+	b := d.waitCondition(t, CondOrgChecked)
+	code, _ := d.readyz(t)
+	require.Equal(t, http.StatusServiceUnavailable, code, "never ready before the stream and reconcile exist")
+	require.False(t, b.Ready)
+	require.Equal(t, []ConditionStatus{
+		{Name: CondServing, OK: true},
+		{Name: CondMappingLoaded, OK: true},
+		{Name: CondTokenHeld, OK: true},
+		{Name: CondOrgChecked, OK: true},
+		{Name: CondStreamSubscribed, Message: "stream not subscribed"},
+		{Name: CondReconcileApplied, Message: "reconcile not applied"},
+	}, b.Conditions)
+	code, _, _ = call(t, http.MethodGet, d.url+"/healthz", "", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, d.logs.String(), "mapping fits the org")
+
+	// Metrics: one registry, lint-clean, the prefix added once by the daemon.
+	code, _, body := call(t, http.MethodGet, d.url+"/metrics", "", nil)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `omniroute_build_info{goversion=`)
+	require.Contains(t, body, "omniroute_mapping_last_reload_successful 1")
+	require.Contains(t, body, "go_goroutines ")
+	require.NotContains(t, body, "omniroute_mapping_omniroute")
+	problems, err := testutil.GatherAndLint(d.reg)
+	require.NoError(t, err)
+	require.Empty(t, problems)
+
+	// A reload through the admin API reaches the core, checked against the org.
+	data, err := os.ReadFile(d.cfg.MappingFile)
+	require.NoError(t, err)
+	bad := strings.Replace(string(data), "queues: [Support_EN]", "queues: [Support_FR]", 1)
+	require.NotEqual(t, string(data), bad)
+	require.NoError(t, os.WriteFile(d.cfg.MappingFile, []byte(bad), 0o600))
+	var e APIError
+	code, _, _ = call(t, http.MethodPost, d.url+"/-/reload", "Bearer "+adminValue, &e)
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, e.Message, "against the org")
+	require.Contains(t, strings.Join(e.Problems, "\n"), `queue "Support_FR" does not exist in the org`)
+
+	good := strings.Replace(string(data), "offerTimeout: 20s", "offerTimeout: 25s", 1)
+	require.NoError(t, os.WriteFile(d.cfg.MappingFile, []byte(good), 0o600))
+	var ok ReloadResponse
+	code, _, _ = call(t, http.MethodPost, d.url+"/-/reload", "Bearer "+adminValue, &ok)
+	require.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool {
+		d.c.mu.Lock()
+		defer d.c.mu.Unlock()
+		return d.c.mapping.SHA256 == ok.SHA256
+	}, 10*time.Second, 10*time.Millisecond, "the core takes the reloaded mapping")
+
+	// SIGHUP's path: Reload reloads the same file again.
+	d.c.Reload()
+	require.Eventually(t, func() bool { return strings.Count(d.logs.String(), `msg="mapping loaded"`) == 3 }, 10*time.Second, 10*time.Millisecond)
+
+	// Stop: Run returns nil, and the server is closed.
+	d.stop()
+	select {
+	case err := <-d.done:
+		require.NoError(t, err)
+		d.done <- nil
+	case <-time.After(d.cfg.ShutdownTimeout.Duration + time.Second):
+		t.Fatal("Run did not return within the shutdown timeout")
+	}
+	if resp, err := http.Get(d.url + "/readyz"); err == nil {
+		_ = resp.Body.Close()
+		t.Fatal("the server still answers after Run returned")
+	}
+
+	// No secret reached the logs.
+	logs := d.logs.String()
+	for _, s := range []string{secretValue, passwordValue, adminValue} {
+		require.NotContains(t, logs, s)
+	}
+	require.Contains(t, logs, "salesforce_client_secret=<secret>")
+}
+
+// TestRunStopsOnRefusedLogin: a login Salesforce refuses stops the daemon with the reason, at
+// once and without the secret.
+func TestRunStopsOnRefusedLogin(t *testing.T) {
+	t.Parallel()
+	cfg := daemonConfig(t, testOrg(t, demoSeed()))
+	cfg.Salesforce.Password = NewSecret("wrong-" + passwordValue)
+	d := startDaemon(t, cfg)
+	select {
+	case err := <-d.done:
+		require.ErrorContains(t, err, "log in to salesforce (password flow)")
+		require.NotContains(t, err.Error(), passwordValue)
+		d.done <- nil
+	case <-time.After(20 * time.Second):
+		t.Fatal("a refused login did not stop the daemon")
+	}
+}
+
+// TestRunStopsWhenTheMappingDoesNotFitTheOrg: a status the org does not have stops the daemon,
+// naming the file position.
+func TestRunStopsWhenTheMappingDoesNotFitTheOrg(t *testing.T) {
+	t.Parallel()
+	seed := demoSeed()
+	for i := range seed.PresenceStatuses {
+		if seed.PresenceStatuses[i].DeveloperName == "Taking_notes" {
+			seed.PresenceStatuses[i].DeveloperName = "Taking_note"
+		}
+	}
+	d := startDaemon(t, daemonConfig(t, testOrg(t, seed)))
+	select {
+	case err := <-d.done:
+		require.ErrorContains(t, err, "against the org")
+		require.ErrorContains(t, err, `presence status "Taking_notes" does not exist in the org (did you mean Taking_note?)`)
+		d.done <- nil
+	case <-time.After(20 * time.Second):
+		t.Fatal("a mapping that does not fit the org did not stop the daemon")
+	}
+}
+
+// TestRunRetriesAnUnreachableOrg: an org that cannot be reached is retried, /readyz says no
+// token is held, and a stop still returns nil.
+func TestRunRetriesAnUnreachableOrg(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := "http://" + ln.Addr().String()
+	require.NoError(t, ln.Close())
+	d := startDaemon(t, daemonConfig(t, closed))
+	require.Eventually(t, func() bool { return strings.Contains(d.logs.String(), "start-up step failed; retrying") },
+		20*time.Second, 10*time.Millisecond)
+	code, b := d.readyz(t)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.True(t, b.condition(CondMappingLoaded))
+	require.False(t, b.condition(CondTokenHeld))
+	d.stop()
+	require.NoError(t, <-d.done)
+	d.done <- nil
+}
+
+// TestShutdownTimeout: a request that never ends does not hold the stop beyond the shutdown
+// timeout.
+func TestShutdownTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := daemonConfig(t, testOrg(t, demoSeed()))
+	cfg.ShutdownTimeout.Duration = 300 * time.Millisecond
+	d := &daemon{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, cfg: cfg, done: make(chan error, 1)}
+	c, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(d.logs, nil)), Registry: d.reg})
+	require.NoError(t, err)
+	release := make(chan struct{})
+	defer close(release)
+	entered := make(chan struct{})
+	c.HTTP().HandleAdmin("/v1/hang", http.MethodGet, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		close(entered)
+		<-release
+	}))
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() { d.done <- c.Run(ctx) }()
+	go func() {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+c.Addr().String()+"/v1/hang", nil)
+		req.Header.Set("Authorization", "Bearer "+adminValue)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+		}
+	}()
+	<-entered
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-d.done:
+		require.NoError(t, err)
+		require.Less(t, time.Since(start), 3*time.Second)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not stop within the shutdown timeout")
+	}
+	require.Contains(t, d.logs.String(), "http server did not drain in time")
+}
+
+// TestNewRefuses: New reports configuration and mapping problems as a *ConfigError, and a
+// metric registered twice fails start-up with an error instead of a panic.
+func TestNewRefuses(t *testing.T) {
+	t.Parallel()
+	cfg := daemonConfig(t, "http://127.0.0.1:9")
+	var cerr *ConfigError
+
+	bad := cfg
+	bad.LogFormat, bad.Events = "yaml", "cdc"
+	_, err := New(Options{Config: bad})
+	require.True(t, errors.As(err, &cerr))
+	require.ErrorContains(t, err, "OMNIROUTE_LOG_FORMAT")
+	require.ErrorContains(t, err, "OMNIROUTE_EVENTS")
+
+	bad = cfg
+	bad.MappingFile = filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad.MappingFile, []byte(mappingBad), 0o600))
+	_, err = New(Options{Config: bad})
+	require.True(t, errors.As(err, &cerr))
+	require.ErrorContains(t, err, `unknown key "queus"`)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "omniroute_mapping_hash", Help: "taken"}))
+	_, err = New(Options{Config: cfg, Registry: reg})
+	require.ErrorContains(t, err, "register metrics")
+	require.False(t, errors.As(err, &cerr))
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer func() { _ = ln.Close() }()
+	busy := cfg
+	busy.HTTPAddr = ln.Addr().String()
+	_, err = New(Options{Config: busy})
+	require.ErrorContains(t, err, "OMNIROUTE_HTTP_ADDR: listen")
+}
