@@ -100,7 +100,6 @@ type Connector struct {
 	http     *HTTP
 	ready    *Readiness
 	live     *Liveness
-	core     *Heartbeat
 
 	mu      sync.Mutex
 	mapping Mapping // the mapping the core holds
@@ -155,7 +154,6 @@ func New(opts Options) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.core = c.live.Register("core", coreLimit)
 	if err := errors.Join(reg.err(), prefixed.err()); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
@@ -245,10 +243,13 @@ func (c *Connector) runCore(ctx context.Context) error {
 		return err
 	}
 	log.Info("routing is not built yet: the mapping fits the org; serving health and metrics, /readyz stays false")
+	// The loop reports progress from here on; start-up has /readyz (a Salesforce outage at
+	// start must not make the liveness probe restart the daemon).
+	hb := c.live.Register("core", coreLimit)
 	beat := time.NewTicker(coreBeat)
 	defer beat.Stop()
 	for {
-		c.core.Beat()
+		hb.Beat()
 		select {
 		case <-ctx.Done():
 			return nil

@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -353,3 +355,90 @@ func TestNewRefuses(t *testing.T) {
 	_, err = New(Options{Config: busy})
 	require.ErrorContains(t, err, "OMNIROUTE_HTTP_ADDR: listen")
 }
+
+// handlerTransport serves requests with a handler in memory: an org without a network, for
+// tests in a synctest bubble. The first failures requests fail as a refused connection would.
+type handlerTransport struct {
+	h        http.Handler
+	mu       sync.Mutex
+	calls    int
+	failures int
+}
+
+func (tr *handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	tr.mu.Lock()
+	tr.calls++
+	fail := tr.calls <= tr.failures
+	tr.mu.Unlock()
+	if fail {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	}
+	rec := httptest.NewRecorder()
+	tr.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+func (tr *handlerTransport) count() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.calls
+}
+
+// TestCoreStartupBackoffAndHeartbeat runs the core on a fake clock (synctest) against an
+// in-memory org that refuses the first connections: start-up retries with growing waits
+// instead of hammering, then holds a token and checks the org; from then on the core beats, so
+// /healthz stays good for as long as it runs.
+func TestCoreStartupBackoffAndHeartbeat(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		em, err := emulator.New(emulator.Options{Seed: demoSeed()})
+		require.NoError(t, err)
+		defer em.Close()
+		tr := &handlerTransport{h: em, failures: 3}
+		cfg := daemonConfig(t, "http://org.test")
+		c, err := New(Options{Config: cfg, HTTPClient: &http.Client{Transport: tr}, Listener: fakeListener{}})
+		require.NoError(t, err)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- c.runCore(ctx) }()
+
+		synctest.Wait()
+		require.Equal(t, 1, tr.count(), "one attempt, then a wait")
+		ready, _ := c.ready.Ready()
+		require.False(t, ready)
+		healthy, loops := c.live.Healthy()
+		require.True(t, healthy)
+		require.Empty(t, loops, "start-up is not a loop: an outage at start does not fail liveness")
+
+		time.Sleep(200 * time.Millisecond) // shorter than the first wait (500 ms ± 50%)
+		synctest.Wait()
+		require.Equal(t, 1, tr.count())
+
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		_, conds := c.ready.Ready()
+		for _, cond := range conds[2:4] {
+			require.True(t, cond.OK, "%s after the org came back", cond.Name)
+		}
+		require.Greater(t, tr.count(), 3)
+
+		for range 30 { // 10 minutes
+			time.Sleep(20 * time.Second)
+			synctest.Wait()
+			healthy, loops = c.live.Healthy()
+			require.True(t, healthy, "%v", loops)
+		}
+		require.Equal(t, "core", loops[0].Name)
+
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+// fakeListener is a listener nobody serves (tests that drive the core alone).
+type fakeListener struct{}
+
+func (fakeListener) Accept() (net.Conn, error) { return nil, errors.New("fake listener") }
+func (fakeListener) Close() error              { return nil }
+func (fakeListener) Addr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
