@@ -64,10 +64,7 @@ func call(t *testing.T, method, url, auth string, v any) (int, http.Header, stri
 // to the router, and 400 with every problem when it was rejected.
 func TestReloadHTTP(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, mappingV1)
-	f.follow(t)
-	require.NoError(t, f.load(t))
-	waitApplied(t, f.rec)
+	f := loadedFixture(t, mappingV1)
 	_, srv := newTestHTTP(t, f, testToken)
 
 	writeFile(t, f.path, mappingBad)
@@ -100,10 +97,7 @@ func TestReloadHTTP(t *testing.T) {
 // echoes or logs the token.
 func TestAdminRequiresToken(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, mappingV1)
-	f.follow(t)
-	require.NoError(t, f.load(t))
-	waitApplied(t, f.rec)
+	f := loadedFixture(t, mappingV1)
 	writeFile(t, f.path, mappingV2)
 	h, srv := newTestHTTP(t, f, testToken)
 	for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong", "Basic " + testToken, "bearer " + testToken, "Bearer " + testToken + "x", "Bearer " + testToken[:len(testToken)-1]} {
@@ -139,10 +133,6 @@ func TestAdminRequiresToken(t *testing.T) {
 func TestReadyz(t *testing.T) {
 	t.Parallel()
 	h, srv := newTestHTTP(t, nil, testToken)
-	type readyBody struct {
-		Ready      bool              `json:"ready"`
-		Conditions []ConditionStatus `json:"conditions"`
-	}
 	var b readyBody
 	code, _, _ := call(t, http.MethodGet, srv.URL+"/readyz", "", &b)
 	require.Equal(t, http.StatusServiceUnavailable, code)

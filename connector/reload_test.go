@@ -1,10 +1,8 @@
 package connector
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -126,8 +124,7 @@ type fixture struct {
 	path string
 	rec  *swapRecorder
 	reg  *prometheus.Registry
-	logs *bytes.Buffer
-	lmu  *sync.Mutex // guards logs
+	logs *syncBuffer
 	r    *Reloader
 }
 
@@ -137,11 +134,10 @@ func newFixture(t *testing.T, content string) *fixture {
 		path: filepath.Join(t.TempDir(), "mapping.yaml"),
 		rec:  newSwapRecorder(),
 		reg:  prometheus.NewRegistry(),
-		logs: &bytes.Buffer{},
-		lmu:  &sync.Mutex{},
+		logs: &syncBuffer{},
 	}
 	writeFile(t, f.path, content)
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{mu: f.lmu, w: f.logs}, nil))
+	logger := slog.New(slog.NewTextHandler(f.logs, nil))
 	r, err := NewReloader(ReloaderOptions{
 		Path:       f.path,
 		Interval:   testInterval,
@@ -151,6 +147,16 @@ func newFixture(t *testing.T, content string) *fixture {
 	})
 	require.NoError(t, err)
 	f.r = r
+	return f
+}
+
+// loadedFixture is a fixture whose first mapping is loaded and taken by the router's side.
+func loadedFixture(t *testing.T, content string) *fixture {
+	t.Helper()
+	f := newFixture(t, content)
+	f.follow(t)
+	require.NoError(t, f.load(t))
+	waitApplied(t, f.rec)
 	return f
 }
 
@@ -183,23 +189,8 @@ func (f *fixture) hash() string {
 	return m.SHA256
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // logText is what was logged so far.
-func (f *fixture) logText() string {
-	f.lmu.Lock()
-	defer f.lmu.Unlock()
-	return f.logs.String()
-}
+func (f *fixture) logText() string { return f.logs.String() }
 
 func (f *fixture) successful(t *testing.T) float64 {
 	t.Helper()
@@ -300,10 +291,7 @@ func hasCommand(cs []routing.Command, typ routing.CommandType, workID string) bo
 // use, the metric drops to 0 and the reason is logged; fixing the file recovers.
 func TestReloadBadFileKeepsOld(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, mappingV1)
-	f.follow(t)
-	require.NoError(t, f.load(t))
-	waitApplied(t, f.rec)
+	f := loadedFixture(t, mappingV1)
 	goodHash := f.hash()
 	require.Equal(t, 1.0, f.successful(t))
 	require.Equal(t, 1.7e9, testutil.ToFloat64(f.r.metrics.successTime))
@@ -355,10 +343,7 @@ omniroute_mapping_reloads_total{result="success"} 1
 // reload that names what the org lacks is rejected like a bad file.
 func TestReloadChecksOrg(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, mappingV1)
-	f.follow(t)
-	require.NoError(t, f.load(t))
-	waitApplied(t, f.rec)
+	f := loadedFixture(t, mappingV1)
 	org := mapping.Org{
 		Queues: []mapping.OrgQueue{
 			{ID: "00G000000000001AAA", DeveloperName: "Support_EN", RoutingModel: mapping.RoutingModelExternal},
@@ -409,10 +394,7 @@ func runReloader(t *testing.T, f *fixture) func() {
 func TestReloadChecksumPoll(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		f := newFixture(t, mappingV1)
-		f.follow(t)
-		require.NoError(t, f.load(t))
-		waitApplied(t, f.rec)
+		f := loadedFixture(t, mappingV1)
 		stop := runReloader(t, f)
 		defer stop()
 
@@ -445,10 +427,7 @@ func TestReloadChecksumPoll(t *testing.T) {
 // and never blocks.
 func TestReloadTrigger(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, mappingV1)
-	f.follow(t)
-	require.NoError(t, f.load(t))
-	waitApplied(t, f.rec)
+	f := loadedFixture(t, mappingV1)
 	f.r.Trigger()
 	f.r.Trigger() // merged with the pending one; does not block
 	stop := runReloader(t, f)
@@ -496,10 +475,7 @@ func TestReloadPollTicker(t *testing.T) {
 func TestReloadPollRecoversWhenTheGoodFileReturns(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		f := newFixture(t, mappingV1)
-		f.follow(t)
-		require.NoError(t, f.load(t))
-		waitApplied(t, f.rec)
+		f := loadedFixture(t, mappingV1)
 		stop := runReloader(t, f)
 		defer stop()
 
