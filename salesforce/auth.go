@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/oauth2/jwt"
+	"golang.org/x/sync/singleflight"
 )
 
 // Grant is an OAuth 2.0 flow the token source can use.
@@ -69,7 +70,7 @@ type TokenOptions struct {
 	// HTTPClient carries the token requests. Default http.DefaultClient;
 	// pass the same client the REST client and the stream use.
 	HTTPClient *http.Client
-	// Registerer receives omniroute_salesforce_token_refreshes_total.
+	// Registerer receives salesforce_token_refreshes_total.
 	// Nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger logs token refreshes (never the token). Nil discards.
@@ -122,29 +123,19 @@ func (t Token) LogValue() slog.Value {
 // 401::Authentication invalid, call Invalidate with the token they used.
 // The next Token call then fetches a new one. Fetches are single-flight:
 // however many goroutines ask while no token is cached, one token request
-// is made and all of them get its result.
+// is made (golang.org/x/sync/singleflight) and all of them get its result.
 type TokenSource struct {
-	opts    TokenOptions
-	fetch   func(ctx context.Context) (*oauth2.Token, error)
-	metrics *tokenMetrics
-	log     *slog.Logger
-	// fetchTimeout bounds one token request, whatever the caller's
-	// context: a token endpoint that never answers must not hold every
-	// caller forever.
+	opts      TokenOptions
+	fetch     func(ctx context.Context) (*oauth2.Token, error)
+	refreshes *prometheus.CounterVec
+	log       *slog.Logger
+	// fetchTimeout bounds one token request, whatever the callers' contexts: a token
+	// endpoint that never answers must not hold every caller forever.
 	fetchTimeout time.Duration
 
-	mu       sync.Mutex
-	tok      *Token
-	inflight *tokenCall
-}
-
-type tokenCall struct {
-	done chan struct{}
-	tok  Token
-	err  error
-	// abandoned: the fetch failed because its caller's context ended, so
-	// a waiter with a live context fetches again.
-	abandoned bool
+	group singleflight.Group
+	mu    sync.Mutex
+	tok   *Token
 }
 
 // defaultTokenFetchTimeout bounds one token request.
@@ -170,7 +161,7 @@ func NewTokenSource(opts TokenOptions) (*TokenSource, error) {
 	}
 	tokenURL := opts.LoginURL + "/services/oauth2/token"
 	ts := &TokenSource{
-		opts: opts, metrics: newTokenMetrics(opts.Registerer), log: opts.Logger.With("component", "salesforce_token"),
+		opts: opts, log: opts.Logger.With("component", "salesforce_token"),
 		fetchTimeout: defaultTokenFetchTimeout,
 	}
 	switch opts.Grant {
@@ -219,57 +210,51 @@ func NewTokenSource(opts TokenOptions) (*TokenSource, error) {
 	default:
 		return nil, fmt.Errorf("check token options: unknown grant %q (want %s, %s or %s)", opts.Grant, GrantJWTBearer, GrantClientCredentials, GrantPassword)
 	}
+	refreshes, err := newTokenMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("create token source: %w", err)
+	}
+	ts.refreshes = refreshes
 	return ts, nil
 }
 
-// Token returns the cached token, or fetches one. Concurrent callers share
-// one fetch. A caller whose ctx ends stops waiting; the fetch goes on for
-// the others only if one of them still waits (the fetch runs under the
-// context of the caller that started it, and is retried by the next caller
-// if that context was cancelled).
+// Token returns the cached token, or fetches one. Concurrent callers share one fetch, which
+// runs to its own deadline whatever happens to the context of the caller that started it; a
+// caller whose ctx ends stops waiting.
 func (ts *TokenSource) Token(ctx context.Context) (Token, error) {
-	for {
-		ts.mu.Lock()
-		if ts.tok != nil {
-			t := *ts.tok
-			ts.mu.Unlock()
+	if t, ok := ts.cached(); ok {
+		return t, nil
+	}
+	ch := ts.group.DoChan("token", func() (any, error) {
+		if t, ok := ts.cached(); ok {
 			return t, nil
 		}
-		c := ts.inflight
-		if c == nil {
-			c = &tokenCall{done: make(chan struct{})}
-			ts.inflight = c
-			ts.mu.Unlock()
-			c.tok, c.err = ts.doFetch(ctx)
-			c.abandoned = c.err != nil && ctx.Err() != nil
+		t, err := ts.doFetch(context.WithoutCancel(ctx))
+		if err == nil {
 			ts.mu.Lock()
-			if c.err == nil {
-				t := c.tok
-				ts.tok = &t
-			}
-			ts.inflight = nil
+			ts.tok = &t
 			ts.mu.Unlock()
-			close(c.done)
-			return c.tok, c.err
 		}
-		ts.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return Token{}, fmt.Errorf("wait for salesforce token: %w", ctx.Err())
-		case <-c.done:
+		return t, err
+	})
+	select {
+	case <-ctx.Done():
+		return Token{}, fmt.Errorf("wait for salesforce token: %w", ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return Token{}, r.Err
 		}
-		if c.err == nil {
-			return c.tok, nil
-		}
-		if c.abandoned {
-			// The leader gave up; try again under our own context.
-			if ctx.Err() != nil {
-				return Token{}, fmt.Errorf("wait for salesforce token: %w", ctx.Err())
-			}
-			continue
-		}
-		return Token{}, c.err
+		return r.Val.(Token), nil
 	}
+}
+
+func (ts *TokenSource) cached() (Token, bool) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.tok == nil {
+		return Token{}, false
+	}
+	return *ts.tok, true
 }
 
 // String describes the source without its secrets or token.
@@ -302,7 +287,7 @@ func (ts *TokenSource) doFetch(ctx context.Context) (Token, error) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, ts.opts.HTTPClient)
 	ot, err := ts.fetch(ctx)
 	if err != nil {
-		ts.metrics.refreshes.WithLabelValues("error").Inc()
+		ts.refreshes.WithLabelValues("error").Inc()
 		return Token{}, fmt.Errorf("get salesforce token (%s grant): %w", ts.opts.Grant, tokenError(err))
 	}
 	t := Token{AccessToken: ot.AccessToken}
@@ -313,14 +298,14 @@ func (ts *TokenSource) doFetch(ctx context.Context) (Token, error) {
 		t.ID = v
 	}
 	if t.AccessToken == "" || t.InstanceURL == "" {
-		ts.metrics.refreshes.WithLabelValues("error").Inc()
+		ts.refreshes.WithLabelValues("error").Inc()
 		return Token{}, fmt.Errorf("get salesforce token (%s grant): response lacks access_token or instance_url", ts.opts.Grant)
 	}
 	if u, err := url.Parse(t.InstanceURL); err != nil || u.Host == "" {
-		ts.metrics.refreshes.WithLabelValues("error").Inc()
+		ts.refreshes.WithLabelValues("error").Inc()
 		return Token{}, fmt.Errorf("get salesforce token (%s grant): bad instance_url %q", ts.opts.Grant, t.InstanceURL)
 	}
-	ts.metrics.refreshes.WithLabelValues("success").Inc()
+	ts.refreshes.WithLabelValues("success").Inc()
 	ts.log.Info("salesforce token obtained", "grant", string(ts.opts.Grant), "instance_url", t.InstanceURL)
 	return t, nil
 }

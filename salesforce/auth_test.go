@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,7 +151,7 @@ func TestTokenErrorsAreTypedAndCarryNoSecret(t *testing.T) {
 			require.Equal(t, http.StatusBadRequest, te.Status)
 			require.NotContains(t, err.Error(), "TOPSECRET")
 			require.NotContains(t, logs.String(), "TOPSECRET")
-			require.Equal(t, 1.0, testutil.ToFloat64(ts.metrics.refreshes.WithLabelValues("error")))
+			require.Equal(t, 1.0, testutil.ToFloat64(ts.refreshes.WithLabelValues("error")))
 		})
 	}
 }
@@ -224,7 +225,7 @@ func TestTokenSingleFlight(t *testing.T) {
 }
 
 // TestTokenLeaderCancelled: when the goroutine that started the fetch
-// gives up, a waiter with a live context fetches again instead of failing.
+// gives up, the fetch goes on and a waiter with a live context gets its token.
 func TestTokenLeaderCancelled(t *testing.T) {
 	t.Parallel()
 	f := newFakeOrg(t)
@@ -236,13 +237,7 @@ func TestTokenLeaderCancelled(t *testing.T) {
 	leaderDone := make(chan error, 1)
 	go func() { _, err := ts.Token(leaderCtx); leaderDone <- err }()
 	// Wait until the leader's fetch is in flight.
-	for {
-		ts.mu.Lock()
-		inflight := ts.inflight != nil
-		ts.mu.Unlock()
-		if inflight {
-			break
-		}
+	for f.arrived.Load() == 0 {
 		runtimeGosched()
 	}
 	waiterDone := make(chan error, 1)
@@ -251,6 +246,7 @@ func TestTokenLeaderCancelled(t *testing.T) {
 	require.ErrorIs(t, <-leaderDone, context.Canceled)
 	close(gate)
 	require.NoError(t, <-waiterDone)
+	require.Equal(t, int64(1), f.tokens.Load(), "one token request, not a second one")
 }
 
 func TestTokenMissingInstanceURL(t *testing.T) {
@@ -295,7 +291,9 @@ func TestTokenSourceNeverPrintsSecrets(t *testing.T) {
 func TestTokenFetchHasDeadline(t *testing.T) {
 	t.Parallel()
 	f := newFakeOrg(t)
+	var arrived atomic.Int64
 	f.mux.HandleFunc("POST /hang/services/oauth2/token", func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
 		_ = r.ParseForm() // read the body, so the server notices the client leaving
 		<-r.Context().Done()
 	})
@@ -307,13 +305,7 @@ func TestTokenFetchHasDeadline(t *testing.T) {
 	errs := make(chan error, 2)
 	go func() { _, err := ts.Token(context.Background()); errs <- err }()
 	started := time.Now()
-	for {
-		ts.mu.Lock()
-		inflight := ts.inflight != nil
-		ts.mu.Unlock()
-		if inflight {
-			break
-		}
+	for arrived.Load() == 0 {
 		if time.Since(started) > 10*time.Second {
 			t.Fatal("the first token fetch never went in flight")
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,12 +69,16 @@ func (o *org) tokenOptions(t testing.TB, grant Grant) TokenOptions {
 	return opts
 }
 
-// client returns a client on the emulator with an instant retry timer.
-func (o *org) client(t *testing.T, grant Grant, mod func(*Options)) (*Client, *recordingTimer) {
+// client returns a client on the emulator whose requests are recorded; it can run in a
+// synctest bubble.
+func (o *org) client(t *testing.T, grant Grant, mod func(*Options)) (*Client, *requestLog) {
 	t.Helper()
-	ts, err := NewTokenSource(o.tokenOptions(t, grant))
+	hc := bubbleClient()
+	opts := o.tokenOptions(t, grant)
+	opts.HTTPClient = hc
+	ts, err := NewTokenSource(opts)
 	require.NoError(t, err)
-	return recordingClient(t, ts, o.srv.Client(), mod)
+	return recordingClient(t, ts, hc, mod)
 }
 
 func TestEmulatorGrants(t *testing.T) {
@@ -177,7 +182,10 @@ func TestEmulatorOmniObjects(t *testing.T) {
 	}
 	require.Len(t, users, 1)
 	require.NoError(t, o.emu.SetPresence("agent01@omniroute.demo", "Available"))
-	id, err := c.Create(t.Context(), "AgentWork", NewAgentWork{ServiceChannelID: p.ServiceChannelID, WorkItemID: p.WorkItemID, UserID: users[0].ID, PendingServiceRoutingID: p.ID})
+	id, err := c.Create(t.Context(), "AgentWork", NewAgentWork{
+		ServiceChannelID: p.ServiceChannelID, WorkItemID: p.WorkItemID, UserID: users[0].ID, PendingServiceRoutingID: p.ID,
+		CapacityWeight: p.CapacityWeight, CapacityPercentage: p.CapacityPercentage, // the size the PSR carries
+	})
 	require.NoError(t, err)
 	var aw AgentWork
 	require.NoError(t, c.Get(t.Context(), "AgentWork", id, nil, &aw))
@@ -190,51 +198,53 @@ func TestEmulatorOmniObjects(t *testing.T) {
 func TestEmulatorFaultBursts(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, nil)
-	reg := prometheus.NewPedanticRegistry()
-	c, timer := o.client(t, GrantClientCredentials, func(opts *Options) { opts.Registerer = reg })
-	_, err := c.Limits(t.Context()) // token first, so faults hit REST
-	require.NoError(t, err)
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 2, RetryAfterSeconds: 2, Scope: "rest"}))
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 429, Count: 1, RetryAfterSeconds: 3, Scope: "rest"}))
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
-	n := 0
-	for _, err := range c.Query(t.Context(), "SELECT Id FROM ServiceChannel") {
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewPedanticRegistry()
+		c, timer := o.client(t, GrantClientCredentials, func(opts *Options) { opts.Registerer = reg })
+		_, err := c.Limits(t.Context()) // token first, so faults hit REST
 		require.NoError(t, err)
-		n++
-	}
-	require.Equal(t, 4, n)
-	waits := timer.Waits()
-	require.Len(t, waits, 4)
-	require.GreaterOrEqual(t, waits[0], 2*time.Second)
-	require.GreaterOrEqual(t, waits[1], 2*time.Second)
-	require.GreaterOrEqual(t, waits[2], 3*time.Second)
-	require.Equal(t, 2.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "503")))
-	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "429")))
-	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "500")))
-	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "200")))
+		require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 2, RetryAfterSeconds: 2, Scope: "rest"}))
+		require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 429, Count: 1, RetryAfterSeconds: 3, Scope: "rest"}))
+		require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
+		n := 0
+		for _, err := range c.Query(t.Context(), "SELECT Id FROM ServiceChannel") {
+			require.NoError(t, err)
+			n++
+		}
+		require.Equal(t, 4, n)
+		waits := timer.Waits()
+		require.Len(t, waits, 4)
+		require.GreaterOrEqual(t, waits[0], 2*time.Second)
+		require.GreaterOrEqual(t, waits[1], 2*time.Second)
+		require.GreaterOrEqual(t, waits[2], 3*time.Second)
+		require.Equal(t, 2.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "503")))
+		require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "429")))
+		require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "500")))
+		require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "200")))
 
-	// The token endpoint failing is retried too.
-	c.Tokens().Invalidate(mustToken(t, c))
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 2, RetryAfterSeconds: 1, Scope: "token"}))
-	_, err = c.Limits(t.Context())
-	require.NoError(t, err)
+		// The token endpoint failing is retried too.
+		c.Tokens().Invalidate(mustToken(t, c))
+		require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 2, RetryAfterSeconds: 1, Scope: "token"}))
+		_, err = c.Limits(t.Context())
+		require.NoError(t, err)
 
-	// A create is retried on 503 (not applied) but not on 500 (unknown).
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 1, Scope: "rest"}))
-	_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "retry me"})
-	require.NoError(t, err)
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
-	_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "unknown outcome"})
-	var ae *APIError
-	require.ErrorAs(t, err, &ae)
-	require.Equal(t, 500, ae.Status)
+		// A create is retried on 503 (not applied) but not on 500 (unknown).
+		require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 1, Scope: "rest"}))
+		_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "retry me"})
+		require.NoError(t, err)
+		require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
+		_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "unknown outcome"})
+		var ae *APIError
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, 500, ae.Status)
 
-	// A burst longer than MaxRetries surfaces the last error.
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 10, Scope: "rest"}))
-	_, err = c.Limits(t.Context())
-	require.ErrorAs(t, err, &ae)
-	require.Equal(t, 503, ae.Status)
-	o.emu.ClearFaults()
+		// A burst longer than MaxRetries surfaces the last error.
+		require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 10, Scope: "rest"}))
+		_, err = c.Limits(t.Context())
+		require.ErrorAs(t, err, &ae)
+		require.Equal(t, 503, ae.Status)
+		o.emu.ClearFaults()
+	})
 }
 
 func mustToken(t *testing.T, c *Client) Token {
@@ -282,7 +292,7 @@ func TestEmulatorAPIAllocationExhausted(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, func(opts *emulator.Options) { opts.DailyAPILimit = 1000 })
 	reg := prometheus.NewPedanticRegistry()
-	c, timer := o.client(t, GrantPassword, func(opts *Options) { opts.Registerer = reg })
+	c, _ := o.client(t, GrantPassword, func(opts *Options) { opts.Registerer = reg })
 	_, err := c.Limits(t.Context())
 	require.NoError(t, err)
 	o.emu.ExhaustAPILimit()
@@ -292,7 +302,7 @@ func TestEmulatorAPIAllocationExhausted(t *testing.T) {
 	require.Equal(t, CodeRequestLimitExceeded, ae.Code)
 	require.Equal(t, http.StatusForbidden, ae.Status)
 	require.False(t, ae.Retryable)
-	require.Empty(t, timer.Waits())
+	require.Zero(t, retries(t, c))
 	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("limits", "403")))
 	require.Equal(t, 1000.0, testutil.ToFloat64(c.metrics.apiLimit))
 

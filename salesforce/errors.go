@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/omniroute/omniroute/salesforce/internal/retry"
 )
 
 // Salesforce error codes the client branches on.
@@ -138,7 +140,7 @@ func classify(status int, header http.Header, body []byte, limitExhausted bool) 
 	if e.Code == "" {
 		e.Code = strings.ToUpper(strings.ReplaceAll(http.StatusText(status), " ", "_"))
 	}
-	e.RetryAfter = parseRetryAfter(header.Get("Retry-After"), time.Now())
+	e.RetryAfter = retry.After(header.Get("Retry-After"), time.Now())
 
 	switch {
 	case status >= 500, status == http.StatusTooManyRequests:
@@ -152,26 +154,6 @@ func classify(status int, header http.Header, body []byte, limitExhausted bool) 
 		e.Retryable = !limitExhausted && !strings.Contains(e.Message, "TotalRequests")
 	}
 	return e
-}
-
-// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 // TokenError is a failed OAuth token request.

@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,10 +22,11 @@ import (
 // of the responses: a token endpoint and whatever REST handlers a test
 // mounts. The emulator-backed tests cover the real thing.
 type fakeOrg struct {
-	t      *testing.T
-	srv    *httptest.Server
-	mux    *http.ServeMux
-	tokens atomic.Int64 // token requests served
+	t       *testing.T
+	srv     *httptest.Server
+	mux     *http.ServeMux
+	tokens  atomic.Int64 // token requests served
+	arrived atomic.Int64 // token requests received
 	// token is the access token currently valid; tokenN numbers them.
 	mu    sync.Mutex
 	token string
@@ -36,6 +38,7 @@ func newFakeOrg(t *testing.T) *fakeOrg {
 	t.Helper()
 	f := &fakeOrg{t: t, mux: http.NewServeMux()}
 	f.mux.HandleFunc("POST /services/oauth2/token", func(w http.ResponseWriter, r *http.Request) {
+		f.arrived.Add(1)
 		if f.tokenGate != nil {
 			<-f.tokenGate
 		}
@@ -74,70 +77,84 @@ func (f *fakeOrg) expire() {
 	f.mu.Unlock()
 }
 
-// recordingTimer is a backoff.Timer that fires at once and records the
-// waits it was asked for, so retry tests never sleep.
-type recordingTimer struct {
-	mu    sync.Mutex
-	waits []time.Duration
-	c     chan time.Time
+// requestLog is a RoundTripper that records when each request was sent. Inside a
+// testing/synctest bubble time stands still during network I/O and jumps over every wait, so
+// the gaps between requests are exactly the waits the client chose.
+type requestLog struct {
+	rt http.RoundTripper
+	mu sync.Mutex
+	at []time.Time
 }
 
-func (r *recordingTimer) Start(d time.Duration) {
-	r.mu.Lock()
-	r.waits = append(r.waits, d)
-	r.mu.Unlock()
-	if r.c == nil {
-		r.c = make(chan time.Time, 1)
+func (l *requestLog) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	l.at = append(l.at, time.Now())
+	l.mu.Unlock()
+	return l.rt.RoundTrip(r)
+}
+
+// Waits returns the non-zero gaps between consecutive requests (in a bubble: the waits).
+func (l *requestLog) Waits() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []time.Duration
+	for i := 1; i < len(l.at); i++ {
+		if d := l.at[i].Sub(l.at[i-1]); d > 0 {
+			out = append(out, d)
+		}
 	}
-	r.c <- time.Time{}
-}
-func (r *recordingTimer) Stop() {}
-func (r *recordingTimer) C() <-chan time.Time {
-	if r.c == nil {
-		r.c = make(chan time.Time, 1)
-	}
-	return r.c
+	return out
 }
 
-func (r *recordingTimer) Waits() []time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]time.Duration(nil), r.waits...)
+// bubbleClient is an HTTP client a synctest bubble can use: no idle keep-alive connection is
+// left blocked on the network, which would keep the bubble's clock from moving.
+func bubbleClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 }
 
-// testClient builds a password-grant client against f with an instant
-// retry timer. Each call to Do in a test goroutine gets its own timer, so
-// the timer here is only safe for sequential requests.
-func testClient(t *testing.T, f *fakeOrg, mod func(*Options)) (*Client, *recordingTimer) {
+// testClient builds a password-grant client against f whose requests are recorded.
+func testClient(t *testing.T, f *fakeOrg, mod func(*Options)) (*Client, *requestLog) {
 	t.Helper()
+	hc := bubbleClient()
 	ts, err := NewTokenSource(TokenOptions{
 		Grant: GrantPassword, LoginURL: f.srv.URL, ClientID: "cid", ClientSecret: "s3cret-client",
-		Username: "u@example.com", Password: "p4ssword", HTTPClient: f.srv.Client(),
+		Username: "u@example.com", Password: "p4ssword", HTTPClient: hc,
 	})
 	require.NoError(t, err)
-	return recordingClient(t, ts, f.srv.Client(), mod)
+	return recordingClient(t, ts, hc, mod)
 }
 
-// recordingClient builds a client on ts whose retries wait on a
-// recordingTimer (they fire at once) with an un-jittered 1 ms backoff.
-func recordingClient(t *testing.T, ts *TokenSource, hc *http.Client, mod func(*Options)) (*Client, *recordingTimer) {
+// recordingClient builds a client on ts whose requests (on hc's transport) are recorded.
+func recordingClient(t *testing.T, ts *TokenSource, hc *http.Client, mod func(*Options)) (*Client, *requestLog) {
 	t.Helper()
-	timer := &recordingTimer{}
-	opts := Options{
-		Tokens: ts, HTTPClient: hc, APIVersion: "63.0", timer: timer,
-		newBackOff: func() backoff.BackOff {
-			b := backoff.NewExponentialBackOff()
-			b.InitialInterval = time.Millisecond
-			b.RandomizationFactor = 0
-			return b
-		},
+	log := &requestLog{rt: hc.Transport}
+	if log.rt == nil {
+		log.rt = http.DefaultTransport
 	}
+	opts := Options{Tokens: ts, HTTPClient: &http.Client{Transport: log}, APIVersion: "63.0"}
 	if mod != nil {
 		mod(&opts)
 	}
 	c, err := New(opts)
 	require.NoError(t, err)
-	return c, timer
+	return c, log
+}
+
+// retries counts the requests c sent again after a wait (session refreshes excluded).
+func retries(t *testing.T, c *Client) int {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 100)
+	c.metrics.retries.Collect(ch)
+	close(ch)
+	n := 0.0
+	for m := range ch {
+		var pb dto.Metric
+		require.NoError(t, m.Write(&pb))
+		if pb.GetLabel()[1].GetValue() != "session" {
+			n += pb.GetCounter().GetValue()
+		}
+	}
+	return int(n)
 }
 
 // testKey returns a fresh RSA key as PKCS#8 PEM.

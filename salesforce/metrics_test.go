@@ -25,18 +25,22 @@ func TestMetricsLintAndSecrets(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, nil)
 	reg := prometheus.NewPedanticRegistry()
+	// The daemon adds the namespace once, for every package.
+	wrapped := prometheus.WrapRegistererWithPrefix("omniroute_", reg)
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	topts := o.tokenOptions(t, GrantPassword)
-	topts.Registerer, topts.Logger = reg, logger
+	topts.Registerer, topts.Logger = wrapped, logger
 	ts, err := NewTokenSource(topts)
 	require.NoError(t, err)
-	c, err := New(Options{Tokens: ts, HTTPClient: o.srv.Client(), Registerer: reg, Logger: logger, MaxRetries: 1, timer: &recordingTimer{}})
+	c, err := New(Options{Tokens: ts, HTTPClient: o.srv.Client(), Registerer: wrapped, Logger: logger, MaxRetries: 1})
 	require.NoError(t, err)
-	// A second client on the same registry shares the series.
-	_, err = New(Options{Tokens: ts, Registerer: reg})
-	require.NoError(t, err)
+	// A second client on the same registry is an error at start-up, not a silent merge.
+	_, err = New(Options{Tokens: ts, Registerer: wrapped})
+	require.ErrorContains(t, err, "register salesforce client metrics")
+	_, err = NewTokenSource(topts)
+	require.ErrorContains(t, err, "register salesforce token metrics")
 
 	var errs []error
 	_, err = c.Limits(t.Context())
@@ -57,7 +61,7 @@ func TestMetricsLintAndSecrets(t *testing.T) {
 	require.NoError(t, err)
 
 	bad := topts
-	bad.Password = "wrong-" + emulator.DemoPassword
+	bad.Password, bad.Registerer = "wrong-"+emulator.DemoPassword, nil
 	bts, err := NewTokenSource(bad)
 	require.NoError(t, err)
 	_, err = bts.Token(t.Context())
@@ -65,9 +69,11 @@ func TestMetricsLintAndSecrets(t *testing.T) {
 
 	s, err := NewStream(StreamOptions{
 		Tokens: ts, HTTPClient: o.srv.Client(), Channels: []string{psrChannel}, StartFrom: ReplayAll,
-		Registerer: reg, Logger: logger, Backoff: func(int) time.Duration { return time.Millisecond },
+		Registerer: wrapped, Logger: logger,
 	})
 	require.NoError(t, err)
+	_, err = NewStream(StreamOptions{Tokens: ts, Channels: []string{psrChannel}, Registerer: wrapped})
+	require.ErrorContains(t, err, "register stream metrics")
 	rs := start(t, s)
 	w := work(t, o)
 	rs.nextCreate(t, w.PSRID)
@@ -87,7 +93,7 @@ func TestMetricsLintAndSecrets(t *testing.T) {
 		"omniroute_stream_events_received_total", "omniroute_stream_rehandshakes_total",
 		"omniroute_stream_requests_total", "omniroute_stream_last_replay_id_age_seconds",
 		"omniroute_stream_seconds_since_last_event", "omniroute_stream_last_event_timestamp_seconds",
-		"omniroute_stream_decode_errors_total", "omniroute_stream_replay_gaps_total",
+		"omniroute_stream_bad_events_total", "omniroute_stream_missed_total", "omniroute_stream_live",
 	} {
 		require.Contains(t, rec, "# TYPE "+name+" ", name)
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
 )
 
@@ -53,6 +55,18 @@ func ParseTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("parse salesforce time %q: unknown layout", s)
+}
+
+// fieldList returns the SOQL field list of a typed object: the json names of its fields, in
+// order, without attributes and relationships (pointers to structs).
+func fieldList(v any) string {
+	var names []string
+	for _, f := range jsonFields(reflect.TypeOf(v)) {
+		if f.typ.Kind() != reflect.Pointer || f.typ.Elem().Kind() != reflect.Struct {
+			names = append(names, f.name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // Attributes is the "attributes" object of a REST record.
@@ -106,12 +120,8 @@ type PendingServiceRouting struct {
 	LastModifiedDate            Time        `json:"LastModifiedDate,omitzero"`
 }
 
-// PendingServiceRoutingFields is a SOQL field list for PendingServiceRouting.
-const PendingServiceRoutingFields = "Id, Name, CapacityPercentage, CapacityWeight, CustomRequestedDateTime, " +
-	"DropAdditionalSkillsTimeout, GroupId, QueueId, IsPreferredUserRequired, IsPushAttempted, IsPushed, " +
-	"IsReadyForRouting, IsTransfer, LastDeclinedAgentSession, OwnerId, PreferredUserId, PushTimeout, " +
-	"RoutingModel, RoutingPriority, RoutingType, SecondaryRoutingPriority, Serial, ServiceChannelId, " +
-	"WorkItemId, CreatedDate, LastModifiedDate"
+// PendingServiceRoutingFields is a SOQL field list for PendingServiceRouting, from the struct tags.
+var PendingServiceRoutingFields = fieldList(PendingServiceRouting{})
 
 // AgentWork statuses, exactly as the API spells them.
 const (
@@ -152,11 +162,8 @@ type AgentWork struct {
 	CreatedDate             Time        `json:"CreatedDate,omitzero"`
 }
 
-// AgentWorkFields is a SOQL field list for AgentWork.
-const AgentWorkFields = "Id, Name, Status, UserId, WorkItemId, ServiceChannelId, PendingServiceRoutingId, " +
-	"CapacityWeight, CapacityPercentage, RoutingModel, RoutingType, OriginalGroupId, PreferredUserId, " +
-	"ShouldSkipCapacityCheck, DeclineReason, RequestDateTime, AssignedDateTime, AcceptDateTime, " +
-	"DeclineDateTime, CloseDateTime, PushTimeoutDateTime, CreatedDate"
+// AgentWorkFields is a SOQL field list for AgentWork, from the struct tags.
+var AgentWorkFields = fieldList(AgentWork{})
 
 // NewAgentWork is the body of the one write external routing makes: an
 // AgentWork insert assigning a PSR's work item to a user.
@@ -187,9 +194,8 @@ type UserServicePresence struct {
 	AverageCapacity         *float64    `json:"AverageCapacity,omitempty"`
 }
 
-// UserServicePresenceFields is a SOQL field list for UserServicePresence.
-const UserServicePresenceFields = "Id, Name, UserId, OwnerId, ServicePresenceStatusId, IsCurrentState, IsAway, " +
-	"StatusStartDate, StatusEndDate, StatusDuration, ConfiguredCapacity, AverageCapacity"
+// UserServicePresenceFields is a SOQL field list for UserServicePresence, from the struct tags.
+var UserServicePresenceFields = fieldList(UserServicePresence{})
 
 // ServicePresenceStatus is a presence status an agent can be in (0N5).
 type ServicePresenceStatus struct {
@@ -199,8 +205,8 @@ type ServicePresenceStatus struct {
 	MasterLabel   string      `json:"MasterLabel,omitempty"`
 }
 
-// ServicePresenceStatusFields is a SOQL field list for ServicePresenceStatus.
-const ServicePresenceStatusFields = "Id, DeveloperName, MasterLabel"
+// ServicePresenceStatusFields is a SOQL field list for ServicePresenceStatus, from the struct tags.
+var ServicePresenceStatusFields = fieldList(ServicePresenceStatus{})
 
 // ServiceChannel is an Omni-Channel work type bound to one sObject (0N9).
 type ServiceChannel struct {
@@ -212,8 +218,8 @@ type ServiceChannel struct {
 	CapacityModel string      `json:"CapacityModel,omitempty"`
 }
 
-// ServiceChannelFields is a SOQL field list for ServiceChannel.
-const ServiceChannelFields = "Id, DeveloperName, MasterLabel, RelatedEntity, CapacityModel"
+// ServiceChannelFields is a SOQL field list for ServiceChannel, from the struct tags.
+var ServiceChannelFields = fieldList(ServiceChannel{})
 
 // QueueRoutingConfig is a routing configuration (0K8).
 type QueueRoutingConfig struct {
@@ -230,9 +236,8 @@ type QueueRoutingConfig struct {
 	OverflowAssigneeID          string      `json:"OverflowAssigneeId,omitempty"`
 }
 
-// QueueRoutingConfigFields is a SOQL field list for QueueRoutingConfig.
-const QueueRoutingConfigFields = "Id, DeveloperName, MasterLabel, RoutingModel, RoutingPriority, PushTimeout, " +
-	"CapacityWeight, CapacityPercentage, DropAdditionalSkillsTimeout, OverflowAssigneeId"
+// QueueRoutingConfigFields is a SOQL field list for QueueRoutingConfig, from the struct tags.
+var QueueRoutingConfigFields = fieldList(QueueRoutingConfig{})
 
 // Queue is a Group of Type Queue (00G) with its Omni routing configuration
 // id; RoutingConfig is filled when the query selects the relationship or
@@ -247,8 +252,8 @@ type Queue struct {
 	RoutingConfig        *QueueRoutingConfig `json:"QueueRoutingConfig,omitempty"`
 }
 
-// QueueFields is a SOQL field list for Group rows of Type Queue.
-const QueueFields = "Id, Name, DeveloperName, Type, QueueRoutingConfigId"
+// QueueFields is a SOQL field list for Group rows of Type Queue, from the struct tags.
+var QueueFields = fieldList(Queue{})
 
 // Skill is a routing skill.
 type Skill struct {
@@ -258,8 +263,8 @@ type Skill struct {
 	MasterLabel   string      `json:"MasterLabel,omitempty"`
 }
 
-// SkillFields is a SOQL field list for Skill.
-const SkillFields = "Id, DeveloperName, MasterLabel"
+// SkillFields is a SOQL field list for Skill, from the struct tags.
+var SkillFields = fieldList(Skill{})
 
 // ServiceResource is an agent as a service resource (RelatedRecordId is
 // the user).
@@ -272,8 +277,8 @@ type ServiceResource struct {
 	ResourceType    string      `json:"ResourceType,omitempty"`
 }
 
-// ServiceResourceFields is a SOQL field list for ServiceResource.
-const ServiceResourceFields = "Id, Name, RelatedRecordId, IsActive, ResourceType"
+// ServiceResourceFields is a SOQL field list for ServiceResource, from the struct tags.
+var ServiceResourceFields = fieldList(ServiceResource{})
 
 // ServiceResourceSkill is a skill an agent's service resource holds, at a level.
 type ServiceResourceSkill struct {
@@ -286,8 +291,8 @@ type ServiceResourceSkill struct {
 	EffectiveEndDate   Time        `json:"EffectiveEndDate,omitzero"`
 }
 
-// ServiceResourceSkillFields is a SOQL field list for ServiceResourceSkill.
-const ServiceResourceSkillFields = "Id, ServiceResourceId, SkillId, SkillLevel, EffectiveStartDate, EffectiveEndDate"
+// ServiceResourceSkillFields is a SOQL field list for ServiceResourceSkill, from the struct tags.
+var ServiceResourceSkillFields = fieldList(ServiceResourceSkill{})
 
 // SkillRequirement is a skill a PSR requires (RelatedRecordId is the PSR).
 type SkillRequirement struct {
@@ -300,5 +305,5 @@ type SkillRequirement struct {
 	SkillPriority     *int        `json:"SkillPriority,omitempty"`
 }
 
-// SkillRequirementFields is a SOQL field list for SkillRequirement.
-const SkillRequirementFields = "Id, RelatedRecordId, SkillId, SkillLevel, IsAdditionalSkill, SkillPriority"
+// SkillRequirementFields is a SOQL field list for SkillRequirement, from the struct tags.
+var SkillRequirementFields = fieldList(SkillRequirement{})

@@ -18,6 +18,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/omniroute/omniroute/salesforce/internal/retry"
 )
 
 // DefaultAPIVersion is the REST and Streaming API version used when
@@ -51,16 +53,10 @@ type Options struct {
 	// MaxRetryWait is the longest Retry-After the client honours; a longer
 	// one makes the error final. Default 2 minutes.
 	MaxRetryWait time.Duration
-	// Registerer receives the omniroute_salesforce_* metrics. Nil
-	// registers nothing.
+	// Registerer receives the salesforce_* metrics. Nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger logs retries (never tokens or bodies). Nil discards.
 	Logger *slog.Logger
-
-	// newBackOff and timer replace the retry schedule and its timer in
-	// tests.
-	newBackOff func() backoff.BackOff
-	timer      backoff.Timer
 }
 
 // Client is a Salesforce REST API client. It is safe for concurrent use.
@@ -120,22 +116,11 @@ func New(opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.newBackOff == nil {
-		opts.newBackOff = func() backoff.BackOff {
-			b := backoff.NewExponentialBackOff()
-			b.InitialInterval = 250 * time.Millisecond
-			b.MaxInterval = 30 * time.Second
-			b.MaxElapsedTime = 5 * time.Minute
-			return b
-		}
+	m, err := newClientMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("create client: %w", err)
 	}
-	return &Client{
-		opts:    opts,
-		http:    opts.HTTPClient,
-		tokens:  opts.Tokens,
-		metrics: newClientMetrics(opts.Registerer),
-		log:     opts.Logger.With("component", "salesforce"),
-	}, nil
+	return &Client{opts: opts, http: opts.HTTPClient, tokens: opts.Tokens, metrics: m, log: opts.Logger.With("component", "salesforce")}, nil
 }
 
 // APIVersion returns the version the client speaks, e.g. "63.0".
@@ -170,10 +155,13 @@ func (c *Client) dataPath(resource string) string {
 	return "/services/data/v" + c.opts.APIVersion + resource
 }
 
-// do runs r through the retry loop and, on a 2xx, calls handle with the
-// response body (which it closes afterwards).
-func (c *Client) do(ctx context.Context, r request, handle func(io.Reader) error) error {
-	b := &retryAfterBackOff{BackOff: c.opts.newBackOff()}
+// do runs r through the retry loop and, on a 2xx, calls handle with the whole response body.
+// Reading the body is part of the attempt: a body cut partway is a network error, retried
+// like one.
+func (c *Client) do(ctx context.Context, r request, handle func([]byte) error) error {
+	eb := retry.Backoff(250*time.Millisecond, 30*time.Second)
+	eb.MaxElapsedTime = 5 * time.Minute
+	b := &retryAfterBackOff{BackOff: eb}
 	var sched backoff.BackOff = b
 	if c.opts.MaxRetries > 0 {
 		sched = backoff.WithMaxRetries(sched, uint64(c.opts.MaxRetries))
@@ -236,7 +224,7 @@ func (c *Client) do(ctx context.Context, r request, handle func(io.Reader) error
 		c.metrics.retries.WithLabelValues(r.op, reason).Inc()
 		c.log.Warn("salesforce request will be retried", "operation", r.op, "reason", reason, "wait", wait, "err", err)
 	}
-	return backoff.RetryNotifyWithTimer(op, sched, notify, c.opts.timer)
+	return backoff.RetryNotify(op, sched, notify)
 }
 
 // notSentError is a failure before the request was sent (getting a token
@@ -263,7 +251,7 @@ func retryableUnapplied(ae *APIError) bool {
 
 // attempt sends r once, or twice when the first answer is a 401 and no
 // refresh has happened yet in this call.
-func (c *Client) attempt(ctx context.Context, r request, refreshed *bool, handle func(io.Reader) error) error {
+func (c *Client) attempt(ctx context.Context, r request, refreshed *bool, handle func([]byte) error) error {
 	for {
 		tok, err := c.tokens.Token(ctx)
 		if err != nil {
@@ -280,10 +268,13 @@ func (c *Client) attempt(ctx context.Context, r request, refreshed *bool, handle
 			return err
 		}
 		if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-			err := handle(resp.Body)
+			body, err := io.ReadAll(resp.Body)
 			drainClose(resp.Body)
 			cancel()
-			return err
+			if err != nil {
+				return fmt.Errorf("salesforce %s: read response: %w", r.op, err)
+			}
+			return handle(body)
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		drainClose(resp.Body)
@@ -418,14 +409,15 @@ func (b *retryAfterBackOff) Reset() {
 	b.after = 0
 }
 
-// decodeJSON returns a handle func that decodes the body into v.
-func decodeJSON(op string, v any) func(io.Reader) error {
-	return func(body io.Reader) error {
-		if err := json.NewDecoder(body).Decode(v); err != nil {
+// decodeJSON returns a handle func that decodes the body into v. A body that does not decode
+// will not decode better if fetched again: the error is final.
+func decodeJSON(op string, v any) func([]byte) error {
+	return func(body []byte) error {
+		if err := json.Unmarshal(body, v); err != nil {
 			return backoff.Permanent(fmt.Errorf("decode %s response: %w", op, err))
 		}
 		return nil
 	}
 }
 
-func ignoreBody(io.Reader) error { return nil }
+func ignoreBody([]byte) error { return nil }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,15 +80,6 @@ func TestParseLimitInfo(t *testing.T) {
 		u, m, ok := parseLimitInfo(h)
 		require.Equal(t, want, [3]int64{u, m, map[bool]int64{true: 1}[ok]}, h)
 	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	require.Equal(t, 3*time.Second, parseRetryAfter("3", now))
-	require.Equal(t, 90*time.Second, parseRetryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now))
-	require.Zero(t, parseRetryAfter("soon", now))
-	require.Zero(t, parseRetryAfter("-4", now))
 }
 
 // pagedQuery mounts a query endpoint serving n records in pages of size,
@@ -166,7 +158,7 @@ func TestQueryErrorIsTypedAndFinal(t *testing.T) {
 	f := newFakeOrg(t)
 	var served atomic.Int64
 	pagedQuery(f, 5, 10, &served)
-	c, timer := testClient(t, f, nil)
+	c, _ := testClient(t, f, nil)
 	var errs []error
 	for _, err := range c.Query(t.Context(), "SELECT nonsense") {
 		errs = append(errs, err)
@@ -176,7 +168,7 @@ func TestQueryErrorIsTypedAndFinal(t *testing.T) {
 	require.ErrorAs(t, errs[0], &ae)
 	require.Equal(t, "MALFORMED_QUERY", ae.Code)
 	require.False(t, ae.Retryable)
-	require.Empty(t, timer.Waits())
+	require.Zero(t, retries(t, c))
 }
 
 func TestQuerySessionExpiresMidQuery(t *testing.T) {
@@ -237,6 +229,25 @@ func TestRetriesHonourRetryAfter(t *testing.T) {
 	}, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, `{"DailyApiRequests":{"Max":15000,"Remaining":14000},"DataStorageMB":{"Max":5,"Remaining":5}}`)
 	})
+	synctest.Test(t, func(t *testing.T) { retriesHonourRetryAfter(t, f, calls) })
+	t.Run("give up", func(t *testing.T) {
+		f := newFakeOrg(t)
+		calls := flaky(f, "GET /services/data/v63.0/limits/", nil, func(w http.ResponseWriter, _ *http.Request) {
+			status(503, "", "down")(w)
+		})
+		synctest.Test(t, func(t *testing.T) {
+			c, log := testClient(t, f, func(o *Options) { o.MaxRetries = 3 })
+			_, err := c.Limits(t.Context())
+			var ae *APIError
+			require.ErrorAs(t, err, &ae)
+			require.Equal(t, 503, ae.Status)
+			require.Equal(t, int64(4), calls.Load())
+			require.Len(t, log.Waits(), 3)
+		})
+	})
+}
+
+func retriesHonourRetryAfter(t *testing.T, f *fakeOrg, calls *atomic.Int64) {
 	reg := prometheus.NewPedanticRegistry()
 	c, timer := testClient(t, f, func(o *Options) { o.Registerer = reg })
 	lim, err := c.Limits(t.Context())
@@ -254,25 +265,14 @@ func TestRetriesHonourRetryAfter(t *testing.T) {
 
 func TestRetriesGiveUp(t *testing.T) {
 	t.Parallel()
-	f := newFakeOrg(t)
-	calls := flaky(f, "GET /services/data/v63.0/limits/", nil, func(w http.ResponseWriter, _ *http.Request) {
-		status(503, "", "down")(w)
-	})
-	c, timer := testClient(t, f, func(o *Options) { o.MaxRetries = 3 })
-	_, err := c.Limits(t.Context())
 	var ae *APIError
-	require.ErrorAs(t, err, &ae)
-	require.Equal(t, 503, ae.Status)
-	require.Equal(t, int64(4), calls.Load())
-	require.Len(t, timer.Waits(), 3)
-
 	// A Retry-After beyond MaxRetryWait is final at once.
 	f2 := newFakeOrg(t)
 	calls2 := flaky(f2, "GET /services/data/v63.0/limits/", nil, func(w http.ResponseWriter, _ *http.Request) {
 		status(429, "3600", "")(w)
 	})
 	c2, _ := testClient(t, f2, nil)
-	_, err = c2.Limits(t.Context())
+	_, err := c2.Limits(t.Context())
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, time.Hour, ae.RetryAfter)
 	require.Equal(t, int64(1), calls2.Load())
@@ -311,12 +311,12 @@ func TestUnauthorizedRefreshesOnce(t *testing.T) {
 		w.WriteHeader(401)
 		_, _ = io.WriteString(w, `[{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}]`)
 	})
-	c, timer := testClient(t, f, nil)
+	c, _ := testClient(t, f, nil)
 	err := c.Update(t.Context(), "Case", "500000000000001AAA", map[string]any{"Status": "Closed"})
 	require.True(t, IsSessionExpired(err), "%v", err)
 	require.Equal(t, int64(2), calls.Load())
 	require.Equal(t, int64(2), f.tokens.Load())
-	require.Empty(t, timer.Waits())
+	require.Zero(t, retries(t, c))
 }
 
 func TestRecordCalls(t *testing.T) {
@@ -468,11 +468,11 @@ func TestRequestTimeoutRetriesReads(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, `{"DailyApiRequests":{"Max":1,"Remaining":1}}`)
 	})
-	c, timer := testClient(t, f, func(o *Options) { o.RequestTimeout = 50 * time.Millisecond })
+	c, _ := testClient(t, f, func(o *Options) { o.RequestTimeout = 50 * time.Millisecond })
 	_, err := c.Limits(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, int64(2), calls.Load())
-	require.Len(t, timer.Waits(), 1)
+	require.Equal(t, 1, retries(t, c))
 }
 
 // A network failure while getting the token happens before the request
@@ -501,15 +501,14 @@ func TestCreateRetriedWhenTheTokenRequestFails(t *testing.T) {
 	})
 	ts, err := NewTokenSource(TokenOptions{Grant: GrantClientCredentials, LoginURL: f.srv.URL + "/flaky", ClientID: "c", ClientSecret: "s", HTTPClient: f.srv.Client()})
 	require.NoError(t, err)
-	timer := &recordingTimer{}
-	c, err := New(Options{Tokens: ts, HTTPClient: f.srv.Client(), timer: timer})
+	c, err := New(Options{Tokens: ts, HTTPClient: f.srv.Client()})
 	require.NoError(t, err)
 	id, err := c.Create(t.Context(), "Case", map[string]any{"Subject": "x"})
 	require.NoError(t, err)
 	require.Equal(t, "500000000000001AAA", id)
 	require.Equal(t, int64(2), tokenCalls.Load())
 	require.Equal(t, int64(1), creates.Load())
-	require.Len(t, timer.Waits(), 1)
+	require.Equal(t, 1, retries(t, c))
 }
 
 // A create that could not even connect was never sent: it is retried,
@@ -526,9 +525,9 @@ func TestCreateRetriedWhenTheConnectionIsRefused(t *testing.T) {
 	})
 	ts, err := NewTokenSource(TokenOptions{Grant: GrantClientCredentials, LoginURL: f.srv.URL + "/dead", ClientID: "c", ClientSecret: "s", HTTPClient: f.srv.Client()})
 	require.NoError(t, err)
-	c, timer := recordingClient(t, ts, f.srv.Client(), func(o *Options) { o.MaxRetries = 2 })
+	c, _ := recordingClient(t, ts, f.srv.Client(), func(o *Options) { o.MaxRetries = 2 })
 	_, err = c.Create(t.Context(), "Case", map[string]any{"Subject": "x"})
 	require.Error(t, err)
-	require.Len(t, timer.Waits(), 2, "refused connections are retried")
+	require.Equal(t, 2, retries(t, c), "refused connections are retried")
 	require.Equal(t, 3.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("create", "error")))
 }

@@ -2,13 +2,16 @@ package salesforce
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
+	"maps"
+	"net/http"
 	"os"
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +27,9 @@ const psrChannel = "/data/PendingServiceRoutingChangeEvent"
 // runStream runs a stream on o in the background; messages go to the
 // returned channel. The stream stops when the test ends (or stop is called).
 type runningStream struct {
+	// wait bounds next: 20 s, or in a synctest bubble (fake time) an hour, longer than the
+	// limit schedule's steps.
+	wait time.Duration
 	s    *Stream
 	msgs chan Message
 	stop func() error
@@ -31,14 +37,18 @@ type runningStream struct {
 
 func (o *org) stream(t *testing.T, mod func(*StreamOptions)) *runningStream {
 	t.Helper()
-	ts, err := NewTokenSource(o.tokenOptions(t, GrantJWTBearer))
+	hc := bubbleClient()
+	// Not the JWT grant: a synctest bubble's clock starts in 2000, and the emulator would
+	// refuse an assertion that expired then.
+	topts := o.tokenOptions(t, GrantClientCredentials)
+	topts.HTTPClient = hc
+	ts, err := NewTokenSource(topts)
 	require.NoError(t, err)
 	opts := StreamOptions{
-		Tokens: ts, HTTPClient: o.srv.Client(), Channels: []string{psrChannel},
+		Tokens: ts, HTTPClient: hc, Channels: []string{psrChannel},
 		// From -2, so events published before the subscribe completes
 		// are not missed: the tests need no wait for "subscribed".
 		StartFrom: ReplayAll,
-		Backoff:   func(int) time.Duration { return time.Millisecond },
 		Logger:    testLogger(t),
 	}
 	if mod != nil {
@@ -75,7 +85,7 @@ func start(t *testing.T, s *Stream) *runningStream {
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return &runningStream{s: s, msgs: msgs, stop: stop}
+	return &runningStream{wait: 20 * time.Second, s: s, msgs: msgs, stop: stop}
 }
 
 // next waits for the next message (a bound on a broken test, not a sleep).
@@ -84,11 +94,30 @@ func (r *runningStream) next(t *testing.T) Message {
 	select {
 	case m := <-r.msgs:
 		return m
-	case <-time.After(20 * time.Second):
+	case <-time.After(r.wait):
 		_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
-		t.Fatal("no stream message within 20s")
+		t.Fatalf("no stream message within %v", r.wait)
 	}
 	return Message{}
+}
+
+// memStore is a CheckpointStore in memory.
+type memStore struct {
+	mu  sync.Mutex
+	ids map[string]int64
+}
+
+func (m *memStore) Load(context.Context) (map[string]int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.ids), nil
+}
+
+func (m *memStore) Save(_ context.Context, ids map[string]int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ids = maps.Clone(ids)
+	return nil
 }
 
 // nextEvent skips messages until a PSR CREATE for work arrives.
@@ -102,10 +131,27 @@ func (r *runningStream) nextCreate(t *testing.T, psrID string) Message {
 	}
 }
 
+// control calls the emulator's control API over HTTP and decodes the answer into out (if not
+// nil). Tests in a synctest bubble drive the emulator only this way, so that it acts from its
+// own goroutines, never from the bubble's (whose timers and channels run on fake time).
+func (o *org) control(t testing.TB, path, body string, out any) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, o.srv.URL+"/emulator/v1/"+path, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+o.emu.ControlToken())
+	resp, err := bubbleClient().Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	require.Less(t, resp.StatusCode, 300, path)
+	if out != nil {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+	}
+}
+
 func work(t testing.TB, o *org) emulator.WorkResult {
 	t.Helper()
-	w, err := o.emu.CreateWork(emulator.WorkRequest{Channel: "Case", Queue: "Support_EN", Subject: "s"})
-	require.NoError(t, err)
+	var w emulator.WorkResult
+	o.control(t, "work", `{"channel":"Case","queue":"Support_EN","subject":"s"}`, &w)
 	return w
 }
 
@@ -127,8 +173,7 @@ func liveStream(t *testing.T) (*org, *runningStream, emulator.WorkResult) {
 func TestStreamDeliversCommitsAndResumes(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, nil)
-	store, err := NewFileCheckpointStore(t.TempDir(), []string{psrChannel})
-	require.NoError(t, err)
+	store := &memStore{}
 	reg := prometheus.NewPedanticRegistry()
 	rs := o.stream(t, func(so *StreamOptions) {
 		so.Checkpoints, so.StartFrom, so.Registerer = store, ReplayAll, reg
@@ -139,10 +184,10 @@ func TestStreamDeliversCommitsAndResumes(t *testing.T) {
 		m := rs.nextCreate(t, w.PSRID)
 		require.Equal(t, "PendingServiceRouting", m.Event.Entity)
 		require.Equal(t, SourceCDC, m.Event.Source)
-		var psr PendingServiceRouting
-		require.NoError(t, m.Event.Decode(&psr))
+		psr := m.Event.PSR
 		require.Equal(t, w.WorkItemID, psr.WorkItemID)
 		require.Equal(t, RoutingModelExternal, psr.RoutingModel)
+		require.True(t, psr.IsReadyForRouting)
 		ids = append(ids, m.Event.ReplayID)
 	}
 	require.Less(t, ids[0], ids[1])
@@ -151,7 +196,7 @@ func TestStreamDeliversCommitsAndResumes(t *testing.T) {
 	require.Error(t, rs.s.Commit(t.Context(), "/data/Other", 1))
 	require.NoError(t, rs.stop())
 	require.GreaterOrEqual(t, testutil.ToFloat64(rs.s.metrics.events.WithLabelValues(psrChannel)), 3.0)
-	require.Equal(t, 1, testutil.CollectAndCount(rs.s.metrics.state, "omniroute_stream_last_replay_id_age_seconds"))
+	require.Equal(t, 1, testutil.CollectAndCount(rs.s.metrics.state, "stream_last_replay_id_age_seconds"))
 
 	stored, err := store.Load(t.Context())
 	require.NoError(t, err)
@@ -189,71 +234,60 @@ func TestStreamAllClientsDropped(t *testing.T) {
 	w2 := work(t, o) // published while the client is unknown
 	m := rs.nextCreate(t, w2.PSRID)
 	require.NotNil(t, m.Event)
-	require.GreaterOrEqual(t, testutil.ToFloat64(rs.s.metrics.rehandshakes.WithLabelValues("unknown_client")), 1.0)
+	// The emulator's first answer to a dropped client carries a server-sent /meta/disconnect.
+	require.GreaterOrEqual(t, testutil.ToFloat64(rs.s.metrics.rehandshakes.WithLabelValues("unknown_client"))+
+		testutil.ToFloat64(rs.s.metrics.rehandshakes.WithLabelValues("advice")), 1.0)
 	w3 := work(t, o)
 	rs.nextCreate(t, w3.PSRID)
 	require.Equal(t, 1, o.tokenRequests())
 }
 
-// All CometD clients dropped while a channel subscribed from -1 has had no
-// event yet: it can only resubscribe from -1, so work created while the
-// client was disconnected is never delivered. The handler gets a Gap
-// (Resubscribed) once the new subscription is live, and a reconciliation
-// done then finds the work.
-func TestStreamResubscribedFromLatestReportsGap(t *testing.T) {
+// A channel subscribed from -1 is told at once that what was published before is not
+// replayed. When the session is then lost before any event was handled on it, it can only
+// resubscribe from -1, so work created while the client was disconnected is never delivered:
+// the handler gets another Missed (NotReplayed) once the new subscription is live, and a
+// reconciliation done then finds the work.
+func TestStreamResubscribedFromLatestReportsMissed(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, nil)
-	c, _ := o.client(t, GrantJWTBearer, nil)
-	// The stream's backoff parks once the client is disconnected, until
-	// the test has created work: the outage is deterministic.
-	parked, release := make(chan struct{}), make(chan struct{})
-	var armed atomic.Bool
-	rs := o.stream(t, func(so *StreamOptions) {
-		so.StartFrom = ReplayLatest
-		so.Backoff = func(int) time.Duration {
-			if armed.CompareAndSwap(true, false) {
-				close(parked)
-				<-release
-			}
-			return time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := o.client(t, GrantClientCredentials, nil)
+		rs := o.stream(t, func(so *StreamOptions) { so.StartFrom = ReplayLatest })
+		rs.wait = time.Hour
+		m := rs.next(t)
+		require.Equal(t, &Missed{Channel: psrChannel, Cause: NotReplayed, ReplayID: ReplayLatest, ResumeFrom: ReplayLatest}, m.Missed)
+		require.True(t, rs.s.Live())
+
+		// 403::Unknown client or a 503: the session is lost, and the stream waits on the limit
+		// schedule.
+		o.control(t, "faults/http", `{"status":503,"count":1,"retryAfterSeconds":1,"scope":"cometd"}`, nil)
+		o.control(t, "streaming/drop-clients", "", nil)
+		// The 503 meets the next connect or handshake; either way the session is gone.
+		for testutil.ToFloat64(rs.s.metrics.requests.WithLabelValues("handshake", "503"))+
+			testutil.ToFloat64(rs.s.metrics.requests.WithLabelValues("connect", "503")) < 1 {
+			time.Sleep(time.Millisecond)
 		}
+		require.False(t, rs.s.Live())
+		lost := work(t, o) // published while no subscription exists
+
+		m = rs.next(t)
+		require.NotNil(t, m.Missed, "the caller must be told, got %+v", m.Event)
+		require.Equal(t, Missed{Channel: psrChannel, Cause: NotReplayed, ReplayID: ReplayLatest, ResumeFrom: ReplayLatest}, *m.Missed)
+		require.Equal(t, 2.0, testutil.ToFloat64(rs.s.metrics.missed.WithLabelValues(psrChannel, "not_replayed")))
+		// Reconcile: the lost work is found by a query.
+		var found bool
+		for p, err := range QueryAs[PendingServiceRouting](t.Context(), c, "SELECT "+PendingServiceRoutingFields+" FROM PendingServiceRouting") {
+			require.NoError(t, err)
+			found = found || p.ID == lost.PSRID
+		}
+		require.True(t, found)
+		// The subscription is live: new work streams, the lost one never did.
+		w := work(t, o)
+		m = rs.next(t)
+		require.NotNil(t, m.Event)
+		require.Equal(t, []string{w.PSRID}, m.Event.RecordIDs)
+		require.NoError(t, rs.stop())
 	})
-	unpark := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(unpark) // runs before the stream stops
-	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(rs.s.metrics.requests.WithLabelValues("subscribe", "ok")) >= 1
-	}, 10*time.Second, 5*time.Millisecond)
-
-	armed.Store(true)
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 1, Scope: "cometd"}))
-	o.emu.DropStreamingClients() // 403::Unknown client, then the handshake meets the 503
-	select {
-	case <-parked:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the stream never backed off after the drop")
-	}
-	lost := work(t, o) // published while no subscription exists
-	unpark()
-
-	m := rs.next(t)
-	require.NotNil(t, m.Gap, "the caller must be told, got %+v", m.Event)
-	require.Equal(t, ReplayGap{
-		Channel: psrChannel, ReplayID: ReplayLatest, ResumeFrom: ReplayLatest,
-		Reason: reasonResubscribed, Resubscribed: true,
-	}, *m.Gap)
-	require.Equal(t, 1.0, testutil.ToFloat64(rs.s.metrics.gaps.WithLabelValues(psrChannel)))
-	// Reconcile: the lost work is found by a query.
-	var found bool
-	for p, err := range QueryAs[PendingServiceRouting](t.Context(), c, "SELECT "+PendingServiceRoutingFields+" FROM PendingServiceRouting") {
-		require.NoError(t, err)
-		found = found || p.ID == lost.PSRID
-	}
-	require.True(t, found)
-	// The subscription is live: new work streams, the lost one never did.
-	w := work(t, o)
-	m = rs.next(t)
-	require.NotNil(t, m.Event)
-	require.Equal(t, []string{w.PSRID}, m.Event.RecordIDs)
 }
 
 // Replay ids expired: the stored id is refused, the handler gets a Gap
@@ -261,7 +295,7 @@ func TestStreamResubscribedFromLatestReportsGap(t *testing.T) {
 func TestStreamReplayExpired(t *testing.T) {
 	t.Parallel()
 	o := newOrg(t, nil)
-	store := &MemoryCheckpointStore{}
+	store := &memStore{}
 	reg := prometheus.NewPedanticRegistry()
 	rs := o.stream(t, func(so *StreamOptions) { so.Checkpoints = store })
 	w1 := work(t, o)
@@ -274,17 +308,23 @@ func TestStreamReplayExpired(t *testing.T) {
 		so.Checkpoints, so.Registerer, so.OnInvalidReplay = store, reg, bayeux.ResubscribeAll
 	})
 	g := rs2.next(t)
-	require.NotNil(t, g.Gap, "%+v", g)
-	require.Equal(t, psrChannel, g.Gap.Channel)
-	require.Equal(t, m.Event.ReplayID, g.Gap.ReplayID)
-	require.Equal(t, ReplayAll, g.Gap.ResumeFrom)
-	require.Contains(t, g.Gap.Reason, "replayId")
-	require.Equal(t, 1.0, testutil.ToFloat64(rs2.s.metrics.gaps.WithLabelValues(psrChannel)))
+	require.NotNil(t, g.Missed, "%+v", g)
+	require.Equal(t, psrChannel, g.Missed.Channel)
+	require.Equal(t, ReplayRefused, g.Missed.Cause)
+	require.Equal(t, m.Event.ReplayID, g.Missed.ReplayID)
+	require.Equal(t, ReplayAll, g.Missed.ResumeFrom)
+	require.Contains(t, g.Missed.Reason, "replayId")
+	require.Equal(t, 1.0, testutil.ToFloat64(rs2.s.metrics.missed.WithLabelValues(psrChannel, "replay_refused")))
+	// The refused id stays stored until the next commit, so a crash now meets it again.
 	stored, err := store.Load(t.Context())
 	require.NoError(t, err)
-	require.Empty(t, stored)
+	require.Equal(t, map[string]int64{psrChannel: m.Event.ReplayID}, stored)
 	w2 := work(t, o)
-	rs2.nextCreate(t, w2.PSRID)
+	m2 := rs2.nextCreate(t, w2.PSRID)
+	require.NoError(t, rs2.s.Commit(t.Context(), psrChannel, m2.Event.ReplayID))
+	stored, err = store.Load(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{psrChannel: m2.Event.ReplayID}, stored)
 }
 
 // CDC gap and overflow events reach the handler as typed gap events.
@@ -295,7 +335,7 @@ func TestStreamGapEvents(t *testing.T) {
 	require.NoError(t, o.emu.InjectGap(emulator.GapRequest{Entity: "PendingServiceRouting", ChangeType: "GAP_OVERFLOW"}))
 	m := rs.next(t)
 	require.Equal(t, ChangeGapUpdate, m.Event.ChangeType)
-	require.True(t, m.Event.IsGap())
+	require.True(t, m.Event.ChangeType.IsGapEvent())
 	require.Equal(t, []string{w1.PSRID}, m.Event.RecordIDs)
 	m = rs.next(t)
 	require.Equal(t, ChangeGapOverflow, m.Event.ChangeType)
@@ -333,21 +373,32 @@ func (w tWriter) Write(b []byte) (int, error) {
 // recovers and loses nothing.
 func TestStreamCometDFaultBursts(t *testing.T) {
 	t.Parallel()
-	o, rs, _ := liveStream(t)
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 503, Count: 3, RetryAfterSeconds: 1, Scope: "cometd"}))
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 429, Count: 1, RetryAfterSeconds: 1, Scope: "cometd"}))
-	require.NoError(t, o.emu.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 2, Scope: "cometd"}))
-	o.emu.DropStreamingClients() // end the held poll so the next requests meet the faults
-	w2, w3 := work(t, o), work(t, o)
-	rs.nextCreate(t, w2.PSRID)
-	rs.nextCreate(t, w3.PSRID)
-	failed := 0.0
-	for _, op := range []string{"connect", "handshake", "subscribe"} {
-		for _, code := range []string{"503", "429", "500"} {
-			failed += testutil.ToFloat64(rs.s.metrics.requests.WithLabelValues(op, code))
+	o := newOrg(t, nil)
+	synctest.Test(t, func(t *testing.T) {
+		rs := o.stream(t, nil)
+		rs.wait = time.Hour
+		w1 := work(t, o)
+		rs.nextCreate(t, w1.PSRID)
+		o.control(t, "faults/http", `{"status":503,"count":3,"retryAfterSeconds":1,"scope":"cometd"}`, nil)
+		o.control(t, "faults/http", `{"status":429,"count":1,"retryAfterSeconds":100,"scope":"cometd"}`, nil)
+		o.control(t, "faults/http", `{"status":500,"count":2,"scope":"cometd"}`, nil)
+		o.control(t, "streaming/drop-clients", "", nil) // end the held poll so the next requests meet the faults
+		start := time.Now()
+		w2, w3 := work(t, o), work(t, o)
+		rs.nextCreate(t, w2.PSRID)
+		rs.nextCreate(t, w3.PSRID)
+		failed := 0.0
+		for _, op := range []string{"connect", "handshake", "subscribe"} {
+			for _, code := range []string{"503", "429", "500"} {
+				failed += testutil.ToFloat64(rs.s.metrics.requests.WithLabelValues(op, code))
+			}
 		}
-	}
-	require.Equal(t, 6.0, failed)
+		require.Equal(t, 6.0, failed)
+		// Four waits at a limit, each at least Retry-After and on the limit schedule (about
+		// 30 s, 2 min, 8 min, 10 min, jittered), then two ordinary ones: minutes, not seconds.
+		require.Greater(t, time.Since(start), 5*time.Minute)
+		require.NoError(t, rs.stop())
+	})
 }
 
 // A PushTopic created over REST streams the same typed ChangeEvent as CDC.
@@ -370,12 +421,9 @@ func TestStreamPushTopic(t *testing.T) {
 	require.Equal(t, "PendingServiceRouting", m.Event.Entity)
 	require.Equal(t, ChangeCreate, m.Event.ChangeType)
 	require.Equal(t, []string{w.PSRID}, m.Event.RecordIDs)
-	pushed, ok := m.Event.Bool("IsPushed")
-	require.True(t, ok)
-	require.False(t, pushed)
-	var psr PendingServiceRouting
-	require.NoError(t, m.Event.Decode(&psr))
-	require.Equal(t, w.WorkItemID, psr.WorkItemID)
+	require.True(t, m.Event.Has("IsPushed"))
+	require.False(t, m.Event.PSR.IsPushed)
+	require.Equal(t, w.WorkItemID, m.Event.PSR.WorkItemID)
 	require.False(t, m.Event.CommitTimestamp.IsZero())
 }
 

@@ -37,9 +37,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:8443", "listen address (host:port; port 0 picks a free one)")
 	seed := fs.String("seed", "demo", `org to load: "demo" or a YAML seed file`)
 	control := fs.String("control-token", os.Getenv("SFEMULATOR_CONTROL_TOKEN"), "control API bearer token (env SFEMULATOR_CONTROL_TOKEN; generated when empty)")
-	session := fs.Duration("session-timeout", emulator.DefaultSessionTimeout, "access token inactivity timeout")
+	session := fs.Duration("session-timeout", emulator.DefaultSessionTimeout, "access token lifetime (from issue, or from last use with --extend-session-on-activity)")
+	extend := fs.Bool("extend-session-on-activity", false, "every REST or CometD use restarts the session timeout (default: tokens expire session-timeout after issue)")
 	apiLimit := fs.Int("api-limit", emulator.DefaultDailyAPILimit, "daily API request allocation")
 	advice := fs.Duration("advice-timeout", emulator.DefaultAdviceTimeout, "CometD long-poll timeout")
+	channelDeletes := fs.Bool("channel-deletes", false, "deliver DELETE events, enriched, on /data/ExternalRoutingChannel__chn (default: not delivered, as for a hard delete)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
@@ -61,7 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	em, err := emulator.New(emulator.Options{
 		Seed: org, ControlToken: *control, SessionTimeout: *session, DailyAPILimit: *apiLimit,
-		AdviceTimeout: *advice, Logger: logger,
+		AdviceTimeout: *advice, ChannelDeletes: *channelDeletes,
+		ExtendSessionOnActivity: *extend, Logger: logger,
 	})
 	if err != nil {
 		say(stderr, "sfemulator: %v\n", err)

@@ -20,17 +20,10 @@ func cdcBatch(n int) []byte {
 	return []byte(b.String())
 }
 
-// BenchmarkConnectResponse measures what the client does with a long-poll
-// response: decode the batch, find the connect reply, read each event's
-// replay id, call the handler and advance the resume point.
-func BenchmarkConnectResponse(b *testing.B) { benchConnectResponse(b, decodeResponse) }
-
-// BenchmarkConnectResponseStd is BenchmarkConnectResponse with the
-// encoding/json decoder (decodeStd, the first implementation and now the
-// fallback), to compare the two in one run.
-func BenchmarkConnectResponseStd(b *testing.B) { benchConnectResponse(b, decodeStd) }
-
-func benchConnectResponse(b *testing.B, decode func([]byte) ([]message, error)) {
+// BenchmarkConnectResponse measures what the client does with a long-poll response: decode
+// the batch with encoding/json (each event's data member included), find the connect reply,
+// read each event's replay id, call the handler and advance the resume point.
+func BenchmarkConnectResponse(b *testing.B) {
 	const n = 100
 	body := cdcBatch(n)
 	c, err := New(Options{Endpoint: func(context.Context) (string, error) { return "", nil }, Logger: slog.New(slog.DiscardHandler)})
@@ -42,7 +35,7 @@ func benchConnectResponse(b *testing.B, decode func([]byte) ([]message, error)) 
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		msgs, err := decode(body)
+		msgs, err := decodeResponse(body)
 		if err != nil {
 			b.Fatal(err)
 		}

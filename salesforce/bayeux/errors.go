@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Error is a Bayeux error a server returned in a meta reply, parsed from
@@ -76,7 +77,7 @@ func ParseError(s string) (code int, args []string, msg string) {
 	return c, args, parts[2]
 }
 
-// ReplayError is the error of a Gap delivery: the server refused to
+// ReplayError is the error of a ReplayRefused delivery: the server refused to
 // subscribe Channel from ReplayID, because the id is outside the retention
 // window or otherwise unknown.
 type ReplayError struct {
@@ -98,7 +99,7 @@ const (
 	classUnknownClient              // re-handshake, re-subscribe
 	classAuth                       // Unauthorized, then re-handshake
 	classLimit                      // back off
-	classInvalidReplay              // Gap, then resubscribe by policy
+	classInvalidReplay              // resubscribe by policy, then ReplayRefused
 )
 
 // classify sorts a server error into what the client must do about it
@@ -133,6 +134,8 @@ func classify(e *Error) class {
 type HTTPError struct {
 	Op     string
 	Status int
+	// RetryAfter is the server's Retry-After, if any (honoured on 429 and 503).
+	RetryAfter time.Duration
 }
 
 // Error implements error.

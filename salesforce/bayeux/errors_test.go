@@ -72,34 +72,6 @@ func TestErrorText(t *testing.T) {
 	require.Equal(t, "bayeux connect: http status 502", (&HTTPError{Op: "connect", Status: 502}).Error())
 }
 
-func TestNewBackoff(t *testing.T) {
-	t.Parallel()
-	b := NewBackoff(time.Second, 10*time.Second, nil)
-	var got []time.Duration
-	for n := range 7 {
-		got = append(got, b(n))
-	}
-	require.Equal(t, []time.Duration{time.Second, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}, got)
-	require.Equal(t, 10*time.Second, b(1<<30), "huge attempts stay capped")
-
-	half := NewBackoff(time.Second, time.Minute, func() float64 { return 0.5 })
-	require.Equal(t, 750*time.Millisecond, half(1))
-	require.Equal(t, 3*time.Second, half(3))
-	zero := NewBackoff(time.Second, time.Minute, func() float64 { return 0 })
-	require.Equal(t, 500*time.Millisecond, zero(1))
-	bad := NewBackoff(time.Second, time.Minute, func() float64 { return 7 })
-	require.Equal(t, 500*time.Millisecond, bad(1), "an out-of-range jitter counts as 0")
-
-	def := NewBackoff(0, 0, nil)
-	require.Equal(t, DefaultBackoffInitial, def(1))
-	r := defaultBackoff()
-	for n := 1; n < 20; n++ {
-		d := r(n)
-		require.GreaterOrEqual(t, d, DefaultBackoffInitial/2)
-		require.LessOrEqual(t, d, DefaultBackoffMax)
-	}
-}
-
 func TestAdviceDuration(t *testing.T) {
 	t.Parallel()
 	require.Equal(t, time.Duration(0), adviceDuration(-5))
@@ -109,36 +81,51 @@ func TestAdviceDuration(t *testing.T) {
 	require.Equal(t, time.Duration(0), adviceDuration(nan/nan))
 }
 
-func TestReplayIDOf(t *testing.T) {
+// An event's replay id is data.event.replayId, an integer (quoted or not); anything else in
+// its place makes the event bad, while a missing one is 0. A data member whose shape does not
+// fit takes only its own message with it.
+func TestReplayIDAndBadEvents(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		data string
 		want int64
+		bad  bool
 	}{
-		{`{"schema":"s","payload":{"event":{"replayId":1}},"event":{"replayId":6421}}`, 6421},
-		{`{"event":{"createdDate":"2016-03-29T16:40:08.208Z","replayId":13,"type":"created"},"sobject":{"Id":"x"}}`, 13},
-		{` { "event" : { "replayId" : 9223372036854775807 } } `, 9223372036854775807},
-		{`{"a":"}\"{","b":[{"event":1},"]"],"event":{"x":{"replayId":5},"replayId":-3}}`, -3},
-		{`{"event":{"replayId":"12"}}`, 12},
-		{`{"event":{"replayId":1.5}}`, 0},
-		{`{"event":{"replayId":1e3}}`, 0},
-		{`{"event":{"replayId":null}}`, 0},
-		{`{"event":{"replayId":99999999999999999999}}`, 0},
-		{`{"event":{}}`, 0},
-		{`{"event":null}`, 0},
-		{`{"event":[{"replayId":4}]}`, 0},
-		{`{"Event":{"replayId":4}}`, 0},
-		{`{"payload":{}}`, 0},
-		{`"string"`, 0},
-		{`[1]`, 0},
-		{``, 0},
-		{`{"event":{"replayId":`, 0},
-		{`{"event":{"replayId":7`, 7},
-		{`{"event`, 0},
-		{`{"a":"\`, 0},
-		{`{"a":{"b":"\"}`, 0},
+		{`{"schema":"s","payload":{"event":{"replayId":1}},"event":{"replayId":6421}}`, 6421, false},
+		{`{"event":{"createdDate":"2016-03-29T16:40:08.208Z","replayId":13,"type":"created"},"sobject":{"Id":"x"}}`, 13, false},
+		{` { "event" : { "replayId" : 9223372036854775807 } } `, 9223372036854775807, false},
+		{`{"event":{"replayId":"12"}}`, 12, false},
+		{`{"event":{"replayId":null}}`, 0, false},
+		{`{"event":{}}`, 0, false},
+		{`{"event":null}`, 0, false},
+		{`{"payload":{}}`, 0, false},
+		{`{"event":{"replayId":1.5}}`, 0, true},
+		{`{"event":{"replayId":1e3}}`, 0, true},
+		{`{"event":{"replayId":99999999999999999999}}`, 0, true},
+		{`{"event":{"replayId":"seven"}}`, 0, true},
+		{`{"event":[{"replayId":4}]}`, 0, true},
+		{`{"payload":"text","event":{"replayId":4}}`, 4, true},
+		{`"string"`, 0, true},
+		{`[1]`, 0, true},
 	}
 	for _, tc := range tests {
-		require.Equal(t, tc.want, replayIDOf([]byte(tc.data)), tc.data)
+		body := `[{"channel":"/meta/connect","id":"1","successful":true},{"channel":"/data/X","data":` + tc.data + `},{"channel":"/data/X","data":{"event":{"replayId":99}}}]`
+		msgs, err := decodeResponse([]byte(body))
+		require.NoError(t, err, tc.data)
+		require.Len(t, msgs, 3, tc.data)
+		require.NotNil(t, reply(msgs, "1", chConnect, ""), tc.data)
+		d := eventDelivery("/data/X", &msgs[1])
+		require.Equal(t, tc.bad, d.Kind == BadEvent, "%s: %v", tc.data, d.Err)
+		require.Equal(t, tc.want, d.ReplayID, tc.data)
+		if tc.bad {
+			require.Error(t, d.Err)
+			require.NotEmpty(t, d.Raw)
+		}
+		next := eventDelivery("/data/X", &msgs[2])
+		require.Equal(t, Delivery{Kind: Event, Channel: "/data/X", ReplayID: 99, Data: next.Data}, next, "the next event is intact")
+	}
+	for _, body := range []string{`{"channel":"/data/X","data":{"event":{"replayId":`, `"x"`, `[{"channel":5}]`, `[{"id":"1"}]`, ``} {
+		_, err := decodeResponse([]byte(body))
+		require.ErrorIs(t, err, errMalformed, body)
 	}
 }

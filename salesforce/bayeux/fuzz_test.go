@@ -7,12 +7,8 @@ import (
 
 // FuzzDecodeResponse feeds arbitrary bytes through everything the client
 // does with a response body: decoding, reply matching, advice, handshake
-// ext, error parsing and replay id extraction. None of it may panic, and
-// decodeResponse must give exactly what encoding/json (decodeStd) gives.
+// ext, error parsing and replay id extraction. None of it may panic.
 func FuzzDecodeResponse(f *testing.F) {
-	for _, seed := range differentialInputs {
-		f.Add([]byte(seed))
-	}
 	for _, seed := range []string{
 		`[{"ext":{"replay":true,"payload.format":true},"minimumVersion":"1.0","clientId":"41kd","supportedConnectionTypes":["long-polling"],"channel":"/meta/handshake","id":"1","version":"1.0","successful":true}]`,
 		`[{"clientId":"x","advice":{"interval":0,"timeout":110000,"reconnect":"retry"},"channel":"/meta/connect","id":"2","successful":true},{"channel":"/data/AccountChangeEvent","data":{"schema":"s","payload":{"ChangeEventHeader":{"entityName":"Account"}},"event":{"replayId":6421}}}]`,
@@ -28,7 +24,6 @@ func FuzzDecodeResponse(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		requireSameAsStd(t, body)
 		msgs, err := decodeResponse(body)
 		if err != nil {
 			return
@@ -40,7 +35,9 @@ func FuzzDecodeResponse(f *testing.F) {
 				t.Fatalf("message %d decoded without a channel", i)
 			}
 			_ = reply(msgs, m.ID, m.Channel, m.subscriptionString())
-			_ = replayIDOf(m.Data)
+			if !m.isMeta() && (m.Data != nil || m.bad != nil) {
+				_ = eventDelivery(m.Channel, m)
+			}
 			_ = decodeExt(m.Ext)
 			e := newError("connect", "", m.Error, failureReason(m))
 			_ = classify(e)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -17,8 +16,8 @@ const (
 	chDisconnect = "/meta/disconnect"
 )
 
-// message is one Bayeux message as sent or received. Fields a server may
-// send in several shapes (id, subscription) are decoded leniently.
+// message is one Bayeux message as sent or received. Fields a server may send in several shapes
+// (id, subscription, ext) are decoded leniently.
 type message struct {
 	Channel                  string          `json:"channel"`
 	ID                       msgID           `json:"id,omitempty"`
@@ -32,37 +31,51 @@ type message struct {
 	Error                    string          `json:"error,omitempty"`
 	Advice                   *advice         `json:"advice,omitempty"`
 	Ext                      json.RawMessage `json:"ext,omitempty"`
-	Data                     json.RawMessage `json:"data,omitempty"`
+	Data                     *EventData      `json:"data,omitempty"`
+
+	// bad is why a received message did not decode into this type; raw is then its data
+	// member as sent.
+	bad error
+	raw json.RawMessage
 }
 
-// msgID is a Bayeux message id. The spec says string; a number is accepted
-// and kept as its decimal text.
+// EventData is an event's data member as Salesforce sends it, decoded in the same pass as the
+// response that carried it: CDC and platform events carry payload, PushTopic events sobject,
+// and both carry event.replayId. Record fields stay raw JSON values, owned by the EventData.
+type EventData struct {
+	Schema  string                     `json:"schema,omitempty"`
+	Payload map[string]json.RawMessage `json:"payload,omitempty"`
+	Sobject map[string]json.RawMessage `json:"sobject,omitempty"`
+	Event   struct {
+		// ReplayID is an integer; a quoted integer is accepted.
+		ReplayID json.Number `json:"replayId,omitempty"`
+		// Type is the PushTopic operation: created, updated, deleted or undeleted.
+		Type string `json:"type,omitempty"`
+		// CreatedDate is the PushTopic event time.
+		CreatedDate string `json:"createdDate,omitempty"`
+	} `json:"event"`
+}
+
+// msgID is a Bayeux message id. The spec says string; a number is accepted and kept as its
+// decimal text.
 type msgID string
 
 func (id *msgID) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
+	var s string
+	if json.Unmarshal(b, &s) == nil { // a string, or null
 		*id = msgID(s)
-		return nil
-	}
-	if bytes.Equal(b, []byte("null")) {
-		*id = ""
 		return nil
 	}
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err != nil {
 		return fmt.Errorf("decode message id: %w", err)
 	}
-	*id = msgID(n.String())
+	*id = msgID(n)
 	return nil
 }
 
-// advice is the server's reconnect advice. Numbers are decoded as float64
-// so a server sending 110000.0 is understood.
+// advice is the server's reconnect advice. Numbers are decoded as float64 so a server sending
+// 110000.0 is understood.
 type advice struct {
 	Reconnect       string   `json:"reconnect,omitempty"`
 	Interval        *float64 `json:"interval,omitempty"`
@@ -70,12 +83,8 @@ type advice struct {
 	MultipleClients bool     `json:"multiple-clients,omitempty"`
 }
 
-// subscriptionString returns the reply's subscription when it is a single
-// string, or "".
+// subscriptionString returns the reply's subscription when it is a single string, or "".
 func (m *message) subscriptionString() string {
-	if len(m.Subscription) == 0 || m.Subscription[0] != '"' {
-		return ""
-	}
 	var s string
 	if json.Unmarshal(m.Subscription, &s) != nil {
 		return ""
@@ -86,165 +95,81 @@ func (m *message) subscriptionString() string {
 // isMeta reports whether the message is on a /meta/ channel.
 func (m *message) isMeta() bool { return strings.HasPrefix(m.Channel, "/meta/") }
 
+// replayID returns the event's replay id, or 0 when it has none.
+func (d *EventData) replayID() (int64, error) {
+	if d.Event.ReplayID == "" {
+		return 0, nil
+	}
+	id, err := d.Event.ReplayID.Int64()
+	if err != nil {
+		return 0, fmt.Errorf("event.replayId %s is not an integer", d.Event.ReplayID)
+	}
+	return id, nil
+}
+
 // errMalformed is wrapped by every response decoding error.
 var errMalformed = errors.New("malformed bayeux response")
 
-// replayIDOf returns data.event.replayId, or 0 when it is absent or not an
-// integer (a quoted integer is accepted). It scans the bytes instead of
-// decoding them: the replay id is read for every event, and a full decode
-// here would cost as much as decoding the whole response again. data has
-// already been validated as JSON by decodeResponse; the scanner still
-// checks every bound, so any input is safe. Keys match exactly, and the
-// first occurrence of a key wins.
-func replayIDOf(data []byte) int64 {
-	ev := objectField(data, skipSpace(data, 0), "event")
-	if ev < 0 {
-		return 0
+// decodeResponse decodes a response body with encoding/json: a JSON array of messages (a single
+// object is accepted as a one-message array; some servers send it), each naming its channel.
+// A message whose members do not have their types (an event whose data is not an object, a
+// replay id that is not a number) does not take the others with it: the body is then decoded
+// again message by message, and that one keeps its channel and raw data, and says why it is bad.
+func decodeResponse(body []byte) ([]message, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '{' {
+		body = bytes.Join([][]byte{[]byte("["), body, []byte("]")}, nil)
 	}
-	id := objectField(data, ev, "replayId")
-	if id < 0 {
-		return 0
+	var msgs []message
+	err := json.Unmarshal(body, &msgs)
+	if _, syntax := errors.AsType[*json.SyntaxError](err); err != nil && !syntax {
+		msgs, err = decodeEach(body)
 	}
-	return parseIntValue(data, id)
-}
-
-// objectField returns the index of the value of key in the object starting
-// at data[start], or -1.
-func objectField(data []byte, start int, key string) int {
-	if start < 0 || start >= len(data) || data[start] != '{' {
-		return -1
-	}
-	i := start + 1
-	for {
-		i = skipSpace(data, i)
-		if i >= len(data) || data[i] != '"' {
-			return -1 // '}' (not found) or malformed
-		}
-		end := skipString(data, i)
-		if end < 0 {
-			return -1
-		}
-		name := data[i+1 : end-1]
-		i = skipSpace(data, end)
-		if i >= len(data) || data[i] != ':' {
-			return -1
-		}
-		v := skipSpace(data, i+1)
-		if v >= len(data) {
-			return -1
-		}
-		if string(name) == key {
-			return v
-		}
-		i = skipSpace(data, skipValue(data, v))
-		if i < 0 || i >= len(data) || data[i] != ',' {
-			return -1
-		}
-		i++
-	}
-}
-
-func skipSpace(data []byte, i int) int {
-	for i >= 0 && i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// skipString returns the index just after the string starting at data[i]
-// (a '"'), or -1.
-func skipString(data []byte, i int) int {
-	for j := i + 1; j < len(data); j++ {
-		switch data[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// skipValue returns the index just after the value starting at data[i], or
-// -1.
-func skipValue(data []byte, i int) int {
-	if i < 0 || i >= len(data) {
-		return -1
-	}
-	switch data[i] {
-	case '"':
-		return skipString(data, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(data); j++ {
-			switch data[j] {
-			case '"':
-				end := skipString(data, j)
-				if end < 0 {
-					return -1
-				}
-				j = end - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	default:
-		j := i
-		for j < len(data) {
-			switch data[j] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return j
-			}
-			j++
-		}
-		return j
-	}
-}
-
-// parseIntValue parses the integer (or quoted integer) at data[i]; 0 when
-// it is anything else.
-func parseIntValue(data []byte, i int) int64 {
-	end := skipValue(data, i)
-	if end < 0 {
-		return 0
-	}
-	v := data[i:end]
-	if len(v) >= 2 && v[0] == '"' {
-		v = v[1 : len(v)-1]
-	}
-	id, err := strconv.ParseInt(string(v), 10, 64)
 	if err != nil {
-		return 0
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
-	return id
+	for i := range msgs {
+		if msgs[i].Channel == "" {
+			return nil, fmt.Errorf("%w: message %d has no channel", errMalformed, i)
+		}
+	}
+	return msgs, nil
 }
 
-// handshakeExt is what the client reads from a handshake reply's ext.
+func decodeEach(body []byte) ([]message, error) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, err
+	}
+	msgs := make([]message, len(raws))
+	for i, raw := range raws {
+		err := json.Unmarshal(raw, &msgs[i])
+		if err == nil {
+			continue
+		}
+		var head struct {
+			Channel string          `json:"channel"`
+			Data    json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(raw, &head) != nil {
+			return nil, err
+		}
+		msgs[i] = message{Channel: head.Channel, raw: head.Data, bad: err}
+	}
+	return msgs, nil
+}
+
+// handshakeExt is what the client reads from a reply's ext.
 type handshakeExt struct {
-	Replay        bool `json:"replay"`
-	PayloadFormat bool `json:"payload.format"`
-	Sfdc          *struct {
+	Replay bool `json:"replay"`
+	Sfdc   *struct {
 		FailureReason string `json:"failureReason"`
 	} `json:"sfdc"`
 }
 
-// decodeExt decodes a handshake reply's ext leniently: anything that does
-// not fit yields the zero value.
+// decodeExt decodes a reply's ext leniently: anything that does not fit yields the zero value.
 func decodeExt(raw json.RawMessage) handshakeExt {
 	var e handshakeExt
-	if len(raw) > 0 {
-		_ = json.Unmarshal(raw, &e) // lenient: a foreign ext shape is not an error
-	}
+	_ = json.Unmarshal(raw, &e) // lenient: a foreign ext shape is not an error
 	return e
 }

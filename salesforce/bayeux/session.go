@@ -10,9 +10,14 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/omniroute/omniroute/salesforce/internal/retry"
 )
 
 // session is the state of one Run. Only the goroutine in Run touches it.
@@ -32,28 +37,36 @@ type session struct {
 
 	warnedMultiple bool // the multiple-clients advice was logged
 
-	// live holds the channels subscribed at least once in this Run: a later
-	// subscribe of one is a resubscription after its session was lost.
-	live map[string]bool
-	// gaps holds refused replay ids not yet reported: a Gap is delivered
-	// once the channel's resubscription from -1 or -2 is live, so the
-	// caller's reconciliation cannot miss an event published before it.
-	gaps map[string]*ReplayError
+	// refused holds refused replay ids not yet reported: ReplayRefused is delivered once the
+	// channel's resubscription from -1 or -2 is live, so the caller's reconciliation cannot
+	// miss an event published before it.
+	refused map[string]*ReplayError
 
-	// failures counts failed operations in a row, for the backoff. Ending a
-	// session (re-handshake) counts as one, so a server that accepts each
-	// handshake and drops the session at once is retried with a growing
-	// wait, never in a hot loop; so does an empty connect that came back
-	// early (see connect). Only a session that proved healthy resets it: a
-	// connect that delivered an event, or one the server held.
-	failures       int
-	connects       int // successful connects since the handshake
-	transportFails int // consecutive /meta/connect transport failures
+	// failures counts failed operations in a row; retry and limit are the two schedules. Ending
+	// a session (re-handshake) counts as a failure, so a server that accepts each handshake and
+	// drops the session at once is retried with a growing wait, never in a hot loop; so does
+	// an empty connect that came back early (see connect). Only a session that proved healthy
+	// resets them: a connect that delivered an event, or one the server held.
+	failures int
+	retry    *backoff.ExponentialBackOff
+	limit    *backoff.ExponentialBackOff
+	connects int // successful connects since the handshake
 }
 
-// loop runs until ctx ends or a step fails for good. Steps return nil after
-// handling a recoverable failure (having backed off), and an error only to
-// end Run: ctx's, the handler's, or a fatal *Error.
+func newSession(c *Client, h Handler, subs []Subscription) *session {
+	s := &session{
+		c: c, h: h, timeout: defaultAdviceTimeout, refused: map[string]*ReplayError{},
+		retry: retry.Backoff(time.Second, 2*time.Minute), limit: retry.AtLimit(),
+	}
+	for _, sub := range subs {
+		s.channels = append(s.channels, sub.Channel)
+	}
+	return s
+}
+
+// loop runs until ctx ends or a step fails for good. Steps return nil after handling a
+// recoverable failure (having backed off), and an error only to end Run: ctx's, the
+// handler's, or a fatal *Error.
 func (s *session) loop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		var err error
@@ -77,29 +90,47 @@ func (s *session) nextID() msgID {
 	return msgID(strconv.FormatUint(s.seq, 10))
 }
 
-// penalty counts a failure and waits before the next attempt. With
-// immediateFirst, the first failure in a row retries at once (an advised
-// re-handshake); later ones back off.
+// penalty counts a failure and waits before the next attempt. With immediateFirst, the first
+// failure in a row retries at once (an advised re-handshake); later ones back off.
 func (s *session) penalty(ctx context.Context, immediateFirst bool) error {
+	s.c.live.Store(false)
 	s.failures++
 	if immediateFirst && s.failures == 1 {
 		return ctx.Err()
 	}
-	d := s.c.backoff(s.failures)
+	d := s.retry.NextBackOff()
 	s.c.log.Debug("backing off", "attempt", s.failures, "wait", d)
-	return s.c.wait(ctx, d)
+	return sleepCtx(ctx, d)
 }
 
-// rehandshake drops the session: the next step is a handshake.
+// limited counts a failure at a server limit and waits on the limit schedule, at least as
+// long as the server's Retry-After.
+func (s *session) limited(ctx context.Context, retryAfter time.Duration) error {
+	s.c.live.Store(false)
+	s.failures++
+	d := max(s.limit.NextBackOff(), retryAfter)
+	s.c.log.Warn("at a server limit, backing off", "attempt", s.failures, "wait", d)
+	return sleepCtx(ctx, d)
+}
+
+// healthy resets the schedules: the session proved it works.
+func (s *session) healthy() {
+	s.failures = 0
+	s.retry.Reset()
+	s.limit.Reset()
+}
+
+// rehandshake drops the session: the next step is a handshake, and every channel is
+// resubscribed from its resume point.
 func (s *session) rehandshake(reason string) {
 	s.c.log.Info("handshaking again", "reason", reason)
 	s.c.obs.Rehandshake(reason)
+	s.c.live.Store(false)
 	s.clientID = ""
 	s.pending = nil
 }
 
-// unauthorized tells the caller its token is bad and drops the session,
-// if there is one.
+// unauthorized tells the caller its token is bad and drops the session, if there is one.
 func (s *session) unauthorized() {
 	if s.c.opts.Unauthorized != nil {
 		s.c.opts.Unauthorized()
@@ -123,16 +154,20 @@ func errCode(e *Error) string {
 	return e.Code
 }
 
-// requestFailed handles a request that got no usable Bayeux answer: HTTP
-// 401 means the token is bad; anything else backs off.
+// requestFailed handles a request that got no usable Bayeux answer: HTTP 401 means the token
+// is bad, 429 and 503 a server limit; anything else backs off.
 func (s *session) requestFailed(ctx context.Context, op string, err error) error {
 	if errors.Is(err, errConfig) {
 		return err
 	}
-	if he, ok := errors.AsType[*HTTPError](err); ok && he.Status == http.StatusUnauthorized {
+	he, _ := errors.AsType[*HTTPError](err)
+	switch {
+	case he != nil && he.Status == http.StatusUnauthorized:
 		s.c.log.Warn("request unauthorized", "op", op)
 		s.unauthorized()
 		return s.penalty(ctx, true)
+	case he != nil && (he.Status == http.StatusTooManyRequests || he.Status == http.StatusServiceUnavailable):
+		return s.limited(ctx, he.RetryAfter)
 	}
 	s.c.log.Warn("request failed", "op", op, "err", err)
 	return s.penalty(ctx, false)
@@ -183,7 +218,7 @@ func (s *session) post(ctx context.Context, op string, msgs []message, timeout t
 		return nil, d, fmt.Errorf("read %s response: %w", op, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, d, &HTTPError{Op: op, Status: resp.StatusCode}
+		return nil, d, &HTTPError{Op: op, Status: resp.StatusCode, RetryAfter: retry.After(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if len(b) > maxResponseBytes {
 		return nil, d, fmt.Errorf("read %s response: %w: larger than %d bytes", op, errMalformed, maxResponseBytes)
@@ -199,13 +234,13 @@ func (s *session) post(ctx context.Context, op string, msgs []message, timeout t
 // without an id is matched by channel (and subscription, when given).
 func reply(msgs []message, id msgID, channel, subscription string) *message {
 	for i := range msgs {
-		if msgs[i].Channel == channel && msgs[i].ID == id {
+		if msgs[i].Channel == channel && msgs[i].ID == id && msgs[i].bad == nil {
 			return &msgs[i]
 		}
 	}
 	for i := range msgs {
 		m := &msgs[i]
-		if m.Channel != channel || m.ID != "" {
+		if m.Channel != channel || m.ID != "" || m.bad != nil {
 			continue
 		}
 		if subscription == "" || m.subscriptionString() == subscription {
@@ -271,7 +306,10 @@ func (s *session) handshake(ctx context.Context) error {
 			s.c.log.Warn("handshake unauthorized", "err", e)
 			s.unauthorized()
 			return s.penalty(ctx, true)
-		case classLimit, classUnknownClient:
+		case classLimit:
+			s.c.log.Warn("handshake refused", "err", e)
+			return s.limited(ctx, 0)
+		case classUnknownClient:
 			s.c.log.Warn("handshake refused", "err", e)
 			return s.penalty(ctx, false)
 		default:
@@ -287,7 +325,7 @@ func (s *session) handshake(ctx context.Context) error {
 	if s.c.opts.Replay && !ext.Replay {
 		s.c.log.Warn("server did not confirm the replay extension")
 	}
-	s.pending = append(s.pending[:0], s.channels...)
+	s.pending = slices.Clone(s.channels)
 	s.c.log.Info("handshake done", "replay", s.replayOn)
 	return nil
 }
@@ -375,7 +413,7 @@ func (s *session) subscribe(ctx context.Context) error {
 		return s.penalty(ctx, true)
 	}
 	done := map[string]bool{}
-	var backoff, malformed bool
+	var limit, malformed bool
 	for _, m := range msgs {
 		ch := ids[m.ID]
 		r := reply(resp, m.ID, chSubscribe, ch)
@@ -405,9 +443,9 @@ func (s *session) subscribe(ctx context.Context) error {
 			return s.penalty(ctx, true)
 		case classLimit:
 			s.c.log.Warn("subscribe refused", "channel", ch, "err", e)
-			backoff = true
+			limit = true
 		case classInvalidReplay:
-			if err := s.gap(ch, from[ch], e); err != nil {
+			if err := s.refuse(ch, from[ch], e); err != nil {
 				return err
 			}
 		default:
@@ -425,48 +463,47 @@ func (s *session) subscribe(ctx context.Context) error {
 	case malformed:
 		s.c.log.Warn("request failed", "op", "subscribe", "err", fmt.Errorf("%w: a subscribe reply is missing", errMalformed))
 		return s.penalty(ctx, false)
-	case backoff:
-		return s.penalty(ctx, false)
+	case limit:
+		return s.limited(ctx, 0)
+	case len(s.pending) == 0:
+		s.c.live.Store(true)
 	}
 	return nil
 }
 
-// gap records a refused replay id and moves the channel's resume point to
-// the policy's -1 or -2, from where it is resubscribed; the Gap reaches
-// the handler once that subscription is live (see subscribed).
-func (s *session) gap(ch string, refused int64, e *Error) error {
+// refuse records a refused replay id and moves the channel's resume point to the policy's -1
+// or -2, from where it is resubscribed; ReplayRefused reaches the handler once that
+// subscription is live (see subscribed).
+func (s *session) refuse(ch string, refused int64, e *Error) error {
 	if refused < 0 || !s.replayOn {
 		// Refusing -1 or -2 is not a retention gap; resubscribing would loop.
 		return e
 	}
 	re := &ReplayError{Channel: ch, ReplayID: refused, Message: e.Message}
 	s.c.log.Warn("replay id refused", "channel", ch, "replay_id", refused, "err", re)
-	s.gaps[ch] = re
+	s.refused[ch] = re
 	s.c.setResume(ch, s.c.opts.OnInvalidReplay.replayID())
 	return nil
 }
 
-// subscribed tells the handler, once ch's subscription from replay id
-// "from" is live, that events may have been missed: a Gap for a refused
-// replay id, or Resubscribed for a channel that was subscribed before in
-// this Run and now resumes where the server replays nothing it published
-// meanwhile (from -1, or any id when the server does not replay).
+// subscribed tells the handler, once ch's subscription from replay id "from" is live, that
+// events may have been missed: ReplayRefused for a refused replay id, or NotReplayed for a
+// subscription where the server replays nothing published before (from -1, or any id when
+// the server does not replay).
 func (s *session) subscribed(ctx context.Context, ch string, from int64) error {
-	wasLive := s.live[ch]
-	s.live[ch] = true
-	if re := s.gaps[ch]; re != nil {
-		if err := s.h(ctx, Delivery{Kind: Gap, Channel: ch, ReplayID: re.ReplayID, Err: re}); err != nil {
-			return fmt.Errorf("handle gap on %s: %w", ch, err)
+	if re := s.refused[ch]; re != nil {
+		if err := s.h(ctx, Delivery{Kind: ReplayRefused, Channel: ch, ReplayID: re.ReplayID, Err: re}); err != nil {
+			return fmt.Errorf("handle refused replay id on %s: %w", ch, err)
 		}
-		delete(s.gaps, ch)
+		delete(s.refused, ch)
 		return nil
 	}
-	if !wasLive || (from != ReplayLatest && s.replayOn) {
+	if from != ReplayLatest && s.replayOn {
 		return nil
 	}
-	s.c.log.Warn("resubscribed without replay", "channel", ch, "replay_id", from)
-	if err := s.h(ctx, Delivery{Kind: Resubscribed, Channel: ch, ReplayID: from}); err != nil {
-		return fmt.Errorf("handle resubscription of %s: %w", ch, err)
+	s.c.log.Info("subscribed without replay", "channel", ch, "replay_id", from)
+	if err := s.h(ctx, Delivery{Kind: NotReplayed, Channel: ch, ReplayID: from}); err != nil {
+		return fmt.Errorf("handle subscription of %s without replay: %w", ch, err)
 	}
 	return nil
 }
@@ -480,15 +517,12 @@ func (s *session) connect(ctx context.Context) error {
 		}
 		s.c.obs.Request("connect", codeOf(err), d)
 		if he, ok := errors.AsType[*HTTPError](err); !ok || he.Status != http.StatusUnauthorized {
-			s.transportFails++
-			if s.transportFails >= transportRetries {
-				s.transportFails = 0
-				s.rehandshake("transport")
-			}
+			// The server may have taken events off the session's queue that never arrived:
+			// only a new session, subscribed from the resume points, gets them again.
+			s.rehandshake("transport")
 		}
 		return s.requestFailed(ctx, "connect", err)
 	}
-	s.transportFails = 0
 	delivered, err := s.deliverAll(ctx, resp)
 	if err != nil {
 		return err
@@ -500,6 +534,7 @@ func (s *session) connect(ctx context.Context) error {
 	if r == nil {
 		s.c.obs.Request("connect", "transport", d)
 		s.c.log.Warn("request failed", "op", "connect", "err", fmt.Errorf("%w: no connect reply", errMalformed))
+		s.rehandshake("transport")
 		return s.penalty(ctx, false)
 	}
 	s.applyAdvice(r.Advice)
@@ -523,7 +558,7 @@ func (s *session) connect(ctx context.Context) error {
 			if reconnect != "retry" {
 				s.rehandshake("limit")
 			}
-			return s.penalty(ctx, false)
+			return s.limited(ctx, 0)
 		}
 		switch reconnect {
 		case "none":
@@ -552,17 +587,15 @@ func (s *session) connect(ctx context.Context) error {
 	held := s.timeout > 0 && d >= s.timeout/2
 	switch {
 	case delivered > 0 || (!first && held):
-		s.failures = 0 // the session is healthy
+		s.healthy()
 	case !first && s.interval == 0:
 		// Back empty long before the advised hold: a server or proxy that
 		// does not hold long polls must not be polled in a hot loop.
 		s.c.log.Debug("long poll returned early", "after", d)
 		return s.penalty(ctx, false)
 	}
-	if s.interval > 0 {
-		return s.c.wait(ctx, s.interval)
-	}
-	return nil
+	s.c.live.Store(true)
+	return sleepCtx(ctx, s.interval)
 }
 
 // deliverAll hands every event in msgs to the handler, in order, and
@@ -582,7 +615,7 @@ func (s *session) deliverAll(ctx context.Context, msgs []message) (int, error) {
 			}
 			continue
 		}
-		if len(m.Data) == 0 || string(m.Data) == "null" {
+		if m.Data == nil && m.bad == nil {
 			continue // e.g. a publish acknowledgement: not an event
 		}
 		ch := s.subscriptionFor(m.Channel)
@@ -590,17 +623,34 @@ func (s *session) deliverAll(ctx context.Context, msgs []message) (int, error) {
 			s.c.log.Warn("event on a channel not subscribed", "channel", m.Channel)
 			continue
 		}
-		id := replayIDOf(m.Data)
-		if err := s.h(ctx, Delivery{Kind: Event, Channel: ch, ReplayID: id, Data: m.Data}); err != nil {
+		d := eventDelivery(ch, m)
+		if err := s.h(ctx, d); err != nil {
 			return n, fmt.Errorf("handle event on %s: %w", ch, err)
 		}
 		n++
-		if id != 0 {
-			s.c.setResume(ch, id)
+		if d.ReplayID > 0 {
+			s.c.setResume(ch, d.ReplayID)
 		}
 		s.c.obs.Delivered(ch)
 	}
 	return n, nil
+}
+
+// eventDelivery makes the Delivery of an event message: a BadEvent when it did not decode or
+// its replay id is not an integer.
+func eventDelivery(ch string, m *message) Delivery {
+	if m.bad != nil {
+		var d EventData
+		_ = json.Unmarshal(m.raw, &d) // the replay id, if it can be read
+		id, _ := d.replayID()
+		return Delivery{Kind: BadEvent, Channel: ch, ReplayID: id, Raw: m.raw, Err: m.bad}
+	}
+	id, err := m.Data.replayID()
+	if err != nil {
+		raw, _ := json.Marshal(m.Data) // it was decoded, so it encodes
+		return Delivery{Kind: BadEvent, Channel: ch, Raw: raw, Err: err}
+	}
+	return Delivery{Kind: Event, Channel: ch, ReplayID: id, Data: m.Data}
 }
 
 // subscriptionFor maps a delivery's channel to the subscription it belongs
@@ -619,15 +669,14 @@ func (s *session) subscriptionFor(channel string) string {
 	return ""
 }
 
-// disconnect ends the server session, if there is one. It runs after ctx
-// may have ended, so it gets a short context of its own.
+// disconnect ends the server session, if there is one, within ctx (Shutdown's).
 func (s *session) disconnect(ctx context.Context) {
 	if s.clientID == "" {
 		return
 	}
 	m := message{Channel: chDisconnect, ClientID: s.clientID, ID: s.nextID()}
 	s.clientID = ""
-	resp, d, err := s.post(context.WithoutCancel(ctx), "disconnect", []message{m}, min(disconnectTimeout, s.c.reqTimeout))
+	resp, d, err := s.post(ctx, "disconnect", []message{m}, s.c.reqTimeout)
 	if err != nil {
 		s.c.obs.Request("disconnect", codeOf(err), d)
 		s.c.log.Debug("disconnect failed", "err", err)
@@ -642,8 +691,6 @@ func (s *session) disconnect(ctx context.Context) {
 	s.c.obs.Request("disconnect", "ok", d)
 	s.c.log.Info("disconnected")
 }
-
-func isMetaChannel(ch string) bool { return strings.HasPrefix(ch, "/meta/") }
 
 // channelOf returns a subscription's channel without its filter
 // ("/topic/X?F=v" -> "/topic/X").

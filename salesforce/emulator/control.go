@@ -167,6 +167,7 @@ func (e *Emulator) controlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
 	mux.HandleFunc("POST /emulator/v1/faults/http", okAction(e.InjectHTTPFault))
+	mux.HandleFunc("POST /emulator/v1/faults/truncate", okAction(e.InjectTruncateFault))
 	mux.HandleFunc("POST /emulator/v1/faults/latency", okAction(e.SetLatency))
 	mux.HandleFunc("DELETE /emulator/v1/faults", func(w http.ResponseWriter, _ *http.Request) {
 		e.ClearFaults()
@@ -186,6 +187,7 @@ func (e *Emulator) controlHandler() http.Handler {
 		})
 	}
 	mux.HandleFunc("POST /emulator/v1/streaming/gap", okAction(e.InjectGap))
+	e.handleStreamingControl(mux)
 	mux.HandleFunc("POST /emulator/v1/records/{type}", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Count  int            `json:"count"`

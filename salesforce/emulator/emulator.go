@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/omniroute/omniroute/salesforce/emulator/soql"
 	"github.com/omniroute/omniroute/salesforce/emulator/streaming"
 )
 
@@ -32,8 +31,15 @@ const (
 type Options struct {
 	// Seed is the org: DemoSeed() or LoadSeedFile(path).
 	Seed Seed
-	// SessionTimeout is how long an access token stays valid after its last use (default 2 h).
+	// SessionTimeout is how long an access token stays valid (default 2 h): after it was
+	// issued, or after its last use with ExtendSessionOnActivity.
 	SessionTimeout time.Duration
+	// ExtendSessionOnActivity makes every REST or CometD use of a token restart its
+	// SessionTimeout, as an org whose session settings extend sessions on activity would. By
+	// default (false) a token expires SessionTimeout after it was issued however it is used,
+	// CometD long-polls included: the stricter choice, which makes a long-running client
+	// re-mint its token.
+	ExtendSessionOnActivity bool
 	// DailyAPILimit is the rolling-24-h REST allocation reported in Sforce-Limit-Info and
 	// enforced with REQUEST_LIMIT_EXCEEDED (default 100,000).
 	DailyAPILimit int
@@ -50,15 +56,22 @@ type Options struct {
 	PushTopicRetention time.Duration
 	// MaxEvents caps retained events per channel (0: the streaming package's default).
 	MaxEvents int
+	// MaxStreamingClients is the concurrent CometD client allocation (0: 1,000; negative: none).
+	MaxStreamingClients int
+	// DailyDeliveredEvents enforces a rolling-24-h delivery allocation (0: counted only).
+	DailyDeliveredEvents int64
 	// ControlToken is the bearer token of the /emulator/v1/ control API; empty generates one
 	// (ControlToken() returns it).
 	ControlToken string
 	// InstanceURL is returned as instance_url; empty means "http://" + the request's Host.
 	InstanceURL string
-	// ChannelFilterOnRecord makes the ExternalRoutingChannel__chn member filters see every
-	// field of the record after the change. By default they see only the event payload (an
-	// UPDATE carries only its changed fields), which is the stricter reading.
-	ChannelFilterOnRecord bool
+	// ChannelDeletes delivers DELETE events on /data/ExternalRoutingChannel__chn enriched
+	// with the filter fields (as a soft delete would be), so that the member filters can pass
+	// them. By default (false) a DELETE carries no enriched field, as a hard delete does, and
+	// the filters drop it: a daemon learns acceptance from the AgentWork update and a
+	// cancelled waiting item from a refused insert or a periodic check. Whether a PSR delete
+	// is hard is unconfirmed; false is the stricter choice.
+	ChannelDeletes bool
 	// Auto is the initial simulated-agent behaviour (off when zero).
 	Auto AutoOptions
 	// RandSeed seeds the decline-rate and fault-rate dice (0: random).
@@ -94,9 +107,14 @@ type Emulator struct {
 	auto       AutoOptions
 	rng        *mrand.Rand
 	topics     map[string]*pushTopic // PushTopic id -> topic
-	members    map[string]*soql.Condition
+	members    map[string]*channelMember
 	cursors    map[string]*cursor
 	txSeq      uint64
+
+	// enrichMu guards enrichedNow; it is a leaf lock, taken under e.mu at commit and under
+	// the streaming server's lock when an enriched event is replayed.
+	enrichMu    sync.Mutex
+	enrichedNow map[string]map[string]any // record id -> current enriched field values
 
 	topicMu       sync.RWMutex
 	topicChannels map[string]bool // "/topic/Name" of active PushTopics
@@ -186,6 +204,7 @@ func New(opts Options) (*Emulator, error) {
 		topics:        map[string]*pushTopic{},
 		cursors:       map[string]*cursor{},
 		topicChannels: map[string]bool{},
+		enrichedNow:   map[string]map[string]any{},
 		auto:          opts.Auto,
 		wake:          make(chan struct{}, 1),
 		done:          make(chan struct{}),
@@ -212,6 +231,7 @@ func New(opts Options) (*Emulator, error) {
 		Now:            opts.Now,
 		Logger:         e.log,
 	})
+	e.applyStreamingAllocations()
 	e.handler = e.routes()
 	e.wg.Add(1)
 	go e.timerLoop()

@@ -9,26 +9,37 @@ import (
 	"strings"
 
 	"github.com/omniroute/omniroute/salesforce/emulator/soql"
+	"github.com/omniroute/omniroute/salesforce/emulator/streaming"
 )
 
 const externalRoutingChannel = "/data/ExternalRoutingChannel__chn"
 
-// externalRoutingMembers are the members and filters the external-routing docs recommend
-// (salesforce-facts.md 1.3).
-var externalRoutingFilters = []struct{ entity, expr string }{
-	{"PendingServiceRouting", "RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true"},
-	{"UserServicePresence", "ChangeEventHeader.changeType = 'CREATE' OR (IsCurrentState = false)"},
-	{"AgentWork", "ChangeEventHeader.changeType = 'UPDATE' AND RoutingModel = 'ExternalRouting'"},
+// externalRoutingFilters are the members and filters the external-routing docs recommend
+// (salesforce-facts.md 1.3), with the entity fields each filter names: those fields are
+// auto-enriched on the channel ("Change Event Filters", Auto-Enrichment of Filtered Fields).
+var externalRoutingFilters = []struct {
+	entity, expr string
+	enriched     []string
+}{
+	{"PendingServiceRouting", "RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true", []string{"RoutingModel", "IsReadyForRouting"}},
+	{"UserServicePresence", "ChangeEventHeader.changeType = 'CREATE' OR (IsCurrentState = false)", []string{"IsCurrentState"}},
+	{"AgentWork", "ChangeEventHeader.changeType = 'UPDATE' AND RoutingModel = 'ExternalRouting'", []string{"RoutingModel"}},
 }
 
-func compileMembers() (map[string]*soql.Condition, error) {
-	out := map[string]*soql.Condition{}
+// channelMember is one member of the custom channel: its filter and its enriched fields.
+type channelMember struct {
+	filter   *soql.Condition
+	enriched []string
+}
+
+func compileMembers() (map[string]*channelMember, error) {
+	out := map[string]*channelMember{}
 	for _, m := range externalRoutingFilters {
 		c, err := soql.ParseCondition(m.expr)
 		if err != nil {
 			return nil, fmt.Errorf("parse channel member filter for %s: %w", m.entity, err)
 		}
-		out[m.entity] = c
+		out[m.entity] = &channelMember{filter: c, enriched: m.enriched}
 	}
 	return out, nil
 }
@@ -59,7 +70,8 @@ func (e *Emulator) commit(t *tx) {
 }
 
 // mergeChanges folds identical UPDATE or DELETE changes of one entity in one transaction into
-// one change with several recordIds, as Salesforce does.
+// one change with several recordIds, as Salesforce does. Each merged change keeps every
+// record's snapshot in recs, in recordIds order.
 func mergeChanges(in []*change) []*change {
 	var out []*change
 outer:
@@ -69,12 +81,14 @@ outer:
 				if o.obj == c.obj && o.typ == c.typ && samePayload(o.payload, c.payload) {
 					cp := *o
 					cp.ids = append(slices.Clone(o.ids), c.ids...)
+					cp.recs = append(slices.Clone(o.recs), c.rec)
 					*o = cp
 					continue outer
 				}
 			}
 		}
 		cp := *c
+		cp.recs = []*record{c.rec}
 		out = append(out, &cp)
 	}
 	return out
@@ -94,6 +108,11 @@ func samePayload(a, b object) bool {
 
 func (e *Emulator) changeOrigin(t *tx) string { return t.origin }
 
+// publishCDC publishes one (possibly grouped) change event under one replay id: grouped and
+// unenriched on /data/ChangeEvents and /data/<Entity>ChangeEvent, and, for the entities of
+// the custom channel, as single-record enriched events (one per record id, sharing that
+// replay id) on ExternalRoutingChannel__chn when the member's filter, evaluated on the
+// enriched event, passes.
 func (e *Emulator) publishCDC(t *tx, key string, seq int, c *change) {
 	header := object{
 		{"entityName", c.obj.Name},
@@ -109,22 +128,121 @@ func (e *Emulator) publishCDC(t *tx, key string, seq int, c *change) {
 	}
 	payload := append(object{{"ChangeEventHeader", header}}, c.payload...)
 	channels := []string{"/data/ChangeEvents", "/data/" + c.obj.Name + "ChangeEvent"}
-	if f, ok := e.members[c.obj.Name]; ok && f.Eval(e.filterGetter(c)) {
-		channels = append(channels, externalRoutingChannel)
-	}
 	sid := schemaID(c.obj.Name)
-	e.stream.Publish(channels, func(replayID int64) json.RawMessage {
-		b, err := json.Marshal(object{
-			{"schema", sid},
-			{"payload", payload},
-			{"event", object{{"replayId", replayID}}},
-		})
-		if err != nil {
-			return json.RawMessage(`{}`)
+	singles := e.enrichedSingles(c, header)
+	e.stream.PublishMessages(func(replayID int64) []streaming.Message {
+		msgs := make([]streaming.Message, 0, 1+len(singles))
+		msgs = append(msgs, streaming.Message{Channels: channels, Data: eventData(sid, payload, replayID)})
+		for _, one := range singles {
+			msgs = append(msgs, streaming.Message{
+				Channels: []string{externalRoutingChannel},
+				Data:     eventData(sid, one.payload, replayID),
+				Replay:   one.replay(e, sid, replayID),
+			})
 		}
-		return b
+		return msgs
 	})
 	e.eventsPublished.Add(1)
+}
+
+// eventData is the "data" member of a change event message.
+func eventData(sid string, payload object, replayID int64) json.RawMessage {
+	b, err := json.Marshal(object{
+		{"schema", sid},
+		{"payload", payload},
+		{"event", object{{"replayId", replayID}}},
+	})
+	if err != nil {
+		return json.RawMessage(`{}`)
+	}
+	return b
+}
+
+// enrichedSingle is one single-record event of the custom channel.
+type enrichedSingle struct {
+	id       string
+	base     object   // header and the change's own fields
+	payload  object   // base plus the enriched fields at commit
+	enriched []string // fields added at delivery; nil when the event carries none
+}
+
+// replay renders the event again with the enriched values current at replay time; fields the
+// change itself carries keep their changed values ("Event Enrichment Considerations").
+func (s enrichedSingle) replay(e *Emulator, sid string, replayID int64) func() json.RawMessage {
+	if s.enriched == nil {
+		return nil
+	}
+	return func() json.RawMessage {
+		cur := e.enrichedValues(s.id)
+		return eventData(sid, appendEnriched(s.base, s.enriched, cur), replayID)
+	}
+}
+
+// enrichedSingles splits c into the single-record enriched events that pass the custom
+// channel's filter for its entity (none when the entity is not a member), and records each
+// record's current enriched values for replays. Callers hold e.mu.
+func (e *Emulator) enrichedSingles(c *change, header object) []enrichedSingle {
+	m, ok := e.members[c.obj.Name]
+	if !ok || len(c.recs) != len(c.ids) {
+		return nil // not a member, or a header-only gap event (no record to enrich)
+	}
+	var out []enrichedSingle
+	for i, id := range c.ids {
+		rec := c.recs[i]
+		cur := currentValues(rec, m.enriched)
+		e.enrichMu.Lock()
+		e.enrichedNow[id] = cur
+		e.enrichMu.Unlock()
+		h := slices.Clone(header)
+		h[1] = kv{"recordIds", []string{id}}
+		one := enrichedSingle{id: id, base: append(object{{"ChangeEventHeader", h}}, c.payload...)}
+		switch {
+		case c.typ == "UPDATE", c.typ == "DELETE" && e.opts.ChannelDeletes:
+			// A CREATE carries every populated field already; a hard delete carries no
+			// enriched field, so by default the filters drop it (docs/emulator.md).
+			one.enriched = m.enriched
+			one.payload = appendEnriched(one.base, m.enriched, cur)
+		default:
+			one.payload = one.base
+		}
+		if m.filter.Eval(filterGetter(c, rec, one.payload)) {
+			out = append(out, one)
+		}
+	}
+	return out
+}
+
+// currentValues are rec's non-empty values of fields, as a CDC payload carries them.
+func currentValues(rec *record, fields []string) map[string]any {
+	cur := make(map[string]any, len(fields))
+	for _, f := range fields {
+		if v, ok := rec.Value(f); ok && v != nil && v != "" {
+			cur[f] = cdcValue(v)
+		}
+	}
+	return cur
+}
+
+// appendEnriched returns base plus the enriched fields it does not carry yet, with their
+// values in cur (empty values are left out, as CometD subscribers get them).
+func appendEnriched(base object, fields []string, cur map[string]any) object {
+	out := slices.Clone(base)
+	for _, f := range fields {
+		if slices.ContainsFunc(base, func(m kv) bool { return m.K == f }) {
+			continue
+		}
+		if v, ok := cur[f]; ok {
+			out = append(out, kv{f, v})
+		}
+	}
+	return out
+}
+
+// enrichedValues returns a record's enriched values as of its last committed change.
+func (e *Emulator) enrichedValues(id string) map[string]any {
+	e.enrichMu.Lock()
+	defer e.enrichMu.Unlock()
+	return e.enrichedNow[id]
 }
 
 func nonNil(s []string) []string {
@@ -134,9 +252,9 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// filterGetter resolves channel-filter paths: ChangeEventHeader.* from the header, other
-// fields from the payload (or the whole record with ChannelFilterOnRecord).
-func (e *Emulator) filterGetter(c *change) func(string) (any, bool) {
+// filterGetter resolves channel-filter paths on one single-record event: ChangeEventHeader.*
+// from the change, entity fields from the event payload (datetimes as the record holds them).
+func filterGetter(c *change, rec *record, payload object) func(string) (any, bool) {
 	return func(path string) (any, bool) {
 		if h, ok := strings.CutPrefix(path, "ChangeEventHeader."); ok {
 			switch lower(h) {
@@ -147,23 +265,14 @@ func (e *Emulator) filterGetter(c *change) func(string) (any, bool) {
 			}
 			return nil, false
 		}
-		if e.opts.ChannelFilterOnRecord && c.typ != "DELETE" && c.rec != nil {
-			f, ok := c.obj.field(path)
-			if !ok {
-				return nil, false
+		for _, m := range payload {
+			if m.K == "ChangeEventHeader" || !strings.EqualFold(m.K, path) {
+				continue
 			}
-			return c.rec.Value(f.Name)
-		}
-		for _, m := range c.payload {
-			if strings.EqualFold(m.K, path) {
-				if s, ok := m.V.(string); ok {
-					if f, _ := c.obj.field(m.K); f != nil && f.Type == soql.DateTime && c.rec != nil {
-						return c.rec.Value(f.Name)
-					}
-					return s, true
-				}
-				return m.V, true
+			if f, _ := c.obj.field(m.K); f != nil && f.Type == soql.DateTime && rec != nil {
+				return rec.Value(f.Name)
 			}
+			return m.V, true
 		}
 		return nil, false
 	}

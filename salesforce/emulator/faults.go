@@ -29,10 +29,11 @@ type LatencyFault struct {
 }
 
 type faultState struct {
-	mu      sync.Mutex
-	http    []*HTTPFault
-	latency map[string]time.Duration
-	rng     *mrand.Rand
+	mu       sync.Mutex
+	http     []*HTTPFault
+	truncate []*TruncateFault
+	latency  map[string]time.Duration
+	rng      *mrand.Rand
 }
 
 func scopeOf(path string) string {
@@ -89,12 +90,14 @@ func (e *Emulator) SetLatency(l LatencyFault) error {
 	return nil
 }
 
-// ClearFaults removes every HTTP failure and latency rule.
+// ClearFaults removes every HTTP failure, truncate and latency rule.
 func (e *Emulator) ClearFaults() {
 	e.faults.mu.Lock()
 	e.faults.http = nil
+	e.faults.truncate = nil
 	e.faults.latency = nil
 	e.faults.mu.Unlock()
+	e.stream.ClearFaults()
 }
 
 // pick returns the fault that applies to a request in scope, consuming one of its count.
@@ -125,7 +128,8 @@ func (f *faultState) pick(scope string) (*HTTPFault, time.Duration) {
 // statusRecorder captures the response status for the request log.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status    int
+	truncated bool
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -165,7 +169,7 @@ func (e *Emulator) withFaults(next http.Handler) http.Handler {
 		}
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
-			e.reqs.add(RequestRecord{Time: e.now(), Method: r.Method, Path: r.URL.Path, Status: rec.status, GrantType: grant})
+			e.reqs.add(RequestRecord{Time: e.now(), Method: r.Method, Path: r.URL.Path, Status: rec.status, GrantType: grant, Truncated: rec.truncated})
 		}()
 		f, delay := e.faults.pick(scope)
 		if delay > 0 {
@@ -178,6 +182,12 @@ func (e *Emulator) withFaults(next http.Handler) http.Handler {
 			}
 		}
 		if f == nil {
+			if scope != "token" && e.faults.truncateArmed(scope) && truncatable(scope, r) {
+				if rec.truncated = e.serveTruncatable(rec, r, scope, next); rec.truncated {
+					panic(http.ErrAbortHandler) // close the connection mid-body; net/http logs nothing
+				}
+				return
+			}
 			next.ServeHTTP(rec, r)
 			return
 		}
@@ -201,9 +211,7 @@ func (e *Emulator) withFaults(next http.Handler) http.Handler {
 		case "token":
 			writeJSON(rec, f.Status, tokenError{"unknown_error", "retry your request"})
 		default:
-			rec.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			rec.WriteHeader(f.Status)
-			_, _ = rec.Write([]byte(http.StatusText(f.Status)))
+			e.stream.WriteHTTPFault(rec, r, f.Status)
 		}
 	})
 }
@@ -215,6 +223,8 @@ type RequestRecord struct {
 	Path      string    `json:"path"`
 	Status    int       `json:"status"`
 	GrantType string    `json:"grantType,omitempty"`
+	// Truncated: the truncate fault cut this response's body.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 const requestLogSize = 2000

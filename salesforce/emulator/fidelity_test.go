@@ -119,7 +119,8 @@ func TestAllOrNoneAgentWorkConflictWritesNothing(t *testing.T) {
 	psr := h.record("PendingServiceRouting", w.PSRID)
 	rec := func(user string) map[string]any {
 		return map[string]any{"attributes": map[string]any{"type": "AgentWork"}, "UserId": h.userID(user),
-			"WorkItemId": w.WorkItemID, "ServiceChannelId": psr["ServiceChannelId"], "PendingServiceRoutingId": w.PSRID}
+			"WorkItemId": w.WorkItemID, "ServiceChannelId": psr["ServiceChannelId"], "PendingServiceRoutingId": w.PSRID,
+			"CapacityWeight": psr["CapacityWeight"]}
 	}
 	c := h.comet(h.token)
 	c.handshake()

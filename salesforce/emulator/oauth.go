@@ -32,6 +32,7 @@ type authState struct {
 
 type session struct {
 	userID   string
+	issued   time.Time
 	lastUsed time.Time
 }
 
@@ -238,7 +239,8 @@ func (e *Emulator) audienceOK(claims jwt.MapClaims, r *http.Request) bool {
 func (e *Emulator) issueToken(userID string) string {
 	token := e.opts.Seed.OrgID[:15] + "!AQ" + randomHex(32)
 	e.auth.mu.Lock()
-	e.auth.sessions[token] = &session{userID: userID, lastUsed: e.now()}
+	now := e.now()
+	e.auth.sessions[token] = &session{userID: userID, issued: now, lastUsed: now}
 	e.auth.mu.Unlock()
 	e.tokensIssued.Add(1)
 	return token
@@ -255,7 +257,10 @@ func (e *Emulator) IssueToken(username string) (string, error) {
 	return e.issueToken(uid), nil
 }
 
-// authenticate checks a token and extends its session; it returns the user id.
+// authenticate checks a token, REST or CometD alike, and returns the user id. A session ends
+// SessionTimeout after it was issued, however much it is used, unless
+// Options.ExtendSessionOnActivity makes every use restart the timeout (docs/emulator.md,
+// "Sessions").
 func (e *Emulator) authenticate(token string) (string, bool) {
 	now := e.now()
 	e.auth.mu.Lock()
@@ -264,7 +269,11 @@ func (e *Emulator) authenticate(token string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if now.Sub(s.lastUsed) > e.opts.SessionTimeout {
+	from := s.issued
+	if e.opts.ExtendSessionOnActivity {
+		from = s.lastUsed
+	}
+	if now.Sub(from) > e.opts.SessionTimeout {
 		delete(e.auth.sessions, token)
 		return "", false
 	}

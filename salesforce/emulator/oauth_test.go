@@ -98,12 +98,39 @@ func TestTokenGrants(t *testing.T) {
 	require.True(t, strings.HasSuffix(tok["id"], "/"+h.userID("agent07@omniroute.demo")))
 }
 
-func TestSessionTimeoutAndExpiry(t *testing.T) {
+// TestSessionExpiresAfterIssueWhateverTheUse: by default a token dies SessionTimeout after it
+// was issued, though REST and CometD used it all along; the held connect learns it with
+// 401::Authentication invalid.
+func TestSessionExpiresAfterIssueWhateverTheUse(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, func(o *Options) { o.SessionTimeout = time.Hour })
+	h := newHarness(t, func(o *Options) { o.SessionTimeout = time.Hour; o.ClientTimeout = 2 * time.Hour })
+	c := h.comet(h.token)
+	c.handshake()
+	require.Equal(t, true, c.subscribe("/data/ChangeEvents", -1)["successful"])
+	for range 5 {
+		h.clock.Advance(11 * time.Minute)
+		out := c.send(map[string]any{"channel": "/meta/connect", "connectionType": "long-polling"})
+		require.Equal(t, true, out[0]["successful"], out)
+	}
 	s, _ := h.rest(http.MethodGet, "limits", nil)
 	require.Equal(t, http.StatusOK, s)
-	// Use keeps the session alive (inactivity timeout).
+	h.clock.Advance(6 * time.Minute) // 61 minutes after issue, 6 after the last use
+	out := c.send(map[string]any{"channel": "/meta/connect", "connectionType": "long-polling"})
+	require.Equal(t, false, out[0]["successful"], out)
+	require.Equal(t, "401::Authentication invalid", out[0]["error"])
+	s, b := h.rest(http.MethodGet, "limits", nil)
+	requireRESTError(t, s, b, http.StatusUnauthorized, "INVALID_SESSION_ID", "Session expired or invalid")
+	// A freshly minted token works.
+	c2 := h.comet(h.passwordToken(DemoUsername, DemoPassword))
+	c2.handshake()
+}
+
+func TestSessionTimeoutAndExpiry(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(o *Options) { o.SessionTimeout = time.Hour; o.ExtendSessionOnActivity = true })
+	s, _ := h.rest(http.MethodGet, "limits", nil)
+	require.Equal(t, http.StatusOK, s)
+	// With ExtendSessionOnActivity, use keeps the session alive (inactivity timeout).
 	h.clock.Advance(50 * time.Minute)
 	s, _ = h.rest(http.MethodGet, "limits", nil)
 	require.Equal(t, http.StatusOK, s)

@@ -296,15 +296,15 @@ func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restE
 	if usp == nil || !e.org.statusChans[usp.str("ServicePresenceStatusId")][ch.id] {
 		return nil, workFailure("The agent's presence status isn't associated with the work's service channel.", "UserId")
 	}
+	// The work's size is never filled in from the PSR: a router that does not copy the PSR's
+	// CapacityWeight (or CapacityPercentage) is refused (docs/emulator.md, "AgentWork size").
 	_, hasW := vals["CapacityWeight"].(float64)
-	if !hasW && psr != nil {
-		weight, hasW := psr.float("CapacityWeight")
-		if !hasW {
-			if p, ok := psr.float("CapacityPercentage"); ok {
-				vals["CapacityPercentage"] = p
+	_, hasP := vals["CapacityPercentage"].(float64)
+	if !hasW && !hasP && psr != nil {
+		for _, f := range []string{"CapacityWeight", "CapacityPercentage"} {
+			if _, ok := psr.float(f); ok {
+				return nil, errf(http.StatusBadRequest, "REQUIRED_FIELD_MISSING", "Required fields are missing: ["+f+"]", f)
 			}
-		} else {
-			vals["CapacityWeight"] = weight
 		}
 	}
 	need := e.awLoad(vals, user.id)
@@ -346,7 +346,9 @@ func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restE
 	return psr, nil
 }
 
-// awLoad is the capacity an AgentWork (or its insert values) takes from its agent.
+// awLoad is the capacity an AgentWork (or its insert values) takes from its agent: its
+// CapacityWeight, else its CapacityPercentage of the agent's capacity, else the channel's
+// default weight.
 func (e *Emulator) awLoad(vals map[string]any, userID string) float64 {
 	if w, ok := vals["CapacityWeight"].(float64); ok {
 		return w
@@ -354,7 +356,9 @@ func (e *Emulator) awLoad(vals map[string]any, userID string) float64 {
 	if p, ok := vals["CapacityPercentage"].(float64); ok {
 		return p / 100 * float64(e.capacity[userID])
 	}
-	return 0
+	// Neither size (work without a PSR that carries one): the channel's default weight.
+	ch, _ := vals["ServiceChannelId"].(string)
+	return e.org.chanWeight[ch]
 }
 
 // userLoad is the capacity the user's Assigned and Opened work takes. It also drops finished
@@ -774,6 +778,12 @@ func (e *Emulator) AssignWork(psrID, username string) (string, error) {
 	vals := map[string]any{
 		"UserId": u.id, "WorkItemId": psr.str("WorkItemId"), "ServiceChannelId": psr.str("ServiceChannelId"),
 		"PendingServiceRoutingId": psr.id,
+	}
+	// Copy the work's size from the PSR, as the routing docs tell a partner to.
+	for _, f := range []string{"CapacityWeight", "CapacityPercentage"} {
+		if v, ok := psr.float(f); ok {
+			vals[f] = v
+		}
 	}
 	p, rerr := e.prepareAgentWork(t, vals)
 	if rerr != nil {

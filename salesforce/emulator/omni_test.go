@@ -395,6 +395,9 @@ func TestAgentWorkInsertChecks(t *testing.T) {
 		{"unknown field", "Available", func(m map[string]any) { m["Foo"] = 1 }, "INVALID_FIELD", "'Foo'"},
 		{"status without channel", "Ready_for_cases", func(map[string]any) {}, "FIELD_INTEGRITY_EXCEPTION", "isn't associated with the work's service channel"},
 		{"over capacity", "Available", func(m map[string]any) { m["CapacityWeight"] = 11 }, "FIELD_INTEGRITY_EXCEPTION", "enough capacity"},
+		// A router that forgets to copy the PSR's CapacityWeight is refused; it is never
+		// filled in from the PSR.
+		{"no capacity weight", "Available", func(map[string]any) {}, "REQUIRED_FIELD_MISSING", "Required fields are missing: [CapacityWeight]"},
 	}
 	for _, tc := range tests {
 		if tc.setup != "" {

@@ -729,11 +729,12 @@ func (c *restCtx) limits() *restError {
 	e := c.e
 	limit, used := e.apiLimit.Load(), e.apiUsed.Load()
 	pair := func(max, rem int64) object { return object{{"Max", max}, {"Remaining", rem}} }
+	delivered, clients := e.streamingLimitPairs()
 	writeJSON(c.w, http.StatusOK, object{
 		{"DailyApiRequests", pair(limit, max(limit-used, 0))},
-		{"DailyDeliveredPlatformEvents", pair(25000, 25000)},
+		{"DailyDeliveredPlatformEvents", delivered},
 		{"DailyDurableStreamingApiEvents", pair(200000, 200000)},
-		{"DurableStreamingApiConcurrentClients", pair(1000, 1000)},
+		{"DurableStreamingApiConcurrentClients", clients},
 		{"ConcurrentPerOrgLongTxn", pair(25, 25)},
 	})
 	return nil

@@ -13,9 +13,10 @@ type change struct {
 	obj     *objectDef
 	typ     string // CREATE, UPDATE, DELETE
 	ids     []string
-	payload object   // CDC body fields (CDC-formatted values)
-	changed []string // UPDATE: changed fields
-	rec     *record  // the record after the change (before it, for DELETE)
+	payload object    // CDC body fields (CDC-formatted values)
+	changed []string  // UPDATE: changed fields
+	rec     *record   // the record after the change (before it, for DELETE)
+	recs    []*record // after mergeChanges: the snapshot of each record in ids
 }
 
 // tx is one Salesforce transaction: every change it makes is published at commit, in order,

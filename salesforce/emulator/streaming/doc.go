@@ -70,6 +70,21 @@
 //     may name the subscription or the bare channel. A client with a plain and a filtered
 //     subscription to one channel gets each event once.
 //   - A client whose undelivered events exceed MaxQueue is dropped (403::Unknown client).
+//   - DropAllClients is a server-side disconnect: the first /meta/connect of each dropped
+//     client (the held one or the next) answers {"channel":"/meta/disconnect","successful":true}
+//     (CometD's server-sent disconnect) before its 403::Unknown client reply. Expiry and queue
+//     overflow send no disconnect message.
+//   - Allocations: MaxClients refuses handshakes beyond the org's concurrent clients
+//     ("403::Handshake denied", ext.sfdc.failureReason "403::Organization concurrent user
+//     limit exceeded", as logged from a real org). Deliveries of /data/ and /event/ events are
+//     counted per subscriber over a rolling 24 h (Deliveries); with DailyDeliveryLimit set, a
+//     connect delivers at most what is left and, once it is used up, every /meta/connect
+//     answers "403::Organization total events daily limit exceeded" (advice reconnect "none",
+//     after a server-sent disconnect) and forgets the client.
+//   - InjectFault arms Salesforce-shaped faults: "too-busy" (503::Server is too busy... in
+//     ext.sfdc.failureReason on the next handshakes, connects or subscribes),
+//     "concurrent-clients" and "daily-limit". WriteHTTPFault answers a transport-level fault
+//     with its HTTP status and a Bayeux error array, never plain text.
 //   - Bodies that are not a JSON array (or one object) of messages get HTTP 400 with
 //     [{"error":"400::Request body must be a JSON array of Bayeux messages","successful":false}];
 //     an element that is not a message object gets "400::Malformed Bayeux message" while the

@@ -226,13 +226,14 @@ func (c *bclient) subscribe(ch string, replay any) msg {
 	return r[0]
 }
 
-// split separates event messages (non-meta channels) from meta replies, checking that events
-// come first.
+// split separates event messages (non-meta channels, and server-sent /meta/disconnect
+// messages, which carry no id) from meta replies, checking that events come first.
 func split(t testing.TB, r []msg) (events []msg, meta msg) {
 	t.Helper()
 	for i, m := range r {
 		ch, _ := m["channel"].(string)
-		if len(ch) >= 6 && ch[:6] == "/meta/" {
+		_, hasID := m["id"]
+		if len(ch) >= 6 && ch[:6] == "/meta/" && (hasID || ch != "/meta/disconnect") {
 			require.Equal(t, len(r)-1, i, "meta reply must come after the events: %v", r)
 			return events, m
 		}

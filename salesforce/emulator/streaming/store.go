@@ -34,8 +34,9 @@ type channelState struct {
 }
 
 type retained struct {
-	ev  *event
-	msg []byte
+	ev     *event
+	msg    []byte
+	render func() []byte // nil, or the message rendered again for a replay (PublishMessages)
 }
 
 func (c *channelState) live() []retained { return c.log[c.start:] }

@@ -68,6 +68,15 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives debug and warning records. nil discards them.
 	Logger *slog.Logger
+	// MaxClients is the org's concurrent CometD client allocation: a handshake while this
+	// many clientIds are live is refused ("403::Handshake denied", failureReason
+	// "403::Organization concurrent user limit exceeded"). 0: no limit.
+	MaxClients int
+	// DailyDeliveryLimit is the rolling-24-h allocation of delivered /data/ and /event/
+	// events, counted per subscriber (DailyDeliveredPlatformEvents). Once used up, every
+	// /meta/connect gets "403::Organization total events daily limit exceeded". 0: counted,
+	// not enforced.
+	DailyDeliveryLimit int64
 }
 
 // Server is a Bayeux (CometD) long-polling server that behaves like Salesforce's Streaming API
@@ -98,6 +107,7 @@ type Server struct {
 	published     int64
 	delivered     int64
 	dropped       int64
+	flt           faultState
 
 	onHold func() // test hook: called (without s.mu) when a connect starts being held
 }
@@ -135,6 +145,7 @@ const (
 	wakeDisconnected
 	wakeClosed
 	wakeRevalidate
+	wakeLimit
 )
 
 type poll struct {
@@ -208,6 +219,7 @@ func New(o Options) *Server {
 		clients:  make(map[string]*client),
 		channels: make(map[string]*channelState),
 		browsers: make(map[string]int),
+		flt:      faultState{maxClients: max(o.MaxClients, 0), limit: max(o.DailyDeliveryLimit, 0)},
 	}
 }
 
@@ -218,6 +230,7 @@ type request struct {
 	authDone  bool
 	authOK    bool
 	principal string
+	pre       [][]byte // server messages written before the replies (a server-sent disconnect)
 }
 
 func (s *Server) auth(rq *request) (string, bool) {
@@ -370,6 +383,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if len(rq.pre) > 0 {
+		events = append(rq.pre, events...)
+	}
 	writeJSON(w, http.StatusOK, events, replies)
 }
 
@@ -413,6 +429,12 @@ func (s *Server) handshake(w http.ResponseWriter, rq *request, m *message) reply
 		rep.Error = ErrTextHandshakeDenied
 		return rep
 	}
+	s.mu.Lock()
+	busy := s.takeBusyLocked("handshake")
+	s.mu.Unlock()
+	if busy {
+		return busyReply(m)
+	}
 	if rq.token == "" {
 		return deny(ErrTextAuthRequired)
 	}
@@ -446,6 +468,12 @@ func (s *Server) handshake(w http.ResponseWriter, rq *request, m *message) reply
 		lastSeen:  now,
 	}
 	s.mu.Lock()
+	if reason := s.handshakeRefusalLocked(now); reason != "" {
+		s.mu.Unlock()
+		rep = deny(reason)
+		rep.Ext = failureExt(reason, true)
+		return rep
+	}
 	s.clients[c.id] = c
 	s.maybeSweep(now)
 	s.mu.Unlock()
@@ -502,6 +530,9 @@ func (s *Server) lookup(rq *request, m *message, now time.Time) (*client, *reply
 		c = nil
 	}
 	if c == nil {
+		if m.Channel == channelConnect && s.consumeTombstoneLocked(m.ClientID) {
+			rq.pre = append(rq.pre, disconnectMsg)
+		}
 		return fail(ErrTextUnknownClient, &advice{Reconnect: "handshake", Interval: ms(0)}, false)
 	}
 	if rq.browser == "" {
@@ -545,6 +576,15 @@ func (s *Server) connectCheck(rq *request, m *message) (reply, bool) {
 	if c.poll != nil {
 		s.release(c, wakeSuperseded)
 	}
+	if s.takeBusyLocked("connect") {
+		// The stricter reading: the session does not survive; the client must back off
+		// and handshake again.
+		s.dropClient(c, wakeDropped)
+		rep := busyReply(m)
+		rep.ClientID = c.id
+		rep.Advice = &advice{Reconnect: "none", Interval: ms(0)}
+		return rep, false
+	}
 	return reply{}, true
 }
 
@@ -576,8 +616,16 @@ func (s *Server) connect(r *http.Request, rq *request, m *message, alone bool) (
 	s.mu.Lock()
 	c := s.clients[m.ClientID]
 	if c == nil || c.gone {
+		if s.consumeTombstoneLocked(m.ClientID) {
+			rq.pre = append(rq.pre, disconnectMsg)
+		}
 		s.mu.Unlock()
 		return unknownClientReply(m), nil, 0
+	}
+	if s.exhaustedLocked(s.opts.Now()) {
+		s.dropClient(c, wakeDropped)
+		s.mu.Unlock()
+		return dailyLimitReply(m, c.id), [][]byte{disconnectMsg}, 0
 	}
 	hold := c.connected && len(c.queue) == 0 && timeout > 0 && !s.closed
 	multi := false
@@ -622,6 +670,11 @@ func (s *Server) connect(r *http.Request, rq *request, m *message, alone bool) (
 				return reply{}, nil, http.StatusRequestTimeout
 			}
 		case wakeDropped:
+			s.mu.Lock()
+			if s.consumeTombstoneLocked(c.id) {
+				rq.pre = append(rq.pre, disconnectMsg)
+			}
+			s.mu.Unlock()
 			return unknownClientReply(m), nil, 0
 		case wakeDisconnected:
 			rep := newReply(m)
@@ -647,12 +700,21 @@ func (s *Server) connect(r *http.Request, rq *request, m *message, alone bool) (
 
 	s.mu.Lock()
 	if c.gone {
+		if s.consumeTombstoneLocked(c.id) {
+			rq.pre = append(rq.pre, disconnectMsg)
+		}
 		s.mu.Unlock()
 		return unknownClientReply(m), nil, 0
 	}
-	events := s.take(c)
+	now := s.opts.Now()
+	if s.exhaustedLocked(now) {
+		s.dropClient(c, wakeDropped)
+		s.mu.Unlock()
+		return dailyLimitReply(m, c.id), [][]byte{disconnectMsg}, 0
+	}
+	events := s.take(c, now)
 	c.connected = true
-	c.lastSeen = s.opts.Now()
+	c.lastSeen = now
 	s.mu.Unlock()
 	return s.connectReply(c.id, m, multi), events, 0
 }
@@ -664,20 +726,36 @@ func unknownClientReply(m *message) reply {
 	return rep
 }
 
-// take removes up to MaxResponseBytes of queued events (at least one) from c's queue.
-// Callers hold s.mu.
-func (s *Server) take(c *client) [][]byte {
+// take removes up to MaxResponseBytes of queued events (at least one) from c's queue, and no
+// more counted events than the delivery allocation has left; using it up answers every other
+// held connect with the daily-limit error. Callers hold s.mu.
+func (s *Server) take(c *client, now time.Time) [][]byte {
 	if len(c.queue) == 0 {
 		return nil
 	}
+	left := s.remainingLocked(now)
 	size, n := 0, 0
+	var counted int64
 	for n < len(c.queue) {
 		l := len(c.queue[n].msg) + 1
 		if n > 0 && size+l > s.opts.MaxResponseBytes {
 			break
 		}
+		if countsTowardDeliveries(c.queue[n].ch.name) {
+			if left >= 0 && counted >= left {
+				break
+			}
+			counted++
+		}
 		size += l
 		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	s.countLocked(now, counted)
+	if counted > 0 && left >= 0 && counted >= left {
+		s.releaseAllLocked(wakeLimit)
 	}
 	out := make([][]byte, n)
 	for i := range n {
@@ -712,6 +790,14 @@ func (s *Server) subscribe(rq *request, m *message) reply {
 	}
 	rep, subs, ok := subscriptionReply(c, m)
 	if !ok {
+		return rep
+	}
+	s.mu.Lock()
+	busy := s.takeBusyLocked("subscribe")
+	s.mu.Unlock()
+	if busy {
+		rep.Error = ErrTextTooBusy
+		rep.Ext = failureExt(ErrTextTooBusy, false)
 		return rep
 	}
 	rx := m.replay()
@@ -797,7 +883,7 @@ func (s *Server) subscribeLocked(c *client, key, ch string, filter []fieldFilter
 		if filter != nil && !sub.matches(&sobjectFields{data: r.ev.data}) {
 			continue
 		}
-		c.queue = append(c.queue, delivery{ch: st, id: r.ev.id, msg: r.msg})
+		c.queue = append(c.queue, delivery{ch: st, id: r.ev.id, msg: r.replayMsg()})
 	}
 	if len(c.queue) > s.opts.MaxQueue {
 		s.overflow(c)
@@ -932,15 +1018,21 @@ func (s *Server) maybeSweep(now time.Time) {
 		return
 	}
 	s.lastSweep = now
+	s.expireIdleLocked(now)
+	for _, st := range s.channels {
+		st.pruneBefore(now.Add(-st.retention))
+	}
+	s.cleanFIFO()
+}
+
+// expireIdleLocked forgets clients with no held connect that sent nothing for ClientTimeout.
+// Callers hold s.mu.
+func (s *Server) expireIdleLocked(now time.Time) {
 	for _, c := range s.clients {
 		if c.poll == nil && now.Sub(c.lastSeen) > s.opts.ClientTimeout {
 			s.dropClient(c, wakeDropped)
 		}
 	}
-	for _, st := range s.channels {
-		st.pruneBefore(now.Add(-st.retention))
-	}
-	s.cleanFIFO()
 }
 
 // Publish stores one event on the given channels, assigns it the next replay id (one id shared
@@ -1053,12 +1145,16 @@ func (s *Server) cleanFIFO() {
 	}
 }
 
-// DropAllClients makes every known clientId unknown: their next message gets 403::Unknown
-// client, and held connects answer that at once.
+// DropAllClients disconnects every known clientId from the server side: their next message
+// gets 403::Unknown client (advice reconnect "handshake", interval 0), and held connects
+// answer that at once. The first /meta/connect of each dropped client (the held one, or the
+// next) also carries a server-sent {"channel":"/meta/disconnect","successful":true} before
+// its reply.
 func (s *Server) DropAllClients() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.clients {
+		s.tombstoneLocked(c.id)
 		s.dropClient(c, wakeDropped)
 	}
 }

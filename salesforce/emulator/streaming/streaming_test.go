@@ -272,10 +272,15 @@ func TestDropAllClients(t *testing.T) {
 	c.connect()
 	held := e.heldConnect(t, c)
 	e.srv.DropAllClients()
-	_, rep := split(t, <-held)
-	require.Equal(t, "403::Unknown client", rep["error"])
-	require.Equal(t, map[string]any{"reconnect": "handshake", "interval": 0.0}, rep["advice"])
+	server, rep := split(t, <-held)
+	require.Equal(t, []msg{{"channel": "/meta/disconnect", "successful": true}}, server)
+	require.Equal(t, msg{"advice": map[string]any{"reconnect": "handshake", "interval": 0.0}, "channel": "/meta/connect",
+		"id": rep["id"], "error": "403::Unknown client", "successful": false}, rep)
 	require.Equal(t, "403::Unknown client", c.subscribe("/data/X", nil)["error"])
+	// The disconnect is sent once: a later connect gets the plain unknown-client reply.
+	server, rep = c.connect()
+	require.Empty(t, server)
+	require.Equal(t, "403::Unknown client", rep["error"])
 
 	// A new handshake works and resubscribing gets events again.
 	c.handshake()

@@ -1,8 +1,6 @@
-package salesforce
+package connector
 
 import (
-	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,7 +53,7 @@ func TestFileCheckpointStoreTornWrite(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Save(t.Context(), map[string]int64{"/topic/PSR": 100}))
 
-	torn := s.Path() + ".tmp-123456"
+	torn := filepath.Join(filepath.Dir(s.Path()), "."+filepath.Base(s.Path())+"123456")
 	require.NoError(t, os.WriteFile(torn, []byte(`{"version":1,"channels":["/topic/PSR"],"replayIds":{"/topic/P`), 0o600))
 	got, err := s.Load(t.Context())
 	require.NoError(t, err)
@@ -85,36 +83,4 @@ func TestFileCheckpointStoreRefusesBadFiles(t *testing.T) {
 	}
 	_, err = NewFileCheckpointStore(filepath.Join(dir, "sub"), nil)
 	require.Error(t, err)
-}
-
-func TestMemoryCheckpointStore(t *testing.T) {
-	t.Parallel()
-	var m MemoryCheckpointStore
-	ids := map[string]int64{"/a": 1}
-	require.NoError(t, m.Save(t.Context(), ids))
-	ids["/a"] = 2
-	got, err := m.Load(t.Context())
-	require.NoError(t, err)
-	require.Equal(t, map[string]int64{"/a": 1}, got)
-}
-
-type failingStore struct{ MemoryCheckpointStore }
-
-func (f *failingStore) Save(context.Context, map[string]int64) error { return errors.New("disk full") }
-
-// A failed save leaves the committed position where it was.
-func TestStreamCommitFailureKeepsPosition(t *testing.T) {
-	t.Parallel()
-	ts, err := NewTokenSource(TokenOptions{Grant: GrantClientCredentials, ClientID: "c", ClientSecret: "s"})
-	require.NoError(t, err)
-	s, err := NewStream(StreamOptions{Tokens: ts, Channels: []string{psrChannel}, Checkpoints: &failingStore{}})
-	require.NoError(t, err)
-	err = s.Commit(t.Context(), psrChannel, 5)
-	require.ErrorContains(t, err, "disk full")
-	require.Empty(t, s.Committed())
-
-	ok, err := NewStream(StreamOptions{Tokens: ts, Channels: []string{psrChannel}})
-	require.NoError(t, err)
-	require.NoError(t, ok.Commit(t.Context(), psrChannel, 5))
-	require.Equal(t, map[string]int64{psrChannel: 5}, ok.Committed())
 }
