@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"flag"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -18,8 +19,11 @@ var update = flag.Bool("update", false, "rewrite testdata/skeleton.golden")
 // skeletonOrg is the demo org plus a queue on another routing model and a channel whose class
 // cannot be guessed.
 func skeletonOrg() mapping.Org {
-	org := demoOrg
-	org.Channels = append(append([]mapping.OrgChannel(nil), org.Channels...), mapping.OrgChannel{DeveloperName: "Custom_Thing", RelatedEntity: "Thing__c"})
+	org := demoOrg // copied deeply: tests running in parallel read demoOrg
+	org.Queues = slices.Clone(org.Queues)
+	org.Statuses = slices.Clone(org.Statuses)
+	org.Skills = slices.Clone(org.Skills)
+	org.Channels = append(slices.Clone(org.Channels), mapping.OrgChannel{DeveloperName: "Custom_Thing", RelatedEntity: "Thing__c"})
 	return org
 }
 
