@@ -114,6 +114,12 @@ func (e *Engine) consult(a *agent, it *item, act *Action) {
 			e.refuse(a.id, it.id, act.Kind, ReasonBadTarget)
 			return
 		}
+		// The target must be able to take a conversation now: Ready (not Busy Inbound, not
+		// held back after an undelivered offer) and present on the interaction's channel.
+		if !routable(t) || !t.channels[it.chanID].online {
+			e.refuse(a.id, it.id, act.Kind, ReasonTargetUnavailable)
+			return
+		}
 	case TargetNumber:
 		if act.TargetID == "" {
 			e.refuse(a.id, it.id, act.Kind, ReasonBadTarget)
@@ -127,7 +133,16 @@ func (e *Engine) consult(a *agent, it *item, act *Action) {
 }
 
 // transfer moves the interaction to an agent, a plan or a queue.
+//
+// Salesforce deleted the work's PSR when it was accepted (an elevated call never had one), and
+// an AgentWork needs a PSR. So a transfer to a plan or an agent asks the connector to move the
+// work to a queue (CommandRequeue: the plan's first queue; for an agent, the work's own queue)
+// so that Salesforce makes a new PSR, and keeps the work (stAwaitingPSR) until that PSR arrives:
+// then it waits in the target plan, or is offered to the target agent (reason transfer; if
+// they cannot take it within the plan's preferred timeout, anyone in the plan may).
 func (e *Engine) transfer(a *agent, it *item, act *Action) {
+	var p *Plan
+	queue := it.queue
 	switch act.Target {
 	case TargetAgent:
 		t := e.agents[act.TargetID]
@@ -142,39 +157,50 @@ func (e *Engine) transfer(a *agent, it *item, act *Action) {
 			e.refuse(a.id, it.id, act.Kind, ReasonTargetUnavailable)
 			return
 		}
-		e.emit(Command{Type: CommandTransfer, WorkID: it.id, AgentID: a.id, Target: TargetAgent, TargetID: t.id})
-		e.detach(it, ReasonTransferred)
-		it.preferred = ""
-		e.offer(it, t, ReasonTransfer)
-		e.workEnded(a, true)
+		p = e.plans.byName[it.plan.name]
+		if p == nil {
+			p = it.plan
+		}
 	case TargetPlan:
-		p := e.plans.byName[act.TargetID]
+		p = e.plans.byName[act.TargetID]
 		if p == nil {
 			e.refuse(a.id, it.id, act.Kind, ReasonUnknownTarget)
 			return
 		}
-		e.emit(Command{Type: CommandTransfer, WorkID: it.id, AgentID: a.id, Target: TargetPlan, TargetID: p.name})
-		e.detach(it, ReasonTransferred)
-		it.plan = p
-		it.planSince = e.now
-		it.preferred = ""
-		it.sessionID = ""
-		e.planTimes(it)
-		// The transferring agent is kept out of the next offer, like a decliner.
-		it.decliners = append(it.decliners[:0], a.id)
-		e.place(it)
-		e.workEnded(a, true)
+		if len(p.queueNames) > 0 {
+			queue = p.queueNames[0]
+		}
 	case TargetQueue:
 		if act.TargetID == "" {
 			e.refuse(a.id, it.id, act.Kind, ReasonBadTarget)
 			return
 		}
 		e.emit(Command{Type: CommandTransfer, WorkID: it.id, AgentID: a.id, Target: TargetQueue, TargetID: act.TargetID})
-		e.emit(Command{Type: CommandRequeue, WorkID: it.id, PSR: it.psr, TargetID: act.TargetID})
+		e.emit(Command{Type: CommandRequeue, WorkID: it.id, Channel: it.channel, Target: TargetQueue, TargetID: act.TargetID})
 		e.finish(it, ReasonTransferred)
+		return
 	default:
 		e.refuse(a.id, it.id, act.Kind, ReasonBadTarget)
+		return
 	}
+	e.emit(Command{Type: CommandTransfer, WorkID: it.id, AgentID: a.id, Target: act.Target, TargetID: act.TargetID})
+	e.emit(Command{Type: CommandRequeue, WorkID: it.id, Channel: it.channel, Plan: p.name, Target: TargetQueue, TargetID: queue})
+	e.detach(it, ReasonTransferred)
+	it.state = stAwaitingPSR
+	if it.plan.name != p.name {
+		it.inPlanSince = e.now
+	}
+	it.plan, it.movedPlan = p, true
+	it.psr, it.psrGone, it.sessionID = "", false, ""
+	it.preferred, it.preferredRequired, it.preferredUntil, it.retryAt = "", false, never, 0
+	it.psrPreferred, it.psrPreferredRequired = "", false
+	it.transferTo = ""
+	if act.Target == TargetAgent {
+		it.preferred, it.transferTo = act.TargetID, act.TargetID
+	}
+	// The transferring agent is kept out of the next offer, like a decliner.
+	it.decliners = append(it.decliners[:0], a.id)
+	e.workEnded(a, true)
 }
 
 // elevate adds a live (voice) interaction to the session of it (seed 002). ElevateCurrent ends
@@ -215,8 +241,8 @@ func (e *Engine) elevate(a *agent, it *item, act *Action) {
 	}
 	v := e.newItem()
 	v.id, v.queue, v.channel = id, it.queue, chName
-	v.plan, v.ch, v.class, v.weight = it.plan, ch, mapping.Live, def.weight
-	v.since, v.planSince = it.since, e.now
+	v.plan, v.chanID, v.class, v.weight = it.plan, ch, mapping.Live, def.weight
+	v.since, v.inPlanSince = it.since, e.now
 	v.state, v.agent, v.session = stActive, a, it.session
 	e.items[id] = v
 	a.addUse(v)
@@ -232,8 +258,10 @@ func (e *Engine) elevate(a *agent, it *item, act *Action) {
 		delete(e.items, it.id)
 		e.freeItem(it)
 	}
+	// Elevating the current interaction freed its units: the agent may take waiting work.
 	e.syncState(a, false)
 	e.refresh(a)
+	e.fill(a)
 }
 
 // disposition records the session's disposition and ends the session if it was waiting for it.
@@ -248,6 +276,8 @@ func (e *Engine) disposition(a *agent, workID, d string) {
 		s = it.session
 	} else if ss := e.sessions[workID]; ss != nil && ss.agent == a {
 		s = ss
+	} else if ss := e.sessions[workID+"@"+a.id]; ss != nil && ss.agent == a {
+		s = ss // the agent's own session of a contact transferred to them (see accept)
 	}
 	if s == nil {
 		e.refuse(a.id, workID, ActionDisposition, ReasonUnknownWork)

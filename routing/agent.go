@@ -14,53 +14,55 @@ func (e *Engine) agentFor(id string) *agent {
 	}
 	a := &agent{
 		id:     id,
-		avail:  mapping.State{Major: mapping.LoggedOut},
+		chosen: mapping.State{Major: mapping.LoggedOut},
 		shown:  mapping.State{Major: mapping.LoggedOut},
-		pinned: itemHeap{},
 	}
-	a.ch = a.chInline[:0]
-	a.mems = a.memsInline[:0]
-	a.memPool = a.memInline[:0]
 	e.agents[id] = a
 	e.agentList = append(e.agentList, a)
 	e.resolveAgent(a)
 	for _, b := range e.bucketList {
 		e.join(a, b)
 	}
+	// Work that named this agent as its preferred user before the engine knew them.
+	for _, it := range e.unknownPreferred[id] {
+		it.pinnedTo = a
+		a.pinned.push(it)
+	}
+	delete(e.unknownPreferred, id)
 	return a
 }
 
 // resolveAgent re-reads the agent's capacity profile and open channels from the table.
 func (e *Engine) resolveAgent(a *agent) {
 	n := len(e.chanNames)
-	if len(a.ch) < n {
-		a.ch = append(a.ch, make([]agentChan, n-len(a.ch))...)
+	if len(a.channels) < n {
+		a.channels = append(a.channels, make([]agentChan, n-len(a.channels))...)
 	}
-	a.prof = e.plans.profileFor(a.id, a.groups)
+	a.profile = e.plans.profileFor(a.id, a.groups)
 	a.capTotal = 0
 	a.capClass = [4]int32{-1, -1, -1, -1}
-	for i := range a.ch {
-		a.ch[i].cap = -1
-		a.ch[i].online = false
+	for i := range a.channels {
+		a.channels[i].cap = -1
+		a.channels[i].online = false
 	}
-	if p := a.prof; p != nil {
+	if p := a.profile; p != nil {
 		a.capTotal = p.total
 		a.capClass = p.class
 		for name, c := range p.channels {
 			if id, ok := e.chanIDs[name]; ok {
-				a.ch[id].cap = c
+				a.channels[id].cap = c
 			}
 		}
 	}
-	for _, name := range a.onlineNames {
+	for _, name := range a.openChannels {
 		if id, ok := e.chanIDs[name]; ok {
-			a.ch[id].online = true
+			a.channels[id].online = true
 		}
 	}
 }
 
 func routable(a *agent) bool {
-	return a.avail.Major == mapping.Ready && a.inbound == 0 && a.capTotal > 0
+	return a.chosen.Major == mapping.Ready && a.inbound == 0 && a.capTotal > 0 && !a.undeliverable
 }
 
 func (a *agent) hasCap(class mapping.Class, ch, w int32) bool {
@@ -70,7 +72,7 @@ func (a *agent) hasCap(class mapping.Class, ch, w int32) bool {
 	if c := a.capClass[class]; c >= 0 && a.usedClass[class]+w > c {
 		return false
 	}
-	if c := a.ch[ch].cap; c >= 0 && a.ch[ch].used+w > c {
+	if c := a.channels[ch].cap; c >= 0 && a.channels[ch].used+w > c {
 		return false
 	}
 	return true
@@ -79,26 +81,26 @@ func (a *agent) hasCap(class mapping.Class, ch, w int32) bool {
 func (a *agent) addUse(it *item) {
 	a.usedTotal += it.weight
 	a.usedClass[it.class] += it.weight
-	a.ch[it.ch].used += it.weight
+	a.channels[it.chanID].used += it.weight
 }
 
 func (a *agent) subUse(it *item) {
 	a.usedTotal -= it.weight
 	a.usedClass[it.class] -= it.weight
-	a.ch[it.ch].used -= it.weight
+	a.channels[it.chanID].used -= it.weight
 }
 
 func (a *agent) working() bool { return a.nOffered+a.nActive+a.nWrap > 0 }
 
 func (e *Engine) refresh(a *agent) {
-	for _, m := range a.mems {
+	for _, m := range a.memberships {
 		e.refreshMem(m)
 	}
 }
 
 func (e *Engine) refreshMem(m *membership) {
 	a, k := m.a, m.b.key
-	ok := routable(a) && a.ch[k.ch].online && a.hasCap(k.class, k.ch, k.weight)
+	ok := routable(a) && a.channels[k.chanID].online && a.hasCap(k.class, k.chanID, k.weight)
 	switch {
 	case ok && m.pos < 0:
 		m.b.agents.push(m)
@@ -121,20 +123,23 @@ func declined(it *item, id string) bool {
 
 // direct reports whether a can take it without the skill check (preferred user, transfer).
 func direct(a *agent, it *item, ignoreDecliners bool) bool {
-	return routable(a) && a.ch[it.ch].online && a.hasCap(it.class, it.ch, it.weight) &&
+	return routable(a) && a.channels[it.chanID].online && a.hasCap(it.class, it.chanID, it.weight) &&
 		(ignoreDecliners || !declined(it, a.id))
 }
 
 // fill offers waiting work to a while a is eligible for some.
 func (e *Engine) fill(a *agent) {
+	if e.reconciling {
+		return // every agent is filled once the snapshot is applied
+	}
 	for routable(a) {
 		var best *item
 		for _, en := range a.pinned {
-			if it := en.it; direct(a, it, it.prefRequired) && (best == nil || itemLess(it, best)) {
+			if it := en.it; e.now >= it.retryAt && direct(a, it, it.preferredRequired) && (best == nil || itemLess(it, best)) {
 				best = it
 			}
 		}
-		for _, m := range a.mems {
+		for _, m := range a.memberships {
 			if !m.eligible() {
 				continue
 			}
@@ -145,7 +150,7 @@ func (e *Engine) fill(a *agent) {
 		if best == nil {
 			return
 		}
-		e.offer(best, a, "")
+		e.offer(best, a)
 	}
 }
 
@@ -181,6 +186,9 @@ func (e *Engine) bestAgent(b *bucket, it *item) *agent {
 // syncState derives the agent's shown state and reports a change. fromPresence suppresses the
 // presence push (the change came from Omni-Channel).
 func (e *Engine) syncState(a *agent, fromPresence bool) {
+	if e.reconciling {
+		return // reported once the whole snapshot is applied
+	}
 	var d mapping.State
 	switch {
 	case a.inbound > 0:
@@ -190,7 +198,7 @@ func (e *Engine) syncState(a *agent, fromPresence bool) {
 	case a.nWrap > 0:
 		d = mapping.State{Major: mapping.WrapUp}
 	default:
-		d = a.avail
+		d = a.chosen
 	}
 	if d == a.shown {
 		return
@@ -200,7 +208,7 @@ func (e *Engine) syncState(a *agent, fromPresence bool) {
 	prevIdle := prev.Major != mapping.Busy && prev.Major != mapping.WrapUp
 	nowWork := d.Major == mapping.Busy || d.Major == mapping.WrapUp
 	if prevIdle && nowWork {
-		a.prePresence = a.presence
+		a.presenceBefore = a.presence
 	}
 	presence := ""
 	ev := e.plans.events
@@ -211,10 +219,10 @@ func (e *Engine) syncState(a *agent, fromPresence bool) {
 			presence = ""
 		case prev.Major == mapping.LoggedOut && !ev.LoginSetsOnline:
 			presence = ""
-		case d.Major == mapping.Ready && !prevIdle && e.plans.revert && a.prePresence != "" &&
-			a.prePresence != mapping.OfflineStatus &&
+		case d.Major == mapping.Ready && !prevIdle && e.plans.revert && a.presenceBefore != "" &&
+			a.presenceBefore != mapping.OfflineStatus &&
 			(e.plans.postCall.Major == mapping.Ready || e.plans.postCall.Major == mapping.ReadyOutbound):
-			presence = a.prePresence
+			presence = a.presenceBefore
 		}
 	}
 	e.emit(Command{Type: CommandSetState, AgentID: a.id, State: d, Presence: presence})
@@ -223,7 +231,7 @@ func (e *Engine) syncState(a *agent, fromPresence bool) {
 func (e *Engine) onSkills(id string, skills []Skill, groups []string) {
 	a := e.agentFor(id)
 	a.groups = slices.Clone(groups)
-	a.raw = slices.Clone(skills)
+	a.rawSkills = slices.Clone(skills)
 	a.skills = a.skills[:0]
 	for _, s := range skills {
 		sid := e.skillID(s.Name)
@@ -235,15 +243,13 @@ func (e *Engine) onSkills(id string, skills []Skill, groups []string) {
 		}
 		a.skills = slices.Insert(a.skills, i, reqI{skill: sid, level: lv})
 	}
-	for _, m := range a.mems {
+	for _, m := range a.memberships {
 		if m.pos >= 0 {
 			m.b.agents.remove(m)
 		}
 	}
-	clear(a.mems)
-	a.mems = a.mems[:0]
-	clear(a.memInline[:])
-	a.memPool = a.memInline[:0]
+	clear(a.memberships)
+	a.memberships = a.memberships[:0]
 	e.resolveAgent(a)
 	for _, b := range e.bucketList {
 		e.join(a, b)
@@ -266,16 +272,17 @@ func (e *Engine) onState(id string, st mapping.State) {
 		return
 	}
 	a := e.agentFor(id)
+	a.undeliverable = false
 	e.choose(a, st, false)
 }
 
 func (e *Engine) choose(a *agent, st mapping.State, fromPresence bool) {
 	if a.working() || a.inbound > 0 {
 		a.intended = true
-	} else if a.avail.Major != mapping.Ready && st.Major == mapping.Ready {
+	} else if a.chosen.Major != mapping.Ready && st.Major == mapping.Ready {
 		a.idleSince = e.now
 	}
-	a.avail = st
+	a.chosen = st
 	e.syncState(a, fromPresence)
 	e.refresh(a)
 	e.fill(a)
@@ -283,10 +290,11 @@ func (e *Engine) choose(a *agent, st mapping.State, fromPresence bool) {
 
 func (e *Engine) onPresence(id, status string, channels []string) {
 	a := e.agentFor(id)
+	a.undeliverable = false
 	a.presence = status
-	a.onlineNames = a.onlineNames[:0]
+	a.openChannels = a.openChannels[:0]
 	if status != "" && status != mapping.OfflineStatus {
-		a.onlineNames = append(a.onlineNames, channels...)
+		a.openChannels = append(a.openChannels, channels...)
 	}
 	e.resolveAgent(a)
 	ev := e.plans.events
@@ -294,7 +302,7 @@ func (e *Engine) onPresence(id, status string, channels []string) {
 		st := e.plans.stateForStatus(status)
 		switch {
 		case st.Major == mapping.LoggedOut && !ev.OfflineLogsOut:
-		case st == a.shown || st == a.avail: // an echo of our own push, or no change
+		case st == a.shown || st == a.chosen: // an echo of our own push, or no change
 		case !choosable(st):
 		default:
 			e.choose(a, st, true)
@@ -324,10 +332,8 @@ func (e *Engine) onExternalClosed(workID string) {
 	}
 	delete(e.external, workID)
 	a.inbound--
-	if a.inbound == 0 && !a.working() {
-		a.intended = false
+	if a.inbound == 0 {
+		a.idleSince = e.now // idle restarts, as after an interaction of ours
 	}
-	e.syncState(a, false)
-	e.refresh(a)
-	e.fill(a)
+	e.workEnded(a, false)
 }

@@ -14,8 +14,8 @@
 //     (Busy, WrapUp, Busy/Inbound), Omni presence and the channels it opens, interactions, and
 //     when they last became idle.
 //   - Work: PSR id, work item id, channel (so class and default weight), queue (so plan),
-//     priority, an age that survives re-routing, required and additional skills, a preferred
-//     user, a capacity weight, and the agents who declined it.
+//     priority, an age that survives re-routing, required and additional skills (the plan's
+//     and the PSR's own), a preferred user, a capacity weight, and the agents who declined it.
 //   - Plans: skills, priority, relaxation steps, overflow, offer timeout, wrap-up timeout,
 //     auto-accept, disposition required.
 //   - Sessions: the interactions of one contact (an elevated voice call joins the session of
@@ -23,7 +23,33 @@
 //     a plan requires one.
 //
 // The choosing order, the eligibility rules, the decision table and the actions-by-class table
-// are documented on Engine.
+// are documented on Engine. docs/routing.md says field by field which Salesforce event becomes
+// which Event and what the daemon does for each Command; in short:
+//
+//	Salesforce                                         Event
+//	PSR create (ExternalRouting, ready)                EventWorkArrived (Work from the PSR and its SkillRequirements)
+//	PSR update (not IsPushed=true)                     EventWorkChanged (the whole current PSR)
+//	PSR delete                                         EventWorkRemoved
+//	AgentWork Opened                                   EventOfferAccepted
+//	AgentWork Declined/Canceled, DeclinedOnPushTimeout, EventOfferDeclined, Outcome Declined, PushTimeout,
+//	  Unavailable; AgentWork insert refused              Unavailable, InsertFailed
+//	AgentWork Closed / Transferred                     EventWorkClosed / EventWorkTransferred
+//	AgentWork not inserted by omniroute, its end       EventExternalWork / EventExternalWorkClosed
+//	UserServicePresence create / logout                EventAgentPresence (status, channels / offline)
+//	ServiceResourceSkill, public groups                EventAgentSkills
+//	agent pad: state / action                          EventAgentState / EventAgentAction
+//	resubscribe from -1, replay gap, restart           EventReconcile (Snapshot by SOQL)
+//	mapping reload / the NextDeadline timer            Engine.SetPlans / EventTick
+//
+//	Command           the daemon
+//	CommandOffer      insert AgentWork (channel, work item, user, PSR, weight); refused: EventOfferDeclined(InsertFailed)
+//	CommandCheckOffer query that AgentWork and report its status as an event; never insert a second one
+//	CommandRequeue    move the work item to queue TargetID so Salesforce makes a new PSR (Plan set: the engine awaits it)
+//	CommandSetState   show the state on the agent pad; push Presence to the Omni console when not empty
+//	CommandNotify, CommandRefused, CommandWrapUp, CommandEnded, CommandSessionEnded: tell the agent pad
+//	                  (record the disposition of a session that ended)
+//	CommandHold, CommandRetrieve, CommandConsult, CommandElevate: telephony actions for the agent
+//	CommandTransfer, CommandRerouted, CommandUnroutable, CommandIgnored: log and count (metric label Reason)
 //
 // The package never does I/O, never logs, has no metrics, never reads the clock, randomness or
 // the environment (time comes in as an argument), and imports only the standard library and

@@ -105,8 +105,8 @@ func firstKept[S slot[S]](h *heap[S], scratch *[]S, keep func(S) bool) (S, bool)
 
 // itemLess orders waiting work: priority (lower first), then age (older first), then id.
 func itemLess(a, b *item) bool {
-	if a.prio != b.prio {
-		return a.prio < b.prio
+	if a.priority != b.priority {
+		return a.priority < b.priority
 	}
 	if a.since != b.since {
 		return a.since < b.since
@@ -132,19 +132,13 @@ func (s itemSlot) before(o itemSlot) bool {
 	return s.it.id < o.it.id
 }
 
-func (s itemSlot) at(pos int32) { s.it.hpos = pos }
+func (s itemSlot) at(pos int32) { s.it.heapPos = pos }
 
-// itemHeap is waiting work ordered by itemLess; item.hpos is the position.
+// itemHeap is waiting work ordered by itemLess; item.heapPos is the position (-1 when absent).
 type itemHeap []itemSlot
 
-// push and remove on an itemHeap are the generic heap's, specialised by hand: they run on every
-// decision over heaps of hundreds of slots, and calls through the generic code's dictionary
-// (before and at are not inlined there) measured 5-9% slower per decision. Agent and timer
-// heaps are small in the steady state and use heap[S] as is.
 func (h *itemHeap) push(it *item) {
-	*h = append(*h, itemSlot{since: it.since, prio: it.prio, it: it})
-	it.hpos = int32(len(*h) - 1)
-	h.up(len(*h) - 1)
+	(*heap[itemSlot])(h).push(itemSlot{since: it.since, prio: it.priority, it: it})
 }
 
 func (h itemHeap) top() *item {
@@ -155,52 +149,8 @@ func (h itemHeap) top() *item {
 }
 
 func (h *itemHeap) remove(it *item) {
-	s := *h
-	i := int(it.hpos)
-	n := len(s) - 1
-	if i != n {
-		s[i] = s[n]
-		s[i].it.hpos = int32(i)
-	}
-	s[n] = itemSlot{}
-	*h = s[:n]
-	if i != n && !h.down(i) {
-		h.up(i)
-	}
-	it.hpos = -1
-}
-
-func (h itemHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h[i].before(h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		h[i].it.hpos, h[p].it.hpos = int32(i), int32(p)
-		i = p
-	}
-}
-
-func (h itemHeap) down(i0 int) bool {
-	i, n := i0, len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		j := l
-		if r := l + 1; r < n && h[r].before(h[l]) {
-			j = r
-		}
-		if !h[j].before(h[i]) {
-			break
-		}
-		h[i], h[j] = h[j], h[i]
-		h[i].it.hpos, h[j].it.hpos = int32(i), int32(j)
-		i = j
-	}
-	return i > i0
+	(*heap[itemSlot])(h).removeAt(int(it.heapPos))
+	it.heapPos = -1
 }
 
 // before orders available agents for one bucket: best skill fit (higher first), then longest
@@ -359,28 +309,28 @@ func (s timerSlot) before(o timerSlot) bool {
 	return s.it.id < o.it.id
 }
 
-func (s timerSlot) at(pos int32) { s.it.tpos = pos }
+func (s timerSlot) at(pos int32) { s.it.timerPos = pos }
 
-// timerHeap holds work with a pending deadline; item.tpos is the position (-1 when absent) and
+// timerHeap holds work with a pending deadline; item.timerPos is the position (-1 when absent) and
 // item.due the deadline.
 type timerHeap []timerSlot
 
 func (h *timerHeap) set(it *item, due int64) {
 	it.due = due
-	if it.tpos >= 0 {
-		(*h)[it.tpos].due = due
-		heap[timerSlot](*h).fix(int(it.tpos))
+	if it.timerPos >= 0 {
+		(*h)[it.timerPos].due = due
+		heap[timerSlot](*h).fix(int(it.timerPos))
 		return
 	}
 	(*heap[timerSlot])(h).push(timerSlot{due: due, it: it})
 }
 
 func (h *timerHeap) remove(it *item) {
-	if it.tpos < 0 {
+	if it.timerPos < 0 {
 		return
 	}
-	(*heap[timerSlot])(h).removeAt(int(it.tpos))
-	it.tpos = -1
+	(*heap[timerSlot])(h).removeAt(int(it.timerPos))
+	it.timerPos = -1
 }
 
 // first returns the work with the earliest deadline, or nil.

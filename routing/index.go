@@ -30,21 +30,62 @@ func (e *Engine) planReqs(p *Plan) []int32 {
 	}
 	ids := make([]int32, len(p.keys))
 	for i, k := range p.keys {
-		id, ok := e.reqIDs[k]
-		if !ok {
-			id = int32(len(e.reqSets))
-			e.reqIDs[k] = id
-			rs := make([]reqI, 0, len(p.reqs[i]))
-			for _, r := range p.reqs[i] {
-				rs = append(rs, reqI{skill: e.skillID(r.skill), level: r.level})
-			}
-			slices.SortFunc(rs, func(a, b reqI) int { return int(a.skill - b.skill) })
-			e.reqSets = append(e.reqSets, rs)
-		}
-		ids[i] = id
+		ids[i] = e.reqID(k, p.reqs[i])
 	}
 	e.planReq[p] = ids
 	return ids
+}
+
+// reqID interns the requirement set rs, whose canonical key is k.
+func (e *Engine) reqID(k string, rs []req) int32 {
+	if id, ok := e.reqIDs[k]; ok {
+		return id
+	}
+	id := int32(len(e.reqSets))
+	e.reqIDs[k] = id
+	ri := make([]reqI, 0, len(rs))
+	for _, r := range rs {
+		ri = append(ri, reqI{skill: e.skillID(r.skill), level: r.level})
+	}
+	slices.SortFunc(ri, func(a, b reqI) int { return int(a.skill - b.skill) })
+	e.reqSets = append(e.reqSets, ri)
+	return id
+}
+
+// setWorkSkills records the PSR's own skill requirements.
+func (e *Engine) setWorkSkills(it *item, sk []SkillRequirement) {
+	it.psrRequired, it.psrAdditional = it.psrRequired[:0], it.psrAdditional[:0]
+	for _, s := range sk {
+		r := req{skill: s.Name, level: level(s.Level)}
+		if s.Additional {
+			it.psrAdditional = mergeReq(it.psrAdditional, r)
+		} else {
+			it.psrRequired = mergeReq(it.psrRequired, r)
+		}
+	}
+}
+
+// workReqs returns what waiting work requires now: its plan's skills at its stage (with the
+// additional ones until dropped) and the PSR's own.
+func workReqs(it *item) []req {
+	d := 0
+	if it.dropped {
+		d = 1
+	}
+	rs := it.plan.reqs[2*it.stage+d]
+	if len(it.psrRequired) == 0 && (len(it.psrAdditional) == 0 || it.dropped) {
+		return rs
+	}
+	rs = slices.Clone(rs)
+	for _, r := range it.psrRequired {
+		rs = mergeReq(rs, r)
+	}
+	if !it.dropped {
+		for _, r := range it.psrAdditional {
+			rs = mergeReq(rs, r)
+		}
+	}
+	return rs
 }
 
 // fit returns the sum of a's levels on rs and whether a meets every requirement.
@@ -69,7 +110,11 @@ func (e *Engine) bucketFor(it *item) *bucket {
 		d = 1
 	}
 	rid := e.planReqs(it.plan)[2*it.stage+d]
-	k := bucketKey{req: rid, ch: it.ch, weight: it.weight, class: it.class}
+	if len(it.psrRequired) > 0 || (len(it.psrAdditional) > 0 && !it.dropped) {
+		rs := workReqs(it)
+		rid = e.reqID(reqKey(rs), rs)
+	}
+	k := bucketKey{req: rid, chanID: it.chanID, weight: it.weight, class: it.class}
 	if b, ok := e.buckets[k]; ok {
 		return b
 	}
@@ -87,14 +132,8 @@ func (e *Engine) join(a *agent, b *bucket) {
 	if !ok {
 		return
 	}
-	// Memberships live in agent-local blocks: a block is never appended past its capacity,
-	// so pointers into it stay valid; a full block is replaced by a new, larger one.
-	if len(a.memPool) == cap(a.memPool) {
-		a.memPool = make([]membership, 0, max(8, 2*cap(a.memPool)))
-	}
-	a.memPool = append(a.memPool, membership{a: a, b: b, fit: f, pos: -1})
-	m := &a.memPool[len(a.memPool)-1]
-	a.mems = append(a.mems, m)
+	m := &membership{a: a, b: b, fit: f, pos: -1}
+	a.memberships = append(a.memberships, m)
 	e.refreshMem(m)
 }
 
@@ -111,15 +150,15 @@ func (e *Engine) gcBuckets() {
 	clear(e.bucketList[len(keep):])
 	e.bucketList = keep
 	for _, a := range e.agentList {
-		ms := a.mems[:0]
-		for _, m := range a.mems {
+		ms := a.memberships[:0]
+		for _, m := range a.memberships {
 			if e.buckets[m.b.key] == m.b {
 				ms = append(ms, m)
 			} else if m.pos >= 0 {
 				m.b.agents.remove(m)
 			}
 		}
-		clear(a.mems[len(ms):])
-		a.mems = ms
+		clear(a.memberships[len(ms):])
+		a.memberships = ms
 	}
 }

@@ -19,7 +19,7 @@ func checkInvariants(t testing.TB, e *Engine) {
 	}
 	uses := map[*agent]*use{}
 	for _, a := range e.agentList {
-		uses[a] = &use{ch: make([]int32, len(a.ch)), byName: map[string]int32{}}
+		uses[a] = &use{ch: make([]int32, len(a.channels)), byName: map[string]int32{}}
 	}
 	for id, it := range e.items {
 		if it.id != id {
@@ -31,19 +31,26 @@ func checkInvariants(t testing.TB, e *Engine) {
 			u.total += it.weight
 			u.class[it.class] += it.weight
 			u.byName[it.channel] += it.weight
-			u.ch[it.ch] += it.weight
+			u.ch[it.chanID] += it.weight
 		case stWaiting:
-			if it.b == nil || int(it.hpos) >= len(it.b.items) || it.b.items[it.hpos].it != it {
+			if it.bucket == nil || int(it.heapPos) >= len(it.bucket.items) || it.bucket.items[it.heapPos].it != it {
 				t.Fatalf("waiting item %q not at its heap position", it.id)
 			}
-			if en := it.b.items[it.hpos]; en.prio != it.prio || en.since != it.since {
+			if en := it.bucket.items[it.heapPos]; en.prio != it.priority || en.since != it.since {
 				t.Fatalf("waiting item %q changed its keys while in a heap", it.id)
 			}
 		case stPinned:
-			if it.pinnedTo == nil || it.pinnedTo.pinned[it.hpos].it != it {
+			if it.pinnedTo == nil {
+				if !slices.Contains(e.unknownPreferred[it.preferred], it) {
+					t.Fatalf("item %q waits for unknown user %q but is not listed", it.id, it.preferred)
+				}
+				if e.agents[it.preferred] != nil {
+					t.Fatalf("item %q waits for user %q as unknown, but the agent exists", it.id, it.preferred)
+				}
+			} else if it.pinnedTo.pinned[it.heapPos].it != it {
 				t.Fatalf("pinned item %q not at its heap position", it.id)
 			}
-		case stParked:
+		case stParked, stAwaitingPSR:
 		default:
 			t.Fatalf("item %q in state %d between events", it.id, it.state)
 		}
@@ -54,12 +61,12 @@ func checkInvariants(t testing.TB, e *Engine) {
 			t.Fatalf("agent %s: used %d/%v, work held %d/%v", a.id, a.usedTotal, a.usedClass, u.total, u.class)
 		}
 		for ch := range u.ch {
-			if u.ch[ch] != a.ch[ch].used {
-				t.Fatalf("agent %s channel %d: used %d, held %d", a.id, ch, a.ch[ch].used, u.ch[ch])
+			if u.ch[ch] != a.channels[ch].used {
+				t.Fatalf("agent %s channel %d: used %d, held %d", a.id, ch, a.channels[ch].used, u.ch[ch])
 			}
 		}
-		for _, m := range a.mems {
-			want := routable(a) && a.ch[m.b.key.ch].online && a.hasCap(m.b.key.class, m.b.key.ch, m.b.key.weight)
+		for _, m := range a.memberships {
+			want := routable(a) && a.channels[m.b.key.chanID].online && a.hasCap(m.b.key.class, m.b.key.chanID, m.b.key.weight)
 			if want != m.eligible() {
 				t.Fatalf("agent %s membership in bucket %v: eligible %v, in heap and not out %v", a.id, m.b.key, want, m.eligible())
 			}
@@ -108,11 +115,11 @@ func checkInvariants(t testing.TB, e *Engine) {
 		if it.stage != st || it.dropped != drop {
 			t.Fatalf("work %q at stage %d (dropped %v), its age calls for stage %d (dropped %v)", it.id, it.stage, it.dropped, st, drop)
 		}
-		if p := it.plan; p.overflowTo != nil && e.now >= it.planSince+p.overflowAft {
+		if p := it.plan; p.overflowTo != nil && e.now >= it.inPlanSince+p.overflowAfter {
 			t.Fatalf("work %q still in plan %s after its overflow wait", it.id, p.name)
 		}
-		if it.state == stPinned && !it.prefRequired && e.now >= it.prefUntil {
-			t.Fatalf("work %q still waits for preferred user %s after the timeout", it.id, it.pinnedTo.id)
+		if it.state == stPinned && !it.preferredRequired && e.now >= it.preferredUntil {
+			t.Fatalf("work %q still waits for preferred user %s after the timeout", it.id, it.preferred)
 		}
 	}
 	// Liveness: no idle eligible agent while eligible work waits. Eligibility is decided here
@@ -121,11 +128,11 @@ func checkInvariants(t testing.TB, e *Engine) {
 	// work uses, counted above; not with the engine's own routable, hasCap, fit or direct, so a
 	// bug in those cannot hide a waiting item from this check.
 	eligible := func(a *agent, it *item, skills, ignoreDecliners bool) bool {
-		p, u := a.prof, uses[a]
+		p, u := a.profile, uses[a]
 		switch {
-		case a.avail.Major != mapping.Ready || a.inbound != 0 || p == nil:
+		case a.chosen.Major != mapping.Ready || a.inbound != 0 || a.undeliverable || p == nil:
 			return false
-		case !slices.Contains(a.onlineNames, it.channel):
+		case !slices.Contains(a.openChannels, it.channel):
 			return false
 		case u.total+it.weight > p.total:
 			return false
@@ -140,13 +147,9 @@ func checkInvariants(t testing.TB, e *Engine) {
 		if !skills {
 			return true
 		}
-		d := 0
-		if it.dropped {
-			d = 1
-		}
-		for _, r := range it.plan.reqs[2*it.stage+d] {
+		for _, r := range workReqs(it) {
 			best := int32(-1)
-			for _, sk := range a.raw {
+			for _, sk := range a.rawSkills {
 				if sk.Name == r.skill {
 					best = max(best, level(sk.Level))
 				}
@@ -166,7 +169,7 @@ func checkInvariants(t testing.TB, e *Engine) {
 				}
 			}
 		case stPinned:
-			if eligible(it.pinnedTo, it, false, it.prefRequired) {
+			if it.pinnedTo != nil && e.now >= it.retryAt && eligible(it.pinnedTo, it, false, it.preferredRequired) {
 				t.Fatalf("liveness: work %q waits for preferred agent %s who is eligible", it.id, it.pinnedTo.id)
 			}
 		}
@@ -186,9 +189,9 @@ func checkCaps(t testing.TB, a *agent) {
 			t.Fatalf("agent %s over %s capacity: %d > %d", a.id, c, a.usedClass[c], a.capClass[c])
 		}
 	}
-	for ch := range a.ch {
-		if c := a.ch[ch].cap; c >= 0 && a.ch[ch].used > c {
-			t.Fatalf("agent %s channel %d over capacity: %d > %d", a.id, ch, a.ch[ch].used, c)
+	for ch := range a.channels {
+		if c := a.channels[ch].cap; c >= 0 && a.channels[ch].used > c {
+			t.Fatalf("agent %s channel %d over capacity: %d > %d", a.id, ch, a.channels[ch].used, c)
 		}
 	}
 }
@@ -202,7 +205,7 @@ func checkItemCaps(t testing.TB, a *agent, it *item) {
 	if c := a.capClass[it.class]; c >= 0 && a.usedClass[it.class] > c {
 		t.Fatalf("agent %s over %s capacity after %s: %d > %d", a.id, it.class, it.id, a.usedClass[it.class], c)
 	}
-	if c := a.ch[it.ch].cap; c >= 0 && a.ch[it.ch].used > c {
-		t.Fatalf("agent %s over %s capacity after %s: %d > %d", a.id, it.channel, it.id, a.ch[it.ch].used, c)
+	if c := a.channels[it.chanID].cap; c >= 0 && a.channels[it.chanID].used > c {
+		t.Fatalf("agent %s over %s capacity after %s: %d > %d", a.id, it.channel, it.id, a.channels[it.chanID].used, c)
 	}
 }

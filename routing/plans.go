@@ -59,20 +59,21 @@ type override struct {
 
 // Plan is a compiled interaction plan. Times are nanoseconds.
 type Plan struct {
-	name        string
-	priority    int32
-	stages      []stage // stages[0].after == 0; requirement sets in order of wait
-	additional  []req
-	dropAfter   int64 // 0: never
-	overflowTo  *Plan
-	overflowAft int64
-	offerTO     int64
-	wrapUp      int64
-	autoAccept  bool
-	disposition bool
-	// preferredTO is how long non-required preferred-user work waits for that user: the plan's
+	name          string
+	queueNames    []string // sorted: a transfer to the plan requeues to the first
+	priority      int32
+	stages        []stage // stages[0].after == 0; requirement sets in order of wait
+	additional    []req
+	dropAfter     int64 // 0: never
+	overflowTo    *Plan
+	overflowAfter int64
+	offerTimeout  int64
+	wrapUpTimeout int64
+	autoAccept    bool
+	disposition   bool
+	// preferredTimeout is how long non-required preferred-user work waits for that user: the plan's
 	// offer timeout (the mapping has no separate key), or DefaultPreferredTimeout when that is 0.
-	preferredTO int64
+	preferredTimeout int64
 	// keys[2*stage+dropped] is the canonical requirement-set key.
 	keys []string
 	reqs [][]req
@@ -218,7 +219,9 @@ func Compile(cfg *mapping.Config) (*Table, error) {
 				continue
 			}
 			ps.queues[q] = p
+			p.queueNames = append(p.queueNames, q)
 		}
+		slices.Sort(p.queueNames)
 	}
 	for i := range cfg.Plans {
 		mp := &cfg.Plans[i]
@@ -236,7 +239,7 @@ func Compile(cfg *mapping.Config) (*Table, error) {
 			continue
 		}
 		if to != p {
-			p.overflowTo, p.overflowAft = to, int64(mp.Overflow.After)
+			p.overflowTo, p.overflowAfter = to, int64(mp.Overflow.After)
 		}
 	}
 	slices.SortFunc(ps.plans, func(a, b *Plan) int { return cmp.Compare(a.name, b.name) })
@@ -259,17 +262,17 @@ func checkName(list, kind string, i int, name string, dup bool) error {
 
 func compilePlan(mp *mapping.Plan) (*Plan, error) {
 	p := &Plan{
-		name:        mp.Name,
-		priority:    int32(mp.Priority),
-		dropAfter:   int64(mp.DropAdditionalSkillsAfter),
-		offerTO:     int64(mp.OfferTimeout),
-		wrapUp:      int64(mp.WrapUpTimeout),
-		autoAccept:  mp.AutoAccept,
-		disposition: mp.DispositionRequired,
+		name:          mp.Name,
+		priority:      int32(mp.Priority),
+		dropAfter:     int64(mp.DropAdditionalSkillsAfter),
+		offerTimeout:  int64(mp.OfferTimeout),
+		wrapUpTimeout: int64(mp.WrapUpTimeout),
+		autoAccept:    mp.AutoAccept,
+		disposition:   mp.DispositionRequired,
 	}
-	p.preferredTO = p.offerTO
-	if p.preferredTO <= 0 {
-		p.preferredTO = int64(DefaultPreferredTimeout)
+	p.preferredTimeout = p.offerTimeout
+	if p.preferredTimeout <= 0 {
+		p.preferredTimeout = int64(DefaultPreferredTimeout)
 	}
 	cur := make([]req, 0, len(mp.RequiredSkills))
 	for _, r := range mp.RequiredSkills {

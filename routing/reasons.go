@@ -67,6 +67,10 @@ const (
 	ReasonPSRDeleted Reason = "psr_deleted"
 	// ReasonWorkWithdrawn: an open offer whose PSR was deleted ended without an accept.
 	ReasonWorkWithdrawn Reason = "work_withdrawn"
+	// ReasonUndeliverable: an offer to the agent came back push timeout or unavailable, or its
+	// AgentWork insert was refused; the agent is not routable until their presence or state
+	// changes.
+	ReasonUndeliverable Reason = "undeliverable"
 	// ReasonStaleOutcome: an offer outcome for an offer that is not open (already decided).
 	ReasonStaleOutcome Reason = "stale_outcome"
 	// ReasonStateNotChoosable: Busy and WrapUp are the engine's to set; an agent cannot choose them.
@@ -93,6 +97,8 @@ const (
 	ReasonTransferred Reason = "transferred"
 	// ReasonElevated: it became the voice call of its session (elevate current).
 	ReasonElevated Reason = "elevated"
+	// ReasonReconciled: Salesforce no longer has it (EventReconcile).
+	ReasonReconciled Reason = "reconciled"
 )
 
 // Reasons returns every Reason, in a fixed order.
@@ -107,5 +113,6 @@ func Reasons() []Reason {
 		ReasonPSRDeleted, ReasonWorkWithdrawn, ReasonStaleOutcome, ReasonStateNotChoosable, ReasonBusyInbound,
 		ReasonDispositionRequired, ReasonTransfer, ReasonElevateCurrent, ReasonElevateNewContact,
 		ReasonReleased, ReasonAbandoned, ReasonTransferred, ReasonElevated,
+		ReasonUndeliverable, ReasonReconciled,
 	}
 }

@@ -20,15 +20,19 @@ import (
 //
 // An agent is eligible for work when all of these hold:
 //
-//	routable state   the agent's chosen (or intended) state is Ready and they are not Busy Inbound
+//	routable state   the agent's chosen (or intended) state is Ready, they are not Busy Inbound,
+//	                 and their last offer did not come back undeliverable (push timeout,
+//	                 unavailable, insert refused) since their last presence or state event
 //	presence         their presence status opens the work's service channel
 //	capacity         total units, the class cap and the channel cap all have room for the weight
 //	skills           every required (and, until dropped, additional) skill at its minimum level
 //	not a decliner   they did not decline this work since it was last offered to someone else
 //
 // A preferred user, and the target of a transfer to an agent, need all of these but the skills
-// (direct-to-agent routing ignores them); a required preferred user and a transfer target are
-// also offered work they declined, since nobody else may take it.
+// (direct-to-agent routing ignores them); a required preferred user is also offered work they
+// declined, since nobody else may take it, but only after the plan's preferred timeout, not at
+// once in a loop. A preferred user the engine has no agent for is not made up as one: the work
+// waits for them to appear (until the preferred timeout, unless required).
 //
 // Choosing an agent for waiting work (best first):
 //
@@ -71,37 +75,61 @@ import (
 //
 //	event                  | work is ...            | effect                                  | commands
 //	-----------------------+------------------------+-----------------------------------------+------------------------
-//	work arrived/changed   | new or waiting         | plan by queue, bucket by requirements;  | offer | unroutable
+//	work arrived/changed   | new or waiting         | plan by queue (an overflow or transfer  | offer | unroutable
+//	                       |                        | plan is kept while the queue is the     |
+//	                       |                        | same), bucket by plan and PSR skills;   |
 //	                       |                        | offered to the best eligible agent      |
-//	                       | unknown queue/channel  | kept (parked), retried on SetPlans      | unroutable
-//	                       | offered/accepted       | PSR id updated only                     | -
-//	work removed (PSR del) | waiting                | forgotten                               | -
+//	                       | unknown queue/channel  | parked, plan forgotten, reported once;  | unroutable
+//	                       |                        | retried on SetPlans                     |
+//	                       | awaiting its new PSR   | the PSR a transfer asked for: waits in  | offer(transfer) | -
+//	                       | (after a transfer)     | the target plan / goes to the target    |
+//	                       | offered                | PSR id updated only                     | -
+//	                       | accepted, same PSR     | nothing (a late update)                 | -
+//	                       | accepted, new PSR      | a transfer made in Salesforce: leaves   | ended(transferred),
+//	                       |                        | its agent (wrap-up cut short), routed   | session_ended, set_state,
+//	                       |                        | again; that agent skipped once          | offer
+//	work removed (PSR del) | waiting/parked/awaiting| forgotten                               | -
 //	                       | offered                | offer kept, capacity held: an accept    | check_offer(psr_deleted)
 //	                       |                        | deletes the PSR too; a later decline or |
 //	                       |                        | cancel forgets the work                 | notify(work_withdrawn)
 //	                       | accepted               | nothing (every accept deletes the PSR)  | -
 //	offer accepted         | offered to that agent  | interaction starts, session opens       | set_state(Busy)
-//	offer declined/timeout | offered to that agent  | capacity freed, agent kept out of the   | offer (to another)
-//	                       |                        | next offer, age kept, re-routed; an     |
-//	                       |                        | overflow or preferred timeout that fell |
-//	                       |                        | due during the offer applies at once    |
+//	                       | auto-accepted          | confirmed                               | -
+//	offer declined         | offered to that agent  | capacity freed, agent kept out of the   | offer (to another)
+//	                       |                        | next offer, age kept, re-routed under   |
+//	                       |                        | the current table; an overflow or       |
+//	                       |                        | preferred timeout that fell due during  |
+//	                       |                        | the offer applies at once; a required   |
+//	                       |                        | preferred user is offered it again only |
+//	                       |                        | after the plan's preferred timeout      |
+//	  push timeout /       | offered (or, insert    | as declined, and the agent is not       | notify(undeliverable),
+//	  unavailable /        | failed, auto-accepted  | routable until a presence or state      | offer (to another)
+//	  insert failed        | not yet confirmed)     | event (auto-accept: interaction undone) |
 //	offer timeout (timer)  | offered                | re-check only, never a second AgentWork | check_offer
 //	relax/drop/overflow/   | waiting                | requirements or plan change, re-routed  | rerouted, offer
 //	preferred timeout      |                        |                                         |
-//	release / work closed  | active                 | wrap-up (plan's timeout); capacity kept | wrap_up
+//	release / work closed  | active, that agent     | wrap-up (plan's timeout); capacity kept | wrap_up
+//	work transferred (AW)  | active/wrap-up, agent  | leaves the agent, forgotten             | ended(transferred)
 //	wrap-up end (timer)    | wrap-up                | capacity freed; post-call state when    | ended, session_ended,
-//	                       |                        | the agent has nothing left              | set_state, offer
+//	                       |                        | the agent has nothing left (Busy        | set_state, offer
+//	                       |                        | Inbound work included)                  |
 //	abandon                | active or wrap-up      | capacity freed at once, no wrap-up      | ended(abandoned)
 //	hold / retrieve        | active, live           | held flag                               | hold | retrieve
-//	consult                | active                 | nothing released                        | consult
-//	transfer to agent      | active, live/non-live  | leaves agent, offered to the target     | transfer, ended, offer
-//	transfer to plan       | active, live/non-live  | leaves agent, waits in the plan         | transfer, ended, ...
+//	consult                | active                 | target agent must be Ready and present  | consult
+//	                       |                        | on the channel; nothing released        |
+//	transfer to agent/plan | active, live/non-live  | leaves agent; the connector requeues it | transfer, requeue(plan),
+//	                       |                        | for a new PSR, which the engine awaits  | ended, ...
 //	transfer to queue      | active, live/non-live  | leaves agent and the engine             | transfer, requeue, ended
-//	elevate                | active, semi/non-live  | voice interaction in the same session   | elevate (+ ended)
+//	elevate                | active, semi/non-live  | voice interaction in the same session;  | elevate (+ ended, offer)
+//	                       |                        | freed units are filled at once          |
 //	disposition            | session                | recorded; ends a waiting session        | session_ended
 //	external work          | (Salesforce routed it) | agent Busy Inbound, nothing offered     | set_state(Busy/Inbound)
-//	agent state/presence/  | -                      | eligibility recomputed; agent filled    | set_state, offer
-//	skills                 |                        | with waiting work                       |
+//	external work closed   | -                      | idle time restarts; post-call state if  | set_state, offer
+//	                       |                        | an interaction ended meanwhile          |
+//	agent state/presence/  | -                      | eligibility recomputed (an undeliverable| set_state, offer
+//	skills                 |                        | hold ends); agent filled                |
+//	reconcile              | any                    | see Snapshot: leaves / enters at once,  | ended(reconciled),
+//	                       |                        | then every agent filled                 | set_state, offer
 //
 // Actions by interaction class (seeds 000/001; anything else is refused with
 // ReasonNotAllowedForClass):
@@ -132,6 +160,8 @@ type Engine struct {
 	items     map[string]*item
 	sessions  map[string]*session
 	external  map[string]*agent
+	// unknownPreferred holds work waiting for a preferred user the engine has no agent for.
+	unknownPreferred map[string][]*item
 
 	skillIDs  map[string]int32
 	chanIDs   map[string]int32
@@ -143,6 +173,9 @@ type Engine struct {
 	buckets    map[bucketKey]*bucket
 	bucketList []*bucket
 	timers     timerHeap
+
+	// reconciling: a snapshot is being applied; nothing is offered until it is all in.
+	reconciling bool
 
 	free     []*item
 	freeS    []*session
@@ -160,6 +193,9 @@ const (
 	stOffered
 	stActive
 	stWrapUp
+	// stAwaitingPSR: an interaction transferred to a plan or an agent; the engine asked for a
+	// new PSR (CommandRequeue) and routes the work when it arrives.
+	stAwaitingPSR
 )
 
 const never = math.MaxInt64
@@ -167,40 +203,56 @@ const never = math.MaxInt64
 // item is one piece of work: waiting, offered, or an agent's interaction. Fields read by heap
 // comparisons and decisions come first, to share cache lines.
 type item struct {
-	prio       int32
-	hpos, tpos int32
-	weight     int32
-	ch         int32
-	class      mapping.Class
-	state      itemState
-	held       bool
-	since      int64
-	due        int64
-	id         string
-	agent      *agent
-	plan       *Plan
-	b          *bucket
-	decliners  []string
-	session    *session
+	priority          int32 // routing priority: the PSR's, else the plan's; lower first
+	heapPos, timerPos int32 // positions in its heap and the timer heap (-1: absent)
+	weight            int32 // capacity units: the PSR's CapacityWeight, else the channel's
+	chanID            int32 // the engine's id of channel
+	class             mapping.Class
+	state             itemState
+	held              bool
+	since             int64 // age origin (RequestedAt); survives re-routing
+	due               int64 // deadline while in the timer heap
+	id                string
+	agent             *agent // the agent it is offered to or who holds it
+	plan              *Plan
+	bucket            *bucket // where it waits (stWaiting)
+	decliners         []string
+	session           *session
 
-	psr, queue, channel string
-	workWeight          int32 // the PSR's CapacityWeight; 0: the channel's
-	sessionID           string
-	hasPrio             bool
-	workPrio            int32
-	planSince           int64
-	stage               int
-	dropped             bool
-	hasDrop             bool
-	workDrop            int64
-	dropAt              int64
-	preferred           string // the preferred user still waited for ("" after a fallback)
-	prefRequired        bool
-	psrPref             string // the PSR's PreferredUserId and IsPreferredUserRequired
-	psrPrefRequired     bool
-	psrGone             bool // the PSR of this open offer was deleted (see onWorkRemoved)
-	prefUntil           int64
-	pinnedTo            *agent
+	psr, queue, channel  string
+	psrWeight            int32 // the PSR's CapacityWeight; 0: the channel's
+	sessionID            string
+	psrHasPriority       bool
+	psrPriority          int32
+	inPlanSince          int64 // when it entered its current plan (overflow counts from it)
+	stage                int   // relaxation step of the plan in force
+	dropped              bool  // additional skills dropped
+	psrHasDropAfter      bool
+	psrDropAfter         int64  // the PSR's DropAdditionalSkillsTimeout
+	dropAt               int64  // when the additional skills drop (never: not at all)
+	preferred            string // the preferred user still waited for ("" after a fallback)
+	preferredRequired    bool
+	psrPreferred         string // the PSR's PreferredUserId and IsPreferredUserRequired
+	psrPreferredRequired bool
+	psrGone              bool  // the PSR of this open offer was deleted (see onWorkRemoved)
+	preferredUntil       int64 // when a preferred user who is not required stops being waited for
+	pinnedTo             *agent
+	// retryAt: a required preferred user who declined is offered the work again from then.
+	retryAt int64
+	// movedPlan: plan came from an overflow or a transfer, not from the queue; it is kept
+	// through reloads and PSR updates that keep the queue.
+	movedPlan bool
+	// transferTo is the agent an interaction was transferred to, until its new PSR is offered.
+	transferTo string
+	// autoPending: auto-accepted work whose AgentWork has not been confirmed Opened yet; a
+	// refused insert still undoes it.
+	autoPending bool
+	// parkReason is why parked work was last reported unroutable ("" when not parked).
+	parkReason Reason
+	// table is the table plan was resolved under.
+	table *Table
+	// psrRequired and psrAdditional are the PSR's own skill requirements (SkillRequirement).
+	psrRequired, psrAdditional []req
 }
 
 // session is the interactions of one contact. Only sessions that must be found by id are in
@@ -221,8 +273,8 @@ type reqI struct {
 }
 
 type bucketKey struct {
-	req, ch, weight int32
-	class           mapping.Class
+	req, chanID, weight int32
+	class               mapping.Class
 }
 
 type bucket struct {
@@ -246,36 +298,36 @@ type membership struct {
 	out  bool // in the heap but no longer eligible (see agentHeap)
 }
 
-// agent is one agent. Fields read by every decision come first, to share cache lines: the
-// counters, keys and states, then the inline first blocks of ch, mems and memPool, so that one
-// agent's decision data sits in a few adjacent lines (at 10,000 agents they are cold).
+// agent is one agent. Fields read by every decision (counters, keys and states) come first.
 type agent struct {
-	usedTotal                int32
+	usedTotal                int32 // capacity units held by offers and interactions
 	capTotal                 int32
-	nOffered, nActive, nWrap int32
-	inbound                  int32
+	nOffered, nActive, nWrap int32 // open offers, active interactions, interactions in wrap-up
+	inbound                  int32 // Busy Inbound work (routed by Salesforce itself)
 	idleSince                int64
-	usedClass                [4]int32
-	capClass                 [4]int32
-	avail                    mapping.State
-	shown                    mapping.State
-	intended                 bool
-	ch                       []agentChan // by engine channel id
-	mems                     []*membership
-	memsInline               [8]*membership
-	memInline                [8]membership
-	chInline                 [4]agentChan
-	memPool                  []membership // backing store of mems, so they share cache lines
-	pinned                   itemHeap
+	usedClass                [4]int32      // by mapping.Class
+	capClass                 [4]int32      // -1: capped by the total only
+	chosen                   mapping.State // the state the agent chose (or will enter after work)
+	shown                    mapping.State // the state derived from chosen and the work held
+	intended                 bool          // chosen was picked while working
+	channels                 []agentChan   // by engine channel id
+	memberships              []*membership // one per bucket whose skills the agent holds
+	pinned                   itemHeap      // work waiting for this agent as its preferred user
 	id                       string
 
-	presence    string
-	prePresence string
-	onlineNames []string
-	groups      []string
-	skills      []reqI // sorted by skill id
-	raw         []Skill
-	prof        *profile
+	presence       string
+	presenceBefore string   // the presence before the current work (revert to last status)
+	openChannels   []string // the channels the presence opens
+	groups         []string
+	skills         []reqI // sorted by skill id
+	rawSkills      []Skill
+	profile        *profile
+	// undeliverable: an offer to the agent came back push timeout or unavailable, or its
+	// AgentWork insert was refused; not routable until a presence or state event.
+	undeliverable bool
+	// postCallDue: an interaction ended since the agent was last free; the post-call state
+	// applies when all their work, Busy Inbound included, is done.
+	postCallDue bool
 }
 
 // agentChan is an agent's state on one service channel.
@@ -291,17 +343,18 @@ func New(plans *Table) *Engine {
 		plans, _ = Compile(&mapping.Config{})
 	}
 	e := &Engine{
-		plans:    plans,
-		agents:   map[string]*agent{},
-		items:    map[string]*item{},
-		sessions: map[string]*session{},
-		external: map[string]*agent{},
-		skillIDs: map[string]int32{},
-		chanIDs:  map[string]int32{},
-		reqIDs:   map[string]int32{},
-		planReq:  map[*Plan][]int32{},
-		buckets:  map[bucketKey]*bucket{},
-		out:      make([]Command, 0, 16),
+		plans:            plans,
+		agents:           map[string]*agent{},
+		items:            map[string]*item{},
+		sessions:         map[string]*session{},
+		external:         map[string]*agent{},
+		unknownPreferred: map[string][]*item{},
+		skillIDs:         map[string]int32{},
+		chanIDs:          map[string]int32{},
+		reqIDs:           map[string]int32{},
+		planReq:          map[*Plan][]int32{},
+		buckets:          map[bucketKey]*bucket{},
+		out:              make([]Command, 0, 16),
 	}
 	e.internChannels()
 	return e
@@ -333,7 +386,11 @@ func (e *Engine) Apply(now time.Time, ev Event) []Command {
 	case EventOfferAccepted:
 		e.onAccepted(ev.WorkID, ev.AgentID)
 	case EventOfferDeclined:
-		e.onDeclined(ev.WorkID, ev.AgentID)
+		e.onDeclined(ev.WorkID, ev.AgentID, ev.Outcome)
+	case EventWorkTransferred:
+		e.onTransferred(ev.WorkID, ev.AgentID)
+	case EventReconcile:
+		e.onReconcile(ev.Snapshot)
 	case EventWorkClosed:
 		e.onWorkClosed(ev.WorkID, ev.AgentID)
 	case EventAgentSkills:
@@ -369,6 +426,9 @@ func (e *Engine) SetPlans(now time.Time, plans *Table) []Command {
 		return e.out
 	}
 	e.plans = plans
+	// Requirement-set ids are cached per *Plan; the old table's plans are dropped with it (work
+	// still waiting under one of them caches it again, see resolveItem).
+	clear(e.planReq)
 	e.internChannels()
 	for _, a := range e.agentList {
 		e.resolveAgent(a)
@@ -453,7 +513,7 @@ func (e *Engine) fire(it *item) {
 	switch it.state {
 	case stOffered:
 		e.emit(Command{Type: CommandCheckOffer, WorkID: it.id, PSR: it.psr, AgentID: it.agent.id, Reason: ReasonOfferTimeout})
-		e.timers.set(it, e.now+it.plan.offerTO)
+		e.timers.set(it, e.now+it.plan.offerTimeout)
 	case stWrapUp:
 		e.finish(it, ReasonReleased)
 	case stWaiting, stPinned:

@@ -82,6 +82,9 @@ type workYAML struct {
 	PreferredRequired bool           `yaml:"preferred_required"`
 	DropAdditional    *time.Duration `yaml:"drop_additional"`
 	Session           string         `yaml:"session"`
+	// Skills are the PSR's skill requirements; Additional lists the additional ones.
+	Skills     map[string]float64 `yaml:"skills"`
+	Additional map[string]float64 `yaml:"additional"`
 }
 
 type evYAML struct {
@@ -102,6 +105,46 @@ type evYAML struct {
 	Mode     string             `yaml:"mode"`
 	NewWork  string             `yaml:"new_work"`
 	Dispo    string             `yaml:"disposition"`
+	Snapshot *snapshotYAML      `yaml:"snapshot"`
+}
+
+// snapshotYAML is a reconcile snapshot (Snapshot) as scenario files spell it.
+type snapshotYAML struct {
+	Waiting      []workYAML     `yaml:"waiting"`
+	Offers       []assignYAML   `yaml:"offers"`
+	Interactions []assignYAML   `yaml:"interactions"`
+	External     []assignYAML   `yaml:"external"`
+	Presence     []presenceYAML `yaml:"presence"`
+}
+
+type assignYAML struct {
+	Agent string   `yaml:"agent"`
+	Work  workYAML `yaml:"work"`
+}
+
+type presenceYAML struct {
+	Agent    string   `yaml:"agent"`
+	Presence string   `yaml:"presence"`
+	Channels []string `yaml:"channels"`
+}
+
+func (y *snapshotYAML) snapshot() *Snapshot {
+	s := &Snapshot{}
+	for i := range y.Waiting {
+		s.Waiting = append(s.Waiting, y.Waiting[i].work())
+	}
+	conv := func(as []assignYAML) []Assignment {
+		var out []Assignment
+		for i := range as {
+			out = append(out, Assignment{Work: as[i].Work.work(), AgentID: as[i].Agent})
+		}
+		return out
+	}
+	s.Offers, s.Interactions, s.External = conv(y.Offers), conv(y.Interactions), conv(y.External)
+	for _, p := range y.Presence {
+		s.Presence = append(s.Presence, AgentPresence{AgentID: p.Agent, Presence: p.Presence, Channels: p.Channels})
+	}
+	return s
 }
 
 // cmdYAML is a Command as scenario files spell it; empty fields are left out.
@@ -165,7 +208,7 @@ func lookup[T ~uint8](t testing.TB, name string, names func(T) string, last T) T
 func (y *evYAML) event(t testing.TB) Event {
 	t.Helper()
 	ev := Event{
-		Type:     lookup(t, y.Type, EventType.String, EventAgentAction),
+		Type:     lookup(t, y.Type, EventType.String, EventReconcile),
 		WorkID:   y.WorkID,
 		AgentID:  y.Agent,
 		Presence: y.Presence,
@@ -179,6 +222,8 @@ func (y *evYAML) event(t testing.TB) Event {
 		ev.Outcome = OutcomePushTimeout
 	case "unavailable":
 		ev.Outcome = OutcomeUnavailable
+	case "insert_failed":
+		ev.Outcome = OutcomeInsertFailed
 	default:
 		t.Fatalf("unknown outcome %q", y.Outcome)
 	}
@@ -191,22 +236,13 @@ func (y *evYAML) event(t testing.TB) Event {
 		ev.Skills = append(ev.Skills, Skill{Name: name, Level: y.Skills[name]})
 	}
 	if w := y.Work; w != nil {
-		ev.Work = Work{
-			ID: w.ID, PSR: w.PSR, Queue: w.Queue, Channel: w.Channel, Weight: w.Weight,
-			PreferredUser: w.Preferred, PreferredRequired: w.PreferredRequired, Session: w.Session,
-		}
-		if w.Requested != nil {
-			ev.Work.RequestedAt = t0.Add(*w.Requested)
-		}
-		if w.Priority != nil {
-			ev.Work.Priority, ev.Work.HasPriority = *w.Priority, true
-		}
-		if w.DropAdditional != nil {
-			ev.Work.DropAdditionalAfter, ev.Work.HasDropAdditional = *w.DropAdditional, true
-		}
+		ev.Work = w.work()
 		if ev.WorkID == "" {
 			ev.WorkID = w.ID
 		}
+	}
+	if y.Snapshot != nil {
+		ev.Snapshot = y.Snapshot.snapshot()
 	}
 	if y.Action != "" {
 		ev.Action = Action{
@@ -226,6 +262,29 @@ func (y *evYAML) event(t testing.TB) Event {
 		}
 	}
 	return ev
+}
+
+func (w *workYAML) work() Work {
+	wk := Work{
+		ID: w.ID, PSR: w.PSR, Queue: w.Queue, Channel: w.Channel, Weight: w.Weight,
+		PreferredUser: w.Preferred, PreferredRequired: w.PreferredRequired, Session: w.Session,
+	}
+	if w.Requested != nil {
+		wk.RequestedAt = t0.Add(*w.Requested)
+	}
+	if w.Priority != nil {
+		wk.Priority, wk.HasPriority = *w.Priority, true
+	}
+	if w.DropAdditional != nil {
+		wk.DropAdditionalAfter, wk.HasDropAdditional = *w.DropAdditional, true
+	}
+	for _, name := range slices.Sorted(maps.Keys(w.Skills)) {
+		wk.Skills = append(wk.Skills, SkillRequirement{Name: name, Level: w.Skills[name]})
+	}
+	for _, name := range slices.Sorted(maps.Keys(w.Additional)) {
+		wk.Skills = append(wk.Skills, SkillRequirement{Name: name, Level: w.Additional[name], Additional: true})
+	}
+	return wk
 }
 
 func loadScenarios(t testing.TB) map[string]scenario {

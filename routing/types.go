@@ -14,9 +14,12 @@ const (
 	// EventTick only lets time pass: due timers fire.
 	EventTick EventType = iota
 	// EventWorkArrived: a PendingServiceRouting appeared (Work). A second arrival of waiting work
-	// is treated as EventWorkChanged.
+	// is treated as EventWorkChanged. The new PSR a CommandRequeue asked for routes the work the
+	// engine kept for it. A new PSR (another PSR id) for work an agent holds is a transfer made
+	// in Salesforce: the interaction ends for that agent and the work is routed again.
 	EventWorkArrived
-	// EventWorkChanged: the PSR of waiting work changed (Work): priority, weight, preferred user...
+	// EventWorkChanged: the PSR of waiting work changed (Work): priority, weight, preferred user,
+	// queue... The same queue keeps the plan the work overflowed or was transferred to.
 	EventWorkChanged
 	// EventWorkRemoved: the PSR of WorkID was deleted (the customer left, the work was closed in
 	// Salesforce, or an agent accepted it). Waiting work is forgotten. An open offer is kept, with
@@ -26,12 +29,16 @@ const (
 	EventWorkRemoved
 	// EventOfferAccepted: AgentID accepted WorkID (AgentWork Opened).
 	EventOfferAccepted
-	// EventOfferDeclined: AgentID did not take WorkID (Outcome says how: declined, push timeout,
-	// unavailable; all three are handled alike). The work waits again with its original age;
-	// AgentID is kept out of its next offer.
+	// EventOfferDeclined: the offer of WorkID to AgentID ended without an accept; Outcome says
+	// how (AgentWork Declined, DeclinedOnPushTimeout, Unavailable, or the AgentWork insert was
+	// refused). The work waits again with its original age; AgentID is kept out of its next
+	// offer. For every outcome but OutcomeDeclined the agent is also not routable until their
+	// next presence or state event. OutcomeInsertFailed also undoes auto-accepted work whose
+	// AgentWork was not yet confirmed Opened.
 	EventOfferDeclined
-	// EventWorkClosed: Salesforce closed the AgentWork of WorkID (the agent closed the tab):
-	// the same as a release by the agent.
+	// EventWorkClosed: Salesforce closed AgentID's AgentWork of WorkID (the agent closed the
+	// tab): the same as a release by the agent. It is ignored (stale) unless the work is that
+	// agent's interaction.
 	EventWorkClosed
 	// EventAgentSkills: AgentID's skills (and public groups, which pick a capacity profile).
 	EventAgentSkills
@@ -48,6 +55,13 @@ const (
 	EventExternalWorkClosed
 	// EventAgentAction: AgentID asks for Action on WorkID.
 	EventAgentAction
+	// EventWorkTransferred: the AgentWork of AgentID's interaction WorkID went Transferred in
+	// Salesforce. The interaction leaves the agent (ended, transferred) and the engine forgets
+	// it; a transfer to a queue or skill brings a new PSR, which arrives as new work.
+	EventWorkTransferred
+	// EventReconcile: Snapshot is everything Salesforce holds now (after a resubscribe from
+	// -1, a replay gap or a restart). The engine makes its state match, at once: see Snapshot.
+	EventReconcile
 )
 
 var eventTypeNames = [...]string{
@@ -57,6 +71,7 @@ var eventTypeNames = [...]string{
 	EventAgentSkills: "agent_skills", EventAgentState: "agent_state",
 	EventAgentPresence: "agent_presence", EventExternalWork: "external_work",
 	EventExternalWorkClosed: "external_work_closed", EventAgentAction: "agent_action",
+	EventWorkTransferred: "work_transferred", EventReconcile: "reconcile",
 }
 
 // String returns the snake_case name used in scenario files.
@@ -93,6 +108,54 @@ type Event struct {
 	Channel string
 	// Action is what the agent asks for (EventAgentAction).
 	Action Action
+	// Snapshot is Salesforce's state (EventReconcile).
+	Snapshot *Snapshot
+}
+
+// Snapshot is what Salesforce holds at one moment, for EventReconcile. Applying it:
+//
+//   - Presence replaces every agent's presence; a known agent missing from it is offline.
+//   - Waiting (PSRs not pushed), Offers (AgentWork Assigned) and Interactions (AgentWork Opened,
+//     routed by the engine) are the engine's work. Work the engine holds that is in none of
+//     them leaves it: waiting work is forgotten, an offer is withdrawn (its capacity freed), an
+//     interaction ends (CommandEnded, ReasonReconciled). Wrap-ups are the engine's own and stay.
+//   - Work in them that the engine lacks, or holds in another form, enters as Salesforce has it:
+//     waiting work is routed; an offer or interaction is taken as given to that agent (its
+//     capacity counted even past the agent's caps, since Salesforce already decided).
+//   - External lists the AgentWork Salesforce routed itself (Busy Inbound); it replaces the
+//     engine's set.
+//
+// Nothing is offered until the whole snapshot is applied; then every agent is filled.
+type Snapshot struct {
+	Waiting      []Work
+	Offers       []Assignment
+	Interactions []Assignment
+	External     []Assignment
+	Presence     []AgentPresence
+}
+
+// Assignment is work held by an agent: Work as its PSR described it (ID, PSR, Queue and
+// Channel at least) and the agent's User Id.
+type Assignment struct {
+	Work    Work
+	AgentID string
+}
+
+// AgentPresence is an agent's current presence status and the channels it opens.
+type AgentPresence struct {
+	AgentID  string
+	Presence string
+	Channels []string
+}
+
+// SkillRequirement is a skill the PSR itself requires (a SkillRequirement record whose
+// RelatedRecordId is the PSR, e.g. after a transfer to a skill), next to the plan's skills.
+type SkillRequirement struct {
+	Name  string
+	Level float64
+	// Additional: IsAdditionalSkill; dropped with the plan's additional skills (or after the
+	// PSR's DropAdditionalSkillsTimeout).
+	Additional bool
 }
 
 // Skill is an agent's skill (Skill DeveloperName) at a level (ServiceResourceSkill.SkillLevel).
@@ -128,6 +191,8 @@ type Work struct {
 	HasDropAdditional   bool
 	// Session groups interactions of one contact; empty means a new session named after ID.
 	Session string
+	// Skills are the PSR's own skill requirements, required next to the plan's.
+	Skills []SkillRequirement
 }
 
 // Outcome says why an offer ended without an accept.
@@ -141,6 +206,8 @@ const (
 	OutcomePushTimeout
 	// OutcomeUnavailable: the agent went offline (Unavailable).
 	OutcomeUnavailable
+	// OutcomeInsertFailed: Salesforce refused the AgentWork insert (CommandOffer failed).
+	OutcomeInsertFailed
 )
 
 // ActionKind is an agent action on an interaction.
@@ -246,8 +313,13 @@ const (
 	// CommandTransfer: AgentID's interaction WorkID was transferred to Target/TargetID. For an
 	// agent target a CommandOffer follows; for a plan the work waits in that plan.
 	CommandTransfer
-	// CommandRequeue: give WorkID to Salesforce queue TargetID (owner change); Salesforce makes
-	// a new PSR, which arrives as new work.
+	// CommandRequeue: move WorkID (on Channel) to Salesforce queue TargetID (Target is
+	// TargetQueue) so that Salesforce makes a new PSR for it: a case's owner becomes the queue,
+	// a chat or messaging session is transferred to the queue. It carries no PSR (the work's
+	// PSR was deleted when it was accepted). When Plan is set (a transfer to a plan or an
+	// agent) the engine keeps the work and routes it under Plan when the new PSR arrives
+	// (EventWorkArrived with WorkID); otherwise it has forgotten the work, and the new PSR is
+	// new work.
 	CommandRequeue
 	// CommandSetState: AgentID's state is now State. Presence, when not empty, is the mapped
 	// presence status to push to the console; empty means leave presence alone.

@@ -1,5 +1,7 @@
 package routing
 
+import "slices"
+
 // Work: placement in buckets or with a preferred user, timers, offers, sessions and the work
 // events (arrived, changed, removed, accepted, declined, closed).
 
@@ -10,12 +12,12 @@ func (e *Engine) newItem() *item {
 		e.free = e.free[:n-1]
 		return it
 	}
-	return &item{hpos: -1, tpos: -1}
+	return &item{heapPos: -1, timerPos: -1}
 }
 
 func (e *Engine) freeItem(it *item) {
 	d := it.decliners[:0]
-	*it = item{hpos: -1, tpos: -1, decliners: d}
+	*it = item{heapPos: -1, timerPos: -1, decliners: d}
 	e.free = append(e.free, it)
 }
 
@@ -26,10 +28,28 @@ func (e *Engine) onWork(w *Work) {
 	}
 	it := e.items[w.ID]
 	existed := it != nil
+	// The new PSR a transfer asked for keeps the plan the work was transferred to, whatever
+	// its queue; any other new queue re-resolves the plan.
+	keepPlan := existed && (it.state == stAwaitingPSR || it.queue == w.Queue)
 	if existed {
 		switch it.state {
-		case stWaiting, stPinned, stParked:
+		case stWaiting, stPinned, stParked, stAwaitingPSR, stNone:
+			// An update of waiting work, or the new PSR a transfer asked for (CommandRequeue):
+			// the work keeps its plan, age and decliners.
 			e.unplace(it)
+		case stActive, stWrapUp:
+			if w.PSR == "" || w.PSR == it.psr {
+				return // a late update of the PSR that was accepted
+			}
+			// A new PSR for an interaction: it was transferred in Salesforce (seed 004, a
+			// transfer to a queue). It leaves its agent, who is kept out of the next offer,
+			// and is routed again under its new queue.
+			a := it.agent
+			e.detach(it, ReasonTransferred)
+			it.decliners = append(it.decliners[:0], a.id)
+			it.plan, it.movedPlan, it.transferTo = nil, false, ""
+			it.since = e.now
+			e.workEnded(a, true)
 		default:
 			if w.PSR != "" {
 				it.psr = w.PSR
@@ -43,21 +63,29 @@ func (e *Engine) onWork(w *Work) {
 		it.since = e.now
 		e.items[w.ID] = it
 	}
+	if !keepPlan {
+		it.movedPlan = false
+	}
+	it.state = stNone
 	it.psr, it.queue, it.channel = w.PSR, w.Queue, w.Channel
-	it.sessionID = w.Session
+	if w.Session != "" || !existed {
+		it.sessionID = w.Session
+	}
 	if !w.RequestedAt.IsZero() {
 		it.since = w.RequestedAt.UnixNano()
 	}
-	it.hasPrio, it.workPrio = w.HasPriority, int32(w.Priority)
-	it.workWeight = int32(w.Weight)
+	it.psrHasPriority, it.psrPriority = w.HasPriority, int32(w.Priority)
+	it.psrWeight = int32(w.Weight)
 	// A PSR update that leaves the preferred user as it was keeps the work where it is: after a
 	// fallback (timeout or decline) it stays open to every agent.
-	if it.psrPref != w.PreferredUser || it.psrPrefRequired != w.PreferredRequired {
-		it.psrPref, it.psrPrefRequired = w.PreferredUser, w.PreferredRequired
-		it.preferred, it.prefRequired = w.PreferredUser, w.PreferredRequired
-		it.prefUntil = never
+	if it.psrPreferred != w.PreferredUser || it.psrPreferredRequired != w.PreferredRequired {
+		it.psrPreferred, it.psrPreferredRequired = w.PreferredUser, w.PreferredRequired
+		it.preferred, it.preferredRequired = w.PreferredUser, w.PreferredRequired
+		it.preferredUntil = never
+		it.retryAt = 0
 	}
-	it.hasDrop, it.workDrop = w.HasDropAdditional, int64(w.DropAdditionalAfter)
+	it.psrHasDropAfter, it.psrDropAfter = w.HasDropAdditional, int64(w.DropAdditionalAfter)
+	e.setWorkSkills(it, w.Skills)
 	if !e.resolveItem(it, false) {
 		return
 	}
@@ -71,22 +99,32 @@ func (e *Engine) onWork(w *Work) {
 }
 
 // resolveItem binds waiting work to its channel and plan under the current table. It returns
-// false when the work is parked. onReload keeps work whose queue lost its plan under that plan.
+// false when the work is parked. The plan is the one the work was moved to (overflow or
+// transfer) while the table still has a plan of that name, else its queue's. onReload keeps
+// work whose queue lost its plan under that plan.
 func (e *Engine) resolveItem(it *item, onReload bool) bool {
+	it.table = e.plans
 	def, ok := e.plans.channels[it.channel]
 	if !ok {
 		e.park(it, ReasonUnknownChannel)
 		return false
 	}
-	it.ch = e.chanIDs[it.channel]
+	it.chanID = e.chanIDs[it.channel]
 	it.class = def.class
 	// The PSR's CapacityWeight, else the channel's weight under this table (a reload may
 	// change it for work that is still waiting).
-	it.weight = it.workWeight
+	it.weight = it.psrWeight
 	if it.weight <= 0 {
 		it.weight = def.weight
 	}
-	p := e.plans.queues[it.queue]
+	var p *Plan
+	if it.movedPlan && it.plan != nil {
+		p = e.plans.byName[it.plan.name]
+	}
+	if p == nil {
+		it.movedPlan = false
+		p = e.plans.queues[it.queue]
+	}
 	switch {
 	case p == nil && onReload && it.plan != nil:
 		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonPlanRemoved})
@@ -95,38 +133,45 @@ func (e *Engine) resolveItem(it *item, onReload bool) bool {
 		return false
 	case it.plan == nil || it.plan.name != p.name:
 		it.plan = p
-		it.planSince = e.now
-		it.prefUntil = never
+		it.inPlanSince = e.now
+		it.preferredUntil = never
 	default:
 		it.plan = p
 	}
+	it.parkReason = ""
 	e.planTimes(it)
 	return true
 }
 
+// park keeps work that cannot be routed under the current table. It forgets the work's plan
+// (a reload that maps its queue routes it afresh) and reports it once per reason.
 func (e *Engine) park(it *item, r Reason) {
 	it.state = stParked
-	e.emit(Command{Type: CommandUnroutable, WorkID: it.id, Reason: r})
+	it.plan, it.movedPlan = nil, false
+	if it.parkReason != r {
+		it.parkReason = r
+		e.emit(Command{Type: CommandUnroutable, WorkID: it.id, Reason: r})
+	}
 }
 
 // planTimes recomputes priority and the additional-skill drop time from the plan and the PSR.
 func (e *Engine) planTimes(it *item) {
 	p := it.plan
-	it.prio = p.priority
-	if it.hasPrio {
-		it.prio = it.workPrio
+	it.priority = p.priority
+	if it.psrHasPriority {
+		it.priority = it.psrPriority
 	}
 	it.dropAt = never
-	if len(p.additional) > 0 {
+	if len(p.additional) > 0 || len(it.psrAdditional) > 0 {
 		switch {
-		case it.hasDrop:
-			it.dropAt = it.since + it.workDrop
+		case it.psrHasDropAfter:
+			it.dropAt = it.since + it.psrDropAfter
 		case p.dropAfter > 0:
 			it.dropAt = it.since + p.dropAfter
 		}
 	}
-	if it.preferred != "" && !it.prefRequired && it.prefUntil == never {
-		it.prefUntil = e.now + p.preferredTO
+	if it.preferred != "" && !it.preferredRequired && it.preferredUntil == never {
+		it.preferredUntil = e.now + p.preferredTimeout
 	}
 }
 
@@ -134,14 +179,32 @@ func (e *Engine) planTimes(it *item) {
 func (e *Engine) unplace(it *item) {
 	switch it.state {
 	case stWaiting:
-		it.b.items.remove(it)
-		it.b = nil
+		it.bucket.items.remove(it)
+		it.bucket = nil
 	case stPinned:
-		it.pinnedTo.pinned.remove(it)
-		it.pinnedTo = nil
+		if it.pinnedTo != nil {
+			it.pinnedTo.pinned.remove(it)
+			it.pinnedTo = nil
+		} else {
+			e.unpinUnknown(it)
+		}
 	}
 	e.timers.remove(it)
 	it.state = stNone
+}
+
+// unpinUnknown takes work out of the list of work waiting for a preferred user the engine does
+// not know (yet).
+func (e *Engine) unpinUnknown(it *item) {
+	ws := e.unknownPreferred[it.preferred]
+	if i := slices.Index(ws, it); i >= 0 {
+		ws = slices.Delete(ws, i, i+1)
+	}
+	if len(ws) == 0 {
+		delete(e.unknownPreferred, it.preferred)
+		return
+	}
+	e.unknownPreferred[it.preferred] = ws
 }
 
 // requirements computes the stage and drop flag at now.
@@ -159,25 +222,34 @@ func (e *Engine) requirements(it *item) (int, bool) {
 // place puts unplaced work where it waits, or offers it at once.
 func (e *Engine) place(it *item) {
 	it.stage, it.dropped = e.requirements(it)
-	if it.preferred != "" && (it.prefRequired || e.now < it.prefUntil) {
-		pa := e.agentFor(it.preferred)
-		if direct(pa, it, it.prefRequired) {
-			e.offer(it, pa, "")
+	if it.preferred != "" && (it.preferredRequired || e.now < it.preferredUntil) {
+		// A preferred user the engine does not know is not made up as an agent: the work
+		// waits for them to appear (or for the preferred timeout).
+		pa := e.agents[it.preferred]
+		if pa != nil && !e.reconciling && e.now >= it.retryAt && direct(pa, it, it.preferredRequired) {
+			e.offer(it, pa)
 			return
 		}
 		it.state = stPinned
 		it.pinnedTo = pa
-		pa.pinned.push(it)
+		if pa != nil {
+			pa.pinned.push(it)
+		} else {
+			e.unknownPreferred[it.preferred] = append(e.unknownPreferred[it.preferred], it)
+		}
 		e.schedule(it)
 		return
 	}
 	b := e.bucketFor(it)
-	it.b = b
+	it.bucket = b
 	it.state = stWaiting
 	b.items.push(it)
 	e.schedule(it)
+	if e.reconciling {
+		return
+	}
 	if a := e.bestAgent(b, it); a != nil {
-		e.offer(it, a, "")
+		e.offer(it, a)
 	}
 }
 
@@ -192,10 +264,13 @@ func (e *Engine) schedule(it *item) {
 		next = min(next, it.dropAt)
 	}
 	if p.overflowTo != nil {
-		next = min(next, it.planSince+p.overflowAft)
+		next = min(next, it.inPlanSince+p.overflowAfter)
 	}
-	if it.state == stPinned && !it.prefRequired {
-		next = min(next, it.prefUntil)
+	if it.state == stPinned && !it.preferredRequired {
+		next = min(next, it.preferredUntil)
+	}
+	if it.state == stPinned && it.retryAt > e.now {
+		next = min(next, it.retryAt)
 	}
 	if next == never {
 		e.timers.remove(it)
@@ -209,14 +284,14 @@ func (e *Engine) schedule(it *item) {
 func (e *Engine) transition(it *item) {
 	stage, dropped := it.stage, it.dropped
 	e.unplace(it)
-	if p := it.plan; p.overflowTo != nil && e.now >= it.planSince+p.overflowAft {
-		it.plan = p.overflowTo
-		it.planSince = e.now
+	if p := it.plan; p.overflowTo != nil && e.now >= it.inPlanSince+p.overflowAfter {
+		it.plan, it.movedPlan = p.overflowTo, true
+		it.inPlanSince = e.now
 		e.planTimes(it)
 		stage, dropped = 0, false
 		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonOverflow})
 	}
-	if it.preferred != "" && !it.prefRequired && e.now >= it.prefUntil {
+	if it.preferred != "" && !it.preferredRequired && e.now >= it.preferredUntil {
 		it.preferred = ""
 		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonPreferredTimeout})
 	}
@@ -230,8 +305,13 @@ func (e *Engine) transition(it *item) {
 	e.place(it)
 }
 
-// offer offers it to a. why is ReasonTransfer for transfers.
-func (e *Engine) offer(it *item, a *agent, why Reason) {
+// offer offers it to a (reason transfer when a is the agent it was transferred to).
+func (e *Engine) offer(it *item, a *agent) {
+	var why Reason
+	if it.transferTo != "" && it.transferTo == a.id {
+		why = ReasonTransfer
+	}
+	it.transferTo = ""
 	e.unplace(it)
 	it.state = stOffered
 	it.agent = a
@@ -247,9 +327,10 @@ func (e *Engine) offer(it *item, a *agent, why Reason) {
 	})
 	switch {
 	case p.autoAccept:
+		it.autoPending = true
 		e.accept(it)
-	case p.offerTO > 0:
-		e.timers.set(it, e.now+p.offerTO)
+	case p.offerTimeout > 0:
+		e.timers.set(it, e.now+p.offerTimeout)
 	}
 	e.refresh(a)
 }
@@ -259,12 +340,16 @@ func (e *Engine) accept(it *item) {
 	e.timers.remove(it)
 	it.state = stActive
 	it.psrGone = false
+	it.decliners = it.decliners[:0]
 	a.nOffered--
 	a.nActive++
 	sid, explicit := it.sessionID, it.sessionID != ""
 	if !explicit {
 		sid = it.id
 	}
+	// A session of that name held by another agent (the contact was transferred, and its
+	// first agent still works on it or owes its disposition) is not joined: this one is
+	// named after the agent too, so that no two live sessions share an id.
 	s := e.sessions[sid]
 	if s != nil && s.agent != a {
 		sid += "@" + a.id
@@ -316,10 +401,8 @@ func (e *Engine) onWorkRemoved(id string) {
 		return
 	}
 	switch it.state {
-	case stWaiting, stPinned, stParked, stNone:
-		e.unplace(it)
-		delete(e.items, id)
-		e.freeItem(it)
+	case stWaiting, stPinned, stParked, stAwaitingPSR, stNone:
+		e.forget(it)
 	case stOffered:
 		// Salesforce deletes the PSR on every accept, and the deletion may reach the engine
 		// before the Opened AgentWork does. Freeing the capacity now would let it be given
@@ -332,6 +415,13 @@ func (e *Engine) onWorkRemoved(id string) {
 	}
 }
 
+// forget drops work that is not with an agent.
+func (e *Engine) forget(it *item) {
+	e.unplace(it)
+	delete(e.items, it.id)
+	e.freeItem(it)
+}
+
 func (e *Engine) onAccepted(id, agentID string) {
 	it := e.items[id]
 	switch {
@@ -339,21 +429,43 @@ func (e *Engine) onAccepted(id, agentID string) {
 		e.accept(it)
 	case it != nil && it.state == stActive && it.agent.id == agentID:
 		// An auto-accepted offer: the Opened AgentWork confirms what the engine assumed.
+		it.autoPending = false
 	default:
 		e.emit(Command{Type: CommandIgnored, WorkID: id, AgentID: agentID, Reason: ReasonStaleOutcome})
 	}
 }
 
-func (e *Engine) onDeclined(id, agentID string) {
+// onDeclined ends an offer without an accept: declined, push timeout, unavailable, or the
+// AgentWork insert refused (the last also for auto-accepted work not yet confirmed Opened).
+func (e *Engine) onDeclined(id, agentID string, o Outcome) {
 	it := e.items[id]
-	if it == nil || it.state != stOffered || it.agent.id != agentID {
+	if it == nil || it.agent == nil || it.agent.id != agentID ||
+		(it.state != stOffered && (it.state != stActive || !it.autoPending || o != OutcomeInsertFailed)) {
 		e.emit(Command{Type: CommandIgnored, WorkID: id, AgentID: agentID, Reason: ReasonStaleOutcome})
 		return
 	}
 	a := it.agent
 	e.timers.remove(it)
 	a.subUse(it)
-	a.nOffered--
+	if it.state == stActive {
+		// Auto-accepted work whose AgentWork never opened: undo the interaction.
+		a.nActive--
+		it.autoPending = false
+		if s := it.session; s != nil {
+			it.session = nil
+			if s.open--; s.open == 0 {
+				e.endSession(s)
+			}
+		}
+	} else {
+		a.nOffered--
+	}
+	if o != OutcomeDeclined {
+		// The offer could not reach the agent (push timeout, unavailable, insert refused):
+		// they get nothing more until their presence or state says otherwise.
+		a.undeliverable = true
+		e.emit(Command{Type: CommandNotify, WorkID: it.id, AgentID: a.id, Reason: ReasonUndeliverable})
+	}
 	if it.psrGone {
 		// Declined or canceled after its PSR was deleted: nothing is left to route.
 		e.emit(Command{Type: CommandNotify, WorkID: it.id, AgentID: a.id, Reason: ReasonWorkWithdrawn})
@@ -365,12 +477,22 @@ func (e *Engine) onDeclined(id, agentID string) {
 	it.agent = nil
 	it.state = stNone
 	it.decliners = append(it.decliners, a.id)
-	if it.preferred == a.id && !it.prefRequired {
+	switch {
+	case it.preferred == a.id && !it.preferredRequired:
 		// A preferred user who declines is not waited for any longer.
 		it.preferred = ""
 		e.emit(Command{Type: CommandRerouted, WorkID: it.id, Plan: it.plan.name, Reason: ReasonPreferredDeclined})
+	case it.preferred == a.id:
+		// A required preferred user is the only one who may take it: offered again after the
+		// plan's preferred timeout, not at once in a loop.
+		it.retryAt = e.now + it.plan.preferredTimeout
 	}
 	e.refresh(a)
+	if it.table != e.plans && !e.resolveItem(it, true) {
+		// The offer was made under an older table: the work waits under the current one.
+		e.workEnded(a, false)
+		return
+	}
 	// The overflow wait and the preferred-user timeout kept running during the offer: if they
 	// passed, the work moves on now instead of waiting one more call in its old plan.
 	e.transition(it)
@@ -379,13 +501,26 @@ func (e *Engine) onDeclined(id, agentID string) {
 
 func (e *Engine) onWorkClosed(id, agentID string) {
 	it := e.items[id]
+	mine := it != nil && it.agent != nil && it.agent.id == agentID
 	switch {
-	case it != nil && it.state == stActive:
+	case mine && it.state == stActive:
 		e.release(it)
-	case it != nil && it.state == stWrapUp:
+	case mine && it.state == stWrapUp:
 	default:
 		e.emit(Command{Type: CommandIgnored, WorkID: id, AgentID: agentID, Reason: ReasonStaleOutcome})
 	}
+}
+
+// onTransferred: the AgentWork of agentID's interaction went Transferred in Salesforce. The
+// interaction leaves the agent; the engine forgets it (a transfer to a queue or skill brings a
+// new PSR, which is new work; one to a user is that user's Busy Inbound work).
+func (e *Engine) onTransferred(id, agentID string) {
+	it := e.items[id]
+	if it == nil || it.agent == nil || it.agent.id != agentID || (it.state != stActive && it.state != stWrapUp) {
+		e.emit(Command{Type: CommandIgnored, WorkID: id, AgentID: agentID, Reason: ReasonStaleOutcome})
+		return
+	}
+	e.finish(it, ReasonTransferred)
 }
 
 // release starts wrap-up; the interaction keeps its capacity until wrap-up ends.
@@ -396,8 +531,8 @@ func (e *Engine) release(it *item) {
 	a.nActive--
 	a.nWrap++
 	e.emit(Command{Type: CommandWrapUp, WorkID: it.id, AgentID: a.id, Session: it.session.id})
-	if it.plan.wrapUp > 0 {
-		e.timers.set(it, e.now+it.plan.wrapUp)
+	if it.plan.wrapUpTimeout > 0 {
+		e.timers.set(it, e.now+it.plan.wrapUpTimeout)
 		e.syncState(a, false)
 		return
 	}
@@ -419,6 +554,10 @@ func (e *Engine) detach(it *item, r Reason) {
 	s := it.session
 	e.emit(Command{Type: CommandEnded, WorkID: it.id, AgentID: a.id, Session: s.id, Reason: r})
 	s.open--
+	if s.open > 0 && r == ReasonTransferred {
+		// The contact goes on with another agent: keep this session's id taken (see accept).
+		e.index(s)
+	}
 	if s.open == 0 {
 		if s.required && s.disposition == "" {
 			e.emit(Command{Type: CommandNotify, AgentID: a.id, Session: s.id, Reason: ReasonDispositionRequired})
@@ -441,16 +580,17 @@ func (e *Engine) finish(it *item, r Reason) {
 	e.workEnded(a, true)
 }
 
-// workEnded follows a drop in an agent's work: the post-call state when an interaction ended
-// and nothing is left, then eligibility and new offers.
+// workEnded follows a drop in an agent's work: the post-call state once an interaction ended
+// and nothing is left (Busy Inbound work included), then eligibility and new offers.
 func (e *Engine) workEnded(a *agent, interaction bool) {
+	if interaction {
+		a.postCallDue = true
+	}
 	if !a.working() && a.inbound == 0 {
-		if interaction && !a.intended {
-			if a.avail.Major != e.plans.postCall.Major || a.avail.Minor != e.plans.postCall.Minor {
-				a.avail = e.plans.postCall
-			}
+		if a.postCallDue && !a.intended {
+			a.chosen = e.plans.postCall
 		}
-		a.intended = false
+		a.intended, a.postCallDue = false, false
 	}
 	e.syncState(a, false)
 	e.refresh(a)
