@@ -13,10 +13,15 @@
 //     routing.Table to the router through Updates; a failed step keeps the previous mapping.
 //   - http.go: the one HTTP server: open /metrics, /healthz (loops' heartbeats) and /readyz
 //     (named conditions), and the admin API behind OMNIROUTE_ADMIN_TOKEN; JSON errors.
+//   - translate.go: pure translation of PSR and AgentWork change events and PSR rows into
+//     routing Events (Translate, Names.Work), with what the router knows passed in (Known) and
+//     what must be read first passed back (Change); omniroute's own changeOrigin is recognised
+//     (IsOwn). Presence events are not translated yet.
+//   - checkpoint.go: the durable replay checkpoint store.
 //   - connector.go: New and Run, the oklog/run group of the HTTP server, the reloader and the
 //     core, which logs in, reads the org and checks the mapping at start-up.
 //
-// Not built yet: the stream subscription, translation of events, reconcile, the router that
+// Not built yet: the stream subscription, translation of presence events, reconcile, the router that
 // drives routing.Engine, the AgentWork writer, presence sync and the agent gateway. Until they
 // exist /readyz stays false ("stream not subscribed", "reconcile not applied").
 //
