@@ -308,11 +308,7 @@ func (h *HTTP) requireAdmin(next http.Handler) http.Handler {
 
 func (h *HTTP) healthz(w http.ResponseWriter, _ *http.Request) {
 	healthy, loops := h.opts.Live.Healthy()
-	code := http.StatusOK
-	if !healthy {
-		code = http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, struct {
+	writeProbe(w, healthy, struct {
 		Healthy bool         `json:"healthy"`
 		Loops   []LoopStatus `json:"loops"`
 	}{healthy, loops})
@@ -320,14 +316,19 @@ func (h *HTTP) healthz(w http.ResponseWriter, _ *http.Request) {
 
 func (h *HTTP) readyz(w http.ResponseWriter, _ *http.Request) {
 	ready, conds := h.opts.Ready.Ready()
-	code := http.StatusOK
-	if !ready {
-		code = http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, struct {
+	writeProbe(w, ready, struct {
 		Ready      bool              `json:"ready"`
 		Conditions []ConditionStatus `json:"conditions"`
 	}{ready, conds})
+}
+
+// writeProbe answers a probe: 200 when ok, else 503, with the body saying why.
+func writeProbe(w http.ResponseWriter, ok bool, body any) {
+	code := http.StatusOK
+	if !ok {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, body)
 }
 
 // ReloadResponse is the body of a successful POST /-/reload.
