@@ -100,6 +100,9 @@ type Connector struct {
 	http     *HTTP
 	ready    *Readiness
 	live     *Liveness
+	// metrics is the registerer every part's metrics go to, already under omniroute_;
+	// registrations made before New returns are checked for duplicates.
+	metrics prometheus.Registerer
 
 	mu      sync.Mutex
 	mapping Mapping // the mapping the core holds
@@ -130,7 +133,7 @@ func New(opts Options) (*Connector, error) {
 		ConstLabels: prometheus.Labels{"version": opts.Version, "goversion": runtime.Version()},
 	}).Set(1)
 
-	c := &Connector{cfg: cfg, log: opts.Logger, now: opts.Now}
+	c := &Connector{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: prefixed}
 	c.ready = NewReadiness(append([]Condition{{CondServing, "not serving: starting or shutting down"}}, DefaultConditions()...)...)
 	c.live = NewLiveness(opts.Now)
 	var err error
