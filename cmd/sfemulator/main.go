@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	apiLimit := fs.Int("api-limit", emulator.DefaultDailyAPILimit, "daily API request allocation")
 	advice := fs.Duration("advice-timeout", emulator.DefaultAdviceTimeout, "CometD long-poll timeout")
 	channelDeletes := fs.Bool("channel-deletes", false, "deliver DELETE events, enriched, on /data/ExternalRoutingChannel__chn (default: not delivered, as for a hard delete)")
+	noise := fs.Float64("noise-rate", 0, "probability (0..1) that each changed record gets a further UPDATE routing must ignore")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	em, err := emulator.New(emulator.Options{
 		Seed: org, ControlToken: *control, SessionTimeout: *session, DailyAPILimit: *apiLimit,
 		AdviceTimeout: *advice, ChannelDeletes: *channelDeletes,
-		ExtendSessionOnActivity: *extend, Logger: logger,
+		ExtendSessionOnActivity: *extend, NoiseRate: *noise, Logger: logger,
 	})
 	if err != nil {
 		say(stderr, "sfemulator: %v\n", err)

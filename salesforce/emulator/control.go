@@ -98,6 +98,22 @@ func (e *Emulator) controlHandler() http.Handler {
 	mux.HandleFunc("POST /emulator/v1/work/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
 		respond(w, http.StatusOK, map[string]bool{"ok": true}, e.CancelWork(r.PathValue("id")))
 	})
+	mux.HandleFunc("POST /emulator/v1/work/{id}/owner", func(w http.ResponseWriter, r *http.Request) {
+		var req OwnerTarget
+		if !decode(w, r, &req) {
+			return
+		}
+		respond(w, http.StatusOK, map[string]bool{"ok": true}, e.ChangeOwner(r.PathValue("id"), req))
+	})
+	mux.HandleFunc("POST /emulator/v1/work/native", func(w http.ResponseWriter, r *http.Request) {
+		var req NativeRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		res, err := e.NativeRoute(req)
+		respond(w, http.StatusCreated, res, err)
+	})
+	mux.HandleFunc("GET /emulator/v1/history", e.handleHistory)
 	mux.HandleFunc("POST /emulator/v1/agents/{username}/presence", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Status string `json:"status"`
@@ -167,6 +183,7 @@ func (e *Emulator) controlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	})
 	mux.HandleFunc("POST /emulator/v1/faults/http", okAction(e.InjectHTTPFault))
+	mux.HandleFunc("POST /emulator/v1/noise", okAction(func(n NoiseRequest) error { return e.SetNoise(n.Rate) }))
 	mux.HandleFunc("POST /emulator/v1/faults/truncate", okAction(e.InjectTruncateFault))
 	mux.HandleFunc("POST /emulator/v1/faults/latency", okAction(e.SetLatency))
 	mux.HandleFunc("DELETE /emulator/v1/faults", func(w http.ResponseWriter, _ *http.Request) {

@@ -72,6 +72,10 @@ type Options struct {
 	// cancelled waiting item from a refused insert or a periodic check. Whether a PSR delete
 	// is hard is unconfirmed; false is the stricter choice.
 	ChannelDeletes bool
+	// NoiseRate is the initial noise rate (0..1; default 0, no noise): after each change, every
+	// record it changed gets with this probability a further UPDATE that changes nothing
+	// routing reads (SetNoise, POST /emulator/v1/noise).
+	NoiseRate float64
 	// Auto is the initial simulated-agent behaviour (off when zero).
 	Auto AutoOptions
 	// RandSeed seeds the decline-rate and fault-rate dice (0: random).
@@ -96,13 +100,16 @@ type Emulator struct {
 	mu         sync.Mutex
 	st         *store
 	org        orgRefs
-	psrByWork  map[string]string   // work item id -> open PSR id
-	awByWork   map[string][]string // work item id -> AgentWork ids, oldest first
-	awByUser   map[string][]string // user id -> AgentWork ids
-	currentUSP map[string]string   // user id -> current UserServicePresence id
-	sessions   map[string]string   // user id -> live agent session id of the current login
-	capacity   map[string]int      // user id -> configured capacity
+	psrByWork  map[string]string         // work item id -> open PSR id
+	awByWork   map[string][]string       // work item id -> AgentWork ids, oldest first
+	awByUser   map[string][]string       // user id -> AgentWork ids
+	currentUSP map[string]string         // user id -> current UserServicePresence id
+	sessions   map[string]string         // user id -> live agent session id of the current login
+	capacity   map[string]int            // user id -> configured capacity
+	pstats     map[string]*presenceStats // user id -> figures of the current presence row
+	noiseRate  float64
 	history    map[string][]StatusChange
+	historyLog []historyRow // every change of PSR, AgentWork and presence rows (History)
 	timers     timerQueue
 	auto       AutoOptions
 	rng        *mrand.Rand
@@ -149,6 +156,7 @@ type orgRefs struct {
 	routingCfgs map[string]*record         // DeveloperName -> QueueRoutingConfig
 	statusChans map[string]map[string]bool // status id -> channel ids
 	chanWeight  map[string]float64         // channel id -> default capacity weight
+	buttons     map[string]string          // chat button DeveloperName -> queue DeveloperName
 	integration string                     // user id of RunAs / first user
 }
 
@@ -181,6 +189,9 @@ func New(opts Options) (*Emulator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.NoiseRate < 0 || opts.NoiseRate > 1 {
+		return nil, fmt.Errorf("noise rate %v: want 0..1: %w", opts.NoiseRate, ErrInvalid)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -199,6 +210,8 @@ func New(opts Options) (*Emulator, error) {
 		currentUSP:    map[string]string{},
 		sessions:      map[string]string{},
 		capacity:      map[string]int{},
+		pstats:        map[string]*presenceStats{},
+		noiseRate:     opts.NoiseRate,
 		history:       map[string][]StatusChange{},
 		rng:           mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		topics:        map[string]*pushTopic{},
@@ -256,8 +269,11 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { e.handler
 func (e *Emulator) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/services/oauth2/token", e.handleToken)
-	mux.HandleFunc("/services/data/", e.handleREST)
-	mux.HandleFunc("/services/data", e.handleREST)
+	mux.HandleFunc("/services/oauth2/userinfo", e.handleUserInfo)
+	mux.HandleFunc("GET /id/{org}/{user}", e.handleIdentity)
+	rest := e.restHandler()
+	mux.Handle("/services/data/", rest)
+	mux.Handle("/services/data", rest)
 	mux.Handle("/cometd/", e.stream)
 	mux.HandleFunc("/emulator/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -58,6 +58,7 @@ func (e *Emulator) commit(t *tx) {
 	}
 	e.txSeq++
 	key := fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", e.txSeq, e.txSeq>>32&0xffff, e.txSeq&0xfff, (e.txSeq>>12)&0xfff, e.rng.Uint64()&0xffffffffffff)
+	e.recordHistory(t, key)
 	merged := mergeChanges(t.changes)
 	for i, c := range merged {
 		if c.obj.CDC {
@@ -67,6 +68,7 @@ func (e *Emulator) commit(t *tx) {
 	for _, c := range t.changes {
 		e.publishTopics(t, c)
 	}
+	e.makeNoise(t)
 }
 
 // mergeChanges folds identical UPDATE or DELETE changes of one entity in one transaction into
@@ -130,6 +132,12 @@ func (e *Emulator) publishCDC(t *tx, key string, seq int, c *change) {
 	channels := []string{"/data/ChangeEvents", "/data/" + c.obj.Name + "ChangeEvent"}
 	sid := schemaID(c.obj.Name)
 	singles := e.enrichedSingles(c, header)
+	if len(c.ids) == 1 && len(singles) == 1 && singles[0].enriched == nil {
+		// A one-record event with nothing enriched (a CREATE) is the same message on the
+		// custom channel: encode it once.
+		channels = append(channels, externalRoutingChannel)
+		singles = nil
+	}
 	e.stream.PublishMessages(func(replayID int64) []streaming.Message {
 		msgs := make([]streaming.Message, 0, 1+len(singles))
 		msgs = append(msgs, streaming.Message{Channels: channels, Data: eventData(sid, payload, replayID)})
@@ -187,27 +195,33 @@ func (e *Emulator) enrichedSingles(c *change, header object) []enrichedSingle {
 		return nil // not a member, or a header-only gap event (no record to enrich)
 	}
 	var out []enrichedSingle
+	enrich := c.typ == "UPDATE" || (c.typ == "DELETE" && e.opts.ChannelDeletes)
 	for i, id := range c.ids {
 		rec := c.recs[i]
-		cur := currentValues(rec, m.enriched)
-		e.enrichMu.Lock()
-		e.enrichedNow[id] = cur
-		e.enrichMu.Unlock()
+		// A CREATE carries every populated field already; a hard delete carries no enriched
+		// field, so by default the filters drop it (docs/emulator.md).
+		pl := c.payload
+		if c.typ != "CREATE" {
+			cur := currentValues(rec, m.enriched)
+			e.enrichMu.Lock()
+			e.enrichedNow[id] = cur
+			e.enrichMu.Unlock()
+			if enrich {
+				pl = appendEnriched(c.payload, m.enriched, cur)
+			}
+		}
+		if !m.filter.Eval(filterGetter(c, rec, pl)) {
+			continue
+		}
 		h := slices.Clone(header)
 		h[1] = kv{"recordIds", []string{id}}
 		one := enrichedSingle{id: id, base: append(object{{"ChangeEventHeader", h}}, c.payload...)}
-		switch {
-		case c.typ == "UPDATE", c.typ == "DELETE" && e.opts.ChannelDeletes:
-			// A CREATE carries every populated field already; a hard delete carries no
-			// enriched field, so by default the filters drop it (docs/emulator.md).
+		one.payload = one.base
+		if enrich {
 			one.enriched = m.enriched
-			one.payload = appendEnriched(one.base, m.enriched, cur)
-		default:
-			one.payload = one.base
+			one.payload = append(object{{"ChangeEventHeader", h}}, pl...)
 		}
-		if m.filter.Eval(filterGetter(c, rec, one.payload)) {
-			out = append(out, one)
-		}
+		out = append(out, one)
 	}
 	return out
 }

@@ -12,7 +12,13 @@ import (
 )
 
 // HTTPFault makes matching requests fail: the next Count of them, or each with probability
-// Rate, answer Status (503, 500 or 429). 429 and 503 carry Retry-After.
+// Rate, answer Status.
+//
+// 500 and 503 are the org failing, answered in Salesforce's shape for the scope. 429, 502 and
+// 504 are proxy or gateway faults: a proxy, load balancer or API gateway between the client and
+// the org answers them with a plain-text body that is not Salesforce's (Salesforce itself
+// signals its request limit with 403 REQUEST_LIMIT_EXCEEDED, never 429). 429 and 503 carry
+// Retry-After.
 type HTTPFault struct {
 	Status            int     `json:"status"`
 	Count             int     `json:"count"`
@@ -38,7 +44,7 @@ type faultState struct {
 
 func scopeOf(path string) string {
 	switch {
-	case strings.HasPrefix(path, "/services/oauth2/"):
+	case strings.HasPrefix(path, "/services/oauth2/"), strings.HasPrefix(path, "/id/"):
 		return "token"
 	case strings.HasPrefix(path, "/services/data"):
 		return "rest"
@@ -59,9 +65,9 @@ func validScope(s string) bool {
 // InjectHTTPFault adds an HTTP failure rule.
 func (e *Emulator) InjectHTTPFault(f HTTPFault) error {
 	switch f.Status {
-	case 500, 503, 429:
+	case 500, 503, 429, 502, 504:
 	default:
-		return fmt.Errorf("inject fault: status %d (want 500, 503 or 429): %w", f.Status, ErrInvalid)
+		return fmt.Errorf("inject fault: status %d (want 500 or 503 from the org, 429, 502 or 504 from a gateway): %w", f.Status, ErrInvalid)
 	}
 	if !validScope(f.Scope) || f.Count < 0 || f.Rate < 0 || f.Rate > 1 || (f.Count == 0 && f.Rate == 0) {
 		return fmt.Errorf("inject fault: give count > 0 or rate in (0,1] and a scope of rest, token, cometd or all: %w", ErrInvalid)
@@ -191,6 +197,10 @@ func (e *Emulator) withFaults(next http.Handler) http.Handler {
 			next.ServeHTTP(rec, r)
 			return
 		}
+		if gatewayStatus(f.Status) {
+			writeGatewayFault(rec, f)
+			return
+		}
 		if f.Status != http.StatusInternalServerError {
 			ra := f.RetryAfterSeconds
 			if ra <= 0 {
@@ -204,8 +214,6 @@ func (e *Emulator) withFaults(next http.Handler) http.Handler {
 			switch f.Status {
 			case http.StatusInternalServerError:
 				code, msg = "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this ErrorId if you contact support: emulator-fault"
-			case http.StatusTooManyRequests:
-				code, msg = "REQUEST_LIMIT_EXCEEDED", "Too many requests; retry later."
 			}
 			writeRESTError(rec, errf(f.Status, code, msg))
 		case "token":
@@ -214,6 +222,31 @@ func (e *Emulator) withFaults(next http.Handler) http.Handler {
 			e.stream.WriteHTTPFault(rec, r, f.Status)
 		}
 	})
+}
+
+// gatewayStatus reports whether status is answered by a proxy or gateway, not by the org.
+func gatewayStatus(status int) bool {
+	switch status {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// writeGatewayFault answers as a proxy or gateway in front of the org would: a short plain-text
+// body, Retry-After on 429, nothing in Salesforce's error shapes.
+func writeGatewayFault(w http.ResponseWriter, f *HTTPFault) {
+	if f.Status == http.StatusTooManyRequests {
+		ra := f.RetryAfterSeconds
+		if ra <= 0 {
+			ra = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(ra))
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Via", "1.1 emulator-gateway")
+	w.WriteHeader(f.Status)
+	_, _ = fmt.Fprintf(w, "%d %s\n", f.Status, http.StatusText(f.Status))
 }
 
 // RequestRecord is one request the emulator served (never tokens or bodies).

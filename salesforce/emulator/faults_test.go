@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -25,12 +26,12 @@ func TestHTTPFaults(t *testing.T) {
 	s, _ = h.rest(http.MethodGet, "limits", nil)
 	require.Equal(t, http.StatusOK, s, "the fault is used up")
 	// Token scope does not touch REST.
-	s, _ = h.control(http.MethodPost, "faults/http", map[string]any{"status": 429, "count": 1, "scope": "token"})
+	s, _ = h.control(http.MethodPost, "faults/http", map[string]any{"status": 503, "count": 1, "scope": "token"})
 	require.Equal(t, http.StatusOK, s)
 	s, _ = h.rest(http.MethodGet, "limits", nil)
 	require.Equal(t, http.StatusOK, s)
 	st, body := h.form("/services/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {DemoClientID}, "client_secret": {DemoClientSecret}})
-	require.Equal(t, http.StatusTooManyRequests, st)
+	require.Equal(t, http.StatusServiceUnavailable, st)
 	require.Contains(t, string(body), `"error"`)
 	// Rate 1 on cometd fails every CometD request until cleared.
 	s, _ = h.control(http.MethodPost, "faults/http", map[string]any{"status": 500, "rate": 1, "scope": "cometd"})
@@ -42,7 +43,7 @@ func TestHTTPFaults(t *testing.T) {
 	c := h.comet(h.token)
 	c.handshake()
 	// Bad fault requests.
-	for _, body := range []map[string]any{{"status": 404, "count": 1}, {"status": 503}, {"status": 503, "count": 1, "scope": "x"}, {"status": 503, "rate": 2}} {
+	for _, body := range []map[string]any{{"status": 404, "count": 1}, {"status": 403, "count": 1}, {"status": 503}, {"status": 503, "count": 1, "scope": "x"}, {"status": 503, "rate": 2}} {
 		s, _ := h.control(http.MethodPost, "faults/http", body)
 		require.Equal(t, http.StatusBadRequest, s, body)
 	}
@@ -83,4 +84,42 @@ func TestControlAPIAuthAndHealth(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, s)
 	s, _ = h.control(http.MethodPost, "agents/"+agent1+"/presence", map[string]string{"status": "Nope"})
 	require.Equal(t, http.StatusNotFound, s)
+}
+
+// TestGatewayFaults: 429, 502 and 504 come from a proxy or gateway, not from Salesforce: a
+// plain-text body in no Salesforce error shape, Retry-After on 429. Salesforce's own request
+// limit stays 403 REQUEST_LIMIT_EXCEEDED.
+func TestGatewayFaults(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	for _, tc := range []struct {
+		status int
+		scope  string
+	}{{429, "rest"}, {502, "rest"}, {504, "cometd"}, {429, "token"}} {
+		require.NoError(t, h.em.InjectHTTPFault(HTTPFault{Status: tc.status, Count: 1, RetryAfterSeconds: 4, Scope: tc.scope}))
+		var st int
+		var b []byte
+		var hdr http.Header
+		switch tc.scope {
+		case "rest":
+			st, b, hdr = h.do(http.MethodGet, "/services/data/v62.0/limits", h.token, nil)
+		case "cometd":
+			st, b, hdr = h.do(http.MethodPost, "/cometd/62.0", h.token, []any{map[string]any{"channel": "/meta/handshake"}})
+		default:
+			st, b, hdr = h.do(http.MethodPost, "/services/oauth2/token", "", nil)
+		}
+		require.Equal(t, tc.status, st)
+		require.Equal(t, fmt.Sprintf("%d %s\n", tc.status, http.StatusText(tc.status)), string(b))
+		require.False(t, json.Valid(b), "not a Salesforce error body")
+		require.Equal(t, "1.1 emulator-gateway", hdr.Get("Via"))
+		if tc.status == 429 {
+			require.Equal(t, "4", hdr.Get("Retry-After"))
+		} else {
+			require.Empty(t, hdr.Get("Retry-After"))
+		}
+	}
+	// The org's own request limit is a 403.
+	h.em.ExhaustAPILimit()
+	s, b := h.rest(http.MethodGet, "limits", nil)
+	requireRESTError(t, s, b, http.StatusForbidden, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
 }

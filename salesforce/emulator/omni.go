@@ -86,10 +86,13 @@ type AgentWorkInfo struct {
 	History          []StatusChange `json:"history"`
 }
 
-// TransferTarget names a queue or a user (username) to transfer work to.
+// TransferTarget names where to transfer work: exactly one of a queue (DeveloperName), a chat
+// button (DeveloperName; its queue), a user (username) or required skills.
 type TransferTarget struct {
-	Queue string `json:"queue"`
-	User  string `json:"user"`
+	Queue  string         `json:"queue,omitempty"`
+	Button string         `json:"button,omitempty"`
+	User   string         `json:"user,omitempty"`
+	Skills []SkillRequest `json:"skills,omitempty"`
 }
 
 // TransferResult reports what a transfer created.
@@ -127,21 +130,31 @@ func (e *Emulator) CreateWork(req WorkRequest) (WorkResult, error) {
 	} else if req.PreferredUserRequired {
 		return WorkResult{}, fmt.Errorf("create work: preferredUserRequired needs preferredUser: %w", ErrInvalid)
 	}
-	for _, s := range req.Skills {
-		sk, ok := e.org.skills[s.Skill]
-		if !ok {
-			return WorkResult{}, fmt.Errorf("create work: skill %q: %w", s.Skill, ErrNotFound)
-		}
-		opts.skills = append(opts.skills, skillReq{id: sk.id, level: s.Level, additional: s.Additional})
+	skills, err := e.skillReqs(req.Skills)
+	if err != nil {
+		return WorkResult{}, fmt.Errorf("create work: %w", err)
 	}
+	opts.skills = skills
 	t := e.begin("", "")
-	typ := ch.str("RelatedEntity")
-	vals := map[string]any{"OwnerId": q.id}
+	wi := e.newWorkItem(t, ch.str("RelatedEntity"), q.id, req.Subject)
+	psr := e.routeToQueue(t, wi, q, opts)
+	e.commit(t)
+	res := WorkResult{WorkItemID: wi.id}
+	if psr != nil {
+		res.PSRID = psr.id
+	}
+	return res, nil
+}
+
+// newWorkItem creates a work item of typ owned by ownerID, as a customer's request creates
+// it. Callers hold e.mu.
+func (e *Emulator) newWorkItem(t *tx, typ, ownerID, subject string) *record {
+	vals := map[string]any{"OwnerId": ownerID}
 	switch typ {
 	case "Case":
 		vals["Origin"] = "Web"
-		if req.Subject != "" {
-			vals["Subject"] = req.Subject
+		if subject != "" {
+			vals["Subject"] = subject
 		}
 	case "LiveChatTranscript":
 		vals["Status"] = "Waiting"
@@ -157,14 +170,7 @@ func (e *Emulator) CreateWork(req WorkRequest) (WorkResult, error) {
 		vals["VendorCallKey"] = randomHex(16)
 		vals["CallStartDateTime"] = t.now
 	}
-	wi := t.create(e.obj(typ), vals)
-	psr := e.routeToQueue(t, wi, q, opts)
-	e.commit(t)
-	res := WorkResult{WorkItemID: wi.id}
-	if psr != nil {
-		res.PSRID = psr.id
-	}
-	return res, nil
+	return t.create(e.obj(typ), vals)
 }
 
 type skillReq struct {
@@ -173,12 +179,27 @@ type skillReq struct {
 	additional bool
 }
 
+// skillReqs resolves skill requests by DeveloperName. Callers hold e.mu.
+func (e *Emulator) skillReqs(in []SkillRequest) ([]skillReq, error) {
+	var out []skillReq
+	for _, s := range in {
+		sk, ok := e.org.skills[s.Skill]
+		if !ok {
+			return nil, fmt.Errorf("skill %q: %w", s.Skill, ErrNotFound)
+		}
+		out = append(out, skillReq{id: sk.id, level: s.Level, additional: s.Additional})
+	}
+	return out, nil
+}
+
 type routeOpts struct {
 	transfer  bool
 	preferred string
 	required  bool
 	requester string
 	skills    []skillReq
+	// noQueue leaves GroupId and QueueId empty: a transfer to skills, routed on skills alone.
+	noQueue bool
 }
 
 // channelFor returns the ServiceChannel whose RelatedEntity is the work item's type.
@@ -207,6 +228,12 @@ func (e *Emulator) routeToQueue(t *tx, wi, queue *record, o routeOpts) *record {
 	if !ok || rc.str("RoutingModel") != "ExternalRouting" {
 		return nil
 	}
+	return e.createPSR(t, wi, queue, rc, o)
+}
+
+// createPSR creates the PSR for wi under routing configuration rc (and queue, unless
+// o.noQueue). Callers hold e.mu.
+func (e *Emulator) createPSR(t *tx, wi, queue, rc *record, o routeOpts) *record {
 	ch := e.channelFor(wi.obj.Name)
 	if ch == nil {
 		return nil
@@ -214,9 +241,13 @@ func (e *Emulator) routeToQueue(t *tx, wi, queue *record, o routeOpts) *record {
 	vals := map[string]any{
 		"RoutingModel": "ExternalRouting", "RoutingType": "QueueBased", "IsReadyForRouting": true,
 		"IsPushed": false, "IsPushAttempted": false, "IsTransfer": o.transfer, "IsPreferredUserRequired": false,
-		"GroupId": queue.id, "QueueId": queue.id, "ServiceChannelId": ch.id, "WorkItemId": wi.id,
+		"ServiceChannelId": ch.id, "WorkItemId": wi.id,
 		"RoutingPriority": rc.int("RoutingPriority"),
 	}
+	if !o.noQueue && queue != nil {
+		vals["GroupId"], vals["QueueId"] = queue.id, queue.id
+	}
+
 	if w, ok := rc.float("CapacityWeight"); ok {
 		vals["CapacityWeight"] = w
 	} else if p, ok := rc.float("CapacityPercentage"); ok {
@@ -262,9 +293,6 @@ func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restE
 	if user == nil || ch == nil || wi == nil {
 		return nil, errf(http.StatusBadRequest, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
 	}
-	if !user.boolean("IsActive") {
-		return nil, errf(http.StatusBadRequest, "INACTIVE_OWNER_OR_USER", "operation performed with inactive user", "UserId")
-	}
 	if ch.str("RelatedEntity") != wi.obj.Name {
 		return nil, workFailure("The work item's object doesn't match the service channel's related entity.", "WorkItemId")
 	}
@@ -288,13 +316,8 @@ func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restE
 			return nil, workFailure("The work item is already pushed to an agent.", "PendingServiceRoutingId")
 		}
 	}
-	uspID, online := e.currentUSP[user.id]
-	if !online {
-		return nil, workFailure("The agent isn't online in Omni-Channel.", "UserId")
-	}
-	usp, _ := e.st.get(uspID)
-	if usp == nil || !e.org.statusChans[usp.str("ServicePresenceStatusId")][ch.id] {
-		return nil, workFailure("The agent's presence status isn't associated with the work's service channel.", "UserId")
+	if rerr := e.agentCanTake(user, ch); rerr != nil {
+		return nil, rerr
 	}
 	// The work's size is never filled in from the PSR: a router that does not copy the PSR's
 	// CapacityWeight (or CapacityPercentage) is refused (docs/emulator.md, "AgentWork size").
@@ -346,6 +369,23 @@ func (e *Emulator) prepareAgentWork(t *tx, vals map[string]any) (*record, *restE
 	return psr, nil
 }
 
+// agentCanTake checks that user is active and online in a presence status that includes
+// channel ch. Callers hold e.mu.
+func (e *Emulator) agentCanTake(user, ch *record) *restError {
+	if !user.boolean("IsActive") {
+		return errf(http.StatusBadRequest, "INACTIVE_OWNER_OR_USER", "operation performed with inactive user", "UserId")
+	}
+	uspID, online := e.currentUSP[user.id]
+	if !online {
+		return workFailure("The agent isn't online in Omni-Channel.", "UserId")
+	}
+	usp, _ := e.st.get(uspID)
+	if usp == nil || !e.org.statusChans[usp.str("ServicePresenceStatusId")][ch.id] {
+		return workFailure("The agent's presence status isn't associated with the work's service channel.", "UserId")
+	}
+	return nil
+}
+
 // awLoad is the capacity an AgentWork (or its insert values) takes from its agent: its
 // CapacityWeight, else its CapacityPercentage of the agent's capacity, else the channel's
 // default weight.
@@ -387,6 +427,7 @@ func (e *Emulator) afterAgentWorkInsert(t *tx, aw, psr *record) {
 	e.awByWork[wi] = append(e.awByWork[wi], aw.id)
 	e.awByUser[user] = append(e.awByUser[user], aw.id)
 	e.history[aw.id] = append(e.history[aw.id], StatusChange{Status: StatusAssigned, At: t.now})
+	e.trackLoad(t, user, false)
 	if psr != nil {
 		t.update(psr, map[string]any{"IsPushed": true, "IsPushAttempted": true})
 		if pt := psr.int("PushTimeout"); pt > 0 {
@@ -402,6 +443,8 @@ func (e *Emulator) setAWStatus(t *tx, aw *record, status string, extra map[strin
 		vals[k] = v
 	}
 	t.update(aw, vals)
+	// Accepting and closing work refresh the agent's presence figures.
+	e.trackLoad(t, aw.str("UserId"), status == StatusOpened || status == StatusClosed)
 	e.history[aw.id] = append(e.history[aw.id], StatusChange{Status: status, At: t.now})
 }
 
@@ -560,7 +603,11 @@ func (e *Emulator) hasOpenWork(wiID string) bool {
 	return false
 }
 
-// CancelWork is the customer leaving: the PSR is deleted and Assigned AgentWork Canceled.
+// CancelWork is the customer ending the conversation. While the work waits (PSR, no
+// AgentWork) or is offered (Assigned AgentWork), the PSR is deleted, Assigned AgentWork turns
+// Canceled, and a chat becomes Missed, a messaging session Ended (with EndTime). Once an
+// agent has accepted it, routing is over: the AgentWork stays Opened until the agent closes
+// it, and a chat becomes Completed, a messaging session Ended.
 func (e *Emulator) CancelWork(workItemID string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -569,7 +616,25 @@ func (e *Emulator) CancelWork(workItemID string) error {
 		return fmt.Errorf("cancel work %s: %w", workItemID, ErrNotFound)
 	}
 	t := e.begin("", "")
-	e.releaseRouting(t, wi.id, "")
+	accepted := false
+	for _, id := range e.awByWork[wi.id] {
+		if aw, ok := e.st.get(id); ok && aw.str("Status") == StatusOpened {
+			accepted = true
+		}
+	}
+	if !accepted {
+		e.releaseRouting(t, wi.id, "")
+	}
+	switch wi.obj.Name {
+	case "LiveChatTranscript":
+		status := "Missed"
+		if accepted {
+			status = "Completed"
+		}
+		t.update(wi, map[string]any{"Status": status, "EndTime": t.now})
+	case "MessagingSession":
+		t.update(wi, map[string]any{"Status": "Ended", "EndTime": t.now})
+	}
 	e.commit(t)
 	return nil
 }
@@ -599,62 +664,6 @@ func (e *Emulator) releaseRouting(t *tx, wiID, keepUser string) (hadWork bool) {
 		delete(e.psrByWork, wiID)
 	}
 	return hadWork
-}
-
-// TransferWork transfers Opened work to a queue (new PSR with IsTransfer) or to a user
-// (a second AgentWork; the first turns Transferred when the second is accepted).
-func (e *Emulator) TransferWork(awID string, to TransferTarget) (TransferResult, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	aw, err := e.agentWork(awID)
-	if err != nil {
-		return TransferResult{}, err
-	}
-	if s := aw.str("Status"); s != StatusOpened {
-		return TransferResult{}, fmt.Errorf("transfer agent work %s in status %s: %w", awID, s, ErrConflict)
-	}
-	wi, ok := e.st.get(aw.str("WorkItemId"))
-	if !ok {
-		return TransferResult{}, fmt.Errorf("transfer agent work %s: work item: %w", awID, ErrNotFound)
-	}
-	from := aw.str("UserId")
-	switch {
-	case to.Queue != "" && to.User == "":
-		q, ok := e.org.queues[to.Queue]
-		if !ok {
-			return TransferResult{}, fmt.Errorf("transfer to queue %q: %w", to.Queue, ErrNotFound)
-		}
-		t := e.begin(from, "")
-		e.setAWStatus(t, aw, StatusTransferred, nil)
-		t.update(wi, map[string]any{"OwnerId": q.id})
-		psr := e.routeToQueue(t, wi, q, routeOpts{transfer: true, requester: from})
-		e.commit(t)
-		if psr == nil {
-			return TransferResult{}, nil
-		}
-		return TransferResult{PSRID: psr.id}, nil
-	case to.User != "" && to.Queue == "":
-		u, ok := e.org.users[lower(to.User)]
-		if !ok {
-			return TransferResult{}, fmt.Errorf("transfer to user %q: %w", to.User, ErrNotFound)
-		}
-		t := e.begin(from, "")
-		vals := map[string]any{
-			"UserId": u.id, "WorkItemId": wi.id, "ServiceChannelId": aw.str("ServiceChannelId"), "TransferRequesterId": from,
-		}
-		if w, ok := aw.float("CapacityWeight"); ok {
-			vals["CapacityWeight"] = w
-		}
-		if _, rerr := e.prepareAgentWork(t, vals); rerr != nil {
-			return TransferResult{}, fmt.Errorf("transfer to user %q: %s: %w", to.User, rerr.Errs[0].Message, ErrConflict)
-		}
-		second := t.create(e.obj("AgentWork"), vals)
-		e.afterAgentWorkInsert(t, second, nil)
-		t.update(wi, map[string]any{"OwnerId": u.id})
-		e.commit(t)
-		return TransferResult{AgentWorkID: second.id}, nil
-	}
-	return TransferResult{}, fmt.Errorf("transfer: give exactly one of queue and user: %w", ErrInvalid)
 }
 
 // ownerChanged applies Omni-Channel routing after a work item's owner changed through the
@@ -731,6 +740,7 @@ func (e *Emulator) SetPresence(username, status string) error {
 	} else if st == nil {
 		return nil // already offline
 	}
+	delete(e.pstats, u.id)
 	if st == nil {
 		delete(e.sessions, u.id)
 		for _, id := range e.awByUser[u.id] {
@@ -757,6 +767,7 @@ func (e *Emulator) SetPresence(username, status string) error {
 		"IdleDuration": int64(0), "AtCapacityDuration": int64(0), "OwnerId": u.id,
 	})
 	e.currentUSP[u.id] = usp.id
+	e.startPresenceStats(u.id, usp.id, t.now)
 	e.commit(t)
 	return nil
 }

@@ -160,7 +160,7 @@ func (e *Emulator) publishTopics(t *tx, c *change) {
 		default:
 			continue
 		}
-		src := oneRecordSource{soqlSource: soqlSource{e.st}, rec: c.rec}
+		src := oneRecordSource{soqlSource: soqlSource{store: e.st}, rec: c.rec}
 		opts := soql.Options{Now: e.now}
 		if !p.plan.Match(c.rec, src, opts) {
 			continue
@@ -169,7 +169,7 @@ func (e *Emulator) publishTopics(t *tx, c *change) {
 		if len(res.Rows) == 0 {
 			continue
 		}
-		sobject := rowObject(res.Rows[0], "")
+		sobject := e.schema.rowObject(res.Rows[0], "")
 		created := t.now.Format("2006-01-02T15:04:05.000Z")
 		e.stream.Publish([]string{"/topic/" + p.name}, func(replayID int64) json.RawMessage {
 			b, err := json.Marshal(object{
@@ -186,14 +186,24 @@ func (e *Emulator) publishTopics(t *tx, c *change) {
 }
 
 // rowObject renders a query row; with a version, each level starts with attributes{type,url}.
-func rowObject(r soql.Row, version string) object {
+// A parent reached through a polymorphic relationship (Owner of a Case: a User or a queue) is
+// the Name entity: attributes.type "Name", url of the real record (docs/emulator.md).
+func (s *schema) rowObject(r soql.Row, version string) object {
+	return s.renderRow(r, r.Type, version)
+}
+
+func (s *schema) renderRow(r soql.Row, attrType, version string) object {
 	out := make(object, 0, len(r.Cols)+1)
 	if version != "" {
-		out = append(out, kv{"attributes", object{{"type", r.Type}, {"url", "/services/data/v" + version + "/sobjects/" + r.Type + "/" + r.ID}}})
+		out = append(out, kv{"attributes", object{{"type", attrType}, {"url", "/services/data/v" + version + "/sobjects/" + r.Type + "/" + r.ID}}})
 	}
 	for _, c := range r.Cols {
 		if c.Parent != nil {
-			out = append(out, kv{c.Name, rowObject(*c.Parent, version)})
+			typ := c.Parent.Type
+			if rel, ok := s.Relationship(r.Type, c.Name); ok && len(rel.Targets) > 1 {
+				typ = "Name"
+			}
+			out = append(out, kv{c.Name, s.renderRow(*c.Parent, typ, version)})
 			continue
 		}
 		out = append(out, kv{c.Name, c.Value})

@@ -45,14 +45,15 @@ func batchSize(r *http.Request) int {
 	return defaultBatch
 }
 
-// query serves query?q= and query/{locator}.
-func (c *restCtx) query(segs []string) *restError {
+// query serves query?q= and query/{locator}; with all (queryAll) deleted records are found
+// too, with IsDeleted=true.
+func (c *restCtx) query(all bool, locator string) *restError {
 	if c.method != http.MethodGet {
 		return methodNotAllowed(c.method)
 	}
 	e := c.e
-	if len(segs) > 0 && segs[0] != "" {
-		return c.queryMore(segs[0])
+	if locator != "" {
+		return c.queryMore(locator)
 	}
 	stmt := c.r.URL.Query().Get("q")
 	if strings.TrimSpace(stmt) == "" {
@@ -63,7 +64,7 @@ func (c *restCtx) query(segs []string) *restError {
 		return soqlRESTError(err)
 	}
 	e.mu.Lock()
-	res, err := q.Run(soqlSource{e.st}, soql.Options{Now: e.now})
+	res, err := q.Run(soqlSource{store: e.st, withDeleted: all}, soql.Options{Now: e.now})
 	e.mu.Unlock()
 	if err != nil {
 		return soqlRESTError(err)
@@ -82,7 +83,7 @@ func (c *restCtx) writePage(cur *cursor, from int, locator string) {
 	end := min(from+cur.batch, len(cur.rows))
 	recs := make([]object, 0, end-from)
 	for _, row := range cur.rows[from:end] {
-		recs = append(recs, rowObject(row, c.version))
+		recs = append(recs, e.schema.rowObject(row, c.version))
 	}
 	out := object{{"totalSize", int64(cur.total)}, {"done", end >= len(cur.rows)}}
 	if end < len(cur.rows) {

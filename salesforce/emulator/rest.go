@@ -23,65 +23,82 @@ var apiVersions = func() []string {
 	return v
 }()
 
-// handleREST serves /services/data/...
-func (e *Emulator) handleREST(w http.ResponseWriter, r *http.Request) {
-	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/services/data"), "/")
-	if rest == "" {
-		e.handleVersions(w, r)
-		return
+// restHandler serves /services/data on http.ServeMux patterns, one route per resource. Every
+// route but the version list goes through rest: the version check, authentication and the API
+// allocation come first, whatever the resource. A trailing slash is ignored, as the old
+// segment router did.
+func (e *Emulator) restHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/services/data", e.handleVersions)
+	route := func(pattern string, fn func(c *restCtx) *restError) {
+		mux.HandleFunc("/services/data/{version}"+pattern, e.rest(fn))
 	}
-	verSeg, tail, _ := strings.Cut(rest, "/")
-	version, ok := strings.CutPrefix(verSeg, "v")
-	if !ok || !slices.Contains(apiVersions, version) {
-		writeRESTError(w, errf(http.StatusNotFound, "NOT_FOUND", "The requested resource does not exist"))
-		return
-	}
-	authz := r.Header.Get("Authorization")
-	token := bearerToken(authz)
-	if authz != "" && token == strings.TrimSpace(authz) {
-		// REST wants a scheme (Bearer or OAuth); only CometD takes the bare token.
-		writeRESTError(w, &restError{Status: http.StatusUnauthorized, Errs: []apiError{{Message: "INVALID_HEADER_TYPE", ErrorCode: "INVALID_AUTH_HEADER"}}})
-		return
-	}
-	userID, ok := e.authenticate(token)
-	if token == "" || !ok {
-		writeRESTError(w, &restError{Status: http.StatusUnauthorized, Errs: []apiError{{Message: "Session expired or invalid", ErrorCode: "INVALID_SESSION_ID"}}})
-		return
-	}
-	used := e.apiUsed.Add(1)
-	limit := e.apiLimit.Load()
-	if used > limit {
-		used = e.apiUsed.Add(-1)
+	route("", func(c *restCtx) *restError {
+		writeJSON(c.w, http.StatusOK, e.resourceList(c.version))
+		return nil
+	})
+	route("/query", func(c *restCtx) *restError { return c.query(false, "") })
+	route("/query/{locator}", func(c *restCtx) *restError { return c.query(false, c.r.PathValue("locator")) })
+	route("/queryAll", func(c *restCtx) *restError { return c.query(true, "") })
+	route("/queryAll/{locator}", func(c *restCtx) *restError { return c.query(true, c.r.PathValue("locator")) })
+	route("/sobjects", (*restCtx).sobjectList)
+	route("/sobjects/{type}", (*restCtx).sobjectType)
+	route("/sobjects/{type}/describe", (*restCtx).sobjectDescribe)
+	route("/sobjects/{type}/{id}", (*restCtx).sobjectRecord)
+	route("/composite/sobjects", (*restCtx).collections)
+	route("/limits", (*restCtx).limits)
+	route("/{rest...}", func(*restCtx) *restError { return notFound() })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := strings.TrimRight(r.URL.Path, "/"); p != r.URL.Path {
+			u := *r.URL
+			u.Path, u.RawPath = p, ""
+			r2 := *r
+			r2.URL = &u
+			r = &r2
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// rest wraps a REST route: it checks the API version, authenticates the token, counts the
+// request against the API allocation, then runs fn and writes its error.
+func (e *Emulator) rest(fn func(c *restCtx) *restError) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		version, ok := strings.CutPrefix(r.PathValue("version"), "v")
+		if !ok || !slices.Contains(apiVersions, version) {
+			writeRESTError(w, notFound())
+			return
+		}
+		authz := r.Header.Get("Authorization")
+		token := bearerToken(authz)
+		if authz != "" && token == strings.TrimSpace(authz) {
+			// REST wants a scheme (Bearer or OAuth); only CometD takes the bare token.
+			writeRESTError(w, &restError{Status: http.StatusUnauthorized, Errs: []apiError{{Message: "INVALID_HEADER_TYPE", ErrorCode: "INVALID_AUTH_HEADER"}}})
+			return
+		}
+		userID, ok := e.authenticate(token)
+		if token == "" || !ok {
+			writeRESTError(w, &restError{Status: http.StatusUnauthorized, Errs: []apiError{{Message: "Session expired or invalid", ErrorCode: "INVALID_SESSION_ID"}}})
+			return
+		}
+		used := e.apiUsed.Add(1)
+		limit := e.apiLimit.Load()
+		if used > limit {
+			used = e.apiUsed.Add(-1)
+			w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", used, limit))
+			writeRESTError(w, errf(http.StatusForbidden, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
+			return
+		}
 		w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", used, limit))
-		writeRESTError(w, errf(http.StatusForbidden, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
-		return
-	}
-	w.Header().Set("Sforce-Limit-Info", fmt.Sprintf("api-usage=%d/%d", used, limit))
-	method := r.Method
-	if method == http.MethodPost && r.URL.Query().Get("_HttpMethod") == "PATCH" {
-		method = http.MethodPatch
-	}
-	c := &restCtx{e: e, w: w, r: r, version: version, user: userID, method: method,
-		origin: "com/salesforce/api/rest/" + version + clientSuffix(r)}
-	segs := strings.Split(strings.Trim(tail, "/"), "/")
-	var err *restError
-	switch {
-	case tail == "":
-		writeJSON(w, http.StatusOK, e.resourceList(version))
-		return
-	case segs[0] == "query" || segs[0] == "queryAll":
-		err = c.query(segs[1:])
-	case segs[0] == "sobjects":
-		err = c.sobjects(segs[1:])
-	case segs[0] == "composite" && len(segs) == 2 && segs[1] == "sobjects":
-		err = c.collections()
-	case segs[0] == "limits" && len(segs) == 1:
-		err = c.limits()
-	default:
-		err = errf(http.StatusNotFound, "NOT_FOUND", "The requested resource does not exist")
-	}
-	if err != nil {
-		writeRESTError(w, err)
+		method := r.Method
+		if method == http.MethodPost && r.URL.Query().Get("_HttpMethod") == "PATCH" {
+			method = http.MethodPatch
+		}
+		c := &restCtx{e: e, w: w, r: r, version: version, user: userID, method: method,
+			origin: "com/salesforce/api/rest/" + version + clientSuffix(r)}
+		if err := fn(c); err != nil {
+			writeRESTError(w, err)
+		}
 	}
 }
 
@@ -143,84 +160,106 @@ func (c *restCtx) readBody(v any) *restError {
 	return nil
 }
 
-func (c *restCtx) sobjects(segs []string) *restError {
-	e := c.e
-	if len(segs) == 0 || segs[0] == "" {
-		if c.method != http.MethodGet {
-			return methodNotAllowed(c.method)
-		}
-		var list []object
-		for _, o := range e.schema.order {
-			list = append(list, e.describeSummary(o, c.version))
-		}
-		writeJSON(c.w, http.StatusOK, object{{"encoding", "UTF-8"}, {"maxBatchSize", int64(200)}, {"sobjects", list}})
-		return nil
+// sobjectList is GET sobjects: the describe summary of every object.
+func (c *restCtx) sobjectList() *restError {
+	if c.method != http.MethodGet {
+		return methodNotAllowed(c.method)
 	}
-	o, ok := e.schema.object(segs[0])
+	var list []object
+	for _, o := range c.e.schema.order {
+		list = append(list, c.e.describeSummary(o, c.version))
+	}
+	writeJSON(c.w, http.StatusOK, object{{"encoding", "UTF-8"}, {"maxBatchSize", int64(200)}, {"sobjects", list}})
+	return nil
+}
+
+// object resolves the {type} of the route.
+func (c *restCtx) object() (*objectDef, *restError) {
+	o, ok := c.e.schema.object(c.r.PathValue("type"))
 	if !ok {
-		return notFound()
+		return nil, notFound()
 	}
-	switch {
-	case len(segs) == 1:
-		switch c.method {
-		case http.MethodPost:
-			var body map[string]any
-			if err := c.readBody(&body); err != nil {
-				return err
-			}
-			id, err := e.insertOne(c.user, c.origin, o, body)
-			if err != nil {
-				return err
-			}
-			writeJSON(c.w, http.StatusCreated, object{{"id", id}, {"success", true}, {"errors", []any{}}})
-			return nil
-		case http.MethodGet:
-			writeJSON(c.w, http.StatusOK, object{{"objectDescribe", e.describeSummary(o, c.version)}, {"recentItems", []any{}}})
-			return nil
+	return o, nil
+}
+
+// sobjectType is POST sobjects/{type} (create) and GET (the object's summary).
+func (c *restCtx) sobjectType() *restError {
+	o, rerr := c.object()
+	if rerr != nil {
+		return rerr
+	}
+	switch c.method {
+	case http.MethodPost:
+		var body map[string]any
+		if err := c.readBody(&body); err != nil {
+			return err
 		}
-		return methodNotAllowed(c.method)
-	case len(segs) == 2 && segs[1] == "describe":
-		if c.method != http.MethodGet {
-			return methodNotAllowed(c.method)
+		id, err := c.e.insertOne(c.user, c.origin, o, body)
+		if err != nil {
+			return err
 		}
-		writeJSON(c.w, http.StatusOK, e.describe(o, c.version))
+		writeJSON(c.w, http.StatusCreated, object{{"id", id}, {"success", true}, {"errors", []any{}}})
 		return nil
-	case len(segs) == 2:
-		id := normalizeID(segs[1])
-		switch c.method {
-		case http.MethodGet:
-			e.mu.Lock()
-			rec, err := e.lookup(o, id)
-			var out object
-			if err == nil {
-				out = renderRecord(rec, c.version, c.r.URL.Query().Get("fields"))
-			}
-			e.mu.Unlock()
-			if err != nil {
-				return err
-			}
-			writeJSON(c.w, http.StatusOK, out)
-			return nil
-		case http.MethodPatch:
-			var body map[string]any
-			if err := c.readBody(&body); err != nil {
-				return err
-			}
-			if err := e.updateOne(c.user, c.origin, o, id, body); err != nil {
-				return err
-			}
-			c.w.WriteHeader(http.StatusNoContent)
-			return nil
-		case http.MethodDelete:
-			if err := e.deleteOne(c.user, c.origin, o, id); err != nil {
-				return err
-			}
-			c.w.WriteHeader(http.StatusNoContent)
-			return nil
-		}
+	case http.MethodGet:
+		writeJSON(c.w, http.StatusOK, object{{"objectDescribe", c.e.describeSummary(o, c.version)}, {"recentItems", []any{}}})
+		return nil
+	}
+	return methodNotAllowed(c.method)
+}
+
+// sobjectDescribe is GET sobjects/{type}/describe.
+func (c *restCtx) sobjectDescribe() *restError {
+	o, rerr := c.object()
+	if rerr != nil {
+		return rerr
+	}
+	if c.method != http.MethodGet {
 		return methodNotAllowed(c.method)
 	}
-	return notFound()
+	writeJSON(c.w, http.StatusOK, c.e.describe(o, c.version))
+	return nil
+}
+
+// sobjectRecord is GET, PATCH and DELETE sobjects/{type}/{id}.
+func (c *restCtx) sobjectRecord() *restError {
+	e := c.e
+	o, rerr := c.object()
+	if rerr != nil {
+		return rerr
+	}
+	id := normalizeID(c.r.PathValue("id"))
+	switch c.method {
+	case http.MethodGet:
+		e.mu.Lock()
+		rec, err := e.lookup(o, id)
+		var out object
+		if err == nil {
+			out = renderRecord(rec, c.version, c.r.URL.Query().Get("fields"))
+		}
+		e.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		writeJSON(c.w, http.StatusOK, out)
+		return nil
+	case http.MethodPatch:
+		var body map[string]any
+		if err := c.readBody(&body); err != nil {
+			return err
+		}
+		if err := e.updateOne(c.user, c.origin, o, id, body); err != nil {
+			return err
+		}
+		c.w.WriteHeader(http.StatusNoContent)
+		return nil
+	case http.MethodDelete:
+		if err := e.deleteOne(c.user, c.origin, o, id); err != nil {
+			return err
+		}
+		c.w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return methodNotAllowed(c.method)
 }
 
 // lookup finds a live record of o; deleted records give ENTITY_IS_DELETED. Callers hold e.mu.

@@ -29,6 +29,14 @@ type Seed struct {
 	PresenceStatuses []SeedPresenceStatus `yaml:"presenceStatuses"`
 	// Skills are Skill records.
 	Skills []SeedSkill `yaml:"skills"`
+	// ChatButtons are chat buttons agents can transfer chats through; each routes to a queue.
+	ChatButtons []SeedChatButton `yaml:"chatButtons"`
+}
+
+// SeedChatButton is a chat button (LiveChatButton) and the queue it routes to.
+type SeedChatButton struct {
+	DeveloperName string `yaml:"developerName"`
+	Queue         string `yaml:"queue"`
 }
 
 // ConnectedApp is the OAuth client.
@@ -148,6 +156,11 @@ func DemoSeed() Seed {
 			{DeveloperName: "Away_from_desk", Label: "Away from desk"},
 			{DeveloperName: "Taking_notes", Label: "Taking notes"},
 		},
+		ChatButtons: []SeedChatButton{
+			{DeveloperName: "Chat_Support_EN", Queue: "Support_EN"},
+			{DeveloperName: "Chat_Support_DE", Queue: "Support_DE"},
+			{DeveloperName: "Chat_Billing", Queue: "Billing"},
+		},
 		Skills: []SeedSkill{
 			{DeveloperName: "English", Label: "English"},
 			{DeveloperName: "German", Label: "German"},
@@ -251,6 +264,11 @@ func (s Seed) validate() error {
 			errs = append(errs, fmt.Errorf("queues[%d].routingConfig: unknown routing config %q", i, q.RoutingConfig))
 		}
 		queues[q.DeveloperName] = true
+	}
+	for i, b := range s.ChatButtons {
+		if b.DeveloperName == "" || !queues[b.Queue] {
+			errs = append(errs, fmt.Errorf("chatButtons[%d]: developerName and a known queue are required (queue %q)", i, b.Queue))
+		}
 	}
 	channels := map[string]bool{}
 	for i, c := range s.Channels {

@@ -15,6 +15,10 @@ func (e *Emulator) loadSeed(s Seed) error {
 		queues: map[string]*record{}, channels: map[string]*record{}, statuses: map[string]*record{},
 		skills: map[string]*record{}, users: map[string]*record{}, routingCfgs: map[string]*record{},
 		statusChans: map[string]map[string]bool{}, chanWeight: map[string]float64{},
+		buttons: map[string]string{},
+	}
+	for _, b := range s.ChatButtons {
+		e.org.buttons[b.DeveloperName] = b.Queue
 	}
 	e.auth = authState{
 		app: s.ConnectedApp, passwords: map[string]string{}, userIDs: map[string]string{},

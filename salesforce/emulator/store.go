@@ -83,8 +83,11 @@ type store struct {
 	byType  map[string][]*record // insertion order; may hold deleted records until compacted
 	deadN   map[string]int
 	deleted map[string]*record
-	nameSeq map[string]int
-	idSeq   uint64
+	// graveyard holds, per type, the deleted records compacted out of byType, oldest first,
+	// for queryAll.
+	graveyard map[string][]*record
+	nameSeq   map[string]int
+	idSeq     uint64
 }
 
 func newStore(s *schema) *store {
@@ -95,6 +98,8 @@ func newStore(s *schema) *store {
 		deadN:   map[string]int{},
 		deleted: map[string]*record{},
 		nameSeq: map[string]int{},
+
+		graveyard: map[string][]*record{},
 	}
 }
 
@@ -123,6 +128,8 @@ func (s *store) remove(r *record) {
 		for _, x := range s.byType[r.obj.Name] {
 			if !x.deleted {
 				live = append(live, x)
+			} else {
+				s.graveyard[r.obj.Name] = append(s.graveyard[r.obj.Name], x)
 			}
 		}
 		clear(s.byType[r.obj.Name][len(live):])
@@ -148,8 +155,25 @@ func (s *store) each(typ string, fn func(*record) bool) {
 	}
 }
 
-// soqlSource adapts the store to soql.Source. It must be used with Emulator.mu held.
-type soqlSource struct{ *store }
+// eachWithDeleted calls fn for every record of a type, deleted ones included (queryAll),
+// until fn returns false.
+func (s *store) eachWithDeleted(typ string, fn func(*record) bool) {
+	for _, list := range [][]*record{s.graveyard[typ], s.byType[typ]} {
+		for _, r := range list {
+			if !fn(r) {
+				return
+			}
+		}
+	}
+}
+
+// soqlSource adapts the store to soql.Source. It must be used with Emulator.mu held. With
+// withDeleted (queryAll) scans and id lookups include deleted records (IsDeleted=true),
+// parents too.
+type soqlSource struct {
+	*store
+	withDeleted bool
+}
 
 func (s soqlSource) Object(name string) (string, bool) { return s.schema.Object(name) }
 func (s soqlSource) Field(o, n string) (soql.Field, bool) {
@@ -161,11 +185,18 @@ func (s soqlSource) Relationship(o, n string) (soql.Relationship, bool) {
 }
 
 func (s soqlSource) Scan(object string, fn func(soql.Record) bool) {
+	if s.withDeleted {
+		s.eachWithDeleted(object, func(r *record) bool { return fn(r) })
+		return
+	}
 	s.each(object, func(r *record) bool { return fn(r) })
 }
 
 func (s soqlSource) Get(id string) (soql.Record, bool) {
 	r, ok := s.get(id)
+	if !ok && s.withDeleted {
+		r, ok = s.deleted[normalizeID(id)]
+	}
 	if !ok {
 		return nil, false
 	}

@@ -28,6 +28,7 @@ type tx struct {
 	origin  string
 	changes []*change
 	quiet   bool
+	noise   bool // a noise transaction (it makes no further noise)
 	// batch, when set, is the dry run of an allOrNone collection: AgentWork checks see the
 	// PSRs and capacity claimed by the request's earlier records.
 	batch *batchClaims
@@ -153,7 +154,13 @@ func (t *tx) create(o *objectDef, vals map[string]any) *record {
 
 // update applies vals to r and records an UPDATE change with the fields whose value changed.
 // It returns the changed field names (nil when nothing changed).
-func (t *tx) update(r *record, vals map[string]any) []string {
+func (t *tx) update(r *record, vals map[string]any) []string { return t.save(r, vals, false) }
+
+// touch saves r without changing any of its fields, as an automation re-saving a record does:
+// an UPDATE whose changed fields are the system fields (and Serial for a PSR).
+func (t *tx) touch(r *record) []string { return t.save(r, nil, true) }
+
+func (t *tx) save(r *record, vals map[string]any, force bool) []string {
 	var changed []string
 	for k, v := range vals {
 		old, had := r.vals[k]
@@ -167,7 +174,7 @@ func (t *tx) update(r *record, vals map[string]any) []string {
 		}
 		changed = append(changed, k)
 	}
-	if len(changed) == 0 {
+	if len(changed) == 0 && !force {
 		return nil
 	}
 	for _, k := range changed {
