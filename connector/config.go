@@ -67,6 +67,7 @@ type Config struct {
 	LogLevel        string   `split_words:"true" default:"info" desc:"log level: debug, info, warn or error"`
 	LogFormat       string   `split_words:"true" default:"text" desc:"log format: text or json"`
 	ShutdownTimeout Duration `split_words:"true" default:"30s" desc:"how long a graceful stop (SIGTERM, SIGINT) may take before the daemon exits anyway"`
+	WaitingCheck    Duration `split_words:"true" default:"30s" desc:"how often one SOQL query checks that the PSRs the daemon holds still exist (a PSR deleted without a delivered DELETE: the customer left, the owner changed)"`
 
 	// unknown are the OMNIROUTE_* variables of the environment no field reads (LoadConfig).
 	unknown []string
@@ -272,6 +273,11 @@ func (c Config) validateCommon() []error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("%s: %q is not text or json", env("LogFormat"), c.LogFormat))
 	}
+	if c.WaitingCheck.invalid != "" {
+		errs = append(errs, fmt.Errorf("%s: %q is not a duration such as 30s", env("WaitingCheck"), c.WaitingCheck.invalid))
+	} else if c.WaitingCheck.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("%s: must be positive, such as 30s", env("WaitingCheck")))
+	}
 	if c.ShutdownTimeout.invalid != "" {
 		errs = append(errs, fmt.Errorf("%s: %q is not a duration such as 30s", env("ShutdownTimeout"), c.ShutdownTimeout.invalid))
 	} else if c.ShutdownTimeout.Duration <= 0 {
@@ -397,6 +403,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel),
 		slog.String("log_format", c.LogFormat),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout.Duration),
+		slog.Duration("waiting_check", c.WaitingCheck.Duration),
 	)
 }
 

@@ -33,6 +33,7 @@ var contractVariables = []string{
 	"OMNIROUTE_LOG_LEVEL",
 	"OMNIROUTE_LOG_FORMAT",
 	"OMNIROUTE_SHUTDOWN_TIMEOUT",
+	"OMNIROUTE_WAITING_CHECK",
 }
 
 const (

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/omniroute/omniroute/mapping"
 	"github.com/omniroute/omniroute/salesforce"
 )
 
@@ -104,6 +103,9 @@ type Connector struct {
 	// registrations made before New returns are checked for duplicates.
 	metrics prometheus.Registerer
 
+	httpClient    *http.Client
+	routerMetrics *routerMetrics
+
 	mu      sync.Mutex
 	mapping Mapping // the mapping the core holds
 }
@@ -133,7 +135,8 @@ func New(opts Options) (*Connector, error) {
 		ConstLabels: prometheus.Labels{"version": opts.Version, "goversion": runtime.Version()},
 	}).Set(1)
 
-	c := &Connector{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: prefixed}
+	c := &Connector{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: prefixed, httpClient: opts.HTTPClient}
+	c.routerMetrics = newRouterMetrics(prefixed)
 	c.ready = NewReadiness(append([]Condition{{CondServing, "not serving: starting or shutting down"}}, DefaultConditions()...)...)
 	c.live = NewLiveness(opts.Now)
 	var err error
@@ -235,41 +238,195 @@ func (c *Connector) Run(ctx context.Context) error {
 	return err
 }
 
-// runCore is the core actor: start-up against the org, then the seat of the router. Today it
-// takes each reloaded mapping and reports progress.
+// runCore is the core actor: start-up against the org, then the router with its parts: the
+// stream, the reader, the AgentWork writer and the replay committer. It returns nil when ctx
+// ends, after a graceful stop within the shutdown timeout.
 func (c *Connector) runCore(ctx context.Context) error {
 	log := c.log.With("component", "core")
-	if err := c.startup(ctx, log); err != nil {
+	org, err := c.startup(ctx, log)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	log.Info("routing is not built yet: the mapping fits the org; serving health and metrics, /readyz stays false")
-	// The loop reports progress from here on; start-up has /readyz (a Salesforce outage at
-	// start must not make the liveness probe restart the daemon).
 	hb := c.live.Register("core", coreLimit)
+	return c.route(ctx, log, org, hb)
+}
+
+// route subscribes, reconciles and routes until ctx ends.
+func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb *Heartbeat) error {
+	if c.cfg.Events == EventsPushTopic {
+		if err := EnsurePushTopics(ctx, c.sf.Client); err != nil {
+			return err
+		}
+	}
+	channels, topics := streamChannels(c.cfg)
+	var store salesforce.CheckpointStore
+	if c.cfg.StateDir != "" {
+		fs, err := NewFileCheckpointStore(c.cfg.StateDir, channels)
+		if err != nil {
+			return err
+		}
+		store = fs
+	}
+	stream, err := salesforce.NewStream(salesforce.StreamOptions{
+		Tokens: c.sf.Tokens, HTTPClient: streamHTTPClient(c.httpClient), APIVersion: c.cfg.Salesforce.APIVersion,
+		Channels: channels, Checkpoints: store, TopicEntities: topics, Registerer: c.metrics, Logger: c.log,
+	})
+	if err != nil {
+		return fmt.Errorf("configure the stream: %w", err)
+	}
+	c.mu.Lock()
+	m := c.mapping
+	c.mu.Unlock()
+	names := NewNames(org.Org, m.Config)
+	reader := NewReader(c.sf.Client)
+	commit := newCommitter(stream)
+	rctx, cancelRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRouter()
+	var router *Router
+	reconcile := func() {
+		go func() {
+			for !stream.Live() {
+				select {
+				case <-rctx.Done():
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			c.ready.Set(CondStreamSubscribed, true)
+			d, err := Reconcile(rctx, c.sf.Client, router.names, org)
+			msg := inMsg{kind: msgSnapshot, snap: d}
+			if err != nil {
+				msg = inMsg{kind: msgReconcileFailed, err: err}
+				select {
+				case <-rctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+			} else {
+				c.routerMetrics.reconcileTime.Observe(d.took.Seconds())
+			}
+			_ = router.send(rctx, msg)
+		}()
+	}
+	chIDs := map[string]string{}
+	for _, ch := range org.Org.Channels {
+		chIDs[ch.DeveloperName] = ch.ID
+	}
+	router = NewRouter(RouterOptions{
+		Table: m.Table, Names: names, Org: org, Reader: reader, Commit: commit.Commit, Reconcile: reconcile,
+		CheckInterval: c.cfg.WaitingCheck.Duration, Now: c.now, Logger: c.log, Metrics: c.routerMetrics,
+		Updates: c.reloader.Updates(),
+		OnMapping: func(m Mapping) {
+			c.mu.Lock()
+			c.mapping = m
+			c.mu.Unlock()
+		},
+		OnReconciled: func() {
+			c.ready.Set(CondReconcileApplied, true)
+			log.Info("ready: reconcile applied, routing")
+		},
+	})
+	reader.Bind(router)
+	if newWriter == nil {
+		return errors.New("no AgentWork writer is built into this binary")
+	}
+	writer, err := newWriter(writerDeps{Client: c.sf.Client, Channels: chIDs, Report: router.Report,
+		Registerer: c.metrics, Logger: c.log})
+	if err != nil {
+		return err
+	}
+	router.opts.Writer = writer
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	start := func(name string, ctx context.Context, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	wctx, cancelWriter := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWriter()
+	sctx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelStream()
+	start("router", rctx, router.Run)
+	start("reader", rctx, reader.Run)
+	start("committer", rctx, commit.Run)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		if err := writer.Run(wctx); err != nil {
+			errs <- fmt.Errorf("writer: %w", err)
+		}
+	}()
+	streamDone := make(chan error, 1)
+	go func() { streamDone <- stream.Run(sctx, router.HandleStream) }()
+
 	beat := time.NewTicker(coreBeat)
 	defer beat.Stop()
+	var failure error
+loop:
 	for {
 		hb.Beat()
 		select {
 		case <-ctx.Done():
-			return nil
-		case m := <-c.reloader.Updates():
-			c.mu.Lock()
-			c.mapping = m
-			c.mu.Unlock()
-			log.Info("mapping taken", "sha256", m.SHA256, "plans", len(m.Config.Plans))
+			break loop
+		case err := <-errs:
+			failure = err
+			break loop
+		case err := <-streamDone:
+			if err == nil {
+				err = errors.New("the stream stopped")
+			}
+			failure = fmt.Errorf("stream: %w", err)
+			streamDone = nil
+			break loop
 		case <-beat.C:
 		}
 	}
+	// Stop: no new work (the stream first), the writer finishes or hands back what is in
+	// flight while the router still takes its reports, then the router, the last commits and
+	// the disconnect.
+	c.ready.Set(CondReconcileApplied, false)
+	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ShutdownTimeout.Duration)
+	defer cancel()
+	if streamDone != nil {
+		_ = stream.Shutdown(stop)
+	}
+	cancelStream()
+	cancelWriter()
+	select { // the writer answers or hands back its in-flight calls; the router takes them
+	case <-writerDone:
+	case <-stop.Done():
+	}
+	cancelRouter()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-stop.Done():
+	}
+	if err := commit.flush(stop); err != nil {
+		log.Warn("last replay commit failed; the next start replays from the previous one", "err", err)
+	}
+	c.ready.Set(CondStreamSubscribed, false)
+	log.Info("core stopped", "committed", stream.Committed())
+	return failure
 }
 
 // startup authenticates, reads the org's metadata and checks the mapping against it. Transient
 // failures are retried with exponential backoff (logged); a refused login, a refused query or
 // a mapping that does not fit the org is returned.
-func (c *Connector) startup(ctx context.Context, log *slog.Logger) error {
+func (c *Connector) startup(ctx context.Context, log *slog.Logger) (OrgInfo, error) {
 	bo := backoff.NewExponentialBackOff()
 	bo.MaxInterval = time.Minute
 	bo.MaxElapsedTime = 0
@@ -288,24 +445,25 @@ func (c *Connector) startup(ctx context.Context, log *slog.Logger) error {
 		_, err := c.sf.Authenticate(ctx)
 		return err
 	}); err != nil {
-		return err
+		return OrgInfo{}, err
 	}
 	c.ready.Set(CondTokenHeld, true)
 	bo.Reset()
-	var org mapping.Org
+	var info OrgInfo
 	if err := retry("read org", func() (err error) {
-		org, err = c.sf.ReadOrg(ctx)
+		info, err = ReadOrgInfo(ctx, c.sf.Client)
 		return err
 	}); err != nil {
-		return fmt.Errorf("read the org's omni-channel metadata: %w", err)
+		return info, fmt.Errorf("read the org's omni-channel metadata: %w", err)
 	}
+	org := info.Org
 	if err := c.reloader.UseOrg(org); err != nil {
-		return err
+		return info, err
 	}
 	c.ready.Set(CondOrgChecked, true)
 	log.Info("mapping fits the org", "queues", len(org.Queues), "channels", len(org.Channels),
 		"statuses", len(org.Statuses), "skills", len(org.Skills))
-	return nil
+	return info, nil
 }
 
 // transient reports whether a start-up error may go away by itself: not a login the server
