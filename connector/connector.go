@@ -311,10 +311,6 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 			_ = router.send(rctx, msg)
 		}()
 	}
-	chIDs := map[string]string{}
-	for _, ch := range org.Org.Channels {
-		chIDs[ch.DeveloperName] = ch.ID
-	}
 	router = NewRouter(RouterOptions{
 		Table: m.Table, Names: names, Org: org, Reader: reader, Commit: commit.Commit, Reconcile: reconcile,
 		CheckInterval: c.cfg.WaitingCheck.Duration, Now: c.now, Logger: c.log, Metrics: c.routerMetrics,
@@ -330,11 +326,8 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 		},
 	})
 	reader.Bind(router)
-	if newWriter == nil {
-		return errors.New("no AgentWork writer is built into this binary")
-	}
-	writer, err := newWriter(writerDeps{Client: c.sf.Client, Channels: chIDs, Report: router.Report,
-		Registerer: c.metrics, Logger: c.log})
+	writer, err := newWriter(writerDeps{Client: c.sf.Client, Org: org.Org, Report: router.Report,
+		Registerer: c.metrics, Logger: c.log, ShutdownTimeout: c.cfg.ShutdownTimeout})
 	if err != nil {
 		return err
 	}

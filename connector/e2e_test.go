@@ -1,92 +1,17 @@
 package connector
 
 import (
-	"context"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/omniroute/omniroute/routing"
-	"github.com/omniroute/omniroute/salesforce"
 	"github.com/omniroute/omniroute/salesforce/emulator"
 )
-
-// testWriter is the in-test AgentWork sink used until the writer branch is merged: one insert
-// per offer, a look-up per check, reports through the router's inbox.
-type testWriter struct {
-	d  writerDeps
-	mu sync.Mutex
-	q  []routing.Command
-	wk chan struct{}
-}
-
-func (w *testWriter) Do(c routing.Command) {
-	w.mu.Lock()
-	w.q = append(w.q, c)
-	w.mu.Unlock()
-	select {
-	case w.wk <- struct{}{}:
-	default:
-	}
-}
-
-func (w *testWriter) Run(ctx context.Context) error {
-	for {
-		w.mu.Lock()
-		q := w.q
-		w.q = nil
-		w.mu.Unlock()
-		for _, c := range q {
-			w.handle(ctx, c)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.wk:
-		}
-	}
-}
-
-func (w *testWriter) handle(ctx context.Context, c routing.Command) {
-	switch c.Type {
-	case routing.CommandOffer:
-		wt := float64(max(c.Weight, 1))
-		id, err := w.d.Client.Create(ctx, "AgentWork", salesforce.NewAgentWork{ServiceChannelID: w.d.Channels[c.Channel],
-			WorkItemID: c.WorkID, UserID: c.AgentID, PendingServiceRoutingID: c.PSR, CapacityWeight: &wt})
-		if err != nil {
-			_ = w.d.Report(ctx, WriteResult{Command: c, Event: &routing.Event{Type: routing.EventOfferDeclined, WorkID: c.WorkID, AgentID: c.AgentID, Outcome: routing.OutcomeInsertFailed}})
-			return
-		}
-		_ = w.d.Report(ctx, WriteResult{Command: c, AgentWorkID: id})
-	case routing.CommandCheckOffer:
-		var ev *routing.Event
-		found := false
-		for aw, err := range salesforce.QueryAs[salesforce.AgentWork](ctx, w.d.Client,
-			"SELECT Id, Status FROM AgentWork WHERE PendingServiceRoutingId = '"+c.PSR+"' AND UserId = '"+c.AgentID+"'") {
-			if err != nil {
-				return
-			}
-			found = true
-			if e, ok := agentWorkEvent(aw.Status, AgentWorkRef{UserID: c.AgentID, WorkID: c.WorkID, Ours: true}); ok {
-				ev = &e
-			}
-		}
-		if !found {
-			ev = &routing.Event{Type: routing.EventOfferDeclined, WorkID: c.WorkID, AgentID: c.AgentID, Outcome: routing.OutcomeInsertFailed}
-		}
-		_ = w.d.Report(ctx, WriteResult{Command: c, Event: ev})
-	}
-}
-
-func init() {
-	if newWriter == nil {
-		newWriter = func(d writerDeps) (writerPart, error) { return &testWriter{d: d, wk: make(chan struct{}, 1)}, nil }
-	}
-}
 
 // fakeClock is the emulator's clock in the end-to-end tests: push timeouts fire when a test
 // moves it.
@@ -194,7 +119,7 @@ func (e *org) count(workItem string) int {
 }
 
 // invariants checks the emulator's history: no PSR ever has two open AgentWorks at once, and
-// each listed work item ends with exactly one accepted AgentWork.
+// every PSR of each listed work item ends with exactly one accepted AgentWork.
 func (e *org) invariants(accepted ...string) {
 	e.t.Helper()
 	open := map[string]map[string]bool{} // PSR -> open AgentWork ids
@@ -227,13 +152,20 @@ func (e *org) invariants(accepted ...string) {
 		}
 	}
 	for _, w := range accepted {
-		n := 0
+		perPSR := map[string]int{}
 		for _, aw := range e.em.AgentWorks() {
-			if aw.WorkItemID == w && slices.ContainsFunc(aw.History, func(s emulator.StatusChange) bool { return s.Status == "Opened" }) {
-				n++
+			if aw.WorkItemID != w || aw.PSRID == "" {
+				continue
+			}
+			perPSR[aw.PSRID] += 0
+			if slices.ContainsFunc(aw.History, func(s emulator.StatusChange) bool { return s.Status == "Opened" }) {
+				perPSR[aw.PSRID]++
 			}
 		}
-		require.Equal(e.t, 1, n, "work %s has %d accepted AgentWorks: %+v", w, n, e.em.AgentWorks())
+		require.NotEmpty(e.t, perPSR, "work %s was never offered", w)
+		for psr, n := range perPSR {
+			require.Equal(e.t, 1, n, "PSR %s of work %s has %d accepted AgentWorks: %+v", psr, w, n, e.em.AgentWorks())
+		}
 	}
 }
 
@@ -296,3 +228,160 @@ func TestE2EAcceptDeclineTimeoutOffline(t *testing.T) {
 		e.invariants(w.WorkItemID, w2.WorkItemID, w3.WorkItemID, w4.WorkItemID)
 	})
 }
+
+// TestE2ETransfers: seed 004 and the Expected Behavior transfers: to an external-routing queue
+// (routed by the target plan), through a chat button's queue, to a skill, to a user (the first
+// agent freed, the second AgentWork counts for the target), and case owner changes to a queue
+// (routed again) and to a user (leaves routing).
+func TestE2ETransfers(t *testing.T) {
+	t.Parallel()
+	bothDeleteModes(t, func(t *testing.T, deletes bool) {
+		e := newEnv(t, deletes, nil)
+		e.presence(agent1, "Available")
+		e.presence(agent2, "Available")
+
+		// To a queue: a new PSR with IsTransfer, routed by support-de's plan.
+		w := e.work(emulator.WorkRequest{PreferredUser: agent1})
+		aw := e.waitAW(w.WorkItemID, "Assigned", agent1)
+		require.NoError(t, e.em.AcceptWork(aw.ID))
+		e.waitAW(w.WorkItemID, "Opened", agent1)
+		_, err := e.em.TransferWork(aw.ID, emulator.TransferTarget{Queue: "Support_DE"})
+		require.NoError(t, err)
+		aw2 := e.waitAW(w.WorkItemID, "Assigned", "")
+		require.NoError(t, e.em.AcceptWork(aw2.ID))
+
+		// To a skill: routed with that skill required.
+		_, err = e.em.TransferWork(e.waitAW(w.WorkItemID, "Opened", aw2.Username).ID,
+			emulator.TransferTarget{Skills: []emulator.SkillRequest{{Skill: "Billing", Level: 2}}})
+		require.NoError(t, err)
+		aw3 := e.waitAW(w.WorkItemID, "Assigned", "")
+		require.NoError(t, e.em.AcceptWork(aw3.ID))
+
+		// To a user: the second AgentWork is Salesforce's; the first becomes Transferred
+		// once it is accepted.
+		from := e.waitAW(w.WorkItemID, "Opened", aw3.Username)
+		target := agent1
+		if from.Username == agent1 {
+			target = agent2
+		}
+		res, err := e.em.TransferWork(from.ID, emulator.TransferTarget{User: target})
+		require.NoError(t, err)
+		require.NoError(t, e.em.AcceptWork(res.AgentWorkID))
+		e.waitAW(w.WorkItemID, "Transferred", from.Username)
+
+		// A case whose owner becomes an external-routing queue is routed again; one whose
+		// owner becomes a user leaves routing.
+		c := e.work(emulator.WorkRequest{Channel: "Case", Queue: "Support_EN", PreferredUser: agent2})
+		cw := e.waitAW(c.WorkItemID, "Assigned", agent2)
+		require.NoError(t, e.em.AcceptWork(cw.ID))
+		e.waitAW(c.WorkItemID, "Opened", agent2)
+		require.NoError(t, e.em.ChangeOwner(c.WorkItemID, emulator.OwnerTarget{Queue: "Billing"}))
+		cw2 := e.waitAW(c.WorkItemID, "Assigned", "")
+		require.NoError(t, e.em.AcceptWork(cw2.ID))
+
+		// Owner to a user while waiting: nobody is online for it, then the work leaves.
+		e.presence(agent1, "Offline")
+		e.presence(agent2, "Offline")
+		e.presence(agent3, "Offline")
+		c2 := e.work(emulator.WorkRequest{Channel: "Case", Queue: "Billing"})
+		require.NoError(t, e.em.ChangeOwner(c2.WorkItemID, emulator.OwnerTarget{User: agent3}))
+		time.Sleep(time.Second) // several light checks
+		e.presence(agent3, "Available")
+		time.Sleep(300 * time.Millisecond)
+		require.Zero(t, e.count(c2.WorkItemID), "work whose owner became a user is not routed")
+
+		e.invariants(c.WorkItemID)
+	})
+}
+
+// TestE2ECustomerEnds: the customer ending the chat while it waits or while it is offered:
+// the work is dropped and the agent's slot freed.
+func TestE2ECustomerEnds(t *testing.T) {
+	t.Parallel()
+	bothDeleteModes(t, func(t *testing.T, deletes bool) {
+		e := newEnv(t, deletes, nil)
+		// Waiting: nobody online; the customer leaves; an agent logging in later gets nothing.
+		w := e.work(emulator.WorkRequest{})
+		time.Sleep(100 * time.Millisecond)
+		require.NoError(t, e.em.CancelWork(w.WorkItemID))
+		time.Sleep(time.Second)
+		e.presence(agent1, "Available")
+		// Offered: cancelled while Assigned; agent01's slot is freed for the next one.
+		w2 := e.work(emulator.WorkRequest{PreferredUser: agent1})
+		e.waitAW(w2.WorkItemID, "Assigned", agent1)
+		require.NoError(t, e.em.CancelWork(w2.WorkItemID))
+		e.waitAW(w2.WorkItemID, "Canceled", agent1)
+		// Fill agent01 to the semi-live cap (6 units = 3 chats): all three reach them.
+		for range 3 {
+			x := e.work(emulator.WorkRequest{PreferredUser: agent1})
+			e.waitAW(x.WorkItemID, "Assigned", agent1)
+		}
+		time.Sleep(300 * time.Millisecond)
+		require.Zero(t, e.count(w.WorkItemID), "cancelled waiting work is never offered")
+		require.Equal(t, 1, e.count(w2.WorkItemID), "cancelled offered work is not offered again")
+		e.invariants()
+	})
+}
+
+// TestE2EGapAndReplayExpiry: a gap event and then a replay-id expiry with a restart mid-stream:
+// reconcile, nothing lost, nothing doubled.
+func TestE2EGapAndReplayExpiry(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// Gap events never match the custom channel's filters: the per-entity channels carry them.
+	e := newEnv(t, false, func(c *Config) { c.StateDir = dir; c.Events = EventsEntities })
+	e.presence(agent1, "Available")
+	w := e.work(emulator.WorkRequest{})
+	e.waitAW(w.WorkItemID, "Assigned", agent1)
+	require.NoError(t, e.em.InjectGap(emulator.GapRequest{Entity: "AgentWork", ChangeType: "GAP_OVERFLOW"}))
+	w2 := e.work(emulator.WorkRequest{})
+	e.waitAW(w2.WorkItemID, "Assigned", agent1)
+	require.Eventually(t, func() bool { return e.d.logsContain("gap event; reconciling") }, 10*time.Second, 10*time.Millisecond)
+
+	// Stop the daemon, let work arrive and the stored replay id expire, start again.
+	e.d.stop()
+	require.NoError(t, <-e.d.done)
+	e.d.done <- nil
+	w3 := e.work(emulator.WorkRequest{})
+	aw, err := e.em.AgentWorks(), error(nil)
+	require.NoError(t, err)
+	for _, a := range aw {
+		if a.Status == "Assigned" {
+			require.NoError(t, e.em.AcceptWork(a.ID))
+		}
+	}
+	e.em.ExpireReplay()
+	d2 := startDaemon(t, e.d.cfg)
+	d2.waitCondition(t, CondReconcileApplied)
+	e.d = d2
+	e.waitAW(w3.WorkItemID, "Assigned", agent1)
+	require.Equal(t, 1, e.count(w.WorkItemID))
+	require.Equal(t, 1, e.count(w2.WorkItemID))
+	e.invariants(w.WorkItemID, w2.WorkItemID)
+}
+
+// TestE2ENoise: with the emulator's noise rate at 50%, nothing is misrouted: every work item
+// ends with exactly one accepted AgentWork and no PSR has two open.
+func TestE2ENoise(t *testing.T) {
+	t.Parallel()
+	bothDeleteModes(t, func(t *testing.T, deletes bool) {
+		e := newEnv(t, deletes, nil)
+		require.NoError(t, e.em.SetNoise(0.5))
+		e.presence(agent1, "Available")
+		e.presence(agent2, "Available")
+		var ws []string
+		for i := range 12 {
+			x := e.work(emulator.WorkRequest{Channel: []string{"Chat", "Case", "Messaging"}[i%3]})
+			ws = append(ws, x.WorkItemID)
+		}
+		for _, w := range ws {
+			aw := e.waitAW(w, "Assigned", "")
+			require.NoError(t, e.em.AcceptWork(aw.ID))
+			require.NoError(t, e.em.CloseWork(aw.ID))
+		}
+		time.Sleep(300 * time.Millisecond)
+		e.invariants(ws...)
+	})
+}
+
+func (d *daemon) logsContain(s string) bool { return strings.Contains(d.logs.String(), s) }

@@ -3,7 +3,6 @@ package connector
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/omniroute/omniroute/salesforce"
@@ -123,7 +122,7 @@ func (rd *Reader) read(ctx context.Context, req readRequest) *readAnswer {
 		}
 		return a
 	}
-	ids := quoteIDs(req.psrs)
+	ids := soqlIDs(req.psrs)
 	if ids == "" {
 		return a
 	}
@@ -170,30 +169,17 @@ func (rd *Reader) check(ctx context.Context, seq uint64) *lightCheck {
 	return c
 }
 
-// quoteIDs writes ids as a SOQL list. Ids come from Salesforce (alphanumeric); anything else is
-// dropped so that no event can inject SOQL.
-func quoteIDs(ids []string) string {
-	var b strings.Builder
+// soqlIDs writes the well-formed ids of ids as a SOQL IN list ("" if none): ids come from
+// events, and nothing else may reach a query.
+func soqlIDs(ids []string) string {
+	var ok []string
 	for _, id := range ids {
-		if !isID(id) {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("'" + id + "'")
-	}
-	return b.String()
-}
-
-func isID(s string) bool {
-	if len(s) != 15 && len(s) != 18 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
+		if idPattern.MatchString(id) {
+			ok = append(ok, id)
 		}
 	}
-	return true
+	if len(ok) == 0 {
+		return ""
+	}
+	return quoteIDs(ok)
 }

@@ -462,6 +462,11 @@ func (r *Router) applyTracked(e routing.Event, aw *salesforce.AgentWork) {
 	now := r.opts.Now()
 	switch e.Type {
 	case routing.EventWorkArrived, routing.EventWorkChanged:
+		if e.Work.Queue == "" {
+			// A PSR without a queue (a transfer to skills): routed by the plan of the queue
+			// the work came from.
+			e.Work.Queue = r.workQueue[e.Work.ID]
+		}
 		r.learnPSR(e.Work.PSR, e.Work.ID)
 		if _, ok := r.arrived[e.Work.ID]; !ok {
 			r.arrived[e.Work.ID] = now
@@ -566,8 +571,14 @@ func (r *Router) processResult(res WriteResult) {
 	if res.AgentWorkID != "" {
 		r.agentWork[res.AgentWorkID] = AgentWorkRef{UserID: c.AgentID, WorkID: c.WorkID, PSR: c.PSR, Ours: true}
 	}
+	if res.Err != nil {
+		r.log.Warn("a command was not carried out", "command", c.Type.String(), "work", c.WorkID, "err", res.Err)
+	}
 	if res.Event != nil {
 		r.applyTracked(*res.Event, nil)
+	}
+	if res.After != nil {
+		r.applyTracked(*res.After, nil)
 	}
 }
 
@@ -773,7 +784,7 @@ func (r *Router) applyCheck(c *lightCheck) {
 	}
 	var gone []string
 	for psr, seen := range r.psrSeen {
-		if seen < c.seq && !c.ids[psr] {
+		if seen <= c.seq && !c.ids[psr] {
 			gone = append(gone, psr)
 		}
 	}

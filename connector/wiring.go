@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/omniroute/omniroute/mapping"
 	"github.com/omniroute/omniroute/salesforce"
 )
 
@@ -17,12 +18,18 @@ type writerPart interface {
 
 // writerDeps are what the core gives the writer.
 type writerDeps struct {
-	Client     *salesforce.Client
-	Channels   map[string]string // ServiceChannel DeveloperName -> Id
-	Report     func(ctx context.Context, r WriteResult) error
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	Client          *salesforce.Client
+	Org             mapping.Org
+	Report          func(ctx context.Context, r WriteResult) error
+	Registerer      prometheus.Registerer
+	Logger          *slog.Logger
+	ShutdownTimeout Duration
 }
 
-// newWriter builds the AgentWork writer.
-var newWriter func(d writerDeps) (writerPart, error)
+// newWriter builds the AgentWork writer (writer.go).
+func newWriter(d writerDeps) (writerPart, error) {
+	o := WriterOptions{Client: d.Client, Report: d.Report, Registerer: d.Registerer, Logger: d.Logger,
+		DrainTimeout: d.ShutdownTimeout.Duration / 2}
+	o.UseOrg(d.Org)
+	return NewWriter(o)
+}
