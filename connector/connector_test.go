@@ -88,12 +88,19 @@ func daemonConfig(t *testing.T, url string) Config {
 // startDaemon builds the daemon with New and runs it until the test ends.
 func startDaemon(t *testing.T, cfg Config) *daemon {
 	t.Helper()
+	return startDaemonWith(t, cfg, nil)
+}
+
+// startDaemonWith is startDaemon with the HTTP client to Salesforce.
+func startDaemonWith(t *testing.T, cfg Config, hc *http.Client) *daemon {
+	t.Helper()
 	d := &daemon{reg: prometheus.NewPedanticRegistry(), logs: &syncBuffer{}, cfg: cfg, done: make(chan error, 1)}
 	c, err := New(Options{
 		Config:   cfg,
 		Logger:   slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registry: d.reg,
-		Version:  "test",
+		Registry:   d.reg,
+		Version:    "test",
+		HTTPClient: hc,
 	})
 	require.NoError(t, err)
 	d.c, d.url = c, "http://"+c.Addr().String()

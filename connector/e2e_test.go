@@ -1,6 +1,8 @@
 package connector
 
 import (
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -385,3 +387,57 @@ func TestE2ENoise(t *testing.T) {
 }
 
 func (d *daemon) logsContain(s string) bool { return strings.Contains(d.logs.String(), s) }
+
+// appliedThen500 lets the first AgentWork insert reach Salesforce and answers it with a 500,
+// as a server failing after its commit does.
+type appliedThen500 struct {
+	mu   sync.Mutex
+	done bool
+}
+
+func (a *appliedThen500) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || r.Method != http.MethodPost || !strings.Contains(r.URL.Path, "/sobjects/AgentWork") && !strings.Contains(r.URL.Path, "/composite/sobjects") {
+		return resp, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.done {
+		return resp, nil
+	}
+	a.done = true
+	_ = resp.Body.Close()
+	body := `[{"message":"An unexpected error occurred.","errorCode":"UNKNOWN_EXCEPTION"}]`
+	return &http.Response{StatusCode: http.StatusInternalServerError, Status: "500 Internal Server Error", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)), Request: r}, nil
+}
+
+// TestE2EInsert5xxButCreated: a 500 on an insert whose AgentWork was in fact created leads to
+// no second AgentWork, and the accept is routed as usual.
+func TestE2EInsert5xxButCreated(t *testing.T) {
+	t.Parallel()
+	bothDeleteModes(t, func(t *testing.T, deletes bool) {
+		e := newEnv(t, deletes, nil)
+		e.d.stop()
+		require.NoError(t, <-e.d.done)
+		e.d.done <- nil
+		tr := &appliedThen500{}
+		e.d = startDaemonWith(t, e.d.cfg, &http.Client{Transport: tr, Timeout: time.Minute})
+		e.d.waitCondition(t, CondReconcileApplied)
+		e.presence(agent1, "Available")
+		e.presence(agent2, "Available")
+		w := e.work(emulator.WorkRequest{})
+		aw := e.waitAW(w.WorkItemID, "Assigned", "")
+		require.NoError(t, e.em.AcceptWork(aw.ID))
+		w2 := e.work(emulator.WorkRequest{})
+		aw2 := e.waitAW(w2.WorkItemID, "Assigned", "")
+		require.NoError(t, e.em.AcceptWork(aw2.ID))
+		time.Sleep(300 * time.Millisecond)
+		tr.mu.Lock()
+		require.True(t, tr.done, "the fault was used")
+		tr.mu.Unlock()
+		require.Equal(t, 1, e.count(w.WorkItemID), "no second AgentWork")
+		e.invariants(w.WorkItemID, w2.WorkItemID)
+	})
+}
