@@ -83,12 +83,14 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 //  3. The core authenticates (transient failures are retried with backoff, a refused login
 //     stops the daemon), reads the org's metadata and checks the mapping against it (a mapping
 //     that does not fit stops the daemon; later reloads are checked the same way).
-//  4. Not built yet: subscribe (buffering); reconcile from SOQL; apply the buffered events;
-//     then route: every event through the router, every command to its sink. Until then the
-//     core only takes each reloaded mapping, and /readyz stays false with "stream not
-//     subscribed" and "reconcile not applied".
-//  5. Stop (ctx cancelled: SIGTERM or SIGINT): /readyz turns false, the HTTP server drains,
-//     each actor stops, all within OMNIROUTE_SHUTDOWN_TIMEOUT; Run returns nil.
+//  4. Subscribe (OMNIROUTE_EVENTS); once the stream is live, reconcile from SOQL while the
+//     router buffers what arrives; apply the snapshot, then the buffered events; /readyz turns
+//     true. Then route: every event through the router, every command to its sink. A gap, a
+//     missed replay or an undecodable event reconciles again the same way.
+//  5. Stop (ctx cancelled: SIGTERM or SIGINT): /readyz turns false; the stream stops; the
+//     writer finishes or hands back its calls in flight while the router takes its reports;
+//     the router stops; the applied replay ids are committed; the stream disconnects; the
+//     HTTP server drains; all within OMNIROUTE_SHUTDOWN_TIMEOUT; Run returns nil.
 type Connector struct {
 	cfg      Config
 	log      *slog.Logger

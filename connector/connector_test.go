@@ -96,8 +96,8 @@ func startDaemonWith(t *testing.T, cfg Config, hc *http.Client) *daemon {
 	t.Helper()
 	d := &daemon{reg: prometheus.NewPedanticRegistry(), logs: &syncBuffer{}, cfg: cfg, done: make(chan error, 1)}
 	c, err := New(Options{
-		Config:   cfg,
-		Logger:   slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Config:     cfg,
+		Logger:     slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registry:   d.reg,
 		Version:    "test",
 		HTTPClient: hc,

@@ -18,12 +18,27 @@
 //     what must be read first passed back (Change); omniroute's own changeOrigin is recognised
 //     (IsOwn). Presence events are not translated yet.
 //   - checkpoint.go: the durable replay checkpoint store.
-//   - connector.go: New and Run, the oklog/run group of the HTTP server, the reloader and the
-//     core, which logs in, reads the org and checks the mapping at start-up.
+//   - router.go: the Router, the only goroutine that touches routing.Engine: one inbox for
+//     stream messages, reads, writer results, reconcile snapshots, admin queries; reloads
+//     from Reloader.Updates; one timer at Engine.NextDeadline. It commits a replay id only
+//     once every event carrying it is applied, keeps the maps Translate reads (Known), turns
+//     UserServicePresence changes into presence events (a closed row with no new one in the
+//     same transaction is a logout), and applies each reconcile as one snapshot, buffering
+//     what arrives meanwhile.
+//   - reader.go: the reads the router needs (PSRs whole with their skills, an AgentWork it
+//     does not know, the light check of waiting PSRs), answered through the inbox.
+//   - reconcile.go: the SOQL snapshot (waiting and offered PSRs with their skills, open
+//     AgentWork, current presence, agents' skills) and the channels of each presence status.
+//   - events.go: the channels of each OMNIROUTE_EVENTS mode, PushTopic creation, the
+//     committer of replay ids.
+//   - writer.go: the AgentWork writer (inserts, batches, look-ups, requeues).
+//   - metrics.go: the router's metrics.
+//   - connector.go: New and Run; the core logs in, reads the org, checks the mapping, then
+//     subscribes, reconciles, becomes ready and routes; it stops in the order of the
+//     Connector type's doc.
 //
-// Not built yet: the stream subscription, translation of presence events, reconcile, the router that
-// drives routing.Engine, the AgentWork writer, presence sync and the agent gateway. Until they
-// exist /readyz stays false ("stream not subscribed", "reconcile not applied").
+// Not built yet: the admin API's plans, agents, queues and explain endpoints, presence sync
+// and the agent gateway.
 //
 // What it never does: decide routing; log, return or expose a secret (tokens, client secret,
 // password, admin token); let two goroutines share the engine. Metrics are registered by each
