@@ -110,6 +110,7 @@ type Connector struct {
 
 	mu      sync.Mutex
 	mapping Mapping // the mapping the core holds
+	router  *Router // the running router, for admin queries
 }
 
 // New validates the configuration, loads the mapping, builds the parts and listens. It makes
@@ -288,7 +289,7 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 	rctx, cancelRouter := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRouter()
 	var router *Router
-	reconcile := func() {
+	reconcile := func(names Names) {
 		go func() {
 			for !stream.Live() {
 				select {
@@ -298,7 +299,7 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 				}
 			}
 			c.ready.Set(CondStreamSubscribed, true)
-			d, err := Reconcile(rctx, c.sf.Client, router.names, org)
+			d, err := Reconcile(rctx, c.sf.Client, names, org)
 			msg := inMsg{kind: msgSnapshot, snap: d}
 			if err != nil {
 				msg = inMsg{kind: msgReconcileFailed, err: err}
@@ -328,6 +329,9 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 		},
 	})
 	reader.Bind(router)
+	c.mu.Lock()
+	c.router = router
+	c.mu.Unlock()
 	writer, err := newWriter(writerDeps{Client: c.sf.Client, Org: org.Org, Report: router.Report,
 		Registerer: c.metrics, Logger: c.log, ShutdownTimeout: c.cfg.ShutdownTimeout})
 	if err != nil {

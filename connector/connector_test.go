@@ -94,6 +94,12 @@ func startDaemon(t *testing.T, cfg Config) *daemon {
 // startDaemonWith is startDaemon with the HTTP client to Salesforce.
 func startDaemonWith(t *testing.T, cfg Config, hc *http.Client) *daemon {
 	t.Helper()
+	return startDaemonClock(t, cfg, hc, nil)
+}
+
+// startDaemonClock is startDaemonWith on a clock (nil: time.Now).
+func startDaemonClock(t *testing.T, cfg Config, hc *http.Client, now func() time.Time) *daemon {
+	t.Helper()
 	d := &daemon{reg: prometheus.NewPedanticRegistry(), logs: &syncBuffer{}, cfg: cfg, done: make(chan error, 1)}
 	c, err := New(Options{
 		Config:     cfg,
@@ -101,6 +107,7 @@ func startDaemonWith(t *testing.T, cfg Config, hc *http.Client) *daemon {
 		Registry:   d.reg,
 		Version:    "test",
 		HTTPClient: hc,
+		Now:        now,
 	})
 	require.NoError(t, err)
 	d.c, d.url = c, "http://"+c.Addr().String()

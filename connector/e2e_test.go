@@ -69,9 +69,27 @@ func newEnv(t *testing.T, deletes bool, mutate func(*Config)) *org {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	d := startDaemon(t, cfg)
+	d := startDaemonClock(t, cfg, nil, clock.Now)
 	d.waitCondition(t, CondReconcileApplied)
 	return &org{t: t, em: em, d: d, clock: clock}
+}
+
+// query runs f in the router's goroutine.
+func (e *org) query(f func(r *Router)) {
+	e.t.Helper()
+	e.d.c.mu.Lock()
+	r := e.d.c.router
+	e.d.c.mu.Unlock()
+	require.NoError(e.t, r.Query(e.t.Context(), f))
+}
+
+// advance moves the org's and the daemon's clock and fires what fell due on both sides.
+func (e *org) advance(d time.Duration) {
+	e.t.Helper()
+	e.clock.Advance(d)
+	e.em.RunTimers()
+	// Any message makes the router re-arm its timer at the engine's deadline, now past.
+	e.query(func(*Router) {})
 }
 
 func (e *org) presence(user, status string) {
@@ -208,8 +226,7 @@ func TestE2EAcceptDeclineTimeoutOffline(t *testing.T) {
 		e.presence(agent3, "Available")
 		w3 := e.work(emulator.WorkRequest{PreferredUser: agent3})
 		e.waitAW(w3.WorkItemID, "Assigned", agent3)
-		e.clock.Advance(31 * time.Second)
-		e.em.RunTimers()
+		e.advance(31 * time.Second)
 		e.waitAW(w3.WorkItemID, "DeclinedOnPushTimeout", agent3)
 		aw3 := e.waitAW(w3.WorkItemID, "Assigned", "")
 		require.NotEqual(t, agent3, aw3.Username)
@@ -270,6 +287,18 @@ func TestE2ETransfers(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, e.em.AcceptWork(res.AgentWorkID))
 		e.waitAW(w.WorkItemID, "Transferred", from.Username)
+		// The target now holds Salesforce's AgentWork (read once the first became
+		// Transferred): work preferring them waits (they are Busy with it) until it is closed.
+		require.Eventually(t, func() bool {
+			held := false
+			e.query(func(r *Router) { _, held = r.external[res.AgentWorkID] })
+			return held
+		}, 10*time.Second, 10*time.Millisecond, "the router counts the target's AgentWork")
+		w5 := e.work(emulator.WorkRequest{PreferredUser: target})
+		time.Sleep(time.Second)
+		require.Zero(t, e.count(w5.WorkItemID), "the target of a transfer to a user is busy with it")
+		require.NoError(t, e.em.CloseWork(res.AgentWorkID))
+		require.NoError(t, e.em.AcceptWork(e.waitAW(w5.WorkItemID, "Assigned", target).ID))
 
 		// A case whose owner becomes an external-routing queue is routed again; one whose
 		// owner becomes a user leaves routing.

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/omniroute/omniroute/salesforce"
@@ -23,6 +24,9 @@ type readRequest struct {
 	// number seq.
 	check bool
 	seq   uint64
+	ext   []string
+	// openOf: read the open AgentWork of this work item.
+	openOf string
 }
 
 // readAnswer is what a read found.
@@ -32,6 +36,7 @@ type readAnswer struct {
 	skills    []salesforce.SkillRequirement
 	gone      []string // PSRs asked for that no longer exist
 	agentWork *salesforce.AgentWork
+	open      []salesforce.AgentWork
 	err       error
 }
 
@@ -39,7 +44,9 @@ type readAnswer struct {
 type lightCheck struct {
 	seq uint64
 	ids map[string]bool
-	err error
+	// external says, for each AgentWork asked about, whether it is still open.
+	external map[string]bool
+	err      error
 }
 
 // Reader makes the reads the router asks for (a sink: it answers through the inbox). Requests
@@ -74,7 +81,10 @@ func (rd *Reader) Read(req readRequest) {
 }
 
 // Check queues the light check of waiting PSRs.
-func (rd *Reader) Check(seq uint64) { rd.Read(readRequest{check: true, seq: seq}) }
+// external lists AgentWork Salesforce routed that the engine counts: which are still open.
+func (rd *Reader) Check(seq uint64, external []string) {
+	rd.Read(readRequest{check: true, seq: seq, ext: external})
+}
 
 // Run serves the queue until ctx ends.
 func (rd *Reader) Run(ctx context.Context) error {
@@ -98,7 +108,7 @@ func (rd *Reader) Run(ctx context.Context) error {
 		}
 		var m inMsg
 		if req.check {
-			m = inMsg{kind: msgCheck, check: rd.check(ctx, req.seq)}
+			m = inMsg{kind: msgCheck, check: rd.check(ctx, req.seq, req.ext)}
 		} else {
 			m = inMsg{kind: msgRead, read: rd.read(ctx, req)}
 		}
@@ -119,6 +129,21 @@ func (rd *Reader) read(ctx context.Context, req readRequest) *readAnswer {
 			a.err = fmt.Errorf("read AgentWork %s: %w", req.agentWork, err)
 		default:
 			a.agentWork = &aw
+		}
+		return a
+	}
+	if req.openOf != "" {
+		ids := soqlIDs([]string{req.openOf})
+		if ids == "" {
+			return a
+		}
+		for aw, err := range salesforce.QueryAs[salesforce.AgentWork](ctx, rd.client,
+			"SELECT "+salesforce.AgentWorkFields+" FROM AgentWork WHERE WorkItemId IN ("+ids+") AND Status IN ('Assigned', 'Opened')") {
+			if err != nil {
+				a.err = fmt.Errorf("read the open AgentWork of %s: %w", req.openOf, err)
+				return a
+			}
+			a.open = append(a.open, aw)
 		}
 		return a
 	}
@@ -156,8 +181,8 @@ func (rd *Reader) read(ctx context.Context, req readRequest) *readAnswer {
 }
 
 // check reads the ids of every external-routing PSR Salesforce has: one cheap query.
-func (rd *Reader) check(ctx context.Context, seq uint64) *lightCheck {
-	c := &lightCheck{seq: seq, ids: map[string]bool{}}
+func (rd *Reader) check(ctx context.Context, seq uint64, external []string) *lightCheck {
+	c := &lightCheck{seq: seq, ids: map[string]bool{}, external: map[string]bool{}}
 	for p, err := range salesforce.QueryAs[salesforce.PendingServiceRouting](ctx, rd.client,
 		"SELECT Id FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting'") {
 		if err != nil {
@@ -165,6 +190,23 @@ func (rd *Reader) check(ctx context.Context, seq uint64) *lightCheck {
 			return c
 		}
 		c.ids[p.ID] = true
+	}
+	for chunk := range slices.Chunk(external, 200) {
+		ids := soqlIDs(chunk)
+		if ids == "" {
+			continue
+		}
+		for _, id := range chunk {
+			c.external[id] = false
+		}
+		for aw, err := range salesforce.QueryAs[salesforce.AgentWork](ctx, rd.client,
+			"SELECT Id, Status FROM AgentWork WHERE Id IN ("+ids+")") {
+			if err != nil {
+				c.err = err
+				return c
+			}
+			c.external[aw.ID] = aw.Status == salesforce.AgentWorkAssigned || aw.Status == salesforce.AgentWorkOpened
+		}
 	}
 	return c
 }

@@ -97,7 +97,7 @@ type RouterOptions struct {
 	// Commit commits a replay id (Stream.Commit through the committer). Nil commits nothing.
 	Commit func(channel string, id int64)
 	// Reconcile starts a reconcile; its result arrives in the inbox as a snapshot. Nil: never.
-	Reconcile func()
+	Reconcile func(names Names)
 	// CheckInterval is the period of the light check of waiting PSRs; zero: never.
 	CheckInterval time.Duration
 	Now           func() time.Time
@@ -131,6 +131,7 @@ type Router struct {
 	waiting     map[string]waitingRef   // work id -> waiting work
 	workQueue   map[string]string       // work id -> queue, for waiting work that is re-routed
 	uspUser     map[string]string       // UserServicePresence id -> user id
+	external    map[string]string       // AgentWork id -> work id, of work Salesforce routed that the engine counts
 	logouts     []*pendingLogout
 	marks       map[string][]*replayMark
 	reconciling bool
@@ -157,7 +158,7 @@ func NewRouter(opts RouterOptions) *Router {
 		inbox:   make(chan inMsg, 256),
 		psrWork: map[string]string{}, psrSeen: map[string]uint64{}, agentWork: map[string]AgentWorkRef{},
 		offers: map[string]offerRef{}, arrived: map[string]time.Time{}, waiting: map[string]waitingRef{},
-		workQueue: map[string]string{}, uspUser: map[string]string{}, marks: map[string][]*replayMark{},
+		workQueue: map[string]string{}, uspUser: map[string]string{}, external: map[string]string{}, marks: map[string][]*replayMark{},
 		reconciling: true,
 	}
 }
@@ -250,7 +251,11 @@ func (r *Router) Run(ctx context.Context) error {
 		case <-checkC:
 			if !r.checking && !r.reconciling && r.opts.Reader != nil {
 				r.checking = true
-				r.opts.Reader.Check(r.seq)
+				ext := make([]string, 0, len(r.external))
+				for id := range r.external {
+					ext = append(ext, id)
+				}
+				r.opts.Reader.Check(r.seq, ext)
 			}
 		case <-gauges.C:
 			r.updateGauges()
@@ -284,7 +289,7 @@ func (r *Router) startReconcile() {
 	r.reconciling = true
 	r.again = false
 	if r.opts.Reconcile != nil {
-		r.opts.Reconcile()
+		r.opts.Reconcile(r.names)
 	}
 }
 
@@ -446,6 +451,9 @@ func (r *Router) translate(ev *salesforce.ChangeEvent, mark *replayMark) {
 	for _, e := range ch.Events {
 		r.applyTracked(e, ev.AgentWork)
 	}
+	if ev.AgentWork != nil {
+		r.afterAgentWork(ev)
+	}
 	if len(ch.ReadPSRs) > 0 && r.opts.Reader != nil {
 		r.opts.Reader.Read(readRequest{psrs: ch.ReadPSRs, create: ev.ChangeType == salesforce.ChangeCreate, mark: mark})
 		return
@@ -455,6 +463,33 @@ func (r *Router) translate(ev *salesforce.ChangeEvent, mark *replayMark) {
 		return
 	}
 	r.done(mark)
+}
+
+// terminal are the AgentWork statuses after which nothing more happens to the record.
+var terminal = []string{salesforce.AgentWorkClosed, salesforce.AgentWorkDeclined, salesforce.AgentWorkDeclinedOnPushTimeout,
+	salesforce.AgentWorkUnavailable, salesforce.AgentWorkCanceled, salesforce.AgentWorkTransferred}
+
+// afterAgentWork keeps the AgentWork maps after an AgentWork event: external work the engine
+// now counts, records that ended. When an AgentWork of ours was transferred to a user, the
+// AgentWork Salesforce made for the target (of no routing model, so not on the custom
+// channel) is read, so that it counts against the target agent.
+func (r *Router) afterAgentWork(ev *salesforce.ChangeEvent) {
+	aw := ev.AgentWork
+	for _, id := range ev.RecordIDs {
+		ref, known := r.agentWork[id]
+		switch {
+		case ev.ChangeType == salesforce.ChangeCreate && !known && !IsOwn(ev.ChangeOrigin) && aw.UserID != "" &&
+			(aw.Status == salesforce.AgentWorkAssigned || aw.Status == salesforce.AgentWorkOpened):
+			r.agentWork[id] = AgentWorkRef{UserID: aw.UserID, WorkID: aw.WorkItemID, PSR: aw.PendingServiceRoutingID}
+			r.external[id] = aw.WorkItemID
+		case ev.ChangeType == salesforce.ChangeUpdate && ev.Has("Status") && slices.Contains(terminal, aw.Status) && known:
+			delete(r.agentWork, id)
+			delete(r.external, id)
+			if ref.Ours && aw.Status == salesforce.AgentWorkTransferred && r.opts.Reader != nil {
+				r.opts.Reader.Read(readRequest{openOf: ref.WorkID})
+			}
+		}
+	}
 }
 
 // applyTracked applies an event translated from Salesforce, keeping the router's maps.
@@ -499,6 +534,9 @@ func (r *Router) applyTracked(e routing.Event, aw *salesforce.AgentWork) {
 	case routing.EventWorkRemoved:
 		delete(r.waiting, e.WorkID)
 		delete(r.arrived, e.WorkID)
+		delete(r.workQueue, e.WorkID)
+	case routing.EventWorkClosed:
+		delete(r.workQueue, e.WorkID)
 	}
 	r.apply(e)
 }
@@ -606,12 +644,24 @@ func (r *Router) processRead(m inMsg) {
 		if !ref.Ours && a.req.external {
 			switch aw.Status {
 			case salesforce.AgentWorkAssigned, salesforce.AgentWorkOpened:
+				r.external[aw.ID] = aw.WorkItemID
 				r.apply(routing.Event{Type: routing.EventExternalWork, AgentID: aw.UserID, WorkID: aw.WorkItemID, Channel: lookup(r.names.channels, aw.ServiceChannelID)})
 			}
 			return
 		}
 		ev := *a.req.event
 		r.translateNoMark(&ev)
+		return
+	}
+	if a.req.openOf != "" {
+		for _, aw := range a.open {
+			if _, known := r.agentWork[aw.ID]; known {
+				continue
+			}
+			r.agentWork[aw.ID] = AgentWorkRef{UserID: aw.UserID, WorkID: aw.WorkItemID, PSR: aw.PendingServiceRoutingID}
+			r.external[aw.ID] = aw.WorkItemID
+			r.apply(routing.Event{Type: routing.EventExternalWork, AgentID: aw.UserID, WorkID: aw.WorkItemID, Channel: lookup(r.names.channels, aw.ServiceChannelID)})
+		}
 		return
 	}
 	for _, p := range a.psrs {
@@ -637,6 +687,7 @@ func (r *Router) translateNoMark(ev *salesforce.ChangeEvent) {
 	for _, e := range ch.Events {
 		r.applyTracked(e, ev.AgentWork)
 	}
+	r.afterAgentWork(ev)
 	r.m.events.WithLabelValues("applied").Inc()
 }
 
@@ -746,6 +797,12 @@ func (r *Router) applySnapshot(d *reconcileData) {
 		r.offers[o.Work.ID] = offerRef{psr: o.Work.PSR, agent: o.AgentID, at: start}
 	}
 	maps.Copy(r.agentWork, d.agentWork)
+	r.external = map[string]string{}
+	for id, ref := range d.agentWork {
+		if !ref.Ours {
+			r.external[id] = ref.WorkID
+		}
+	}
 	maps.Copy(r.uspUser, d.uspUser)
 	r.apply(routing.Event{Type: routing.EventReconcile, Snapshot: &d.snap})
 	r.m.reconciles.Inc()
@@ -787,6 +844,15 @@ func (r *Router) applyCheck(c *lightCheck) {
 		if seen <= c.seq && !c.ids[psr] {
 			gone = append(gone, psr)
 		}
+	}
+	for id, open := range c.external {
+		w, ok := r.external[id]
+		if !ok || open {
+			continue
+		}
+		delete(r.external, id)
+		delete(r.agentWork, id)
+		r.apply(routing.Event{Type: routing.EventExternalWorkClosed, WorkID: w})
 	}
 	slices.Sort(gone)
 	for _, psr := range gone {
