@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -51,11 +52,20 @@ const (
 // newEnv starts an emulator (demo org; agents 01-03 hold every skill) and the daemon, ready.
 func newEnv(t *testing.T, deletes bool, mutate func(*Config)) *org {
 	t.Helper()
+	return newEnvSeed(t, deletes, nil, mutate)
+}
+
+// newEnvSeed is newEnv with changes to the seed.
+func newEnvSeed(t *testing.T, deletes bool, seedMut func(*emulator.Seed), mutate func(*Config)) *org {
+	t.Helper()
 	seed := demoSeed()
 	for i, u := range seed.Users {
 		if slices.Contains([]string{agent1, agent2, agent3}, u.Username) {
 			seed.Users[i].Skills = map[string]float64{"English": 8, "German": 6, "Billing": 3, "Technical": 5}
 		}
+	}
+	if seedMut != nil {
+		seedMut(&seed)
 	}
 	clock := &fakeClock{}
 	em, err := emulator.New(emulator.Options{Seed: seed, ChannelDeletes: deletes, Now: clock.Now, RandSeed: 1})
@@ -469,4 +479,148 @@ func TestE2EInsert5xxButCreated(t *testing.T) {
 		require.Equal(t, 1, e.count(w.WorkItemID), "no second AgentWork")
 		e.invariants(w.WorkItemID, w2.WorkItemID)
 	})
+}
+
+// TestE2EPreferredUser: a required preferred user gets the work whenever they come, and nobody
+// else does; a preferred user who is not required is waited for until the plan's preferred
+// timeout (its offer timeout), then anyone qualified gets it.
+func TestE2EPreferredUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false, nil)
+	e.presence(agent1, "Available")
+	req := e.work(emulator.WorkRequest{PreferredUser: agent3, PreferredUserRequired: true})
+	opt := e.work(emulator.WorkRequest{PreferredUser: agent2})
+	time.Sleep(500 * time.Millisecond)
+	require.Zero(t, e.count(req.WorkItemID))
+	require.Zero(t, e.count(opt.WorkItemID), "waits for the preferred user first")
+	e.advance(31 * time.Second)
+	aw := e.waitAW(opt.WorkItemID, "Assigned", agent1)
+	require.NoError(t, e.em.AcceptWork(aw.ID))
+	e.advance(5 * time.Minute)
+	time.Sleep(300 * time.Millisecond)
+	require.Zero(t, e.count(req.WorkItemID), "a required preferred user is never replaced")
+	e.presence(agent3, "Available")
+	require.NoError(t, e.em.AcceptWork(e.waitAW(req.WorkItemID, "Assigned", agent3).ID))
+	e.invariants(req.WorkItemID, opt.WorkItemID)
+}
+
+// TestE2EFailedDeliveryRerouted: an insert Salesforce refuses (the agent's Omni-Channel
+// capacity is smaller than the mapping's) is offered to someone else.
+func TestE2EFailedDeliveryRerouted(t *testing.T) {
+	t.Parallel()
+	bothDeleteModes(t, func(t *testing.T, deletes bool) {
+		e := newEnvSeed(t, deletes, func(s *emulator.Seed) {
+			for i, u := range s.Users {
+				if u.Username == agent1 {
+					s.Users[i].Capacity = 1
+				}
+			}
+		}, nil)
+		e.presence(agent1, "Available")
+		w := e.work(emulator.WorkRequest{PreferredUser: agent1})
+		require.NoError(t, e.em.AcceptWork(e.waitAW(w.WorkItemID, "Assigned", agent1).ID))
+		e.presence(agent2, "Available")
+		w2 := e.work(emulator.WorkRequest{PreferredUser: agent1})
+		aw := e.waitAW(w2.WorkItemID, "Assigned", agent2)
+		require.NoError(t, e.em.AcceptWork(aw.ID))
+		require.Equal(t, 1, e.count(w2.WorkItemID), "the refused insert made no AgentWork")
+		e.invariants(w.WorkItemID, w2.WorkItemID)
+	})
+}
+
+// TestE2EAutoAccept: a plan with autoAccept counts the work as accepted when it is offered; the
+// accept in Salesforce confirms it, and an AgentWork that ends without opening re-routes it as
+// a failed delivery. A plan without it waits for the accept in the widget.
+func TestE2EAutoAccept(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false, func(c *Config) {
+		data, err := os.ReadFile(c.MappingFile)
+		require.NoError(t, err)
+		auto := strings.Replace(string(data), "    dispositionRequired: true\n", "    dispositionRequired: true\n    autoAccept: true\n", 1)
+		require.NotEqual(t, string(data), auto)
+		require.NoError(t, os.WriteFile(c.MappingFile, []byte(auto), 0o600))
+	})
+	e.presence(agent1, "Available")
+	e.presence(agent2, "Available")
+	b := e.work(emulator.WorkRequest{Queue: "Billing", PreferredUser: agent1})
+	require.NoError(t, e.em.AcceptWork(e.waitAW(b.WorkItemID, "Assigned", agent1).ID))
+	b2 := e.work(emulator.WorkRequest{Queue: "Billing", PreferredUser: agent1})
+	require.NoError(t, e.em.DeclineWork(e.waitAW(b2.WorkItemID, "Assigned", agent1).ID, "no"))
+	require.NoError(t, e.em.AcceptWork(e.waitAW(b2.WorkItemID, "Assigned", agent2).ID))
+	// Auto-accepted work that never opened counts as not delivered: agent01 gets nothing more
+	// until their presence changes.
+	e.presence(agent1, "Offline")
+	e.presence(agent1, "Available")
+	s := e.work(emulator.WorkRequest{Queue: "Support_EN", PreferredUser: agent1})
+	require.NoError(t, e.em.AcceptWork(e.waitAW(s.WorkItemID, "Assigned", agent1).ID))
+	e.invariants(b.WorkItemID, b2.WorkItemID, s.WorkItemID)
+	require.Contains(t, e.metric(t, "omniroute_routing_outcomes_total"), `plan="billing"`)
+}
+
+// TestE2ESkillsRelaxationOverflow: on a fake clock, support-en work needs English 5 and
+// Technical 3 (dropped after 1 min), relaxed to English 3 after 2 min; support-de work needs
+// German 4 and overflows to support-en after 5 min. An agent with English 4 alone gets each
+// exactly when its plan says.
+func TestE2ESkillsRelaxationOverflow(t *testing.T) {
+	t.Parallel()
+	const agent4 = "agent04@omniroute.demo"
+	e := newEnvSeed(t, false, func(s *emulator.Seed) {
+		for i, u := range s.Users {
+			if u.Username == agent4 {
+				s.Users[i].Skills = map[string]float64{"English": 4}
+			}
+		}
+	}, nil)
+	e.presence(agent4, "Available")
+	en := e.work(emulator.WorkRequest{Queue: "Support_EN"})
+	de := e.work(emulator.WorkRequest{Queue: "Support_DE"})
+	time.Sleep(300 * time.Millisecond)
+	require.Zero(t, e.count(en.WorkItemID), "English 4 < 5 and no Technical")
+	e.advance(61 * time.Second)
+	time.Sleep(300 * time.Millisecond)
+	require.Zero(t, e.count(en.WorkItemID), "Technical dropped, English 4 still < 5")
+	e.advance(60 * time.Second)
+	require.NoError(t, e.em.AcceptWork(e.waitAW(en.WorkItemID, "Assigned", agent4).ID))
+	require.Zero(t, e.count(de.WorkItemID), "no German")
+	e.advance(3 * time.Minute)
+	require.NoError(t, e.em.AcceptWork(e.waitAW(de.WorkItemID, "Assigned", agent4).ID))
+	e.invariants(en.WorkItemID, de.WorkItemID)
+}
+
+// metric returns the /metrics lines of a metric.
+func (e *org) metric(t *testing.T, name string) string {
+	t.Helper()
+	_, _, body := call(t, http.MethodGet, e.d.url+"/metrics", "", nil)
+	var out []string
+	for l := range strings.SplitSeq(body, "\n") {
+		if strings.HasPrefix(l, name) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestE2EPresenceRelogin: an agent who logs out and in again at once stays online (the closed
+// row of the logout is not taken for a logout after the new row); a status change (UPDATE and
+// CREATE in one transaction) is not a logout either.
+func TestE2EPresenceRelogin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false, nil)
+	e.presence(agent1, "Available")
+	e.presence(agent1, "Offline")
+	e.presence(agent1, "Available")
+	e.presence(agent1, "Ready_for_cases")
+	e.presence(agent1, "Available")
+	time.Sleep(2500 * time.Millisecond)
+	e.advance(0)
+	w := e.work(emulator.WorkRequest{})
+	require.NoError(t, e.em.AcceptWork(e.waitAW(w.WorkItemID, "Assigned", agent1).ID))
+	e.presence(agent1, "Offline")
+	time.Sleep(2500 * time.Millisecond)
+	e.presence(agent2, "Available")
+	w2 := e.work(emulator.WorkRequest{PreferredUser: agent1})
+	time.Sleep(300 * time.Millisecond) // the PSR reaches the engine before the clock moves
+	e.advance(31 * time.Second)
+	require.NoError(t, e.em.AcceptWork(e.waitAW(w2.WorkItemID, "Assigned", agent2).ID))
+	e.invariants(w.WorkItemID, w2.WorkItemID)
 }

@@ -67,6 +67,8 @@ type replayMark struct {
 type offerRef struct {
 	psr, agent string
 	at         time.Time
+	// auto: an auto-accept plan's offer, which the engine already counts as accepted.
+	auto bool
 }
 
 // waitingRef is work the router believes is waiting, for queue depth and the light check.
@@ -246,7 +248,7 @@ func (r *Router) Run(ctx context.Context) error {
 				r.opts.OnMapping(mp)
 			}
 		case <-timer.C:
-			r.flushLogouts(true)
+			r.flushLogouts("", true)
 			r.apply(routing.Event{Type: routing.EventTick})
 		case <-checkC:
 			if !r.checking && !r.reconciling && r.opts.Reader != nil {
@@ -419,7 +421,7 @@ func (r *Router) processStream(m inMsg) {
 		r.processPresence(ev, m.mark)
 		return
 	}
-	r.flushLogouts(false)
+	r.flushLogouts(ev.TransactionKey, false)
 	// An AgentWork update about an id the router does not know yet (its insert's result has
 	// not arrived, or Salesforce made it): read it before translating.
 	if ev.AgentWork != nil && ev.ChangeType == salesforce.ChangeUpdate && ev.Has("Status") {
@@ -521,6 +523,12 @@ func (r *Router) applyTracked(e routing.Event, aw *salesforce.AgentWork) {
 	case routing.EventOfferDeclined:
 		if o, ok := r.offers[e.WorkID]; ok && o.agent == e.AgentID {
 			delete(r.offers, e.WorkID)
+			if o.auto {
+				// The engine took auto-accepted work as accepted; an AgentWork that ends
+				// without opening means the work never reached the agent, which the engine
+				// undoes as a failed delivery.
+				e.Outcome = routing.OutcomeInsertFailed
+			}
 			if aw != nil && aw.Status == salesforce.AgentWorkCanceled {
 				// The customer left or the owner changed: the PSR is gone too.
 				r.apply(routing.Event{Type: routing.EventWorkRemoved, WorkID: e.WorkID})
@@ -574,7 +582,7 @@ func (r *Router) dispatch(cmds []routing.Command) {
 		switch c.Type {
 		case routing.CommandOffer:
 			r.m.outcomes.WithLabelValues(c.Plan, "offered").Inc()
-			r.offers[c.WorkID] = offerRef{psr: c.PSR, agent: c.AgentID, at: now}
+			r.offers[c.WorkID] = offerRef{psr: c.PSR, agent: c.AgentID, at: now, auto: c.AutoAccept}
 			delete(r.waiting, c.WorkID)
 			if t, ok := r.arrived[c.WorkID]; ok {
 				r.m.eventToRequest.Observe(max(now.Sub(t), 0).Seconds())
@@ -704,7 +712,7 @@ func (r *Router) processPresence(ev *salesforce.ChangeEvent, mark *replayMark) {
 			}
 		}
 		r.dropLogout(p.UserID, ev.TransactionKey)
-		r.flushLogouts(false)
+		r.flushLogouts(ev.TransactionKey, false)
 		if (!ev.Has("IsCurrentState") || p.IsCurrentState) && p.UserID != "" {
 			r.m.events.WithLabelValues("applied").Inc()
 			r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: p.UserID,
@@ -712,7 +720,7 @@ func (r *Router) processPresence(ev *salesforce.ChangeEvent, mark *replayMark) {
 		}
 		r.done(mark)
 	case salesforce.ChangeUpdate:
-		r.flushLogouts(false)
+		r.flushLogouts(ev.TransactionKey, false)
 		if !ev.Has("IsCurrentState") || p.IsCurrentState || !slices.Contains(changed(ev), "IsCurrentState") {
 			r.m.events.WithLabelValues(SkipNoise).Inc()
 			r.done(mark)
@@ -745,7 +753,7 @@ func cmpOr(a, b string) string {
 // dropLogout cancels the pending logout of user that a CREATE of the same transaction answers.
 func (r *Router) dropLogout(user, txKey string) {
 	for i, l := range r.logouts {
-		if l.user == user && (l.txKey == txKey || txKey == "" || l.txKey == "") {
+		if l.user == user && l.txKey == txKey && txKey != "" {
 			r.logouts = slices.Delete(r.logouts, i, i+1)
 			r.done(l.mark)
 			return
@@ -753,18 +761,15 @@ func (r *Router) dropLogout(user, txKey string) {
 	}
 }
 
-// flushLogouts applies pending logouts: all of them when a later event of another kind
-// arrived (force=false applies only those older than logoutWait... and those of an earlier
-// transaction), on the timer the due ones.
-func (r *Router) flushLogouts(timer bool) {
+// flushLogouts applies pending logouts, in order: those of another transaction than txKey
+// (the events of one transaction arrive together, so no CREATE can answer them any more),
+// and on the timer those older than logoutWait (a stream gone quiet).
+func (r *Router) flushLogouts(txKey string, timer bool) {
 	now := r.opts.Now()
 	keep := r.logouts[:0]
 	for _, l := range r.logouts {
-		if timer && now.Sub(l.at) < logoutWait {
-			keep = append(keep, l)
-			continue
-		}
-		if !timer && now.Sub(l.at) < logoutWait {
+		due := timer && now.Sub(l.at) >= logoutWait
+		if !due && (timer || (l.txKey == txKey && txKey != "")) {
 			keep = append(keep, l)
 			continue
 		}
