@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/omniroute/omniroute/salesforce/emulator"
@@ -555,6 +557,31 @@ func TestE2EAutoAccept(t *testing.T) {
 	require.NoError(t, e.em.AcceptWork(e.waitAW(s.WorkItemID, "Assigned", agent1).ID))
 	e.invariants(b.WorkItemID, b2.WorkItemID, s.WorkItemID)
 	require.Contains(t, e.metric(t, "omniroute_routing_outcomes_total"), `plan="billing"`)
+	e.lintMetrics(t)
+}
+
+// lintMetrics checks the registry after routing: lint-clean, and no label carries a
+// Salesforce id.
+func (e *org) lintMetrics(t *testing.T) {
+	t.Helper()
+	problems, err := testutil.GatherAndLint(e.d.reg)
+	require.NoError(t, err)
+	require.Empty(t, problems)
+	families, err := e.d.reg.Gather()
+	require.NoError(t, err)
+	id := regexp.MustCompile(`^[0-9a-zA-Z]{15}([0-9a-zA-Z]{3})?$`)
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				require.False(t, id.MatchString(l.GetValue()) && strings.ContainsAny(l.GetValue(), "0123456789"),
+					"%s{%s=%q} looks like a Salesforce id", mf.GetName(), l.GetName(), l.GetValue())
+			}
+		}
+	}
+	for _, want := range []string{"omniroute_routing_event_to_agentwork_request_seconds_count", "omniroute_routing_offer_to_accept_seconds_count",
+		"omniroute_router_events_total", "omniroute_reconcile_duration_seconds_count", "omniroute_writer_"} {
+		require.NotEmpty(t, e.metric(t, want), want)
+	}
 }
 
 // TestE2ESkillsRelaxationOverflow: on a fake clock, support-en work needs English 5 and
@@ -623,4 +650,35 @@ func TestE2EPresenceRelogin(t *testing.T) {
 	e.advance(31 * time.Second)
 	require.NoError(t, e.em.AcceptWork(e.waitAW(w2.WorkItemID, "Assigned", agent2).ID))
 	e.invariants(w.WorkItemID, w2.WorkItemID)
+}
+
+// TestE2EEventModes: OMNIROUTE_EVENTS=entities (per-entity CDC channels, grouped events) and
+// pushtopic (PushTopics created by the daemon) route too: accept, decline re-routed, an agent
+// going offline with an offer.
+func TestE2EEventModes(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{EventsEntities, EventsPushTopic} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, false, func(c *Config) { c.Events = mode })
+			e.presence(agent1, "Available")
+			e.presence(agent2, "Available")
+			w := e.work(emulator.WorkRequest{PreferredUser: agent1})
+			require.NoError(t, e.em.AcceptWork(e.waitAW(w.WorkItemID, "Assigned", agent1).ID))
+			w2 := e.work(emulator.WorkRequest{PreferredUser: agent1})
+			require.NoError(t, e.em.DeclineWork(e.waitAW(w2.WorkItemID, "Assigned", agent1).ID, "no"))
+			require.NoError(t, e.em.AcceptWork(e.waitAW(w2.WorkItemID, "Assigned", agent2).ID))
+			e.presence(agent3, "Available")
+			w3 := e.work(emulator.WorkRequest{PreferredUser: agent3})
+			e.waitAW(w3.WorkItemID, "Assigned", agent3)
+			e.presence(agent3, "Offline")
+			aw := e.waitAW(w3.WorkItemID, "Assigned", "")
+			require.NotEqual(t, agent3, aw.Username)
+			require.NoError(t, e.em.AcceptWork(aw.ID))
+			e.invariants(w.WorkItemID, w2.WorkItemID, w3.WorkItemID)
+			if mode == EventsPushTopic {
+				require.Contains(t, e.d.logs.String(), "channel=/topic/OmnirouteRouting")
+			}
+		})
+	}
 }
