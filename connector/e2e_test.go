@@ -397,10 +397,20 @@ func TestE2EGapAndReplayExpiry(t *testing.T) {
 	d2 := startDaemon(t, e.d.cfg)
 	d2.waitCondition(t, CondReconcileApplied)
 	e.d = d2
-	e.waitAW(w3.WorkItemID, "Assigned", agent1)
+	require.NoError(t, e.em.AcceptWork(e.waitAW(w3.WorkItemID, "Assigned", agent1).ID))
 	require.Equal(t, 1, e.count(w.WorkItemID))
 	require.Equal(t, 1, e.count(w2.WorkItemID))
-	e.invariants(w.WorkItemID, w2.WorkItemID)
+
+	// Mid-stream: the retained events are forgotten and the clients dropped while work
+	// arrives; the stream's stored replay id is refused, and a reconcile finds the work.
+	e.em.ExpireReplay()
+	e.em.DropStreamingClients()
+	w4 := e.work(emulator.WorkRequest{})
+	aw4 := e.waitAW(w4.WorkItemID, "Assigned", agent1)
+	require.NoError(t, e.em.AcceptWork(aw4.ID))
+	require.Eventually(t, func() bool { return e.d.logsContain("cause=replay_refused") },
+		10*time.Second, 10*time.Millisecond, "the refused replay id is reported:\n%s", e.d.logs.String())
+	e.invariants(w.WorkItemID, w2.WorkItemID, w3.WorkItemID, w4.WorkItemID)
 }
 
 // TestE2ENoise: with the emulator's noise rate at 50%, nothing is misrouted: every work item
