@@ -135,7 +135,7 @@ func (e *org) waitAW(workItem, status, user string) emulator.AgentWorkInfo {
 			}
 		}
 		return false
-	}, 15*time.Second, 10*time.Millisecond, "no %s AgentWork for %s (%s); agentwork: %+v\nlogs:\n%s", status, workItem, user, e.em.AgentWorks(), e.d.logs.String())
+	}, 30*time.Second, 10*time.Millisecond, "no %s AgentWork for %s (%s); agentwork: %+v\nlogs:\n%s", status, workItem, user, e.em.AgentWorks(), e.d.logs.String())
 	return found
 }
 
@@ -305,7 +305,7 @@ func TestE2ETransfers(t *testing.T) {
 			held := false
 			e.query(func(r *Router) { _, held = r.external[res.AgentWorkID] })
 			return held
-		}, 10*time.Second, 10*time.Millisecond, "the router counts the target's AgentWork")
+		}, 20*time.Second, 10*time.Millisecond, "the router counts the target's AgentWork; logs:\n%s", e.d.logs.String())
 		w5 := e.work(emulator.WorkRequest{PreferredUser: target})
 		time.Sleep(time.Second)
 		require.Zero(t, e.count(w5.WorkItemID), "the target of a transfer to a user is busy with it")
@@ -691,4 +691,43 @@ func TestE2EEventModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestE2EStopCommitsAndResumes: SIGTERM's path (context cancelled) commits the replay ids of
+// the events applied; the next start resumes from them (no missed events reported) and routes
+// what arrived while the daemon was down.
+func TestE2EStopCommitsAndResumes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := newEnv(t, false, func(c *Config) { c.StateDir = dir })
+	e.presence(agent1, "Available")
+	w := e.work(emulator.WorkRequest{})
+	require.NoError(t, e.em.AcceptWork(e.waitAW(w.WorkItemID, "Assigned", agent1).ID))
+	e.waitAW(w.WorkItemID, "Opened", agent1)
+	time.Sleep(200 * time.Millisecond)
+	w1b := e.work(emulator.WorkRequest{})
+	e.waitAW(w1b.WorkItemID, "Assigned", agent1) // its events close the earlier replay ids
+	time.Sleep(200 * time.Millisecond)
+	e.d.stop()
+	select {
+	case err := <-e.d.done:
+		require.NoError(t, err)
+		e.d.done <- nil
+	case <-time.After(e.d.cfg.ShutdownTimeout.Duration + time.Second):
+		t.Fatal("Run did not return within the shutdown timeout")
+	}
+	store, err := NewFileCheckpointStore(dir, []string{e.d.cfg.CDCChannel})
+	require.NoError(t, err)
+	ids, err := store.Load(t.Context())
+	require.NoError(t, err)
+	require.Positive(t, ids[e.d.cfg.CDCChannel], "a replay id was committed")
+
+	w2 := e.work(emulator.WorkRequest{})
+	d2 := startDaemonClock(t, e.d.cfg, nil, e.clock.Now)
+	d2.waitCondition(t, CondReconcileApplied)
+	e.d = d2
+	require.NoError(t, e.em.AcceptWork(e.waitAW(w2.WorkItemID, "Assigned", agent1).ID))
+	require.NoError(t, e.em.AcceptWork(e.waitAW(w1b.WorkItemID, "Assigned", agent1).ID))
+	require.NotContains(t, d2.logs.String(), "events may have been missed", "resumed from the checkpoint")
+	e.invariants(w.WorkItemID, w1b.WorkItemID, w2.WorkItemID)
 }
