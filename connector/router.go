@@ -700,8 +700,11 @@ func (r *Router) processRead(m inMsg) {
 				r.m.events.WithLabelValues("stale_agentwork").Inc()
 				return
 			}
-		} else if aw.RoutingModel == salesforce.RoutingModelExternal && r.psrWork[aw.PendingServiceRoutingID] == aw.WorkItemID && aw.PendingServiceRoutingID != "" {
-			ref.Ours = true // an offer of ours the writer has not reported yet
+		} else if aw.RoutingModel == salesforce.RoutingModelExternal {
+			// Only a routing partner inserts external-routing AgentWork: ours, for work no
+			// longer offered (accepted, or held since before a restart); the engine checks
+			// the agent and the work of what follows.
+			ref.Ours = true
 		}
 		r.agentWork[aw.ID] = ref
 		if !ref.Ours && a.req.external {
