@@ -333,7 +333,7 @@ func TestE2ETransfers(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		require.Zero(t, e.count(c2.WorkItemID), "work whose owner became a user is not routed")
 
-		e.invariants(c.WorkItemID)
+		e.invariants(w.WorkItemID, c.WorkItemID, w5.WorkItemID)
 	})
 }
 
