@@ -1017,3 +1017,66 @@ func TestClassify(t *testing.T) {
 		require.Equal(t, tc.code, code, "%v", tc.err)
 	}
 }
+
+// TestWriterCheckFailures: a check whose look-up fails, or that names a malformed id, is
+// answered with an error and no event (the engine checks again later), and nothing is inserted.
+func TestWriterCheckFailures(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	wr := o.work(t, "Chat")
+	_, err := o.em.AssignWork(wr.PSRID, agent(1))
+	require.NoError(t, err)
+	check := o.offer(wr, "Chat", 1)
+	check.Type = routing.CommandCheckOffer
+	malformed := check
+	malformed.PSR = "0JR'; DELETE"
+	require.NoError(t, o.em.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
+	r := o.startWriter(t, nil, malformed, check)
+	for range 2 {
+		res := r.next(t)
+		require.Error(t, res.Err)
+		require.Nil(t, res.Event)
+		require.Empty(t, res.AgentWorkID)
+	}
+	require.Equal(t, []string{"query"}, o.proxy.requests(), "the malformed id never reaches a query")
+	require.InDelta(t, 2.0, r.counter(t, "writer_checks_total", "result", "failed"), 0)
+	require.InDelta(t, 1.0, r.counter(t, "writer_errors_total", "op", "check", "code", "UNKNOWN_EXCEPTION"), 0)
+	require.InDelta(t, 1.0, r.counter(t, "writer_errors_total", "op", "check", "code", "invalid_command"), 0)
+
+	// The next check works.
+	r.w.Do(check)
+	res := r.next(t)
+	require.NoError(t, res.Err)
+	require.NotEmpty(t, res.AgentWorkID)
+}
+
+// TestWriterRequeueFailures: a requeue Salesforce refuses (a work item that does not exist),
+// alone or beside one that works, and one whose work item type is unknown, each come back
+// with an error; the others are carried out.
+func TestWriterRequeueFailures(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	wr := o.work(t, "Case")
+	id, err := o.em.AssignWork(wr.PSRID, agent(1))
+	require.NoError(t, err)
+	require.NoError(t, o.em.AcceptWork(id))
+	move := routing.Command{Type: routing.CommandRequeue, WorkID: wr.WorkItemID, Channel: "Case", Target: routing.TargetQueue, TargetID: "Billing"}
+	missing := move
+	missing.WorkID = "500000000000042AAA"
+	untyped := move
+	untyped.WorkID, untyped.Channel = "0XX000000000042AAA", "Fax"
+	r := o.startWriter(t, nil, move, missing, untyped)
+	got := r.collect(t, 3)
+	require.NoError(t, got[move.WorkID].Err)
+	require.Error(t, got[missing.WorkID].Err)
+	require.ErrorContains(t, got[untyped.WorkID].Err, "unknown work item type")
+	require.Equal(t, []string{"update_collection"}, o.proxy.requests())
+	require.InDelta(t, 2.0, r.counter(t, "writer_requeues_total", "result", "failed"), 0)
+
+	r.w.Do(missing)
+	res := r.next(t)
+	require.Error(t, res.Err)
+	require.True(t, salesforce.IsNotFound(res.Err) || strings.Contains(res.Err.Error(), "INVALID_CROSS_REFERENCE_KEY"), "%v", res.Err)
+}
