@@ -143,7 +143,7 @@ func benchWriter(b *testing.B, rate int) {
 	go func() { done <- w.Run(runCtx) }()
 	defer func() {
 		stop()
-		<-done
+		require.NoError(b, <-done)
 	}()
 
 	proxy.calls.Store(0)
