@@ -72,6 +72,13 @@ func (p *writerProxy) setFault(fn func(w http.ResponseWriter, r *http.Request) b
 	p.mu.Unlock()
 }
 
+// reset forgets the requests logged so far.
+func (p *writerProxy) reset() {
+	p.mu.Lock()
+	p.log = nil
+	p.mu.Unlock()
+}
+
 // requests returns the REST requests made so far (no token requests), as "METHOD kind".
 func (p *writerProxy) requests() []string {
 	p.mu.Lock()
@@ -146,13 +153,25 @@ func newWriterOrg(t *testing.T, opts emulator.Options) *writerOrg {
 		require.NoError(t, err)
 		o.users[u.Username] = u.ID
 	}
-	o.proxy.mu.Lock()
-	o.proxy.log = nil // start-up requests are not the writer's
-	o.proxy.mu.Unlock()
+	o.proxy.reset() // start-up requests are not the writer's
 	return o
 }
 
 func agent(n int) string { return fmt.Sprintf("agent%02d@omniroute.demo", n) }
+
+// slowInserts makes every insert call take d more, and signals on the channel returned when
+// one arrives.
+func (o *writerOrg) slowInserts(d time.Duration) chan struct{} {
+	inFlight := make(chan struct{}, 1)
+	o.proxy.setFault(func(_ http.ResponseWriter, r *http.Request) bool {
+		if isInsert(r) {
+			signal(inFlight)
+			time.Sleep(d)
+		}
+		return false
+	})
+	return inFlight
+}
 
 // online brings agents online in the Available status (every channel).
 func (o *writerOrg) online(t *testing.T, agents ...int) {
@@ -168,6 +187,16 @@ func (o *writerOrg) work(t *testing.T, channel string) emulator.WorkResult {
 	wr, err := o.em.CreateWork(emulator.WorkRequest{Channel: channel, Queue: "Support_EN"})
 	require.NoError(t, err)
 	require.NotEmpty(t, wr.PSRID)
+	return wr
+}
+
+// accepted creates work that agent n holds (offered and accepted).
+func (o *writerOrg) accepted(t *testing.T, channel string, n int) emulator.WorkResult {
+	t.Helper()
+	wr := o.work(t, channel)
+	id, err := o.em.AssignWork(wr.PSRID, agent(n))
+	require.NoError(t, err)
+	require.NoError(t, o.em.AcceptWork(id))
 	return wr
 }
 
@@ -236,6 +265,19 @@ func (o *writerOrg) startWriter(t *testing.T, set func(*WriterOptions), cmds ...
 		}
 	})
 	return r
+}
+
+// shutdown stops Run and waits for it to return nil within d.
+func (r *writerRun) shutdown(t *testing.T, d time.Duration) {
+	t.Helper()
+	r.stop()
+	select {
+	case err := <-r.done:
+		require.NoError(t, err)
+	case <-time.After(d):
+		t.Fatalf("Run did not return within %s", d)
+	}
+	r.done <- nil // for the cleanup
 }
 
 // next waits for the next result.
@@ -351,14 +393,7 @@ func TestWriterBatchesWhileACallIsInFlight(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
 	o.online(t, 1, 2, 3)
-	inFlight := make(chan struct{}, 1)
-	o.proxy.setFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if isInsert(r) {
-			signal(inFlight)
-			time.Sleep(150 * time.Millisecond)
-		}
-		return false
-	})
+	inFlight := o.slowInserts(150 * time.Millisecond)
 	r := o.startWriter(t, nil)
 	first := o.offer(o.work(t, "Chat"), "Chat", 1)
 	r.w.Do(first)
@@ -431,9 +466,7 @@ func TestWriterRefusedInsertsAreInsertFailed(t *testing.T) {
 	require.InDelta(t, 3.0, r.counter(t, "writer_offers_total", "outcome", "refused"), 0)
 
 	// Alone, the refusal comes from POST /sobjects/AgentWork's error array.
-	o.proxy.mu.Lock()
-	o.proxy.log = nil
-	o.proxy.mu.Unlock()
+	o.proxy.reset()
 	lone := o.offer(o.work(t, "Chat"), "Chat", 3)
 	r.w.Do(lone)
 	res := r.next(t)
@@ -763,14 +796,7 @@ func TestWriterRequeue(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
 	o.online(t, 1)
-	accepted := func(channel string) emulator.WorkResult {
-		wr := o.work(t, channel)
-		id, err := o.em.AssignWork(wr.PSRID, agent(1))
-		require.NoError(t, err)
-		require.NoError(t, o.em.AcceptWork(id))
-		return wr
-	}
-	cs, ms := accepted("Case"), accepted("Messaging")
+	cs, ms := o.accepted(t, "Case", 1), o.accepted(t, "Messaging", 1)
 	requeue := func(wr emulator.WorkResult, channel, queue string) routing.Command {
 		return routing.Command{Type: routing.CommandRequeue, WorkID: wr.WorkItemID, Channel: channel,
 			Target: routing.TargetQueue, TargetID: queue, Plan: "german"}
@@ -782,7 +808,7 @@ func TestWriterRequeue(t *testing.T) {
 		}
 	}
 	toCase, toMS := requeue(cs, "Case", "Support_DE"), requeue(ms, "Messaging", deID)
-	bad := requeue(accepted("Chat"), "Chat", "No_Such_Queue")
+	bad := requeue(o.accepted(t, "Chat", 1), "Chat", "No_Such_Queue")
 	r := o.startWriter(t, nil, toCase, toMS, bad)
 	got := r.collect(t, 3)
 	require.NoError(t, got[cs.WorkItemID].Err)
@@ -804,10 +830,8 @@ func TestWriterRequeue(t *testing.T) {
 	require.InDelta(t, 1.0, r.counter(t, "writer_requeues_total", "result", "failed"), 0)
 
 	// Alone: one PATCH.
-	o.proxy.mu.Lock()
-	o.proxy.log = nil
-	o.proxy.mu.Unlock()
-	one := requeue(accepted("Case"), "Case", "Billing")
+	o.proxy.reset()
+	one := requeue(o.accepted(t, "Case", 1), "Case", "Billing")
 	r.w.Do(one)
 	require.NoError(t, r.next(t).Err)
 	require.Equal(t, []string{"update"}, o.proxy.requests())
@@ -843,9 +867,7 @@ func TestWriterAPIBudget(t *testing.T) {
 	require.InDelta(t, 1.0, r.counter(t, "writer_api_budget_exceeded"), 0)
 	require.Contains(t, r.logs.String(), "API usage above the budget share")
 
-	o.proxy.mu.Lock()
-	o.proxy.log = nil
-	o.proxy.mu.Unlock()
+	o.proxy.reset()
 	check := first
 	check.Type = routing.CommandCheckOffer
 	third := o.offer(o.work(t, "Chat"), "Chat", 2)
@@ -873,27 +895,13 @@ func TestWriterShutdown(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
 	o.online(t, 1)
-	inFlight := make(chan struct{}, 1)
-	o.proxy.setFault(func(_ http.ResponseWriter, r *http.Request) bool {
-		if isInsert(r) {
-			signal(inFlight)
-			time.Sleep(200 * time.Millisecond)
-		}
-		return false
-	})
+	inFlight := o.slowInserts(200 * time.Millisecond)
 	r := o.startWriter(t, nil)
 	cmd := o.offer(o.work(t, "Chat"), "Chat", 1)
 	r.w.Do(cmd)
 	<-inFlight
 	r.w.Do(o.offer(o.work(t, "Chat"), "Chat", 1)) // queued behind the call: never sent
-	r.stop()
-	select {
-	case err := <-r.done:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
-	}
-	r.done <- nil // for the cleanup
+	r.shutdown(t, 10*time.Second)
 	res := r.next(t)
 	require.Equal(t, cmd, res.Command)
 	require.NotEmpty(t, res.AgentWorkID)
@@ -925,14 +933,7 @@ func TestWriterShutdownDrainTimeout(t *testing.T) {
 	r.w.Do(o.offer(o.work(t, "Chat"), "Chat", 1))
 	<-inFlight
 	start := time.Now()
-	r.stop()
-	select {
-	case err := <-r.done:
-		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return within the drain timeout")
-	}
-	r.done <- nil
+	r.shutdown(t, 5*time.Second)
 	require.Less(t, time.Since(start), 3*time.Second)
 }
 
@@ -1058,10 +1059,7 @@ func TestWriterRequeueFailures(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
 	o.online(t, 1)
-	wr := o.work(t, "Case")
-	id, err := o.em.AssignWork(wr.PSRID, agent(1))
-	require.NoError(t, err)
-	require.NoError(t, o.em.AcceptWork(id))
+	wr := o.accepted(t, "Case", 1)
 	move := routing.Command{Type: routing.CommandRequeue, WorkID: wr.WorkItemID, Channel: "Case", Target: routing.TargetQueue, TargetID: "Billing"}
 	missing := move
 	missing.WorkID = "500000000000042AAA"
