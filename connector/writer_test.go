@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -396,12 +397,12 @@ func TestWriterBatchesWhileACallIsInFlight(t *testing.T) {
 	inFlight := o.slowInserts(150 * time.Millisecond)
 	r := o.startWriter(t, nil)
 	first := o.offer(o.work(t, "Chat"), "Chat", 1)
-	r.w.Do(first)
-	<-inFlight
 	var later []routing.Command
 	for i := range 6 {
 		later = append(later, o.offer(o.work(t, "Case"), "Case", 1+i%3))
 	}
+	r.w.Do(first)
+	<-inFlight
 	for _, c := range later {
 		r.w.Do(c)
 	}
@@ -774,7 +775,7 @@ func TestWriterCheckOfAnOfferItStillHolds(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
 	o.online(t, 1)
-	require.NoError(t, o.em.SetLatency(emulator.LatencyFault{MS: 200, Scope: "rest"}))
+	require.NoError(t, o.em.SetLatency(emulator.LatencyFault{MS: 400, Scope: "rest"}))
 	cmd := o.offer(o.work(t, "Chat"), "Chat", 1)
 	check := cmd
 	check.Type, check.Weight = routing.CommandCheckOffer, 0
@@ -1077,4 +1078,138 @@ func TestWriterRequeueFailures(t *testing.T) {
 	res := r.next(t)
 	require.Error(t, res.Err)
 	require.True(t, salesforce.IsNotFound(res.Err) || strings.Contains(res.Err.Error(), "INVALID_CROSS_REFERENCE_KEY"), "%v", res.Err)
+}
+
+// writerTransport serves requests in memory (synctest allows no real network) and lets a test
+// answer some of them itself.
+type writerTransport struct {
+	h     http.Handler
+	mu    sync.Mutex
+	fault func(r *http.Request) *http.Response
+	kinds []string
+}
+
+func (tr *writerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	tr.mu.Lock()
+	if k := restKind(r.Method, r.URL.Path); k != "" {
+		tr.kinds = append(tr.kinds, k)
+	}
+	fault := tr.fault
+	tr.mu.Unlock()
+	if fault != nil {
+		if resp := fault(r); resp != nil {
+			return resp, nil
+		}
+	}
+	rec := httptest.NewRecorder()
+	tr.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+func (tr *writerTransport) count(kind string) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	n := 0
+	for _, k := range tr.kinds {
+		if k == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWriterLookupBacksOff runs on a fake clock: an insert applied whose answer is lost, then a
+// look-up that keeps failing. The look-up is made again with growing waits (not in a tight
+// loop, not more than a handful of times in 10 s), the insert is never sent again, and once the
+// org answers, the AgentWork is found.
+func TestWriterLookupBacksOff(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		em, err := emulator.New(emulator.Options{Seed: emulator.DemoSeed()})
+		require.NoError(t, err)
+		defer em.Close()
+		tr := &writerTransport{h: em}
+		hc := &http.Client{Transport: tr}
+		ts, err := salesforce.NewTokenSource(salesforce.TokenOptions{
+			Grant: salesforce.GrantPassword, LoginURL: "http://org.test", ClientID: emulator.DemoClientID,
+			ClientSecret: emulator.DemoClientSecret, Username: emulator.DemoUsername, Password: emulator.DemoPassword, HTTPClient: hc,
+		})
+		require.NoError(t, err)
+		client, err := salesforce.New(salesforce.Options{Tokens: ts, HTTPClient: hc, MaxRetries: -1})
+		require.NoError(t, err)
+		org, err := ReadOrg(t.Context(), client)
+		require.NoError(t, err)
+		var userID string
+		type user struct {
+			ID string `json:"Id"`
+		}
+		for u, err := range salesforce.QueryAs[user](t.Context(), client, "SELECT Id FROM User WHERE Username = '"+agent(1)+"'") {
+			require.NoError(t, err)
+			userID = u.ID
+		}
+		require.NoError(t, em.SetPresence(agent(1), "Available"))
+		wr, err := em.CreateWork(emulator.WorkRequest{Channel: "Chat", Queue: "Support_EN"})
+		require.NoError(t, err)
+
+		var failing sync.Mutex
+		broken := true
+		serverError := func() *http.Response {
+			rec := httptest.NewRecorder()
+			rec.Header().Set("Content-Type", "application/json")
+			rec.WriteHeader(http.StatusInternalServerError)
+			_, _ = rec.WriteString(`[{"message":"An unexpected error occurred.","errorCode":"UNKNOWN_EXCEPTION"}]`)
+			return rec.Result()
+		}
+		tr.mu.Lock()
+		tr.fault = func(r *http.Request) *http.Response {
+			switch restKind(r.Method, r.URL.Path) {
+			case "insert":
+				if tr.count("insert") == 1 { // the first insert
+					em.ServeHTTP(httptest.NewRecorder(), r) // applied...
+					return serverError()                     // ...answer lost
+				}
+			case "query":
+				failing.Lock()
+				defer failing.Unlock()
+				if broken {
+					return serverError()
+				}
+			}
+			return nil
+		}
+		tr.mu.Unlock()
+
+		results := make(chan WriteResult, 1)
+		opts := WriterOptions{Client: client, Report: func(_ context.Context, r WriteResult) error {
+			results <- r
+			return nil
+		}}
+		opts.UseOrg(org)
+		w, err := NewWriter(opts)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		w.Do(routing.Command{Type: routing.CommandOffer, WorkID: wr.WorkItemID, PSR: wr.PSRID, AgentID: userID, Channel: "Chat", Weight: 1})
+
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		queries := tr.count("query")
+		require.GreaterOrEqual(t, queries, 4, "the look-up is retried")
+		require.LessOrEqual(t, queries, 12, "with growing waits, not in a loop")
+		require.Equal(t, 1, tr.count("insert"), "never inserted again while the outcome is unknown")
+		require.Empty(t, results)
+
+		failing.Lock()
+		broken = false
+		failing.Unlock()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		res := <-results
+		require.NotEmpty(t, res.AgentWorkID)
+		require.Nil(t, res.Event)
+		require.Equal(t, 1, tr.count("insert"))
+		cancel()
+		require.NoError(t, <-done)
+	})
 }
