@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,13 @@ func (p *writerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *writerProxy) setFault(fn func(w http.ResponseWriter, r *http.Request) bool) {
 	p.mu.Lock()
 	p.fn = fn
+	p.mu.Unlock()
+}
+
+// reset forgets the requests logged so far.
+func (p *writerProxy) reset() {
+	p.mu.Lock()
+	p.log = nil
 	p.mu.Unlock()
 }
 
@@ -146,13 +154,25 @@ func newWriterOrg(t *testing.T, opts emulator.Options) *writerOrg {
 		require.NoError(t, err)
 		o.users[u.Username] = u.ID
 	}
-	o.proxy.mu.Lock()
-	o.proxy.log = nil // start-up requests are not the writer's
-	o.proxy.mu.Unlock()
+	o.proxy.reset() // start-up requests are not the writer's
 	return o
 }
 
 func agent(n int) string { return fmt.Sprintf("agent%02d@omniroute.demo", n) }
+
+// slowInserts makes every insert call take d more, and signals on the channel returned when
+// one arrives.
+func (o *writerOrg) slowInserts(d time.Duration) chan struct{} {
+	inFlight := make(chan struct{}, 1)
+	o.proxy.setFault(func(_ http.ResponseWriter, r *http.Request) bool {
+		if isInsert(r) {
+			signal(inFlight)
+			time.Sleep(d)
+		}
+		return false
+	})
+	return inFlight
+}
 
 // online brings agents online in the Available status (every channel).
 func (o *writerOrg) online(t *testing.T, agents ...int) {
@@ -168,6 +188,16 @@ func (o *writerOrg) work(t *testing.T, channel string) emulator.WorkResult {
 	wr, err := o.em.CreateWork(emulator.WorkRequest{Channel: channel, Queue: "Support_EN"})
 	require.NoError(t, err)
 	require.NotEmpty(t, wr.PSRID)
+	return wr
+}
+
+// accepted creates work that agent n holds (offered and accepted).
+func (o *writerOrg) accepted(t *testing.T, channel string, n int) emulator.WorkResult {
+	t.Helper()
+	wr := o.work(t, channel)
+	id, err := o.em.AssignWork(wr.PSRID, agent(n))
+	require.NoError(t, err)
+	require.NoError(t, o.em.AcceptWork(id))
 	return wr
 }
 
@@ -236,6 +266,19 @@ func (o *writerOrg) startWriter(t *testing.T, set func(*WriterOptions), cmds ...
 		}
 	})
 	return r
+}
+
+// shutdown stops Run and waits for it to return nil within d.
+func (r *writerRun) shutdown(t *testing.T, d time.Duration) {
+	t.Helper()
+	r.stop()
+	select {
+	case err := <-r.done:
+		require.NoError(t, err)
+	case <-time.After(d):
+		t.Fatalf("Run did not return within %s", d)
+	}
+	r.done <- nil // for the cleanup
 }
 
 // next waits for the next result.
@@ -351,22 +394,15 @@ func TestWriterBatchesWhileACallIsInFlight(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
 	o.online(t, 1, 2, 3)
-	inFlight := make(chan struct{}, 1)
-	o.proxy.setFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if isInsert(r) {
-			signal(inFlight)
-			time.Sleep(150 * time.Millisecond)
-		}
-		return false
-	})
+	inFlight := o.slowInserts(150 * time.Millisecond)
 	r := o.startWriter(t, nil)
 	first := o.offer(o.work(t, "Chat"), "Chat", 1)
-	r.w.Do(first)
-	<-inFlight
 	var later []routing.Command
 	for i := range 6 {
 		later = append(later, o.offer(o.work(t, "Case"), "Case", 1+i%3))
 	}
+	r.w.Do(first)
+	<-inFlight
 	for _, c := range later {
 		r.w.Do(c)
 	}
@@ -431,9 +467,7 @@ func TestWriterRefusedInsertsAreInsertFailed(t *testing.T) {
 	require.InDelta(t, 3.0, r.counter(t, "writer_offers_total", "outcome", "refused"), 0)
 
 	// Alone, the refusal comes from POST /sobjects/AgentWork's error array.
-	o.proxy.mu.Lock()
-	o.proxy.log = nil
-	o.proxy.mu.Unlock()
+	o.proxy.reset()
 	lone := o.offer(o.work(t, "Chat"), "Chat", 3)
 	r.w.Do(lone)
 	res := r.next(t)
@@ -741,7 +775,7 @@ func TestWriterCheckOfAnOfferItStillHolds(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
 	o.online(t, 1)
-	require.NoError(t, o.em.SetLatency(emulator.LatencyFault{MS: 200, Scope: "rest"}))
+	require.NoError(t, o.em.SetLatency(emulator.LatencyFault{MS: 400, Scope: "rest"}))
 	cmd := o.offer(o.work(t, "Chat"), "Chat", 1)
 	check := cmd
 	check.Type, check.Weight = routing.CommandCheckOffer, 0
@@ -763,14 +797,7 @@ func TestWriterRequeue(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
 	o.online(t, 1)
-	accepted := func(channel string) emulator.WorkResult {
-		wr := o.work(t, channel)
-		id, err := o.em.AssignWork(wr.PSRID, agent(1))
-		require.NoError(t, err)
-		require.NoError(t, o.em.AcceptWork(id))
-		return wr
-	}
-	cs, ms := accepted("Case"), accepted("Messaging")
+	cs, ms := o.accepted(t, "Case", 1), o.accepted(t, "Messaging", 1)
 	requeue := func(wr emulator.WorkResult, channel, queue string) routing.Command {
 		return routing.Command{Type: routing.CommandRequeue, WorkID: wr.WorkItemID, Channel: channel,
 			Target: routing.TargetQueue, TargetID: queue, Plan: "german"}
@@ -782,7 +809,7 @@ func TestWriterRequeue(t *testing.T) {
 		}
 	}
 	toCase, toMS := requeue(cs, "Case", "Support_DE"), requeue(ms, "Messaging", deID)
-	bad := requeue(accepted("Chat"), "Chat", "No_Such_Queue")
+	bad := requeue(o.accepted(t, "Chat", 1), "Chat", "No_Such_Queue")
 	r := o.startWriter(t, nil, toCase, toMS, bad)
 	got := r.collect(t, 3)
 	require.NoError(t, got[cs.WorkItemID].Err)
@@ -804,10 +831,8 @@ func TestWriterRequeue(t *testing.T) {
 	require.InDelta(t, 1.0, r.counter(t, "writer_requeues_total", "result", "failed"), 0)
 
 	// Alone: one PATCH.
-	o.proxy.mu.Lock()
-	o.proxy.log = nil
-	o.proxy.mu.Unlock()
-	one := requeue(accepted("Case"), "Case", "Billing")
+	o.proxy.reset()
+	one := requeue(o.accepted(t, "Case", 1), "Case", "Billing")
 	r.w.Do(one)
 	require.NoError(t, r.next(t).Err)
 	require.Equal(t, []string{"update"}, o.proxy.requests())
@@ -843,9 +868,7 @@ func TestWriterAPIBudget(t *testing.T) {
 	require.InDelta(t, 1.0, r.counter(t, "writer_api_budget_exceeded"), 0)
 	require.Contains(t, r.logs.String(), "API usage above the budget share")
 
-	o.proxy.mu.Lock()
-	o.proxy.log = nil
-	o.proxy.mu.Unlock()
+	o.proxy.reset()
 	check := first
 	check.Type = routing.CommandCheckOffer
 	third := o.offer(o.work(t, "Chat"), "Chat", 2)
@@ -873,27 +896,13 @@ func TestWriterShutdown(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
 	o.online(t, 1)
-	inFlight := make(chan struct{}, 1)
-	o.proxy.setFault(func(_ http.ResponseWriter, r *http.Request) bool {
-		if isInsert(r) {
-			signal(inFlight)
-			time.Sleep(200 * time.Millisecond)
-		}
-		return false
-	})
+	inFlight := o.slowInserts(200 * time.Millisecond)
 	r := o.startWriter(t, nil)
 	cmd := o.offer(o.work(t, "Chat"), "Chat", 1)
 	r.w.Do(cmd)
 	<-inFlight
 	r.w.Do(o.offer(o.work(t, "Chat"), "Chat", 1)) // queued behind the call: never sent
-	r.stop()
-	select {
-	case err := <-r.done:
-		require.NoError(t, err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return")
-	}
-	r.done <- nil // for the cleanup
+	r.shutdown(t, 10*time.Second)
 	res := r.next(t)
 	require.Equal(t, cmd, res.Command)
 	require.NotEmpty(t, res.AgentWorkID)
@@ -925,14 +934,7 @@ func TestWriterShutdownDrainTimeout(t *testing.T) {
 	r.w.Do(o.offer(o.work(t, "Chat"), "Chat", 1))
 	<-inFlight
 	start := time.Now()
-	r.stop()
-	select {
-	case err := <-r.done:
-		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return within the drain timeout")
-	}
-	r.done <- nil
+	r.shutdown(t, 5*time.Second)
 	require.Less(t, time.Since(start), 3*time.Second)
 }
 
@@ -1016,4 +1018,199 @@ func TestClassify(t *testing.T) {
 		require.Equal(t, tc.class, class, "%v", tc.err)
 		require.Equal(t, tc.code, code, "%v", tc.err)
 	}
+}
+
+// TestWriterCheckFailures: a check whose look-up fails, or that names a malformed id, is
+// answered with an error and no event (the engine checks again later), and nothing is inserted.
+func TestWriterCheckFailures(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	wr := o.work(t, "Chat")
+	_, err := o.em.AssignWork(wr.PSRID, agent(1))
+	require.NoError(t, err)
+	check := o.offer(wr, "Chat", 1)
+	check.Type = routing.CommandCheckOffer
+	malformed := check
+	malformed.PSR = "0JR'; DELETE"
+	require.NoError(t, o.em.InjectHTTPFault(emulator.HTTPFault{Status: 500, Count: 1, Scope: "rest"}))
+	r := o.startWriter(t, nil, malformed, check)
+	for range 2 {
+		res := r.next(t)
+		require.Error(t, res.Err)
+		require.Nil(t, res.Event)
+		require.Empty(t, res.AgentWorkID)
+	}
+	require.Equal(t, []string{"query"}, o.proxy.requests(), "the malformed id never reaches a query")
+	require.InDelta(t, 2.0, r.counter(t, "writer_checks_total", "result", "failed"), 0)
+	require.InDelta(t, 1.0, r.counter(t, "writer_errors_total", "op", "check", "code", "UNKNOWN_EXCEPTION"), 0)
+	require.InDelta(t, 1.0, r.counter(t, "writer_errors_total", "op", "check", "code", "invalid_command"), 0)
+
+	// The next check works.
+	r.w.Do(check)
+	res := r.next(t)
+	require.NoError(t, res.Err)
+	require.NotEmpty(t, res.AgentWorkID)
+}
+
+// TestWriterRequeueFailures: a requeue Salesforce refuses (a work item that does not exist),
+// alone or beside one that works, and one whose work item type is unknown, each come back
+// with an error; the others are carried out.
+func TestWriterRequeueFailures(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	wr := o.accepted(t, "Case", 1)
+	move := routing.Command{Type: routing.CommandRequeue, WorkID: wr.WorkItemID, Channel: "Case", Target: routing.TargetQueue, TargetID: "Billing"}
+	missing := move
+	missing.WorkID = "500000000000042AAA"
+	untyped := move
+	untyped.WorkID, untyped.Channel = "0XX000000000042AAA", "Fax"
+	r := o.startWriter(t, nil, move, missing, untyped)
+	got := r.collect(t, 3)
+	require.NoError(t, got[move.WorkID].Err)
+	require.Error(t, got[missing.WorkID].Err)
+	require.ErrorContains(t, got[untyped.WorkID].Err, "unknown work item type")
+	require.Equal(t, []string{"update_collection"}, o.proxy.requests())
+	require.InDelta(t, 2.0, r.counter(t, "writer_requeues_total", "result", "failed"), 0)
+
+	r.w.Do(missing)
+	res := r.next(t)
+	require.Error(t, res.Err)
+	require.True(t, salesforce.IsNotFound(res.Err) || strings.Contains(res.Err.Error(), "INVALID_CROSS_REFERENCE_KEY"), "%v", res.Err)
+}
+
+// writerTransport serves requests in memory (synctest allows no real network) and lets a test
+// answer some of them itself.
+type writerTransport struct {
+	h     http.Handler
+	mu    sync.Mutex
+	fault func(r *http.Request) *http.Response
+	kinds []string
+}
+
+func (tr *writerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	tr.mu.Lock()
+	if k := restKind(r.Method, r.URL.Path); k != "" {
+		tr.kinds = append(tr.kinds, k)
+	}
+	fault := tr.fault
+	tr.mu.Unlock()
+	if fault != nil {
+		if resp := fault(r); resp != nil {
+			return resp, nil
+		}
+	}
+	rec := httptest.NewRecorder()
+	tr.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+func (tr *writerTransport) count(kind string) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	n := 0
+	for _, k := range tr.kinds {
+		if k == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWriterLookupBacksOff runs on a fake clock: an insert applied whose answer is lost, then a
+// look-up that keeps failing. The look-up is made again with growing waits (not in a tight
+// loop, not more than a handful of times in 10 s), the insert is never sent again, and once the
+// org answers, the AgentWork is found.
+func TestWriterLookupBacksOff(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		em, err := emulator.New(emulator.Options{Seed: emulator.DemoSeed()})
+		require.NoError(t, err)
+		defer em.Close()
+		tr := &writerTransport{h: em}
+		hc := &http.Client{Transport: tr}
+		ts, err := salesforce.NewTokenSource(salesforce.TokenOptions{
+			Grant: salesforce.GrantPassword, LoginURL: "http://org.test", ClientID: emulator.DemoClientID,
+			ClientSecret: emulator.DemoClientSecret, Username: emulator.DemoUsername, Password: emulator.DemoPassword, HTTPClient: hc,
+		})
+		require.NoError(t, err)
+		client, err := salesforce.New(salesforce.Options{Tokens: ts, HTTPClient: hc, MaxRetries: -1})
+		require.NoError(t, err)
+		org, err := ReadOrg(t.Context(), client)
+		require.NoError(t, err)
+		var userID string
+		type user struct {
+			ID string `json:"Id"`
+		}
+		for u, err := range salesforce.QueryAs[user](t.Context(), client, "SELECT Id FROM User WHERE Username = '"+agent(1)+"'") {
+			require.NoError(t, err)
+			userID = u.ID
+		}
+		require.NoError(t, em.SetPresence(agent(1), "Available"))
+		wr, err := em.CreateWork(emulator.WorkRequest{Channel: "Chat", Queue: "Support_EN"})
+		require.NoError(t, err)
+
+		var failing sync.Mutex
+		broken := true
+		serverError := func() *http.Response {
+			rec := httptest.NewRecorder()
+			rec.Header().Set("Content-Type", "application/json")
+			rec.WriteHeader(http.StatusInternalServerError)
+			_, _ = rec.WriteString(`[{"message":"An unexpected error occurred.","errorCode":"UNKNOWN_EXCEPTION"}]`)
+			return rec.Result()
+		}
+		tr.mu.Lock()
+		tr.kinds = nil // the start-up reads are not the writer's
+		tr.fault = func(r *http.Request) *http.Response {
+			switch restKind(r.Method, r.URL.Path) {
+			case "insert":
+				if tr.count("insert") == 1 { // the first insert
+					em.ServeHTTP(httptest.NewRecorder(), r) // applied...
+					return serverError()                    // ...answer lost
+				}
+			case "query":
+				failing.Lock()
+				defer failing.Unlock()
+				if broken {
+					return serverError()
+				}
+			}
+			return nil
+		}
+		tr.mu.Unlock()
+
+		results := make(chan WriteResult, 1)
+		opts := WriterOptions{Client: client, Report: func(_ context.Context, r WriteResult) error {
+			results <- r
+			return nil
+		}}
+		opts.UseOrg(org)
+		w, err := NewWriter(opts)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		w.Do(routing.Command{Type: routing.CommandOffer, WorkID: wr.WorkItemID, PSR: wr.PSRID, AgentID: userID, Channel: "Chat", Weight: 1})
+
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		queries := tr.count("query")
+		require.GreaterOrEqual(t, queries, 4, "the look-up is retried")
+		require.LessOrEqual(t, queries, 11, "with growing waits (250 ms, x1.5, ±50%), not in a loop")
+		require.Equal(t, 1, tr.count("insert"), "never inserted again while the outcome is unknown")
+		require.Empty(t, results)
+
+		failing.Lock()
+		broken = false
+		failing.Unlock()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		res := <-results
+		require.NotEmpty(t, res.AgentWorkID)
+		require.Nil(t, res.Event)
+		require.Equal(t, 1, tr.count("insert"))
+		cancel()
+		require.NoError(t, <-done)
+	})
 }
