@@ -731,3 +731,26 @@ func TestE2EStopCommitsAndResumes(t *testing.T) {
 	require.NotContains(t, d2.logs.String(), "events may have been missed", "resumed from the checkpoint")
 	e.invariants(w.WorkItemID, w1b.WorkItemID, w2.WorkItemID)
 }
+
+// TestE2ETransferChatButton: a chat transferred through a chat button goes to the button's
+// queue (Chat_Billing: Billing) and is routed by that queue's plan.
+func TestE2ETransferChatButton(t *testing.T) {
+	t.Parallel()
+	bothDeleteModes(t, func(t *testing.T, deletes bool) {
+		e := newEnv(t, deletes, nil)
+		e.presence(agent1, "Available")
+		e.presence(agent2, "Available")
+		w := e.work(emulator.WorkRequest{PreferredUser: agent1})
+		aw := e.waitAW(w.WorkItemID, "Assigned", agent1)
+		require.NoError(t, e.em.AcceptWork(aw.ID))
+		e.waitAW(w.WorkItemID, "Opened", agent1)
+		res, err := e.em.TransferWork(aw.ID, emulator.TransferTarget{Button: "Chat_Billing"})
+		require.NoError(t, err)
+		require.NotEmpty(t, res.PSRID)
+		aw2 := e.waitAW(w.WorkItemID, "Assigned", "")
+		require.NoError(t, e.em.AcceptWork(aw2.ID))
+		require.Eventually(t, func() bool { return strings.Contains(e.metric(t, "omniroute_routing_outcomes_total"), `plan="billing"`) },
+			10*time.Second, 20*time.Millisecond, "routed by the billing plan")
+		e.invariants(w.WorkItemID)
+	})
+}
