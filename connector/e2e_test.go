@@ -749,7 +749,9 @@ func TestE2ETransferChatButton(t *testing.T) {
 		require.NotEmpty(t, res.PSRID)
 		aw2 := e.waitAW(w.WorkItemID, "Assigned", "")
 		require.NoError(t, e.em.AcceptWork(aw2.ID))
-		require.Eventually(t, func() bool { return strings.Contains(e.metric(t, "omniroute_routing_outcomes_total"), `plan="billing"`) },
+		require.Eventually(t, func() bool {
+			return strings.Contains(e.metric(t, "omniroute_routing_outcomes_total"), `plan="billing"`)
+		},
 			10*time.Second, 20*time.Millisecond, "routed by the billing plan")
 		e.invariants(w.WorkItemID)
 	})
