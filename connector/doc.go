@@ -1,10 +1,50 @@
-// Package connector is where omniroute's daemon joins the Salesforce client and stream, the
-// routing engine and the mapping. It makes no routing decisions: those belong to the routing
-// package.
+// Package connector is omniroute's daemon: it joins the Salesforce client and stream, the
+// mapping and the routing engine. It makes no routing decision: those belong to the routing
+// package. The Connector type documents the loop.
 //
-// Today it holds the mapping Reloader (reload.go): a checksum poll, a SIGHUP trigger and an
-// authenticated POST /-/reload, each running read, parse, validate, compile, then an atomic swap,
-// and keeping the previous mapping when any step fails. The event loop, the AgentWork writer,
-// presence sync, the agent websocket gateway and the admin, health and metrics HTTP server are
-// not built yet.
+// What it holds today:
+//
+//   - config.go: Config, read from OMNIROUTE_* variables with envconfig; Validate reports every
+//     problem at once, each naming its variable; Secret values never print.
+//   - org.go: the token source and REST client built from Config, the org metadata read
+//     (ReadOrg) and the mapping's check against it (CheckOrg), shared with `omniroute mapping`.
+//   - reload.go: the mapping Reloader (checksum poll on one ticker, SIGHUP, POST /-/reload):
+//     read, parse, validate, check against the org, compile, then hand the newest
+//     routing.Table to the router through Updates; a failed step keeps the previous mapping.
+//   - http.go: the one HTTP server: open /metrics, /healthz (loops' heartbeats) and /readyz
+//     (named conditions), and the admin API behind OMNIROUTE_ADMIN_TOKEN; JSON errors.
+//   - translate.go: pure translation of PSR and AgentWork change events and PSR rows into
+//     routing Events (Translate, Names.Work), with what the router knows passed in (Known) and
+//     what must be read first passed back (Change); omniroute's own changeOrigin is recognised
+//     (IsOwn). Presence events are not translated yet.
+//   - checkpoint.go: the durable replay checkpoint store.
+//   - router.go: the Router, the only goroutine that touches routing.Engine: one inbox for
+//     stream messages, reads, writer results, reconcile snapshots, admin queries; reloads
+//     from Reloader.Updates; one timer at Engine.NextDeadline. It commits a replay id only
+//     once every event carrying it is applied, keeps the maps Translate reads (Known), turns
+//     UserServicePresence changes into presence events (a closed row with no new one in the
+//     same transaction is a logout), and applies each reconcile as one snapshot, buffering
+//     what arrives meanwhile. An AgentWork update is an offer's own only if it is the
+//     AgentWork the writer reported for that offer (one that comes first waits for the
+//     writer's result), so a decline replayed after a restart never ends a new offer. A
+//     transfer to a user is followed by reading the target's AgentWork (it has no routing
+//     model, so the custom channel does not carry it); the light check finds its close.
+//   - reader.go: the reads the router needs (PSRs whole with their skills, an AgentWork it
+//     does not know, the light check of waiting PSRs), answered through the inbox.
+//   - reconcile.go: the SOQL snapshot (waiting and offered PSRs with their skills, open
+//     AgentWork, current presence, agents' skills) and the channels of each presence status.
+//   - events.go: the channels of each OMNIROUTE_EVENTS mode, PushTopic creation, the
+//     committer of replay ids.
+//   - writer.go: the AgentWork writer (inserts, batches, look-ups, requeues).
+//   - metrics.go: the router's metrics.
+//   - connector.go: New and Run; the core logs in, reads the org, checks the mapping, then
+//     subscribes, reconciles, becomes ready and routes; it stops in the order of the
+//     Connector type's doc.
+//
+// Not built yet: the admin API's plans, agents, queues and explain endpoints, presence sync
+// and the agent gateway.
+//
+// What it never does: decide routing; log, return or expose a secret (tokens, client secret,
+// password, admin token); let two goroutines share the engine. Metrics are registered by each
+// part with promauto.With on a registerer the daemon has already prefixed with omniroute_.
 package connector

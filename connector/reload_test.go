@@ -1,16 +1,11 @@
 package connector
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -71,9 +66,6 @@ const (
 ` + presenceYAML
 )
 
-// testToken is the reload token of the fixtures.
-const testToken = "s3cret-reload-token"
-
 // writeFile replaces the file atomically (write, then rename), as a Kubernetes ConfigMap
 // update does: a poll running meanwhile reads the old content or the new, never half a file.
 func writeFile(t *testing.T, path, content string) {
@@ -83,24 +75,20 @@ func writeFile(t *testing.T, path, content string) {
 	require.NoError(t, os.Rename(tmp, path))
 }
 
-// swapRecorder is an Apply hook that records every swap and signals it.
+// swapRecorder plays the router: it takes every mapping the reloader hands over.
 type swapRecorder struct {
 	mu      sync.Mutex
-	plans   []*routing.Plans
-	applied chan string // plan names of each applied mapping
+	plans   []*routing.Table
+	applied chan Mapping // each mapping taken, in order
 }
 
-func newSwapRecorder() *swapRecorder { return &swapRecorder{applied: make(chan string, 16)} }
+func newSwapRecorder() *swapRecorder { return &swapRecorder{applied: make(chan Mapping, 16)} }
 
-func (s *swapRecorder) apply(cfg *mapping.Config, p *routing.Plans) {
+func (s *swapRecorder) take(m Mapping) {
 	s.mu.Lock()
-	s.plans = append(s.plans, p)
+	s.plans = append(s.plans, m.Table)
 	s.mu.Unlock()
-	var names []string
-	for _, pl := range cfg.Plans {
-		names = append(names, pl.Name)
-	}
-	s.applied <- strings.Join(names, ",")
+	s.applied <- m
 }
 
 func (s *swapRecorder) count() int {
@@ -109,25 +97,35 @@ func (s *swapRecorder) count() int {
 	return len(s.plans)
 }
 
-func waitApplied(t *testing.T, s *swapRecorder) string {
+// planNames lists a mapping's plans, comma-separated.
+func planNames(m Mapping) string {
+	var names []string
+	for _, pl := range m.Config.Plans {
+		names = append(names, pl.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+func waitApplied(t *testing.T, s *swapRecorder) Mapping {
 	t.Helper()
 	select {
-	case names := <-s.applied:
-		return names
+	case m := <-s.applied:
+		return m
 	case <-time.After(10 * time.Second): // a guard against a hang, not a wait for state
 		t.Fatal("no mapping was applied")
-		return ""
+		return Mapping{}
 	}
 }
+
+// testInterval is the fixtures' poll period; tests that poll run in a synctest bubble.
+const testInterval = time.Minute
 
 type fixture struct {
 	path string
 	rec  *swapRecorder
 	reg  *prometheus.Registry
-	logs *bytes.Buffer
-	lmu  *sync.Mutex // guards logs
-	tick chan time.Time
-	r    *Reloader[*routing.Plans]
+	logs *syncBuffer
+	r    *Reloader
 }
 
 func newFixture(t *testing.T, content string) *fixture {
@@ -136,44 +134,63 @@ func newFixture(t *testing.T, content string) *fixture {
 		path: filepath.Join(t.TempDir(), "mapping.yaml"),
 		rec:  newSwapRecorder(),
 		reg:  prometheus.NewRegistry(),
-		logs: &bytes.Buffer{},
-		lmu:  &sync.Mutex{},
-		tick: make(chan time.Time),
+		logs: &syncBuffer{},
 	}
 	writeFile(t, f.path, content)
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{mu: f.lmu, w: f.logs}, nil))
-	r, err := NewReloader(ReloaderOptions[*routing.Plans]{
+	logger := slog.New(slog.NewTextHandler(f.logs, nil))
+	r, err := NewReloader(ReloaderOptions{
 		Path:       f.path,
-		Compile:    routing.Compile,
-		Apply:      f.rec.apply,
-		Tick:       f.tick,
+		Interval:   testInterval,
 		Now:        func() time.Time { return time.Unix(1_700_000_000, 0) },
-		Registerer: f.reg,
+		Registerer: prometheus.WrapRegistererWithPrefix("omniroute_", f.reg),
 		Logger:     logger,
-		Token:      testToken,
 	})
 	require.NoError(t, err)
 	f.r = r
 	return f
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
+// loadedFixture is a fixture whose first mapping is loaded and taken by the router's side.
+func loadedFixture(t *testing.T, content string) *fixture {
+	t.Helper()
+	f := newFixture(t, content)
+	f.follow(t)
+	require.NoError(t, f.load(t))
+	waitApplied(t, f.rec)
+	return f
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+// follow starts the router's side: every update goes to the recorder until the test ends.
+func (f *fixture) follow(t *testing.T) {
+	t.Helper()
+	ctx := t.Context()
+	go func() {
+		for {
+			select {
+			case m := <-f.r.Updates():
+				f.rec.take(m)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// load runs Load and returns its error.
+func (f *fixture) load(t *testing.T) error {
+	t.Helper()
+	_, err := f.r.Load(t.Context())
+	return err
+}
+
+// hash is the sha256 of the mapping in use.
+func (f *fixture) hash() string {
+	m, _ := f.r.Current()
+	return m.SHA256
 }
 
 // logText is what was logged so far.
-func (f *fixture) logText() string {
-	f.lmu.Lock()
-	defer f.lmu.Unlock()
-	return f.logs.String()
-}
+func (f *fixture) logText() string { return f.logs.String() }
 
 func (f *fixture) successful(t *testing.T) float64 {
 	t.Helper()
@@ -182,9 +199,8 @@ func (f *fixture) successful(t *testing.T) float64 {
 
 func TestReloaderOptions(t *testing.T) {
 	t.Parallel()
-	_, err := NewReloader(ReloaderOptions[int]{})
-	require.EqualError(t, err, "check reloader options: a mapping file path is required\n"+
-		"a compile function is required\nan apply function is required")
+	_, err := NewReloader(ReloaderOptions{})
+	require.EqualError(t, err, "check reloader options: a mapping file path is required (OMNIROUTE_MAPPING_FILE)")
 }
 
 // TestReloadKeepsRoutedWork: a good file swaps in while work is in flight, and nothing routed
@@ -193,13 +209,15 @@ func TestReloaderOptions(t *testing.T) {
 func TestReloadKeepsRoutedWork(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, mappingV1)
-	ctx := t.Context()
-	require.NoError(t, f.r.Load(ctx))
-	require.Equal(t, "support,billing", waitApplied(t, f.rec))
+	f.follow(t)
+	require.NoError(t, f.load(t))
+	first := waitApplied(t, f.rec)
+	require.Equal(t, "support,billing", planNames(first))
 
-	_, plans, ok := f.r.Current()
+	m, ok := f.r.Current()
 	require.True(t, ok)
-	eng := routing.New(plans)
+	require.Same(t, m.Table, first.Table)
+	eng := routing.New(first.Table)
 	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 	apply := func(ev routing.Event) []routing.Command {
 		return cloneCommands(eng.Apply(now, ev))
@@ -213,15 +231,12 @@ func TestReloadKeepsRoutedWork(t *testing.T) {
 	// Nobody has Billing: this work waits.
 	apply(routing.Event{Type: routing.EventWorkArrived, Work: routing.Work{ID: "570B", PSR: "0JRB", Queue: "Billing", Channel: "Chat"}})
 
-	// Reload v2 through the hot path; the Apply hook is the engine's swap.
+	// Reload v2 through the hot path; the router swaps the table it is handed.
 	writeFile(t, f.path, mappingV2)
-	var swapCmds []routing.Command
-	f.r.opts.Apply = func(cfg *mapping.Config, p *routing.Plans) {
-		swapCmds = cloneCommands(eng.SetPlans(now, p))
-		f.rec.apply(cfg, p)
-	}
-	require.NoError(t, f.r.Load(ctx))
-	require.Equal(t, "support", waitApplied(t, f.rec))
+	require.NoError(t, f.load(t))
+	second := waitApplied(t, f.rec)
+	require.Equal(t, "support", planNames(second))
+	swapCmds := cloneCommands(eng.SetPlans(now, second.Table))
 	require.Same(t, f.rec.plans[1], eng.Plans())
 
 	// The removed queue's waiting work is kept and reported, not dropped.
@@ -248,8 +263,10 @@ func TestReloadKeepsRoutedWork(t *testing.T) {
 
 	// Back to v1: the parked work is placed under billing again, and a Billing agent gets it.
 	writeFile(t, f.path, mappingV1)
-	require.NoError(t, f.r.Load(ctx))
-	require.Equal(t, "support,billing", waitApplied(t, f.rec))
+	require.NoError(t, f.load(t))
+	third := waitApplied(t, f.rec)
+	require.Equal(t, "support,billing", planNames(third))
+	eng.SetPlans(now, third.Table)
 	cmds = apply(routing.Event{Type: routing.EventAgentSkills, AgentID: "005B", Skills: []routing.Skill{{Name: "Billing", Level: 2}}})
 	cmds = append(cmds, apply(routing.Event{Type: routing.EventAgentPresence, AgentID: "005B", Presence: "Available", Channels: []string{"Chat"}})...)
 	cmds = append(cmds, apply(routing.Event{Type: routing.EventAgentState, AgentID: "005B", State: mapping.State{Major: mapping.Ready}})...)
@@ -274,17 +291,14 @@ func hasCommand(cs []routing.Command, typ routing.CommandType, workID string) bo
 // use, the metric drops to 0 and the reason is logged; fixing the file recovers.
 func TestReloadBadFileKeepsOld(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, mappingV1)
-	ctx := t.Context()
-	require.NoError(t, f.r.Load(ctx))
-	waitApplied(t, f.rec)
-	goodHash := f.r.Hash()
+	f := loadedFixture(t, mappingV1)
+	goodHash := f.hash()
 	require.Equal(t, 1.0, f.successful(t))
 	require.Equal(t, 1.7e9, testutil.ToFloat64(f.r.metrics.successTime))
 	require.NotZero(t, testutil.ToFloat64(f.r.metrics.hash))
 
 	writeFile(t, f.path, mappingBad)
-	err := f.r.Load(ctx)
+	err := f.load(t)
 	var ps mapping.Problems
 	require.True(t, errors.As(err, &ps))
 	require.Equal(t, "load mapping "+f.path+":\n"+
@@ -292,10 +306,10 @@ func TestReloadBadFileKeepsOld(t *testing.T) {
 		f.path+`:4:20: plans[0].wrapUpTimeout: invalid duration "soon" (want a number and a unit such as 30s, 2m or 1h30m)`,
 		err.Error())
 	require.Equal(t, 1, f.rec.count(), "nothing applied")
-	cfg, _, ok := f.r.Current()
+	m, ok := f.r.Current()
 	require.True(t, ok)
-	require.Len(t, cfg.Plans, 2, "the old mapping is still in use")
-	require.Equal(t, goodHash, f.r.Hash())
+	require.Len(t, m.Config.Plans, 2, "the old mapping is still in use")
+	require.Equal(t, goodHash, f.hash())
 	require.Equal(t, 0.0, f.successful(t))
 	require.Contains(t, f.logText(), "mapping reload failed; keeping the previous mapping")
 	require.Contains(t, f.logText(), "unknown key")
@@ -307,22 +321,60 @@ omniroute_mapping_reloads_total{result="success"} 1
 `), "omniroute_mapping_reloads_total"))
 
 	// A file that compiles badly is rejected the same way.
-	f.r.opts.Compile = func(*mapping.Config) (*routing.Plans, error) { return nil, errors.New("boom") }
+	f.r.compile = func(*mapping.Config) (*routing.Table, error) { return nil, errors.New("boom") }
 	writeFile(t, f.path, mappingV2)
-	require.ErrorContains(t, f.r.Load(ctx), "compile mapping "+f.path+": boom")
-	require.Equal(t, goodHash, f.r.Hash())
-	f.r.opts.Compile = routing.Compile
+	require.ErrorContains(t, f.load(t), "compile mapping "+f.path+": boom")
+	require.Equal(t, goodHash, f.hash())
+	f.r.compile = routing.Compile
 
-	require.NoError(t, f.r.Load(ctx))
-	require.Equal(t, "support", waitApplied(t, f.rec))
+	require.NoError(t, f.load(t))
+	require.Equal(t, "support", planNames(waitApplied(t, f.rec)))
 	require.Equal(t, 1.0, f.successful(t))
 
 	// A missing file at start-up is an error, not a panic.
 	g := newFixture(t, mappingV1)
 	require.NoError(t, os.Remove(g.path))
-	require.ErrorContains(t, g.r.Load(ctx), "read mapping")
-	_, _, ok = g.r.Current()
+	require.ErrorContains(t, g.load(t), "read mapping")
+	_, ok = g.r.Current()
 	require.False(t, ok)
+}
+
+// TestReloadChecksOrg: once the org is known, the mapping in use is checked against it, and a
+// reload that names what the org lacks is rejected like a bad file.
+func TestReloadChecksOrg(t *testing.T) {
+	t.Parallel()
+	f := loadedFixture(t, mappingV1)
+	org := mapping.Org{
+		Queues: []mapping.OrgQueue{
+			{ID: "00G000000000001AAA", DeveloperName: "Support_EN", RoutingModel: mapping.RoutingModelExternal},
+			{ID: "00G000000000003AAA", DeveloperName: "Billing", RoutingModel: mapping.RoutingModelExternal},
+		},
+		Channels: []mapping.OrgChannel{{DeveloperName: "Chat", RelatedEntity: "LiveChatTranscript"}},
+		Statuses: []mapping.OrgStatus{{DeveloperName: "Available"}, {DeveloperName: "Away_from_desk"}, {DeveloperName: "Taking_notes"}},
+		Skills:   []mapping.OrgSkill{{DeveloperName: "English"}, {DeveloperName: "Billing"}},
+	}
+	require.NoError(t, f.r.UseOrg(org))
+
+	writeFile(t, f.path, strings.Replace(mappingV2, "queues: [Support_EN]", "queues: [Support_FR]", 1))
+	err := f.load(t)
+	require.ErrorContains(t, err, "check mapping "+f.path+" against the org:\n")
+	require.ErrorContains(t, err, `plans[0].queues[0]: queue "Support_FR" does not exist in the org`)
+	require.Equal(t, 1, f.rec.count(), "nothing applied")
+	require.Equal(t, 0.0, f.successful(t))
+
+	writeFile(t, f.path, mappingV2)
+	require.NoError(t, f.load(t))
+	require.Equal(t, "support", planNames(waitApplied(t, f.rec)))
+
+	// A mapping in use that does not fit the org is reported when the org becomes known.
+	org.Skills = org.Skills[1:]
+	require.ErrorContains(t, f.r.UseOrg(org), `skill "English" does not exist in the org`)
+}
+
+// tick lets one poll period pass in a synctest bubble and waits for the poll to finish.
+func tick() {
+	time.Sleep(testInterval)
+	synctest.Wait()
 }
 
 // runReloader starts Run and returns a function that stops it and checks it returned nil.
@@ -341,103 +393,57 @@ func runReloader(t *testing.T, f *fixture) func() {
 // one does not, and a bad file is tried once per change.
 func TestReloadChecksumPoll(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, mappingV1)
-	require.NoError(t, f.r.Load(t.Context()))
-	waitApplied(t, f.rec)
-	stop := runReloader(t, f)
-	defer stop()
+	synctest.Test(t, func(t *testing.T) {
+		f := loadedFixture(t, mappingV1)
+		stop := runReloader(t, f)
+		defer stop()
 
-	// Unchanged: two ticks, nothing applied. (A send returns once Run took the tick; the second
-	// send returns only after the first poll finished.)
-	f.tick <- time.Time{}
-	f.tick <- time.Time{}
-	require.Equal(t, 1, f.rec.count())
+		// Unchanged: two ticks, nothing applied.
+		tick()
+		tick()
+		require.Equal(t, 1, f.rec.count())
 
-	writeFile(t, f.path, mappingV2)
-	f.tick <- time.Time{}
-	require.Equal(t, "support", waitApplied(t, f.rec))
+		writeFile(t, f.path, mappingV2)
+		tick()
+		require.Equal(t, "support", planNames(waitApplied(t, f.rec)))
 
-	writeFile(t, f.path, mappingBad)
-	f.tick <- time.Time{}
-	f.tick <- time.Time{}
-	f.tick <- time.Time{}
-	require.Equal(t, 2, f.rec.count())
-	require.Equal(t, 0.0, f.successful(t))
-	require.Equal(t, 1, strings.Count(f.logText(), "mapping reload failed"), "a bad file is reported once, not on every tick:\n%s", f.logText())
+		writeFile(t, f.path, mappingBad)
+		tick()
+		tick()
+		tick()
+		require.Equal(t, 2, f.rec.count())
+		require.Equal(t, 0.0, f.successful(t))
+		require.Equal(t, 1, strings.Count(f.logText(), "mapping reload failed"), "a bad file is reported once, not on every tick:\n%s", f.logText())
 
-	writeFile(t, f.path, mappingV1)
-	f.tick <- time.Time{}
-	require.Equal(t, "support,billing", waitApplied(t, f.rec))
-	f.tick <- time.Time{} // returns once the reload above has finished (metrics included)
-	require.Equal(t, 1.0, f.successful(t))
-	require.Equal(t, 3, f.rec.count())
+		writeFile(t, f.path, mappingV1)
+		tick()
+		require.Equal(t, "support,billing", planNames(waitApplied(t, f.rec)))
+		require.Equal(t, 1.0, f.successful(t))
+		require.Equal(t, 3, f.rec.count())
+	})
 }
 
 // TestReloadTrigger is the SIGHUP path: Trigger reloads even when the checksum is unchanged,
 // and never blocks.
 func TestReloadTrigger(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, mappingV1)
-	require.NoError(t, f.r.Load(t.Context()))
-	waitApplied(t, f.rec)
+	f := loadedFixture(t, mappingV1)
 	f.r.Trigger()
 	f.r.Trigger() // merged with the pending one; does not block
 	stop := runReloader(t, f)
 	defer stop()
-	require.Equal(t, "support,billing", waitApplied(t, f.rec))
-}
-
-// TestReloadHTTP: POST /-/reload answers 200 when the new mapping is in use and 400 with every
-// problem when it was rejected.
-func TestReloadHTTP(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t, mappingV1)
-	require.NoError(t, f.r.Load(t.Context()))
-	waitApplied(t, f.rec)
-	mux := http.NewServeMux()
-	mux.Handle("/-/reload", f.r)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-
-	post := func() (int, string) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/-/reload", nil)
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+testToken)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		body, err := io.ReadAll(resp.Body)
-		require.NoError(t, resp.Body.Close())
-		require.NoError(t, err)
-		return resp.StatusCode, string(body)
-	}
-
-	writeFile(t, f.path, mappingBad)
-	code, body := post()
-	require.Equal(t, http.StatusBadRequest, code)
-	require.Contains(t, body, f.path+`:3:5: plans[0].queus: unknown key "queus" (did you mean queues?)`)
-	require.Contains(t, body, f.path+`:4:20: plans[0].wrapUpTimeout: invalid duration "soon"`)
-	require.Equal(t, 1, f.rec.count())
-
-	writeFile(t, f.path, mappingV2)
-	code, body = post()
-	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "mapping reloaded (sha256 "+f.r.Hash()+")\n", body)
-	require.Equal(t, "support", waitApplied(t, f.rec))
-
-	resp, err := http.Get(srv.URL + "/-/reload")
-	require.NoError(t, err)
-	require.NoError(t, resp.Body.Close())
-	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
-	require.Equal(t, http.MethodPost, resp.Header.Get("Allow"))
+	require.Equal(t, "support,billing", planNames(waitApplied(t, f.rec)))
 }
 
 func TestReloadMetricsNilRegisterer(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, mappingV1)
-	r, err := NewReloader(ReloaderOptions[*routing.Plans]{Path: f.path, Compile: routing.Compile, Apply: f.rec.apply})
+	r, err := NewReloader(ReloaderOptions{Path: f.path})
 	require.NoError(t, err)
-	require.NoError(t, r.Load(t.Context()))
-	waitApplied(t, f.rec)
+	m, err := r.Load(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "support,billing", planNames(m))
+	require.Equal(t, m, <-r.Updates())
 }
 
 // TestReloadPollTicker runs the real ticker in a synctest bubble (fake time): a change is picked
@@ -445,39 +451,21 @@ func TestReloadMetricsNilRegisterer(t *testing.T) {
 func TestReloadPollTicker(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "mapping.yaml")
-		writeFile(t, path, mappingV1)
-		var mu sync.Mutex
-		var appliedNames []string
-		applied := func() []string {
-			mu.Lock()
-			defer mu.Unlock()
-			return slices.Clone(appliedNames)
-		}
-		r, err := NewReloader(ReloaderOptions[*routing.Plans]{
-			Path: path, Compile: routing.Compile, Interval: time.Minute,
-			Apply: func(cfg *mapping.Config, _ *routing.Plans) {
-				mu.Lock()
-				defer mu.Unlock()
-				appliedNames = append(appliedNames, cfg.Plans[0].Name)
-			},
-		})
-		require.NoError(t, err)
-		require.NoError(t, r.Load(t.Context()))
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- r.Run(ctx) }()
+		f := newFixture(t, mappingV1)
+		f.follow(t)
+		require.NoError(t, f.load(t))
+		require.Equal(t, "support,billing", planNames(waitApplied(t, f.rec)))
+		stop := runReloader(t, f)
+		defer stop()
 
-		writeFile(t, path, strings.Replace(mappingV2, "name: support", "name: support-v2", 1))
-		time.Sleep(59 * time.Second)
+		writeFile(t, f.path, strings.Replace(mappingV2, "name: support", "name: support-v2", 1))
+		time.Sleep(testInterval - time.Second)
 		synctest.Wait()
-		require.Len(t, applied(), 1, "no reload before the tick")
+		require.Equal(t, 1, f.rec.count(), "no reload before the tick")
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		require.Equal(t, []string{"support", "support-v2"}, applied())
-
-		cancel()
-		require.NoError(t, <-done)
+		require.Equal(t, "support-v2", planNames(waitApplied(t, f.rec)))
+		require.Equal(t, 2, f.rec.count())
 	})
 }
 
@@ -486,155 +474,76 @@ func TestReloadPollTicker(t *testing.T) {
 // to 1, though its checksum equals the one in use.
 func TestReloadPollRecoversWhenTheGoodFileReturns(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, mappingV1)
-	require.NoError(t, f.r.Load(t.Context()))
-	waitApplied(t, f.rec)
-	stop := runReloader(t, f)
-	defer stop()
+	synctest.Test(t, func(t *testing.T) {
+		f := loadedFixture(t, mappingV1)
+		stop := runReloader(t, f)
+		defer stop()
 
-	writeFile(t, f.path, mappingBad)
-	f.tick <- time.Time{}
-	f.tick <- time.Time{} // returns once the poll above has finished
-	require.Equal(t, 0.0, f.successful(t))
+		writeFile(t, f.path, mappingBad)
+		tick()
+		require.Equal(t, 0.0, f.successful(t))
 
-	writeFile(t, f.path, mappingV1)
-	f.tick <- time.Time{}
-	require.Equal(t, "support,billing", waitApplied(t, f.rec))
-	f.tick <- time.Time{}
-	require.Equal(t, 1.0, f.successful(t), "the file in use is back: the last reload is good again")
+		writeFile(t, f.path, mappingV1)
+		tick()
+		require.Equal(t, "support,billing", planNames(waitApplied(t, f.rec)))
+		require.Equal(t, 1.0, f.successful(t), "the file in use is back: the last reload is good again")
 
-	// The same after the file went missing for a while.
-	require.NoError(t, os.Remove(f.path))
-	f.tick <- time.Time{}
-	f.tick <- time.Time{}
-	require.Equal(t, 0.0, f.successful(t))
-	writeFile(t, f.path, mappingV1)
-	f.tick <- time.Time{}
-	require.Equal(t, "support,billing", waitApplied(t, f.rec))
-	f.tick <- time.Time{}
-	require.Equal(t, 1.0, f.successful(t))
+		// The same after the file went missing for a while.
+		require.NoError(t, os.Remove(f.path))
+		tick()
+		tick()
+		require.Equal(t, 0.0, f.successful(t))
+		writeFile(t, f.path, mappingV1)
+		tick()
+		require.Equal(t, "support,billing", planNames(waitApplied(t, f.rec)))
+		require.Equal(t, 1.0, f.successful(t))
 
-	// And after a SIGHUP or POST found the file missing.
-	require.NoError(t, os.Remove(f.path))
-	require.ErrorContains(t, f.r.Load(t.Context()), "read mapping")
-	require.Equal(t, 0.0, f.successful(t))
-	writeFile(t, f.path, mappingV1)
-	f.tick <- time.Time{}
-	require.Equal(t, "support,billing", waitApplied(t, f.rec))
-	f.tick <- time.Time{}
-	require.Equal(t, 1.0, f.successful(t))
+		// And after a SIGHUP or POST found the file missing.
+		require.NoError(t, os.Remove(f.path))
+		require.ErrorContains(t, f.load(t), "read mapping")
+		require.Equal(t, 0.0, f.successful(t))
+		writeFile(t, f.path, mappingV1)
+		tick()
+		require.Equal(t, "support,billing", planNames(waitApplied(t, f.rec)))
+		require.Equal(t, 1.0, f.successful(t))
+	})
 }
 
-// TestReloadHTTPRequiresToken: POST /-/reload is an admin endpoint, so it needs the bearer
-// token; without one configured it is off. A refused call reloads nothing and never echoes
-// the token.
-func TestReloadHTTPRequiresToken(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t, mappingV1)
-	require.NoError(t, f.r.Load(t.Context()))
-	waitApplied(t, f.rec)
-	writeFile(t, f.path, mappingV2)
-	srv := httptest.NewServer(f.r)
-	defer srv.Close()
-	post := func(h http.Handler, auth string) (int, string, http.Header) {
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/-/reload", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		h.ServeHTTP(rec, req)
-		return rec.Code, rec.Body.String(), rec.Header()
-	}
-	for _, auth := range []string{"", "Bearer", "Bearer ", "Bearer wrong", "Basic " + testToken, "bearer " + testToken, "Bearer " + testToken + "x"} {
-		code, body, h := post(f.r, auth)
-		require.Equal(t, http.StatusUnauthorized, code, "%q", auth)
-		require.Equal(t, `Bearer realm="omniroute"`, h.Get("WWW-Authenticate"))
-		require.NotContains(t, body, testToken)
-	}
-	require.Equal(t, 1, f.rec.count(), "a refused call reloads nothing")
-
-	// Over real HTTP on loopback too.
-	resp, err := http.Post(srv.URL+"/-/reload", "text/plain", nil)
-	require.NoError(t, err)
-	require.NoError(t, resp.Body.Close())
-	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-
-	code, _, _ := post(f.r, "Bearer "+testToken)
-	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "support", waitApplied(t, f.rec))
-
-	// No token configured: reload over HTTP is off for everyone.
-	off, err := NewReloader(ReloaderOptions[*routing.Plans]{Path: f.path, Compile: routing.Compile, Apply: f.rec.apply})
-	require.NoError(t, err)
-	for _, auth := range []string{"", "Bearer ", "Bearer " + testToken} {
-		code, body, _ := post(off, auth)
-		require.Equal(t, http.StatusForbidden, code, "%q", auth)
-		require.Contains(t, body, "reload over HTTP is off")
-	}
-	require.Equal(t, 2, f.rec.count())
-	require.NotContains(t, f.logText(), testToken)
-}
-
-// TestReloadConcurrentTriggers fires the poll, SIGHUP (Trigger), POST /-/reload and Load at
-// once (run it with -race): loads never overlap, every caller gets an answer, and the file on
-// disk ends up in use with the metric at 1.
+// TestReloadConcurrentTriggers fires the poll (a 1 ms ticker), SIGHUP (Trigger) and Load (what
+// POST /-/reload calls) at once (run it with -race): loads never overlap, every caller gets an
+// answer, the file on disk ends up in use with the metric at 1, and the router is handed the
+// newest mapping.
 func TestReloadConcurrentTriggers(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, mappingV1)
-	require.NoError(t, f.r.Load(t.Context()))
-	waitApplied(t, f.rec)
-	// Apply writes plain variables: if two loads ever applied at once, -race reports it.
-	var applies int
-	var last *mapping.Config
-	f.r.opts.Apply = func(cfg *mapping.Config, _ *routing.Plans) {
-		applies++
-		last = cfg
-	}
-	srv := httptest.NewServer(f.r)
-	defer srv.Close()
+	f.r.opts.Interval = time.Millisecond
+	_, err := f.r.Load(t.Context())
+	require.NoError(t, err)
 	writeFile(t, f.path, mappingV2)
 	stop := runReloader(t, f)
 
 	const n = 8
 	var wg sync.WaitGroup
-	codes := make(chan int, n)
-	errs := make(chan error, 2*n)
+	errs := make(chan error, n)
 	for range n {
-		wg.Add(4)
-		go func() { defer wg.Done(); f.tick <- time.Time{} }()
+		wg.Add(2)
 		go func() { defer wg.Done(); f.r.Trigger() }()
-		go func() { defer wg.Done(); errs <- f.r.Load(t.Context()) }()
 		go func() {
 			defer wg.Done()
-			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/-/reload", nil)
-			if err != nil {
-				errs <- err
-				return
-			}
-			req.Header.Set("Authorization", "Bearer "+testToken)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				errs <- err
-				return
-			}
-			codes <- resp.StatusCode
-			errs <- resp.Body.Close()
+			_, err := f.r.Load(t.Context())
+			errs <- err
 		}()
 	}
 	wg.Wait()
 	stop() // Run has returned: no load is running any more
-	close(codes)
 	close(errs)
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	for code := range codes {
-		require.Equal(t, http.StatusOK, code)
-	}
-	cfg, _, ok := f.r.Current() // takes the load lock: every Apply happened before this
+	m, ok := f.r.Current()
 	require.True(t, ok)
-	require.Len(t, cfg.Plans, 1, "v2 is in use")
-	require.Same(t, cfg, last)
-	require.GreaterOrEqual(t, applies, 2*n, "every Load and POST applies")
+	require.Len(t, m.Config.Plans, 1, "v2 is in use")
+	require.Same(t, m.Config, (<-f.r.Updates()).Config, "the router is handed the newest mapping")
+	require.GreaterOrEqual(t, testutil.ToFloat64(f.r.metrics.reloads.WithLabelValues("success")), float64(n+1), "every Load loads")
 	require.Equal(t, 1.0, f.successful(t))
 }

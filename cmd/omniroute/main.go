@@ -1,5 +1,6 @@
 // Command omniroute is the omniroute daemon and its tools.
 //
+//	omniroute [run]                run the daemon (configured by OMNIROUTE_* variables: run -h)
 //	omniroute demo                 start a demo Salesforce org on loopback and print how to use it
 //	omniroute mapping check FILE   validate a mapping file (offline, and against the org given credentials)
 //	omniroute mapping fetch        write a mapping skeleton from the org's Omni-Channel configuration
@@ -30,11 +31,12 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(args) == 0 {
-		usage(stderr)
-		return exitConfig
+	if len(args) == 0 || (len(args[0]) > 0 && args[0][0] == '-' && args[0] != "-h" && args[0] != "--help" && args[0] != "--version") {
+		return runCommand(ctx, args, stdout, stderr)
 	}
 	switch args[0] {
+	case "run":
+		return runCommand(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return demoCommand(ctx, args[1:], stdout, stderr)
 	case "mapping":
@@ -53,9 +55,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	_, _ = fmt.Fprint(w, `usage: omniroute <command> [arguments]
+	_, _ = fmt.Fprint(w, `usage: omniroute [command] [arguments]
 
 commands:
+  run                  run the daemon (the default); run -h lists its OMNIROUTE_* variables
   demo                 start a demo Salesforce org on loopback and print how to use it
   mapping check FILE   validate a mapping file; with OMNIROUTE_SALESFORCE_* set, also against the org
   mapping fetch        write a mapping skeleton from the org's Omni-Channel configuration

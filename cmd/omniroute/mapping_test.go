@@ -2,10 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -27,7 +26,7 @@ var updateGolden = flag.Bool("update", false, "rewrite mapping/testdata/invalid/
 
 var summaryLine = regexp.MustCompile(`(?m)^\S+: \d+ problem\(s\) \(checked [a-z ]+\)\n`)
 
-// These tests change package state (newOrgReader, the environment), so none is parallel.
+// These tests change the environment, so none is parallel.
 
 func runMapping(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
@@ -36,50 +35,42 @@ func runMapping(t *testing.T, args ...string) (code int, stdout, stderr string) 
 	return code, out.String(), errb.String()
 }
 
-// noOrg makes sure no OMNIROUTE_SALESFORCE_* variable from the environment reaches a test.
+// noOrg makes sure no OMNIROUTE_* variable from the environment reaches a test.
 func noOrg(t *testing.T) {
 	t.Helper()
-	for _, k := range []string{envLoginURL, envClientID, envClientSecret, envUsername, envPassword, envPrivateKeyFile, envAPIVersion} {
-		t.Setenv(k, "")
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "OMNIROUTE_") {
+			t.Setenv(k, "")
+			require.NoError(t, os.Unsetenv(k))
+		}
 	}
 }
 
-type fakeOrg struct {
-	org mapping.Org
-	err error
-}
-
-func (f fakeOrg) ReadOrg(context.Context) (mapping.Org, error) { return f.org, f.err }
-
-func withOrg(t *testing.T, r orgReader) {
+// serveOrg serves an emulator org over loopback and points the OMNIROUTE_SALESFORCE_*
+// variables at it, with the password flow.
+func serveOrg(t *testing.T, seed emulator.Seed) {
 	t.Helper()
-	old := newOrgReader
-	newOrgReader = func() (orgReader, bool, error) { return r, true, nil }
-	t.Cleanup(func() { newOrgReader = old })
+	em, err := emulator.New(emulator.Options{Seed: seed})
+	require.NoError(t, err)
+	t.Cleanup(em.Close)
+	srv := httptest.NewServer(em)
+	t.Cleanup(srv.Close)
+	noOrg(t)
+	t.Setenv(envLoginURL, srv.URL)
+	t.Setenv(envClientID, emulator.DemoClientID)
+	t.Setenv(envClientSecret, emulator.DemoClientSecret)
+	t.Setenv(envUsername, emulator.DemoUsername)
+	t.Setenv(envPassword, emulator.DemoPassword)
 }
 
-// demoOrgMeta is the emulator's demo org as plain data (salesforce/emulator DemoSeed).
-func demoOrgMeta() mapping.Org {
-	s := emulator.DemoSeed()
-	var org mapping.Org
-	models := map[string]string{}
-	for _, rc := range s.RoutingConfigs {
-		models[rc.DeveloperName] = rc.RoutingModel
-	}
-	for i, q := range s.Queues {
-		org.Queues = append(org.Queues, mapping.OrgQueue{ID: "00G00000000000" + string(rune('A'+i)), DeveloperName: q.DeveloperName, RoutingModel: models[q.RoutingConfig]})
-	}
-	for _, c := range s.Channels {
-		org.Channels = append(org.Channels, mapping.OrgChannel{DeveloperName: c.DeveloperName, RelatedEntity: c.RelatedEntity})
-	}
-	for _, p := range s.PresenceStatuses {
-		org.Statuses = append(org.Statuses, mapping.OrgStatus{DeveloperName: p.DeveloperName, Label: p.Label})
-	}
-	for _, sk := range s.Skills {
-		org.Skills = append(org.Skills, mapping.OrgSkill{DeveloperName: sk.DeveloperName})
-	}
-	return org
-}
+const (
+	envLoginURL     = "OMNIROUTE_SALESFORCE_LOGIN_URL"
+	envClientID     = "OMNIROUTE_SALESFORCE_CLIENT_ID"
+	envClientSecret = "OMNIROUTE_SALESFORCE_CLIENT_SECRET"
+	envUsername     = "OMNIROUTE_SALESFORCE_USERNAME"
+	envPassword     = "OMNIROUTE_SALESFORCE_PASSWORD"
+	envAPIVersion   = "OMNIROUTE_SALESFORCE_API_VERSION"
+)
 
 func TestMappingUsage(t *testing.T) {
 	noOrg(t)
@@ -134,21 +125,22 @@ func TestMappingCheckInvalid(t *testing.T) {
 	require.Contains(t, stderr, "no such file")
 }
 
-func TestMappingCheckAgainstFakeOrg(t *testing.T) {
-	noOrg(t)
-	org := demoOrgMeta()
-	withOrg(t, fakeOrg{org: org})
+// TestMappingCheckAgainstOrg: the check reads the org over HTTP and names the file position of
+// what the org lacks, with a suggestion.
+func TestMappingCheckAgainstOrg(t *testing.T) {
+	seed := emulator.DemoSeed()
+	serveOrg(t, seed)
 	code, stdout, stderr := runMapping(t, "check", "../../docs/examples/demo-mapping.yaml")
 	require.Equal(t, exitOK, code, stderr)
 	require.Equal(t, "../../docs/examples/demo-mapping.yaml: ok (checked against the org)\n", stdout)
 
 	// Rename a status in the org: the check names the file position and suggests the new name.
-	for i := range org.Statuses {
-		if org.Statuses[i].DeveloperName == "Taking_notes" {
-			org.Statuses[i].DeveloperName = "Taking_note"
+	for i := range seed.PresenceStatuses {
+		if seed.PresenceStatuses[i].DeveloperName == "Taking_notes" {
+			seed.PresenceStatuses[i].DeveloperName = "Taking_note"
 		}
 	}
-	withOrg(t, fakeOrg{org: org})
+	serveOrg(t, seed)
 	code, _, stderr = runMapping(t, "check", "../../docs/examples/demo-mapping.yaml")
 	require.Equal(t, exitError, code)
 	demo, err := os.ReadFile("../../docs/examples/demo-mapping.yaml")
@@ -163,10 +155,20 @@ func TestMappingCheckAgainstFakeOrg(t *testing.T) {
 	require.Equal(t, exitOK, code)
 
 	// An unreachable org is a runtime error.
-	withOrg(t, fakeOrg{err: errors.New("connect: refused")})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := "http://" + ln.Addr().String()
+	require.NoError(t, ln.Close())
+	t.Setenv(envLoginURL, closed)
 	code, _, stderr = runMapping(t, "check", "../../docs/examples/demo-mapping.yaml")
 	require.Equal(t, exitError, code)
-	require.Contains(t, stderr, "connect: refused")
+	require.Contains(t, stderr, "connection refused")
+
+	// A bad variable is a configuration error naming it, found before any request.
+	t.Setenv(envAPIVersion, "sixty-four")
+	code, _, stderr = runMapping(t, "check", "../../docs/examples/demo-mapping.yaml")
+	require.Equal(t, exitConfig, code)
+	require.Contains(t, stderr, `OMNIROUTE_SALESFORCE_API_VERSION: "sixty-four" is not an API version`)
 }
 
 // fillTODOs does what the admin does with a skeleton: choose a value for every TODO.
@@ -199,44 +201,11 @@ func fillTODOs(t *testing.T, skel string) string {
 	return strings.Join(out, "\n")
 }
 
-func TestMappingFetchSkeletonFake(t *testing.T) {
-	noOrg(t)
-	org := demoOrgMeta()
-	org.Queues = append(org.Queues, mapping.OrgQueue{ID: "00G00000000000Z", DeveloperName: "Sales", RoutingModel: "MostAvailable"})
-	org.Channels = append(org.Channels, mapping.OrgChannel{DeveloperName: "Custom_Thing", RelatedEntity: "Thing__c"})
-	withOrg(t, fakeOrg{org: org})
-	code, skel, stderr := runMapping(t, "fetch")
-	require.Equal(t, exitOK, code, stderr)
-	for _, want := range []string{
-		"queues: [Support_EN]", "queues: [Support_DE]", "queues: [Billing]",
-		"Queues not on External Routing (omniroute does not route them): Sales.",
-		"- name: Phone  # routes VoiceCall", "class: live  # guessed from VoiceCall",
-		"class: semi-live  # guessed from LiveChatTranscript", "class: non-live  # guessed from Case",
-		"- name: Custom_Thing  # routes Thing__c", "class: TODO  # live, semi-live or non-live",
-		"Skills in the org: Billing, English, German, Technical.",
-		"    Away_from_desk: TODO\n", "    Ready_for_cases: TODO\n", "    LoggedOut: Offline\n", "    Busy: TODO\n",
-	} {
-		require.Contains(t, skel, want)
-	}
-	_, err := mapping.Parse([]byte(skel), "skeleton.yaml")
-	require.ErrorContains(t, err, "still TODO", "a skeleton with TODOs left does not load")
-}
-
 // TestMappingFetchAndCheckAgainstEmulator is the acceptance test: `mapping fetch` against the
 // emulator's demo org writes a skeleton that `mapping check` accepts, against the same org, once
 // its TODOs are filled in. The demo mapping of docs/examples validates against it too.
 func TestMappingFetchAndCheckAgainstEmulator(t *testing.T) {
-	em, err := emulator.New(emulator.Options{Seed: emulator.DemoSeed()})
-	require.NoError(t, err)
-	defer em.Close()
-	srv := httptest.NewServer(em)
-	defer srv.Close()
-	noOrg(t)
-	t.Setenv(envLoginURL, srv.URL)
-	t.Setenv(envClientID, emulator.DemoClientID)
-	t.Setenv(envClientSecret, emulator.DemoClientSecret)
-	t.Setenv(envUsername, emulator.DemoUsername)
-	t.Setenv(envPassword, emulator.DemoPassword)
+	serveOrg(t, emulator.DemoSeed())
 
 	path := filepath.Join(t.TempDir(), "mapping.yaml")
 	code, _, stderr := runMapping(t, "fetch", "-o", path)

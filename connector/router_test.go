@@ -1,0 +1,78 @@
+package connector
+
+import (
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/omniroute/omniroute/mapping"
+	"github.com/omniroute/omniroute/routing"
+	"github.com/omniroute/omniroute/salesforce"
+)
+
+// testRouter is a Router driven in the test's goroutine (handle), with its commits recorded.
+func testRouter(t *testing.T, now *time.Time) (*Router, *[]int64) {
+	t.Helper()
+	data, err := os.ReadFile(demoMapping)
+	require.NoError(t, err)
+	m, err := mapping.Parse(data, demoMapping)
+	require.NoError(t, err)
+	table, err := routing.Compile(m)
+	require.NoError(t, err)
+	var commits []int64
+	r := NewRouter(RouterOptions{Table: table, Names: NewNames(mapping.Org{}, m),
+		Commit: func(_ string, id int64) { commits = append(commits, id) },
+		Now:    func() time.Time { return *now }})
+	r.handle(inMsg{kind: msgSnapshot, snap: &reconcileData{agentWork: map[string]AgentWorkRef{}, uspUser: map[string]string{"0Jd000000000001AAA": "005000000000001AAA"}}})
+	require.False(t, r.reconciling)
+	return r, &commits
+}
+
+// presenceClosed is the UserServicePresence UPDATE of a logout, or the first half of a status
+// change.
+func presenceClosed(replay int64, tx string) salesforce.Message {
+	ev := &salesforce.ChangeEvent{Channel: "/data/X__chn", ReplayID: replay, Source: salesforce.SourceCDC,
+		Entity: "UserServicePresence", ChangeType: salesforce.ChangeUpdate, RecordIDs: []string{"0Jd000000000001AAA"},
+		ChangedFields: []string{"IsCurrentState"}, Fields: map[string]json.RawMessage{"IsCurrentState": json.RawMessage("false")},
+		Presence: &salesforce.UserServicePresence{}, TransactionKey: tx}
+	return salesforce.Message{Channel: ev.Channel, Event: ev}
+}
+
+// noise is a PSR update routing ignores.
+func noise(replay int64, tx string) salesforce.Message {
+	ev := &salesforce.ChangeEvent{Channel: "/data/X__chn", ReplayID: replay, Source: salesforce.SourceCDC,
+		Entity: "PendingServiceRouting", ChangeType: salesforce.ChangeUpdate, RecordIDs: []string{"0JR000000000001AAA"},
+		ChangedFields: []string{"SystemModstamp"}, Fields: map[string]json.RawMessage{"SystemModstamp": json.RawMessage(`"2026-01-01T00:00:00Z"`)},
+		PSR: &salesforce.PendingServiceRouting{}, TransactionKey: tx}
+	return salesforce.Message{Channel: ev.Channel, Event: ev}
+}
+
+// TestReplayIDCommittedOnceEveryEventApplied: events of the custom channel can share a replay
+// id; it is committed only once a later id shows every event carrying it was delivered and
+// each of them is applied (a logout waits for the rest of its transaction), in order.
+func TestReplayIDCommittedOnceEveryEventApplied(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, commits := testRouter(t, &now)
+
+	r.handle(inMsg{kind: msgStream, stream: noise(10, "tx1")})
+	require.Empty(t, *commits, "10 may be shared by events still to come")
+	r.handle(inMsg{kind: msgStream, stream: presenceClosed(10, "tx1")})
+	r.handle(inMsg{kind: msgStream, stream: noise(11, "tx1")})
+	require.Empty(t, *commits, "the logout carrying 10 waits for the rest of its transaction")
+	r.handle(inMsg{kind: msgStream, stream: noise(12, "tx2")})
+	require.Equal(t, []int64{11}, *commits, "tx1 ended: the logout applied, 10 and 11 done at once (the newest is committed)")
+
+	// A logout at the end of a quiet stream is applied by the timer, and its id committed
+	// once a later one arrives.
+	r.handle(inMsg{kind: msgStream, stream: presenceClosed(13, "tx3")})
+	require.Equal(t, []int64{11, 12}, *commits)
+	now = now.Add(logoutWait)
+	r.flushLogouts("", true)
+	r.handle(inMsg{kind: msgStream, stream: noise(14, "tx4")})
+	require.Equal(t, []int64{11, 12, 13}, *commits)
+	require.Empty(t, r.logouts)
+}
