@@ -1,0 +1,105 @@
+package connector
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/omniroute/omniroute/routing"
+)
+
+// The admin read API (docs/api.md, "/v1"): what the engine holds, asked of the router in its
+// goroutine (Router.Query), the only one that touches the engine. Each answer is computed on
+// demand by routing's views (routing/view.go), so Apply pays nothing for it.
+
+// adminQueryTimeout bounds how long an admin read waits for the router.
+const adminQueryTimeout = 10 * time.Second
+
+// PlansResponse is the body of GET /v1/plans.
+type PlansResponse struct {
+	AsOf  time.Time          `json:"as_of"`
+	Plans []routing.PlanView `json:"plans"`
+}
+
+// AgentsResponse is the body of GET /v1/agents.
+type AgentsResponse struct {
+	AsOf   time.Time           `json:"as_of"`
+	Count  int                 `json:"count"`
+	Agents []routing.AgentView `json:"agents"`
+}
+
+// QueuesResponse is the body of GET /v1/queues.
+type QueuesResponse struct {
+	AsOf   time.Time           `json:"as_of"`
+	Queues []routing.QueueView `json:"queues"`
+}
+
+// ExplainResponse is the body of GET /v1/work/{id}/explain.
+type ExplainResponse struct {
+	AsOf time.Time `json:"as_of"`
+	routing.Explanation
+}
+
+// registerAdminAPI serves GET /v1/plans, /v1/agents, /v1/queues and /v1/work/{id}/explain on
+// h, behind the admin token. router returns the running router, or nil while the daemon is
+// still starting (then the answer is 503 not_ready).
+func registerAdminAPI(h *HTTP, router func() *Router) {
+	a := &adminAPI{router: router}
+	h.HandleAdmin("/v1/plans", http.MethodGet, a.handle(func(r *Router, now time.Time, _ *http.Request) (int, any) {
+		return http.StatusOK, PlansResponse{AsOf: now, Plans: r.eng.Plans().PlanViews()}
+	}))
+	h.HandleAdmin("/v1/agents", http.MethodGet, a.handle(func(r *Router, now time.Time, _ *http.Request) (int, any) {
+		as := r.eng.Agents()
+		return http.StatusOK, AgentsResponse{AsOf: now, Count: len(as), Agents: as}
+	}))
+	h.HandleAdmin("/v1/queues", http.MethodGet, a.handle(func(r *Router, now time.Time, _ *http.Request) (int, any) {
+		return http.StatusOK, QueuesResponse{AsOf: now, Queues: r.eng.Queues(now)}
+	}))
+	h.HandleAdmin("/v1/work/{id}/explain", http.MethodGet, a.handle(func(r *Router, now time.Time, req *http.Request) (int, any) {
+		id := req.PathValue("id")
+		x, ok := r.eng.Explain(now, id)
+		if !ok {
+			return http.StatusNotFound, APIError{Error: "not_found", Message: "no waiting, offered or assigned work with id " + id}
+		}
+		return http.StatusOK, ExplainResponse{AsOf: now, Explanation: x}
+	}))
+}
+
+// adminAPI answers the admin reads.
+type adminAPI struct {
+	router func() *Router
+}
+
+// handle runs view in the router's goroutine and writes what it returns.
+func (a *adminAPI) handle(view func(r *Router, now time.Time, req *http.Request) (int, any)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r := a.router()
+		if r == nil {
+			writeError(w, http.StatusServiceUnavailable, APIError{Error: "not_ready",
+				Message: "the router is not running yet (the daemon is starting: see /readyz)"})
+			return
+		}
+		ctx, cancel := context.WithTimeout(req.Context(), adminQueryTimeout)
+		defer cancel()
+		var (
+			code int
+			body any
+		)
+		err := r.Query(ctx, func(r *Router) {
+			code, body = view(r, r.opts.Now().UTC(), req)
+		})
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, APIError{Error: "router_busy",
+				Message: "the router did not answer in time: " + err.Error()})
+			return
+		}
+		writeJSON(w, code, body)
+	})
+}
+
+// adminRouter returns the running router, or nil before the core started it.
+func (c *Connector) adminRouter() *Router {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.router
+}
