@@ -121,7 +121,7 @@ func TestAdminAPIAnswers(t *testing.T) {
 		require.Equal(t, 1, a1.Capacity.Used)
 		require.Equal(t, 1, a1.Capacity.Total)
 		require.Equal(t, []routing.HeldWorkView{{WorkID: "W2", Status: "offered", Channel: "Chat", Class: "semi-live", Plan: "support", Weight: 1}}, a1.Work)
-		require.Equal(t, adminT0, a1.IdleSince)
+		require.Equal(t, adminT0, *a1.IdleSince)
 		first := got["agents"].([]any)[0].(map[string]any)
 		for _, k := range []string{"id", "state", "chosen_state", "presence", "channels", "routable", "not_routable", "skills", "capacity", "work", "idle_since"} {
 			require.Contains(t, first, k)
@@ -145,7 +145,7 @@ func TestAdminAPIAnswers(t *testing.T) {
 		require.Equal(t, 10.0, x.AgeSeconds)
 		require.Len(t, x.Groups, 2)
 		require.Equal(t, routing.ExplainGroup{Reason: "missing_skill", Count: 1, Agents: []routing.ExplainAgent{
-			{ID: "005A2", Skill: "English", NeededLevel: 5, HadLevel: 3}}}, x.Groups[0])
+			{ID: "005A2", Missing: &routing.MissingSkill{Skill: "English", NeededLevel: 5, HadLevel: 3, Held: true}}}}, x.Groups[0])
 		require.Equal(t, routing.ExplainGroup{Reason: "no_capacity", Count: 1, Agents: []routing.ExplainAgent{
 			{ID: "005A1", Detail: "total: 1/1 units used, needs 1"}}}, x.Groups[1])
 		require.Contains(t, body, `"skill": "English"`)

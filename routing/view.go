@@ -112,8 +112,9 @@ type AgentView struct {
 	Skills      []SkillLevel   `json:"skills"`
 	Capacity    CapacityView   `json:"capacity"`
 	Work        []HeldWorkView `json:"work"`
-	// IdleSince is when the agent last became free (the choosing order's "longest idle").
-	IdleSince time.Time `json:"idle_since"`
+	// IdleSince is when the agent last became free (the choosing order's "longest idle");
+	// nil when it never was.
+	IdleSince *time.Time `json:"idle_since"`
 }
 
 // CapacityView is an agent's capacity: units used of the total, per class and per channel.
@@ -185,7 +186,7 @@ func (e *Engine) agentView(a *agent, items []*item) AgentView {
 		ID: a.id, State: a.shown, Chosen: a.chosen, Presence: a.presence,
 		Channels: slices.Clone(a.openChannels), Routable: true, NotRoutable: notRoutable(a),
 		Skills: make([]SkillLevel, 0, len(a.rawSkills)), Work: []HeldWorkView{},
-		IdleSince: time.Unix(0, a.idleSince).UTC(),
+		IdleSince: idleSince(a),
 	}
 	if v.Channels == nil {
 		v.Channels = []string{}
@@ -371,10 +372,8 @@ type ExplainGroup struct {
 // ExplainAgent is one agent of a group and the detail of its reason.
 type ExplainAgent struct {
 	ID string `json:"id"`
-	// Missing skill: the skill, the level needed and the level held (0 when not held at all).
-	Skill       string  `json:"skill,omitempty"`
-	NeededLevel float64 `json:"needed_level,omitempty"`
-	HadLevel    float64 `json:"had_level,omitempty"`
+	// Missing is the first required skill the agent lacks (missing_skill).
+	Missing *MissingSkill `json:"missing,omitempty"`
 	// Not ready: the chosen state.
 	State string `json:"state,omitempty"`
 	// Detail is the reason in words (capacity used, channels open...).
@@ -383,11 +382,20 @@ type ExplainAgent struct {
 	Candidate *CandidateView `json:"candidate,omitempty"`
 }
 
+// MissingSkill is a required skill an agent lacks: the level needed and the level held
+// (Held false: the agent does not have the skill at all).
+type MissingSkill struct {
+	Skill       string  `json:"skill"`
+	NeededLevel float64 `json:"needed_level"`
+	HadLevel    float64 `json:"had_level"`
+	Held        bool    `json:"held"`
+}
+
 // CandidateView is an agent's keys in the choosing order for one piece of work, as they are now.
 type CandidateView struct {
 	ID        string    `json:"id"`
 	SkillFit  float64   `json:"skill_fit"`
-	IdleSince time.Time `json:"idle_since"`
+	IdleSince *time.Time `json:"idle_since"`
 	Used      int       `json:"used"`
 	Total     int       `json:"total"`
 	// DecidedBy (other agents): the first key of the choosing order on which the agent holding
@@ -439,21 +447,22 @@ func (e *Engine) Explain(now time.Time, workID string) (Explanation, bool) {
 	return x, true
 }
 
-// skillGap returns the first requirement a lacks, the level needed and the level held.
-func (e *Engine) skillGap(a *agent, rs []req) (string, float64, float64, bool) {
+// skillGap returns the first requirement a lacks, or nil.
+func (e *Engine) skillGap(a *agent, rs []req) *MissingSkill {
 	for _, r := range rs {
 		var had int32
+		held := false
 		if sid, ok := e.skillIDs[r.skill]; ok {
 			if i, found := slices.BinarySearchFunc(a.skills, sid, func(x reqI, t int32) int { return cmp.Compare(x.skill, t) }); found {
-				had = a.skills[i].level
+				had, held = a.skills[i].level, true
 				if had >= r.level {
 					continue
 				}
 			}
 		}
-		return r.skill, float64(r.level) / 100, float64(had) / 100, true
+		return &MissingSkill{Skill: r.skill, NeededLevel: float64(r.level) / 100, HadLevel: float64(had) / 100, Held: held}
 	}
-	return "", 0, 0, false
+	return nil
 }
 
 // skillFit is the sum of a's levels on rs (the choosing order's first key).
@@ -474,8 +483,7 @@ func (e *Engine) skillFit(a *agent, rs []req) float64 {
 func (e *Engine) blocker(a *agent, it *item, rs []req, skills bool) (string, ExplainAgent) {
 	ea := ExplainAgent{ID: a.id}
 	if skills {
-		if s, need, had, ok := e.skillGap(a, rs); ok {
-			ea.Skill, ea.NeededLevel, ea.HadLevel = s, need, had
+		if ea.Missing = e.skillGap(a, rs); ea.Missing != nil {
 			return GroupMissingSkill, ea
 		}
 	}
@@ -598,21 +606,34 @@ func (e *Engine) explainWaiting(x *Explanation, it *item, rs []req) {
 func (e *Engine) explainRouted(x *Explanation, it *item, rs []req) {
 	w := it.agent
 	x.Summary = stateNames[it.state] + ": with " + w.id
+	if it.preferred == w.id {
+		x.Summary += ", its preferred user (the choosing order does not apply)"
+	}
 	if it.plan == nil {
 		return
 	}
 	x.ChoosingOrder = ChoosingOrder
 	x.Agent = e.candidate(w, rs)
-	others := &ExplainGroup{Reason: GroupEligible, Agents: []ExplainAgent{}}
-	var cands []*CandidateView
+	type rival struct {
+		a   *agent
+		fit float64
+	}
+	var rivals []rival
 	for _, a := range e.agentList {
 		if a == w {
 			continue
 		}
-		if reason, _ := e.blocker(a, it, rs, true); reason != "" {
-			continue
+		if reason, _ := e.blocker(a, it, rs, true); reason == "" {
+			rivals = append(rivals, rival{a, e.skillFit(a, rs)})
 		}
-		c := e.candidate(a, rs)
+	}
+	slices.SortFunc(rivals, func(p, q rival) int {
+		return cmp.Or(-cmp.Compare(p.fit, q.fit), cmp.Compare(p.a.idleSince, q.a.idleSince),
+			cmp.Compare(p.a.usedTotal, q.a.usedTotal), cmp.Compare(p.a.id, q.a.id))
+	})
+	others := &ExplainGroup{Reason: GroupEligible, Count: len(rivals), Agents: []ExplainAgent{}}
+	for _, r := range rivals[:min(len(rivals), ExplainGroupLimit)] {
+		c := e.candidate(r.a, rs)
 		switch {
 		case c.SkillFit < x.Agent.SkillFit:
 			c.DecidedBy = "skill_fit"
@@ -621,20 +642,21 @@ func (e *Engine) explainRouted(x *Explanation, it *item, rs []req) {
 		default:
 			c.DecidedBy = "not_eligible_at_offer"
 		}
-		cands = append(cands, c)
-	}
-	slices.SortFunc(cands, func(a, b *CandidateView) int {
-		return cmp.Or(-cmp.Compare(a.SkillFit, b.SkillFit), a.IdleSince.Compare(b.IdleSince),
-			cmp.Compare(a.Used, b.Used), cmp.Compare(a.ID, b.ID))
-	})
-	others.Count = len(cands)
-	for _, c := range cands[:min(len(cands), ExplainGroupLimit)] {
 		others.Agents = append(others.Agents, ExplainAgent{ID: c.ID, Candidate: c})
 	}
 	x.Others = others
 }
 
 func (e *Engine) candidate(a *agent, rs []req) *CandidateView {
-	return &CandidateView{ID: a.id, SkillFit: e.skillFit(a, rs), IdleSince: time.Unix(0, a.idleSince).UTC(),
+	return &CandidateView{ID: a.id, SkillFit: e.skillFit(a, rs), IdleSince: idleSince(a),
 		Used: int(a.usedTotal), Total: int(a.capTotal)}
+}
+
+// idleSince is when a last became free, or nil when it never was.
+func idleSince(a *agent) *time.Time {
+	if a.idleSince == 0 {
+		return nil
+	}
+	t := time.Unix(0, a.idleSince).UTC()
+	return &t
 }

@@ -173,9 +173,9 @@ func TestExplainWaitingAndRouted(t *testing.T) {
 	}
 	x, _ := e.Explain(at, "W1")
 	a2 := findAgent(t, x, GroupMissingSkill, "a2")
-	require.Equal(t, ExplainAgent{ID: "a2", Skill: "English", NeededLevel: 5, HadLevel: 4}, a2)
+	require.Equal(t, ExplainAgent{ID: "a2", Missing: &MissingSkill{Skill: "English", NeededLevel: 5, HadLevel: 4, Held: true}}, a2)
 	a5 := findAgent(t, x, GroupMissingSkill, "a5")
-	require.Equal(t, ExplainAgent{ID: "a5", Skill: "English", NeededLevel: 5}, a5)
+	require.Equal(t, ExplainAgent{ID: "a5", Missing: &MissingSkill{Skill: "English", NeededLevel: 5}}, a5)
 	require.Equal(t, "Away/Break", findAgent(t, x, GroupNotReady, "a3").State)
 	require.Equal(t, "total: 1/1 units used, needs 1", findAgent(t, x, GroupNoCapacity, "a1").Detail)
 	require.Equal(t, "presence Available does not open chat", findAgent(t, x, GroupNotOnChannel, "a4").Detail)
@@ -247,6 +247,12 @@ func TestExplainPreferredCapAndRivals(t *testing.T) {
 	require.Equal(t, GroupMissingSkill, x.Groups[0].Reason)
 	require.Equal(t, 60, x.Groups[0].Count)
 	require.Len(t, x.Groups[0].Agents, ExplainGroupLimit)
+	as := e.Agents()
+	require.Equal(t, "c1", as[0].ID)
+	require.Nil(t, as[0].IdleSince, "c1 was never idle")
+	b, err := json.Marshal(as[0])
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"idle_since":null`)
 
 	// c1 gets Ready: offered and auto-accepted. c2 and c3 are eligible rivals now.
 	at = at.Add(time.Second)
@@ -255,6 +261,7 @@ func TestExplainPreferredCapAndRivals(t *testing.T) {
 	x, _ = e.Explain(at, "W1")
 	require.Equal(t, "active", x.Status)
 	require.Equal(t, "c1", x.Agent.ID)
+	require.Equal(t, "active: with c1, its preferred user (the choosing order does not apply)", x.Summary)
 	require.Equal(t, 2.0, x.Agent.SkillFit)
 	require.Equal(t, 2, x.Others.Count)
 	require.Equal(t, "c2", x.Others.Agents[0].ID)
