@@ -393,11 +393,11 @@ type MissingSkill struct {
 
 // CandidateView is an agent's keys in the choosing order for one piece of work, as they are now.
 type CandidateView struct {
-	ID        string    `json:"id"`
-	SkillFit  float64   `json:"skill_fit"`
+	ID        string     `json:"id"`
+	SkillFit  float64    `json:"skill_fit"`
 	IdleSince *time.Time `json:"idle_since"`
-	Used      int       `json:"used"`
-	Total     int       `json:"total"`
+	Used      int        `json:"used"`
+	Total     int        `json:"total"`
 	// DecidedBy (other agents): the first key of the choosing order on which the agent holding
 	// the work is ahead now: skill_fit, or idle_since_at_offer when the fits tie (the offer
 	// restarted the winner's idle time, so the finer keys are no longer comparable); or
