@@ -2,7 +2,9 @@ package connector
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/omniroute/omniroute/routing"
@@ -21,12 +23,21 @@ type PlansResponse struct {
 	Plans []routing.PlanView `json:"plans"`
 }
 
-// AgentsResponse is the body of GET /v1/agents.
+// AgentsResponse is the body of GET /v1/agents: one page of agents, sorted by id.
 type AgentsResponse struct {
-	AsOf   time.Time           `json:"as_of"`
+	AsOf time.Time `json:"as_of"`
+	// Count is how many agents the engine knows (all pages).
 	Count  int                 `json:"count"`
 	Agents []routing.AgentView `json:"agents"`
+	// NextAfter, when more agents follow, is the after= of the next page.
+	NextAfter string `json:"next_after,omitempty"`
 }
+
+// Pages of GET /v1/agents: limit= defaults to agentsPageDefault and is at most agentsPageMax.
+const (
+	agentsPageDefault = 500
+	agentsPageMax     = 5000
+)
 
 // QueuesResponse is the body of GET /v1/queues.
 type QueuesResponse struct {
@@ -48,9 +59,22 @@ func registerAdminAPI(h *HTTP, router func() *Router) {
 	h.HandleAdmin("/v1/plans", http.MethodGet, a.handle(func(r *Router, now time.Time, _ *http.Request) (int, any) {
 		return http.StatusOK, PlansResponse{AsOf: now, Plans: r.eng.Plans().PlanViews()}
 	}))
-	h.HandleAdmin("/v1/agents", http.MethodGet, a.handle(func(r *Router, now time.Time, _ *http.Request) (int, any) {
-		as := r.eng.Agents()
-		return http.StatusOK, AgentsResponse{AsOf: now, Count: len(as), Agents: as}
+	h.HandleAdmin("/v1/agents", http.MethodGet, a.handle(func(r *Router, now time.Time, req *http.Request) (int, any) {
+		limit := agentsPageDefault
+		if v := req.URL.Query().Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > agentsPageMax {
+				return http.StatusBadRequest, APIError{Error: "bad_request",
+					Message: fmt.Sprintf("limit must be a whole number from 1 to %d, not %q", agentsPageMax, v)}
+			}
+			limit = n
+		}
+		as, more, total := r.eng.Agents(req.URL.Query().Get("after"), limit)
+		resp := AgentsResponse{AsOf: now, Count: total, Agents: as}
+		if more {
+			resp.NextAfter = as[len(as)-1].ID
+		}
+		return http.StatusOK, resp
 	}))
 	h.HandleAdmin("/v1/queues", http.MethodGet, a.handle(func(r *Router, now time.Time, _ *http.Request) (int, any) {
 		return http.StatusOK, QueuesResponse{AsOf: now, Queues: r.eng.Queues(now)}

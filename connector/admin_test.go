@@ -128,6 +128,25 @@ func TestAdminAPIAnswers(t *testing.T) {
 		}
 		require.Equal(t, "Ready", first["state"])
 		require.NotContains(t, body, testToken)
+		require.NotContains(t, first, "next_after", "one page holds them all")
+
+		var page AgentsResponse
+		code, _ = get("/v1/agents?limit=1", &page)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, 2, page.Count)
+		require.Equal(t, "005A1", page.Agents[0].ID)
+		require.Equal(t, "005A1", page.NextAfter)
+		var last AgentsResponse
+		code, _ = get("/v1/agents?limit=1&after=005A1", &last)
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "005A2", last.Agents[0].ID)
+		require.Empty(t, last.NextAfter)
+		for _, bad := range []string{"0", "x", "5001"} {
+			var e APIError
+			code, _ = get("/v1/agents?limit="+bad, &e)
+			require.Equal(t, http.StatusBadRequest, code, bad)
+			require.Equal(t, "bad_request", e.Error)
+		}
 	})
 
 	t.Run("queues", func(t *testing.T) {

@@ -166,19 +166,32 @@ func planName(p *Plan) string {
 	return p.name
 }
 
-// Agents returns every agent the engine knows, sorted by id.
-func (e *Engine) Agents() []AgentView {
+// Agents returns, sorted by id, the agents whose ids sort after after ("" : from the first),
+// at most limit of them (limit <= 0: all), whether more follow, and how many agents the
+// engine knows. Only the agents returned are turned into views.
+func (e *Engine) Agents(after string, limit int) (page []AgentView, more bool, total int) {
+	all := e.sortedAgents()
+	i, _ := slices.BinarySearchFunc(all, after, func(a *agent, id string) int { return cmp.Compare(a.id, id) })
+	if i < len(all) && all[i].id == after {
+		i++
+	}
+	sel := all[i:]
+	if limit > 0 && len(sel) > limit {
+		sel, more = sel[:limit], true
+	}
 	held := map[*agent][]*item{}
-	for _, it := range e.items {
-		if it.agent != nil {
-			held[it.agent] = append(held[it.agent], it)
+	if len(sel) > 0 {
+		for _, it := range e.items {
+			if a := it.agent; a != nil && a.id >= sel[0].id && a.id <= sel[len(sel)-1].id {
+				held[a] = append(held[a], it)
+			}
 		}
 	}
-	out := make([]AgentView, 0, len(e.agentList))
-	for _, a := range e.sortedAgents() {
-		out = append(out, e.agentView(a, held[a]))
+	page = make([]AgentView, 0, len(sel))
+	for _, a := range sel {
+		page = append(page, e.agentView(a, held[a]))
 	}
-	return out
+	return page, more, len(all)
 }
 
 func (e *Engine) agentView(a *agent, items []*item) AgentView {
@@ -447,18 +460,25 @@ func (e *Engine) Explain(now time.Time, workID string) (Explanation, bool) {
 	return x, true
 }
 
+// agentLevel returns a's level on skill (hundredths) and whether a holds it.
+func (e *Engine) agentLevel(a *agent, skill string) (int32, bool) {
+	sid, ok := e.skillIDs[skill]
+	if !ok {
+		return 0, false
+	}
+	i, found := slices.BinarySearchFunc(a.skills, sid, func(x reqI, t int32) int { return cmp.Compare(x.skill, t) })
+	if !found {
+		return 0, false
+	}
+	return a.skills[i].level, true
+}
+
 // skillGap returns the first requirement a lacks, or nil.
 func (e *Engine) skillGap(a *agent, rs []req) *MissingSkill {
 	for _, r := range rs {
-		var had int32
-		held := false
-		if sid, ok := e.skillIDs[r.skill]; ok {
-			if i, found := slices.BinarySearchFunc(a.skills, sid, func(x reqI, t int32) int { return cmp.Compare(x.skill, t) }); found {
-				had, held = a.skills[i].level, true
-				if had >= r.level {
-					continue
-				}
-			}
+		had, held := e.agentLevel(a, r.skill)
+		if held && had >= r.level {
+			continue
 		}
 		return &MissingSkill{Skill: r.skill, NeededLevel: float64(r.level) / 100, HadLevel: float64(had) / 100, Held: held}
 	}
@@ -469,11 +489,8 @@ func (e *Engine) skillGap(a *agent, rs []req) *MissingSkill {
 func (e *Engine) skillFit(a *agent, rs []req) float64 {
 	var sum int32
 	for _, r := range rs {
-		if sid, ok := e.skillIDs[r.skill]; ok {
-			if i, found := slices.BinarySearchFunc(a.skills, sid, func(x reqI, t int32) int { return cmp.Compare(x.skill, t) }); found {
-				sum += a.skills[i].level
-			}
-		}
+		l, _ := e.agentLevel(a, r.skill)
+		sum += l
 	}
 	return float64(sum) / 100
 }
