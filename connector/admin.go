@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -55,7 +56,7 @@ type ExplainResponse struct {
 // h, behind the admin token. router returns the running router, or nil while the daemon is
 // still starting (then the answer is 503 not_ready).
 func registerAdminAPI(h *HTTP, router func() *Router) {
-	a := &adminAPI{router: router}
+	a := &adminAPI{router: router, log: h.log}
 	h.HandleAdmin("/v1/plans", http.MethodGet, a.handle(func(r *Router, now time.Time, _ *http.Request) (int, any) {
 		return http.StatusOK, PlansResponse{AsOf: now, Plans: r.eng.Plans().PlanViews()}
 	}))
@@ -92,6 +93,7 @@ func registerAdminAPI(h *HTTP, router func() *Router) {
 // adminAPI answers the admin reads.
 type adminAPI struct {
 	router func() *Router
+	log    *slog.Logger
 }
 
 // handle runs view in the router's goroutine and writes what it returns.
@@ -110,6 +112,13 @@ func (a *adminAPI) handle(view func(r *Router, now time.Time, req *http.Request)
 			body any
 		)
 		err := r.Query(ctx, func(r *Router) {
+			// A view only reads the engine: a bug in one must not stop routing.
+			defer func() {
+				if p := recover(); p != nil {
+					a.log.Error("admin view failed", "path", req.URL.Path, "panic", fmt.Sprint(p))
+					code, body = http.StatusInternalServerError, APIError{Error: "internal", Message: "the view failed; see the daemon's log"}
+				}
+			}()
 			code, body = view(r, r.opts.Now().UTC(), req)
 		})
 		if err != nil {

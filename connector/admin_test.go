@@ -215,3 +215,20 @@ func TestAdminAPIBeforeRouter(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, p)
 	}
 }
+
+// TestAdminViewPanicKeepsRouting: a view that panics answers 500 internal, and the router
+// goes on (its goroutine is the daemon's routing loop).
+func TestAdminViewPanicKeepsRouting(t *testing.T) {
+	t.Parallel()
+	r := adminRouterFixture(t)
+	h, srv := newTestHTTP(t, nil, testToken)
+	a := &adminAPI{router: func() *Router { return r }, log: h.log}
+	h.HandleAdmin("/v1/boom", http.MethodGet, a.handle(func(*Router, time.Time, *http.Request) (int, any) {
+		panic("boom")
+	}))
+	var e APIError
+	code, _, _ := call(t, http.MethodGet, srv.URL+"/v1/boom", "Bearer "+testToken, &e)
+	require.Equal(t, http.StatusInternalServerError, code)
+	require.Equal(t, "internal", e.Error)
+	require.NoError(t, r.Query(t.Context(), func(*Router) {}), "the router still runs")
+}

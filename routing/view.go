@@ -441,9 +441,13 @@ func (e *Engine) Explain(now time.Time, workID string) (Explanation, bool) {
 		x.Decliners = []string{}
 	}
 	var rs []req
-	if it.plan != nil && it.state != stParked {
-		rs = workReqs(it)
-		x.Required = skillLevels(rs)
+	switch it.state {
+	case stWaiting, stPinned, stOffered, stActive, stWrapUp:
+		// The stage indexes the requirement sets of the plan the work was placed under.
+		if it.plan != nil && 2*it.stage+1 < len(it.plan.reqs) {
+			rs = workReqs(it)
+			x.Required = skillLevels(rs)
+		}
 	}
 	switch it.state {
 	case stWaiting, stPinned:
