@@ -3,6 +3,7 @@ package routing
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"testing"
 	"time"
 
@@ -281,4 +282,111 @@ func TestExplainPreferredCapAndRivals(t *testing.T) {
 	require.Equal(t, "idle_since_at_offer", x.Others.Agents[0].Candidate.DecidedBy)
 	require.Equal(t, "c3", x.Others.Agents[1].ID)
 	require.Equal(t, "skill_fit", x.Others.Agents[1].Candidate.DecidedBy)
+}
+
+// TestViewsAgreeWithTheEngine drives an engine with random events (arrivals, offers' outcomes,
+// closes, state, presence and skill changes, time passing, reloads) and, after each, checks
+// the views against each other and against the engine's own decisions: no waiting work has an
+// agent the explanation calls eligible (the engine would have offered it), the holder of
+// routed work lists it, and the queue counts match the agents' counts. Every view of every
+// work id must be computable at every step (no panic).
+func TestViewsAgreeWithTheEngine(t *testing.T) {
+	t.Parallel()
+	tables := []*Table{}
+	for _, mut := range []func(*mapping.Config){
+		func(*mapping.Config) {},
+		func(c *mapping.Config) { c.Plans[0].Relaxation = nil; c.Capacity.Profiles[0].Total = 2 },
+	} {
+		cfg := viewConfig()
+		mut(cfg)
+		tbl, err := Compile(cfg)
+		require.NoError(t, err)
+		tables = append(tables, tbl)
+	}
+	for seed := int64(1); seed <= 20; seed++ {
+		r := rand.New(rand.NewSource(seed))
+		e := New(tables[0])
+		at := viewT0
+		agents := []string{"a1", "a2", "a3", "a4", "a5"}
+		var works []string
+		pick := func(xs []string) string { return xs[r.Intn(len(xs))] }
+		for step := range 300 {
+			at = at.Add(time.Duration(r.Intn(8)) * time.Second)
+			switch k := r.Intn(12); {
+			case k < 3:
+				id := fmt.Sprintf("W%d", step)
+				works = append(works, id)
+				w := Work{ID: id, PSR: "P" + id, Queue: pick([]string{"Q1", "Q1", "Q2", "Qx"}), Channel: pick([]string{"chat", "case"}), RequestedAt: at}
+				if r.Intn(5) == 0 {
+					w.PreferredUser, w.PreferredRequired = pick(agents), r.Intn(2) == 0
+				}
+				e.Apply(at, Event{Type: EventWorkArrived, Work: w})
+			case k < 6 && len(works) > 0:
+				id := pick(works)
+				x, _ := e.Explain(at, id)
+				if x.Agent == nil {
+					e.Apply(at, Event{Type: EventWorkRemoved, WorkID: id})
+					continue
+				}
+				switch r.Intn(4) {
+				case 0:
+					e.Apply(at, Event{Type: EventOfferAccepted, WorkID: id, AgentID: x.Agent.ID})
+				case 1:
+					e.Apply(at, Event{Type: EventOfferDeclined, WorkID: id, AgentID: x.Agent.ID, Outcome: Outcome(r.Intn(4))})
+				default:
+					e.Apply(at, Event{Type: EventWorkClosed, WorkID: id, AgentID: x.Agent.ID})
+				}
+			case k < 8:
+				agentUp(e, at, pick(agents), []mapping.MajorState{mapping.Ready, mapping.Ready, mapping.Away}[r.Intn(3)],
+					map[string]float64{"English": float64(r.Intn(10)), "German": float64(r.Intn(6)), "Billing": float64(r.Intn(3))},
+					[][]string{{"chat"}, {"case"}, {"chat", "case"}, nil}[r.Intn(4)]...)
+			case k < 9:
+				e.SetPlans(at, tables[r.Intn(len(tables))])
+			default:
+				e.Apply(at, Event{Type: EventTick})
+			}
+			checkViews(t, e, at, append(works, "unknown"), fmt.Sprintf("seed %d step %d", seed, step))
+		}
+	}
+}
+
+func checkViews(t *testing.T, e *Engine, at time.Time, works []string, where string) {
+	t.Helper()
+	_ = e.Plans().PlanViews()
+	as, _, total := e.Agents("", 0)
+	held := map[string]string{}
+	offered := 0
+	for _, a := range as {
+		offered += a.Capacity.Counts.Offered
+		require.Equal(t, a.Routable, len(a.NotRoutable) == 0, where)
+		for _, w := range a.Work {
+			held[w.WorkID] = a.ID
+		}
+	}
+	queued := 0
+	for _, q := range e.Queues(at) {
+		queued += q.Offered
+		require.Equal(t, q.Depth, q.Waiting+q.PreferredPending+q.Parked, where)
+	}
+	require.Equal(t, offered, queued, "%s: offers by agents and by queues", where)
+	for _, id := range works {
+		x, ok := e.Explain(at, id)
+		if !ok {
+			require.NotContains(t, held, id, where)
+			continue
+		}
+		switch x.Status {
+		case "waiting", "preferred_user_pending":
+			n := 0
+			for _, g := range x.Groups {
+				n += g.Count
+				if g.Reason == GroupEligible {
+					require.Failf(t, "an eligible agent for waiting work", "%s: work %s: %+v", where, id, g.Agents)
+				}
+			}
+			require.Equal(t, total, n, "%s: every agent is in one group", where)
+		case "offered", "active", "wrap_up":
+			require.Equal(t, held[id], x.Agent.ID, "%s: %s", where, id)
+		}
+	}
 }
