@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -65,8 +66,8 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.IntVar(&o.silent, "silent", 2, "how many of the logged-in agents never answer, so their offers end on the push timeout")
 	fs.DurationVar(&o.acceptAfter, "accept-after", 3*time.Second, "simulated agents answer an offer after this long")
 	fs.Float64Var(&o.declineRate, "decline-rate", 0.1, "share of offers the simulated agents decline (0..1)")
-	fs.DurationVar(&o.closeAfter, "close-after", 20*time.Second, "simulated agents close accepted work after this long")
-	fs.DurationVar(&o.every, "every", 3*time.Second, "how often to print a progress line")
+	fs.DurationVar(&o.closeAfter, "close-after", 15*time.Second, "simulated agents close accepted work after this long")
+	fs.DurationVar(&o.every, "every", 5*time.Second, "how often to print a progress line")
 	fs.DurationVar(&o.stop, "duration", 0, "stop after this long (0: run until Ctrl-C)")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "the daemon's and the org's log level on stderr: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -103,6 +104,9 @@ func demoCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := runDemo(ctx, o, logger, stdout); err != nil {
 		_, _ = fmt.Fprintf(stderr, "omniroute demo: %v\n", err)
+		if errors.Is(err, iofs.ErrNotExist) {
+			_, _ = fmt.Fprintln(stderr, "(run the demo from the repository root, or give the mapping with --mapping)")
+		}
 		var cerr *connector.ConfigError
 		if errors.As(err, &cerr) {
 			return exitConfig

@@ -102,6 +102,14 @@ func TestDemoRejectsBadFlags(t *testing.T) {
 	}
 }
 
+func TestDemoNamesAMissingMapping(t *testing.T) {
+	var stderr strings.Builder
+	code := demoCommand(t.Context(), []string{"--mapping", "no-such-mapping.yaml"}, io.Discard, &stderr)
+	require.Equal(t, exitConfig, code)
+	require.Contains(t, stderr.String(), "no-such-mapping.yaml")
+	require.Contains(t, stderr.String(), "--mapping")
+}
+
 func TestParseRate(t *testing.T) {
 	for in, want := range map[string]float64{"2/s": 2, "30/m": 0.5, "3600/h": 1, "5": 5, " 1.5/s ": 1.5} {
 		got, err := parseRate(in)
