@@ -24,7 +24,11 @@
 //     once every event carrying it is applied, keeps the maps Translate reads (Known), turns
 //     UserServicePresence changes into presence events (a closed row with no new one in the
 //     same transaction is a logout), and applies each reconcile as one snapshot, buffering
-//     what arrives meanwhile.
+//     what arrives meanwhile. An AgentWork update is an offer's own only if it is the
+//     AgentWork the writer reported for that offer (one that comes first waits for the
+//     writer's result), so a decline replayed after a restart never ends a new offer. A
+//     transfer to a user is followed by reading the target's AgentWork (it has no routing
+//     model, so the custom channel does not carry it); the light check finds its close.
 //   - reader.go: the reads the router needs (PSRs whole with their skills, an AgentWork it
 //     does not know, the light check of waiting PSRs), answered through the inbox.
 //   - reconcile.go: the SOQL snapshot (waiting and offered PSRs with their skills, open

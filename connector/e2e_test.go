@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/omniroute/omniroute/salesforce/emulator"
@@ -133,7 +135,7 @@ func (e *org) waitAW(workItem, status, user string) emulator.AgentWorkInfo {
 			}
 		}
 		return false
-	}, 15*time.Second, 10*time.Millisecond, "no %s AgentWork for %s (%s); agentwork: %+v\nlogs:\n%s", status, workItem, user, e.em.AgentWorks(), e.d.logs.String())
+	}, 30*time.Second, 10*time.Millisecond, "no %s AgentWork for %s (%s); agentwork: %+v\nlogs:\n%s", status, workItem, user, e.em.AgentWorks(), e.d.logs.String())
 	return found
 }
 
@@ -303,7 +305,7 @@ func TestE2ETransfers(t *testing.T) {
 			held := false
 			e.query(func(r *Router) { _, held = r.external[res.AgentWorkID] })
 			return held
-		}, 10*time.Second, 10*time.Millisecond, "the router counts the target's AgentWork")
+		}, 20*time.Second, 10*time.Millisecond, "the router counts the target's AgentWork; logs:\n%s", e.d.logs.String())
 		w5 := e.work(emulator.WorkRequest{PreferredUser: target})
 		time.Sleep(time.Second)
 		require.Zero(t, e.count(w5.WorkItemID), "the target of a transfer to a user is busy with it")
@@ -331,7 +333,7 @@ func TestE2ETransfers(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		require.Zero(t, e.count(c2.WorkItemID), "work whose owner became a user is not routed")
 
-		e.invariants(c.WorkItemID)
+		e.invariants(w.WorkItemID, c.WorkItemID, w5.WorkItemID)
 	})
 }
 
@@ -395,10 +397,20 @@ func TestE2EGapAndReplayExpiry(t *testing.T) {
 	d2 := startDaemon(t, e.d.cfg)
 	d2.waitCondition(t, CondReconcileApplied)
 	e.d = d2
-	e.waitAW(w3.WorkItemID, "Assigned", agent1)
+	require.NoError(t, e.em.AcceptWork(e.waitAW(w3.WorkItemID, "Assigned", agent1).ID))
 	require.Equal(t, 1, e.count(w.WorkItemID))
 	require.Equal(t, 1, e.count(w2.WorkItemID))
-	e.invariants(w.WorkItemID, w2.WorkItemID)
+
+	// Mid-stream: the retained events are forgotten and the clients dropped while work
+	// arrives; the stream's stored replay id is refused, and a reconcile finds the work.
+	e.em.ExpireReplay()
+	e.em.DropStreamingClients()
+	w4 := e.work(emulator.WorkRequest{})
+	aw4 := e.waitAW(w4.WorkItemID, "Assigned", agent1)
+	require.NoError(t, e.em.AcceptWork(aw4.ID))
+	require.Eventually(t, func() bool { return e.d.logsContain("cause=replay_refused") },
+		10*time.Second, 10*time.Millisecond, "the refused replay id is reported:\n%s", e.d.logs.String())
+	e.invariants(w.WorkItemID, w2.WorkItemID, w3.WorkItemID, w4.WorkItemID)
 }
 
 // TestE2ENoise: with the emulator's noise rate at 50%, nothing is misrouted: every work item
@@ -555,6 +567,31 @@ func TestE2EAutoAccept(t *testing.T) {
 	require.NoError(t, e.em.AcceptWork(e.waitAW(s.WorkItemID, "Assigned", agent1).ID))
 	e.invariants(b.WorkItemID, b2.WorkItemID, s.WorkItemID)
 	require.Contains(t, e.metric(t, "omniroute_routing_outcomes_total"), `plan="billing"`)
+	e.lintMetrics(t)
+}
+
+// lintMetrics checks the registry after routing: lint-clean, and no label carries a
+// Salesforce id.
+func (e *org) lintMetrics(t *testing.T) {
+	t.Helper()
+	problems, err := testutil.GatherAndLint(e.d.reg)
+	require.NoError(t, err)
+	require.Empty(t, problems)
+	families, err := e.d.reg.Gather()
+	require.NoError(t, err)
+	id := regexp.MustCompile(`^[0-9a-zA-Z]{15}([0-9a-zA-Z]{3})?$`)
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				require.False(t, id.MatchString(l.GetValue()) && strings.ContainsAny(l.GetValue(), "0123456789"),
+					"%s{%s=%q} looks like a Salesforce id", mf.GetName(), l.GetName(), l.GetValue())
+			}
+		}
+	}
+	for _, want := range []string{"omniroute_routing_event_to_agentwork_request_seconds_count", "omniroute_routing_offer_to_accept_seconds_count",
+		"omniroute_router_events_total", "omniroute_reconcile_duration_seconds_count", "omniroute_writer_"} {
+		require.NotEmpty(t, e.metric(t, want), want)
+	}
 }
 
 // TestE2ESkillsRelaxationOverflow: on a fake clock, support-en work needs English 5 and
@@ -623,4 +660,74 @@ func TestE2EPresenceRelogin(t *testing.T) {
 	e.advance(31 * time.Second)
 	require.NoError(t, e.em.AcceptWork(e.waitAW(w2.WorkItemID, "Assigned", agent2).ID))
 	e.invariants(w.WorkItemID, w2.WorkItemID)
+}
+
+// TestE2EEventModes: OMNIROUTE_EVENTS=entities (per-entity CDC channels, grouped events) and
+// pushtopic (PushTopics created by the daemon) route too: accept, decline re-routed, an agent
+// going offline with an offer.
+func TestE2EEventModes(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{EventsEntities, EventsPushTopic} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, false, func(c *Config) { c.Events = mode })
+			e.presence(agent1, "Available")
+			e.presence(agent2, "Available")
+			w := e.work(emulator.WorkRequest{PreferredUser: agent1})
+			require.NoError(t, e.em.AcceptWork(e.waitAW(w.WorkItemID, "Assigned", agent1).ID))
+			w2 := e.work(emulator.WorkRequest{PreferredUser: agent1})
+			require.NoError(t, e.em.DeclineWork(e.waitAW(w2.WorkItemID, "Assigned", agent1).ID, "no"))
+			require.NoError(t, e.em.AcceptWork(e.waitAW(w2.WorkItemID, "Assigned", agent2).ID))
+			e.presence(agent3, "Available")
+			w3 := e.work(emulator.WorkRequest{PreferredUser: agent3})
+			e.waitAW(w3.WorkItemID, "Assigned", agent3)
+			e.presence(agent3, "Offline")
+			aw := e.waitAW(w3.WorkItemID, "Assigned", "")
+			require.NotEqual(t, agent3, aw.Username)
+			require.NoError(t, e.em.AcceptWork(aw.ID))
+			e.invariants(w.WorkItemID, w2.WorkItemID, w3.WorkItemID)
+			if mode == EventsPushTopic {
+				require.Contains(t, e.d.logs.String(), "channel=/topic/OmnirouteRouting")
+			}
+		})
+	}
+}
+
+// TestE2EStopCommitsAndResumes: SIGTERM's path (context cancelled) commits the replay ids of
+// the events applied; the next start resumes from them (no missed events reported) and routes
+// what arrived while the daemon was down.
+func TestE2EStopCommitsAndResumes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := newEnv(t, false, func(c *Config) { c.StateDir = dir })
+	e.presence(agent1, "Available")
+	w := e.work(emulator.WorkRequest{})
+	require.NoError(t, e.em.AcceptWork(e.waitAW(w.WorkItemID, "Assigned", agent1).ID))
+	e.waitAW(w.WorkItemID, "Opened", agent1)
+	time.Sleep(200 * time.Millisecond)
+	w1b := e.work(emulator.WorkRequest{})
+	e.waitAW(w1b.WorkItemID, "Assigned", agent1) // its events close the earlier replay ids
+	time.Sleep(200 * time.Millisecond)
+	e.d.stop()
+	select {
+	case err := <-e.d.done:
+		require.NoError(t, err)
+		e.d.done <- nil
+	case <-time.After(e.d.cfg.ShutdownTimeout.Duration + time.Second):
+		t.Fatal("Run did not return within the shutdown timeout")
+	}
+	store, err := NewFileCheckpointStore(dir, []string{e.d.cfg.CDCChannel})
+	require.NoError(t, err)
+	ids, err := store.Load(t.Context())
+	require.NoError(t, err)
+	require.Positive(t, ids[e.d.cfg.CDCChannel], "a replay id was committed")
+
+	w2 := e.work(emulator.WorkRequest{})
+	d2 := startDaemonClock(t, e.d.cfg, nil, e.clock.Now)
+	d2.waitCondition(t, CondReconcileApplied)
+	e.d = d2
+	require.NoError(t, e.em.AcceptWork(e.waitAW(w2.WorkItemID, "Assigned", agent1).ID))
+	require.NoError(t, e.em.AcceptWork(e.waitAW(w1b.WorkItemID, "Assigned", agent1).ID))
+	require.NotContains(t, d2.logs.String(), "events may have been missed", "resumed from the checkpoint")
+	e.invariants(w.WorkItemID, w1b.WorkItemID, w2.WorkItemID)
 }

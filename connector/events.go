@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -53,6 +54,10 @@ func streamChannels(cfg Config) (channels []string, topics map[string]string) {
 
 // EnsurePushTopics creates the PushTopics of OMNIROUTE_EVENTS=pushtopic that the org lacks.
 func EnsurePushTopics(ctx context.Context, c *salesforce.Client) error {
+	version, err := strconv.ParseFloat(c.APIVersion(), 64)
+	if err != nil {
+		return fmt.Errorf("create PushTopics: API version %q: %w", c.APIVersion(), err)
+	}
 	have := map[string]bool{}
 	type row struct {
 		Name string `json:"Name"`
@@ -67,8 +72,8 @@ func EnsurePushTopics(ctx context.Context, c *salesforce.Client) error {
 		if have[t.Name] {
 			continue
 		}
-		_, err := c.Create(ctx, "PushTopic", map[string]any{
-			"Name": t.Name, "Query": t.Query, "ApiVersion": c.APIVersion(), "NotifyForFields": "All",
+		_, err = c.Create(ctx, "PushTopic", map[string]any{
+			"Name": t.Name, "Query": t.Query, "ApiVersion": version, "NotifyForFields": "All",
 			"NotifyForOperationCreate": true, "NotifyForOperationUpdate": true, "NotifyForOperationDelete": true,
 		})
 		if err != nil {

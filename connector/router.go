@@ -69,6 +69,16 @@ type offerRef struct {
 	at         time.Time
 	// auto: an auto-accept plan's offer, which the engine already counts as accepted.
 	auto bool
+	// awID is the offer's AgentWork, once the writer reported it (or the snapshot had it).
+	awID string
+}
+
+// parkedAW is an AgentWork update that matches an offer whose AgentWork the writer has not
+// reported yet: it is the offer's own only if the writer reports that id.
+type parkedAW struct {
+	awID  string
+	event *salesforce.ChangeEvent
+	mark  *replayMark
 }
 
 // waitingRef is work the router believes is waiting, for queue depth and the light check.
@@ -134,6 +144,7 @@ type Router struct {
 	workQueue   map[string]string       // work id -> queue, for waiting work that is re-routed
 	uspUser     map[string]string       // UserServicePresence id -> user id
 	external    map[string]string       // AgentWork id -> work id, of work Salesforce routed that the engine counts
+	parked      map[string][]parkedAW   // work id -> AgentWork updates waiting for the writer's result
 	logouts     []*pendingLogout
 	marks       map[string][]*replayMark
 	reconciling bool
@@ -160,7 +171,7 @@ func NewRouter(opts RouterOptions) *Router {
 		inbox:   make(chan inMsg, 256),
 		psrWork: map[string]string{}, psrSeen: map[string]uint64{}, agentWork: map[string]AgentWorkRef{},
 		offers: map[string]offerRef{}, arrived: map[string]time.Time{}, waiting: map[string]waitingRef{},
-		workQueue: map[string]string{}, uspUser: map[string]string{}, external: map[string]string{}, marks: map[string][]*replayMark{},
+		workQueue: map[string]string{}, uspUser: map[string]string{}, external: map[string]string{}, parked: map[string][]parkedAW{}, marks: map[string][]*replayMark{},
 		reconciling: true,
 	}
 }
@@ -438,6 +449,15 @@ func (r *Router) processStream(m inMsg) {
 
 // translate applies a change event once the router knows what it needs.
 func (r *Router) translate(ev *salesforce.ChangeEvent, mark *replayMark) {
+	if aw := ev.AgentWork; aw != nil && ev.ChangeType == salesforce.ChangeCreate &&
+		ev.Has("RoutingModel") && aw.RoutingModel == salesforce.RoutingModelExternal {
+		// Only a routing partner inserts external-routing AgentWork, and omniroute is the one
+		// active writer: its own insert (a PushTopic event carries no changeOrigin, and the
+		// writer's result may not have arrived), not work Salesforce routed.
+		r.m.events.WithLabelValues(SkipOwnInsert).Inc()
+		r.done(mark)
+		return
+	}
 	ch := Translate(ev, r.names, r)
 	if ch.Skipped != "" && len(ch.Events) == 0 && len(ch.ReadPSRs) == 0 && len(ch.ReadAgentWork) == 0 {
 		r.m.events.WithLabelValues(ch.Skipped).Inc()
@@ -616,6 +636,26 @@ func (r *Router) processResult(res WriteResult) {
 	c := res.Command
 	if res.AgentWorkID != "" {
 		r.agentWork[res.AgentWorkID] = AgentWorkRef{UserID: c.AgentID, WorkID: c.WorkID, PSR: c.PSR, Ours: true}
+		if o, ok := r.offers[c.WorkID]; ok && o.agent == c.AgentID && o.awID == "" {
+			o.awID = res.AgentWorkID
+			r.offers[c.WorkID] = o
+		}
+	}
+	if c.Type == routing.CommandOffer {
+		// AgentWork updates that came before this result: the offer's own, or stale ones
+		// (an earlier AgentWork of the same agent and work, replayed after a restart).
+		parked := r.parked[c.WorkID]
+		delete(r.parked, c.WorkID)
+		defer func() {
+			for _, p := range parked {
+				if p.awID == res.AgentWorkID {
+					r.translateNoMark(p.event)
+				} else {
+					r.m.events.WithLabelValues("stale_agentwork").Inc()
+				}
+				r.done(p.mark)
+			}
+		}()
 	}
 	if res.Err != nil {
 		r.log.Warn("a command was not carried out", "command", c.Type.String(), "work", c.WorkID, "err", res.Err)
@@ -644,9 +684,27 @@ func (r *Router) processRead(m inMsg) {
 		aw := a.agentWork
 		ref := AgentWorkRef{UserID: aw.UserID, WorkID: aw.WorkItemID, PSR: aw.PendingServiceRoutingID}
 		if o, ok := r.offers[aw.WorkItemID]; ok && o.agent == aw.UserID && (o.psr == aw.PendingServiceRoutingID || aw.PendingServiceRoutingID == "") {
+			switch o.awID {
+			case "":
+				// The writer has not reported this offer's AgentWork: wait for it.
+				if a.req.mark != nil {
+					a.req.mark.open++
+				}
+				r.parked[aw.WorkItemID] = append(r.parked[aw.WorkItemID], parkedAW{awID: aw.ID, event: a.req.event, mark: a.req.mark})
+				return
+			case aw.ID:
+				ref.Ours = true
+			default:
+				// An earlier AgentWork of the same agent and work (replayed after a restart):
+				// nothing to tell the engine.
+				r.m.events.WithLabelValues("stale_agentwork").Inc()
+				return
+			}
+		} else if aw.RoutingModel == salesforce.RoutingModelExternal {
+			// Only a routing partner inserts external-routing AgentWork: ours, for work no
+			// longer offered (accepted, or held since before a restart); the engine checks
+			// the agent and the work of what follows.
 			ref.Ours = true
-		} else if aw.RoutingModel == salesforce.RoutingModelExternal && r.psrWork[aw.PendingServiceRoutingID] == aw.WorkItemID && aw.PendingServiceRoutingID != "" {
-			ref.Ours = true // an offer of ours the writer has not reported yet
 		}
 		r.agentWork[aw.ID] = ref
 		if !ref.Ours && a.req.external {
@@ -787,7 +845,14 @@ func (r *Router) applySnapshot(d *reconcileData) {
 	for _, e := range d.skills {
 		r.apply(e)
 	}
-	// The router's maps restart from what Salesforce holds.
+	// The router's maps restart from what Salesforce holds; AgentWork updates parked for a
+	// writer result are covered by the snapshot.
+	for _, ps := range r.parked {
+		for _, p := range ps {
+			r.done(p.mark)
+		}
+	}
+	r.parked = map[string][]parkedAW{}
 	r.psrWork = map[string]string{}
 	r.psrSeen = map[string]uint64{}
 	r.offers = map[string]offerRef{}
@@ -800,6 +865,12 @@ func (r *Router) applySnapshot(d *reconcileData) {
 	for _, o := range d.snap.Offers {
 		r.learnPSR(o.Work.PSR, o.Work.ID)
 		r.offers[o.Work.ID] = offerRef{psr: o.Work.PSR, agent: o.AgentID, at: start}
+	}
+	for id, ref := range d.agentWork {
+		if o, ok := r.offers[ref.WorkID]; ok && ref.Ours && o.agent == ref.UserID {
+			o.awID = id
+			r.offers[ref.WorkID] = o
+		}
 	}
 	maps.Copy(r.agentWork, d.agentWork)
 	r.external = map[string]string{}

@@ -80,6 +80,7 @@ func TestBlackBox(t *testing.T) {
 		// ids uncommitted.
 		require.Eventually(t, func() bool { return org.agentWorkCount(t) > 0 }, 30*time.Second, 2*time.Millisecond)
 		d.kill(t)
+		first := d
 		accepted := len(org.acceptedItems(t))
 		t.Logf("killed with %d AgentWork made and %d items accepted", org.agentWorkCount(t), accepted)
 		require.Less(t, accepted, 100, "killed mid-burst, with work left to route")
@@ -89,6 +90,9 @@ func TestBlackBox(t *testing.T) {
 		org.waitRouted(t, items, 60*time.Second)
 		h := org.checkHistory(t, items)
 		t.Logf("200 items across a SIGKILL: %d AgentWork, %d declined", h.agentWorks, h.declined)
+		for _, secret := range []string{org.secret, bbAdminToken} {
+			require.NotContains(t, d.stderr.String()+first.stderr.String(), secret, "secrets never reach the logs")
+		}
 	})
 }
 
@@ -448,6 +452,9 @@ func (o *bbOrg) checkHistory(t *testing.T, items []bbItem) historyFigures {
 	return f
 }
 
+// bbAdminToken is omniroute's admin token in the black-box tests.
+const bbAdminToken = "black-box-admin-token-0123456789"
+
 // bbDaemon is a running `omniroute run`.
 type bbDaemon struct {
 	cmd    *exec.Cmd
@@ -472,7 +479,7 @@ func startOmniroute(t *testing.T, bins blackBoxBinaries, org *bbOrg, stateDir st
 		"OMNIROUTE_MAPPING_FILE="+mapping,
 		"OMNIROUTE_HTTP_ADDR=127.0.0.1:0",
 		"OMNIROUTE_STATE_DIR="+stateDir,
-		"OMNIROUTE_ADMIN_TOKEN=black-box-admin-token-0123456789",
+		"OMNIROUTE_ADMIN_TOKEN="+bbAdminToken,
 		"OMNIROUTE_LOG_FORMAT=json",
 		"OMNIROUTE_LOG_LEVEL=info",
 		"OMNIROUTE_SHUTDOWN_TIMEOUT=5s",

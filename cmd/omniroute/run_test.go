@@ -82,8 +82,8 @@ func TestRunConfigErrors(t *testing.T) {
 }
 
 // TestRunBinary builds omniroute and runs it as operators do, against the emulator over
-// loopback: it starts, checks the mapping against the org, serves /readyz (not ready: no
-// stream yet), reloads on SIGHUP, and exits 0 on SIGTERM within the shutdown timeout.
+// loopback: it starts, checks the mapping against the org, subscribes and reconciles, serves
+// /readyz (ready), reloads on SIGHUP, and exits 0 on SIGTERM within the shutdown timeout.
 func TestRunBinary(t *testing.T) {
 	noOrg(t)
 	bin := filepath.Join(t.TempDir(), "omniroute")
@@ -141,13 +141,14 @@ func TestRunBinary(t *testing.T) {
 	addr, _ := start["http_addr"].(string)
 	require.Regexp(t, regexp.MustCompile(`^127\.0\.0\.1:\d+$`), addr)
 	waitLog("mapping fits the org")
+	waitLog("ready: reconcile applied, routing")
 
 	resp, err := http.Get("http://" + addr + "/readyz")
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	require.Contains(t, string(body), "stream not subscribed")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), `"ready": true`)
 	require.NotContains(t, string(body), emulator.DemoClientSecret)
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
