@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -20,279 +21,506 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// blackBox is the two binaries under test: sfemulator --seed demo and omniroute run.
-type blackBox struct {
-	t     *testing.T
-	omni  string
-	url   string
-	token string
-	state string
-	cmd   *exec.Cmd
-	logs  *lockedBuffer
+// The black-box tests run the two binaries as an operator does: `sfemulator --seed demo` and
+// `omniroute run` configured by OMNIROUTE_* variables with docs/examples/demo-mapping.yaml,
+// over loopback, and judge the outcome only from the org's own record
+// (GET /emulator/v1/history).
+func TestBlackBox(t *testing.T) {
+	bin := t.TempDir()
+	build := func(pkg, name string) string {
+		out := filepath.Join(bin, name)
+		cmd := exec.CommandContext(t.Context(), "go", "build", "-o", out, pkg)
+		b, err := cmd.CombinedOutput()
+		require.NoError(t, err, "go build %s: %s", pkg, b)
+		return out
+	}
+	bins := blackBoxBinaries{emulator: build("../sfemulator", "sfemulator"), omniroute: build(".", "omniroute")}
+
+	// 200 work items; simulated agents accept, decline, and two never answer so their offers end
+	// on the org's push timeout (30 s in the demo org) and are routed again.
+	t.Run("AcceptsDeclinesAndPushTimeouts", func(t *testing.T) {
+		t.Parallel()
+		org := startEmulator(t, bins)
+		org.agentsOnline(t, 24)
+		silent := []string{"agent23@omniroute.demo", "agent24@omniroute.demo"}
+		org.auto(t, 0.2, silent)
+		d := startOmniroute(t, bins, org, t.TempDir())
+		d.waitReady(t)
+		items := org.createWork(t, 0, 200)
+		// Once each silent agent holds an offer, they answer too (from the next offer on), so
+		// every item meets at most one push timeout and the test stays short.
+		require.Eventually(t, func() bool {
+			held := map[string]bool{}
+			for _, aw := range org.agentWorks(t) {
+				held[aw.Username] = true
+			}
+			return held[silent[0]] && held[silent[1]]
+		}, 30*time.Second, 50*time.Millisecond, "the silent agents are offered work")
+		org.auto(t, 0.2, nil)
+		org.waitRouted(t, items, 75*time.Second)
+		h := org.checkHistory(t, items)
+		require.Positive(t, h.declined, "some offers were declined")
+		require.Positive(t, h.timedOut, "some offers ended on the push timeout")
+		t.Logf("200 items: %d AgentWork, %d declined, %d push timeouts", h.agentWorks, h.declined, h.timedOut)
+	})
+
+	// omniroute is killed (SIGKILL) mid-burst and restarted with the same state directory:
+	// nothing is lost (every item is accepted once) and nothing is duplicated (never two open
+	// AgentWork for one PSR).
+	t.Run("SIGKILLMidBurst", func(t *testing.T) {
+		t.Parallel()
+		org := startEmulator(t, bins)
+		org.agentsOnline(t, 24)
+		org.auto(t, 0.2, nil)
+		state := t.TempDir()
+		d := startOmniroute(t, bins, org, state)
+		d.waitReady(t)
+		items := org.createWork(t, 0, 100)
+		// Killed as soon as the first offers are out: writes in flight, events unapplied, replay
+		// ids uncommitted.
+		require.Eventually(t, func() bool { return org.agentWorkCount(t) > 0 }, 30*time.Second, 2*time.Millisecond)
+		d.kill(t)
+		first := d
+		accepted := len(org.acceptedItems(t))
+		t.Logf("killed with %d AgentWork made and %d items accepted", org.agentWorkCount(t), accepted)
+		require.Less(t, accepted, 100, "killed mid-burst, with work left to route")
+		items = append(items, org.createWork(t, 100, 100)...)
+		d = startOmniroute(t, bins, org, state)
+		d.waitReady(t)
+		org.waitRouted(t, items, 60*time.Second)
+		h := org.checkHistory(t, items)
+		t.Logf("200 items across a SIGKILL: %d AgentWork, %d declined", h.agentWorks, h.declined)
+		for _, secret := range []string{org.secret, bbAdminToken} {
+			require.NotContains(t, d.stderr.String()+first.stderr.String(), secret, "secrets never reach the logs")
+		}
+	})
 }
 
-type lockedBuffer struct {
+type blackBoxBinaries struct{ emulator, omniroute string }
+
+// syncBuffer collects a process's output for the failure message.
+type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
-// buildBinaries builds sfemulator and omniroute into a temporary directory.
-func buildBinaries(t *testing.T) (emu, omni string) {
+// startProcess starts a binary whose process the test stops (SIGTERM, then SIGKILL) at its end.
+// A *io.PipeWriter stdout is closed when the process exits.
+func startProcess(t *testing.T, name string, env []string, stdout io.Writer, stderr *syncBuffer, args ...string) (*exec.Cmd, <-chan struct{}) {
 	t.Helper()
-	dir := t.TempDir()
-	emu, omni = filepath.Join(dir, "sfemulator"), filepath.Join(dir, "omniroute")
-	for bin, pkg := range map[string]string{emu: "../sfemulator", omni: "."} {
-		build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, pkg)
-		build.Stderr = os.Stderr
-		require.NoError(t, build.Run())
-	}
-	return emu, omni
-}
-
-// startEmulator starts `sfemulator --addr 127.0.0.1:0 --seed demo` and reads its banner.
-func startEmulator(t *testing.T, bin string) (url, control string) {
-	t.Helper()
-	cmd := exec.CommandContext(t.Context(), bin, "--addr", "127.0.0.1:0", "--seed", "demo", "--log-level", "warn")
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan struct{})
+	go func() {
 		_ = cmd.Wait()
-	})
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		if u, ok := strings.CutPrefix(line, "sfemulator listening on "); ok {
-			url = u
+		if pw, ok := stdout.(*io.PipeWriter); ok {
+			_ = pw.Close()
 		}
-		if c, ok := strings.CutPrefix(line, "control_token: "); ok {
-			control = c
-			break
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("%s stderr (last 8 KiB):\n%s", filepath.Base(name), tail(stderr.String(), 8<<10))
+		}
+	})
+	return cmd, exited
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// cleanEnv is the environment without OMNIROUTE_* variables (omniroute refuses unknown ones).
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OMNIROUTE_") && !strings.HasPrefix(kv, "SFEMULATOR_") {
+			env = append(env, kv)
 		}
 	}
-	require.NotEmpty(t, url)
-	require.NotEmpty(t, control)
-	go func() { _, _ = io.Copy(io.Discard, out) }()
-	return url, control
+	return env
 }
 
-// start runs omniroute against the emulator and waits until it is ready.
-func (b *blackBox) start() {
-	b.t.Helper()
-	b.logs = &lockedBuffer{}
-	b.cmd = exec.CommandContext(b.t.Context(), b.omni, "run")
-	b.cmd.Env = append(os.Environ(),
-		"OMNIROUTE_SALESFORCE_LOGIN_URL="+b.url,
-		"OMNIROUTE_SALESFORCE_CLIENT_ID=omniroute-demo",
-		"OMNIROUTE_SALESFORCE_CLIENT_SECRET=omniroute-demo-secret",
-		"OMNIROUTE_MAPPING_FILE=../../docs/examples/demo-mapping.yaml",
-		"OMNIROUTE_HTTP_ADDR=127.0.0.1:0",
-		"OMNIROUTE_STATE_DIR="+b.state,
-		"OMNIROUTE_WAITING_CHECK=1s",
-		"OMNIROUTE_SHUTDOWN_TIMEOUT=5s",
-	)
-	b.cmd.Stderr = b.logs
-	require.NoError(b.t, b.cmd.Start())
-	require.Eventually(b.t, func() bool { return strings.Contains(b.logs.String(), "ready: reconcile applied, routing") },
-		30*time.Second, 20*time.Millisecond, "omniroute never became ready:\n%s", b.logs.String())
+// bbOrg is a running sfemulator.
+type bbOrg struct {
+	url, token, secret string
+	client             *http.Client
 }
 
-// control calls the emulator's control API.
-func (b *blackBox) control(method, path string, body any, out any) {
-	b.t.Helper()
+func startEmulator(t *testing.T, bins blackBoxBinaries) *bbOrg {
+	t.Helper()
+	pr, pw := io.Pipe()
+	stderr := &syncBuffer{}
+	_, _ = startProcess(t, bins.emulator, cleanEnv(), pw, stderr, "--addr", "127.0.0.1:0", "--seed", "demo", "--log-level", "warn")
+	banner := map[string]string{}
+	got := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		done := false
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), ": "); ok && !done {
+				banner[k] = v
+				if k == "login_url" { // the banner's last line but one
+					done = true
+					close(got)
+				}
+			}
+		}
+	}()
+	select {
+	case <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("sfemulator printed no banner: %s", stderr.String())
+	}
+	for _, k := range []string{"login_url", "client_id", "client_secret", "control_token"} {
+		require.NotEmpty(t, banner[k], k)
+	}
+	require.Equal(t, "omniroute-demo", banner["client_id"])
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	org := &bbOrg{url: banner["login_url"], token: banner["control_token"], client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	org.secret = banner["client_secret"]
+	return org
+}
+
+// call is one control-API request; out, when not nil, receives the JSON answer.
+func (o *bbOrg) call(t *testing.T, method, path string, body, out any) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
-		data, err := json.Marshal(body)
-		require.NoError(b.t, err)
-		rd = bytes.NewReader(data)
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(b.t.Context(), method, b.url+"/emulator/v1/"+path, rd)
-	require.NoError(b.t, err)
-	req.Header.Set("Authorization", "Bearer "+b.token)
+	req, err := http.NewRequestWithContext(t.Context(), method, o.url+path, rd)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+o.token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(b.t, err)
+	resp, err := o.client.Do(req)
+	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
-	data, _ := io.ReadAll(resp.Body)
-	require.Less(b.t, resp.StatusCode, 300, "%s %s: %s", method, path, data)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Less(t, resp.StatusCode, 300, "%s %s: %s", method, path, b)
 	if out != nil {
-		require.NoError(b.t, json.Unmarshal(data, out))
+		require.NoError(t, json.Unmarshal(b, out), "%s %s: %s", method, path, b)
 	}
 }
 
-type agentWork struct {
-	ID, WorkItemID, PSRID, Status string
-	History                       []struct{ Status string }
+func (o *bbOrg) agentsOnline(t *testing.T, n int) {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		o.call(t, http.MethodPost, fmt.Sprintf("/emulator/v1/agents/agent%02d@omniroute.demo/presence", i), map[string]string{"status": "Available"}, nil)
+	}
 }
 
-func (a *agentWork) UnmarshalJSON(b []byte) error {
-	var v struct {
-		ID         string `json:"id"`
-		WorkItemID string `json:"workItemId"`
-		PSRID      string `json:"psrId"`
-		Status     string `json:"status"`
-		History    []struct {
-			Status string `json:"status"`
-		} `json:"history"`
+// auto makes every agent but the silent ones answer their offers after 100 ms, declining
+// with probability declineRate, and close accepted work after 500 ms.
+func (o *bbOrg) auto(t *testing.T, declineRate float64, silent []string) {
+	t.Helper()
+	var users []string
+	for i := 1; i <= 24; i++ {
+		u := fmt.Sprintf("agent%02d@omniroute.demo", i)
+		if !slices.Contains(silent, u) {
+			users = append(users, u)
+		}
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	a.ID, a.WorkItemID, a.PSRID, a.Status = v.ID, v.WorkItemID, v.PSRID, v.Status
-	for _, h := range v.History {
-		a.History = append(a.History, struct{ Status string }{h.Status})
-	}
-	return nil
+	o.call(t, http.MethodPost, "/emulator/v1/auto", map[string]any{
+		"enabled": true, "acceptAfterMs": 100, "declineRate": declineRate, "closeAfterMs": 500, "users": users,
+	}, nil)
 }
 
-// TestBlackBox starts the two binaries, sfemulator --seed demo and omniroute run with the
-// OMNIROUTE_* variables and docs/examples/demo-mapping.yaml, logs the 24 demo agents in,
-// lets simulated agents accept (after 100 ms), decline (15%) and time out (two agents never
-// answer), and creates 200 work items across the three queues through the control API. The
-// daemon is SIGKILLed mid-burst and started again on the same state directory. Every work
-// item must end with exactly one accepted AgentWork for its PSR, and no PSR may ever have two
-// open AgentWorks.
-func TestBlackBox(t *testing.T) {
-	noOrg(t)
-	emu, omni := buildBinaries(t)
-	b := &blackBox{t: t, omni: omni, state: t.TempDir()}
-	b.url, b.token = startEmulator(t, emu)
-	b.start()
-	var auto []string
-	for n := 1; n <= 24; n++ {
-		user := fmt.Sprintf("agent%02d@omniroute.demo", n)
-		b.control(http.MethodPost, "agents/"+user+"/presence", map[string]string{"status": "Available"}, nil)
-		if n != 22 && n != 24 {
-			auto = append(auto, user)
-		}
-	}
-	b.control(http.MethodPost, "auto", map[string]any{"enabled": true, "acceptAfterMs": 100, "declineRate": 0.15,
-		"closeAfterMs": 400, "users": auto}, nil)
+// bbItem is one work item created through the control API.
+type bbItem struct {
+	WorkItemID string `json:"workItemId"`
+	PSRID      string `json:"psrId"`
+	Channel    string `json:"-"`
+	Queue      string `json:"-"`
+}
 
-	queues := []string{"Support_EN", "Support_DE", "Billing"}
-	channels := []string{"Chat", "Case", "Messaging"}
-	var items []string
-	for i := range 200 {
-		if i == 100 {
-			// SIGKILL mid-burst, then start again on the same checkpoints.
-			require.NoError(t, b.cmd.Process.Kill())
-			_ = b.cmd.Wait()
-			b.start()
-		}
-		var res struct {
-			WorkItemID string `json:"workItemId"`
-			PSRID      string `json:"psrId"`
-		}
-		b.control(http.MethodPost, "work", map[string]any{"channel": channels[i%3], "queue": queues[(i/3)%3], "subject": "bb"}, &res)
-		require.NotEmpty(t, res.PSRID)
-		items = append(items, res.WorkItemID)
-		time.Sleep(5 * time.Millisecond)
+// createWork creates n items (numbered from first): chats, messaging sessions and cases across
+// the three queues.
+func (o *bbOrg) createWork(t *testing.T, first, n int) []bbItem {
+	t.Helper()
+	items := make([]bbItem, 0, n)
+	for i := first; i < first+n; i++ {
+		var it bbItem
+		o.call(t, http.MethodPost, "/emulator/v1/work", map[string]string{
+			"channel": demoChannel(i),
+			"queue":   demoQueue(i),
+			"subject": fmt.Sprintf("black box %d", i),
+		}, &it)
+		require.NotEmpty(t, it.PSRID, "item %d has a PSR", i)
+		it.Channel, it.Queue = demoChannel(i), demoQueue(i)
+		items = append(items, it)
 	}
-	defer func() {
-		_ = b.cmd.Process.Signal(syscall.SIGTERM)
-		_ = b.cmd.Wait()
-	}()
+	return items
+}
 
-	accepted := func(aws []agentWork) map[string]int {
-		n := map[string]int{}
-		for _, aw := range aws {
-			if slices.ContainsFunc(aw.History, func(h struct{ Status string }) bool { return h.Status == "Opened" }) {
-				n[aw.WorkItemID]++
-			}
-		}
-		return n
-	}
-	var aws []agentWork
-	deadline := time.Now().Add(90 * time.Second)
-	done := func() bool {
-		aws = nil
-		b.control(http.MethodGet, "agentwork", nil, &aws)
-		n := accepted(aws)
-		for _, w := range items {
-			if n[w] == 0 {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() && time.Now().Before(deadline) {
-		time.Sleep(250 * time.Millisecond)
-	}
-	if !done() {
-		n := accepted(aws)
-		for _, w := range items {
-			if n[w] == 0 {
-				var sts []string
-				for _, aw := range aws {
-					if aw.WorkItemID == w {
-						sts = append(sts, aw.PSRID+":"+aw.Status)
-					}
-				}
-				t.Logf("not accepted: %s %v", w, sts)
-			}
-		}
-		for l := range strings.SplitSeq(b.logs.String(), "\n") {
-			if !strings.Contains(l, "level=DEBUG") {
-				t.Log(l)
-			}
-		}
-		t.Fatal("not every work item was accepted within 90 s")
-	}
-	n := accepted(aws)
-	for _, w := range items {
-		require.Equal(t, 1, n[w], "work %s has %d accepted AgentWorks", w, n[w])
-	}
+type bbAgentWork struct {
+	ID         string `json:"id"`
+	WorkItemID string `json:"workItemId"`
+	Username   string `json:"username"`
+	History    []struct {
+		Status string `json:"status"`
+	} `json:"history"`
+}
 
-	// No PSR ever had two open AgentWorks: walk the history.
-	open := map[string]map[string]bool{}
-	next := "history?after=0&limit=10000"
-	for next != "" {
+func (o *bbOrg) agentWorks(t *testing.T) []bbAgentWork {
+	t.Helper()
+	var aws []bbAgentWork
+	o.call(t, http.MethodGet, "/emulator/v1/agentwork", nil, &aws)
+	return aws
+}
+
+func (o *bbOrg) agentWorkCount(t *testing.T) int { return len(o.agentWorks(t)) }
+
+// acceptedItems are the work items with an accepted (Opened) AgentWork.
+func (o *bbOrg) acceptedItems(t *testing.T) map[string]bool {
+	t.Helper()
+	accepted := map[string]bool{}
+	for _, aw := range o.agentWorks(t) {
+		for _, h := range aw.History {
+			if h.Status == "Opened" {
+				accepted[aw.WorkItemID] = true
+			}
+		}
+	}
+	return accepted
+}
+
+// waitRouted waits until every item has an accepted (Opened) AgentWork.
+func (o *bbOrg) waitRouted(t *testing.T, items []bbItem, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		accepted := o.acceptedItems(t)
+		var missing []string
+		for _, it := range items {
+			if !accepted[it.WorkItemID] {
+				missing = append(missing, fmt.Sprintf("%s %s in %s (PSR %s)", it.Channel, it.WorkItemID, it.Queue, it.PSRID))
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, %d of %d items were never accepted, e.g. %v\n%s", within, len(missing), len(items),
+				missing[:min(5, len(missing))], o.explain(t, items, accepted))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// explain is the history of the first items never accepted: every change of their PSR and
+// AgentWork, for the failure message.
+func (o *bbOrg) explain(t *testing.T, items []bbItem, accepted map[string]bool) string {
+	t.Helper()
+	psrs := map[string]bool{}
+	for _, it := range items {
+		if !accepted[it.WorkItemID] && len(psrs) < 3 {
+			psrs[it.PSRID] = true
+		}
+	}
+	var b strings.Builder
+	for _, e := range o.history(t) {
+		psr, _ := e.Fields["PendingServiceRoutingId"].(string)
+		if psrs[e.ID] || psrs[psr] {
+			fmt.Fprintf(&b, "seq %d %s %s %s %s status=%v pushed=%v user=%v declined=%v\n", e.Seq, e.Time.Format("15:04:05.000"),
+				e.Entity, e.ID, e.ChangeType, e.Fields["Status"], e.Fields["IsPushed"], e.Fields["UserId"], e.Fields["LastDeclinedAgentSession"])
+		}
+	}
+	return b.String()
+}
+
+type bbHistoryEntry struct {
+	Time       time.Time      `json:"time"`
+	Seq        int64          `json:"seq"`
+	Entity     string         `json:"entity"`
+	ID         string         `json:"id"`
+	ChangeType string         `json:"changeType"`
+	Fields     map[string]any `json:"fields"`
+}
+
+// history reads the org's whole history, page by page.
+func (o *bbOrg) history(t *testing.T) []bbHistoryEntry {
+	t.Helper()
+	var all []bbHistoryEntry
+	path := "/emulator/v1/history?after=0&limit=500"
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 10_000)
 		var page struct {
-			Entries []struct {
-				Entity string         `json:"entity"`
-				ID     string         `json:"id"`
-				Fields map[string]any `json:"fields"`
-			} `json:"entries"`
-			Done bool   `json:"done"`
-			Next string `json:"next"`
+			Entries []bbHistoryEntry `json:"entries"`
+			Done    bool             `json:"done"`
+			Next    string           `json:"next"`
 		}
-		b.control(http.MethodGet, next, nil, &page)
-		for _, h := range page.Entries {
-			if h.Entity != "AgentWork" {
-				continue
-			}
-			psr, _ := h.Fields["PendingServiceRoutingId"].(string)
-			st, _ := h.Fields["Status"].(string)
-			if psr == "" {
-				continue
-			}
-			if open[psr] == nil {
-				open[psr] = map[string]bool{}
-			}
-			if st == "Assigned" || st == "Opened" {
-				open[psr][h.ID] = true
-			} else {
-				delete(open[psr], h.ID)
-			}
-			require.LessOrEqual(t, len(open[psr]), 1, "PSR %s has two open AgentWorks", psr)
+		o.call(t, http.MethodGet, path, nil, &page)
+		for _, e := range page.Entries {
+			require.Equal(t, int64(len(all)+1), e.Seq, "history numbered without gaps")
+			all = append(all, e)
 		}
-		next = ""
-		if !page.Done && page.Next != "" {
-			next = strings.TrimPrefix(page.Next, "/emulator/v1/")
+		if page.Done {
+			return all
 		}
+		require.NotEmpty(t, page.Next)
+		path = page.Next
 	}
-	require.NotContains(t, b.logs.String(), "omniroute-demo-secret")
+}
+
+type historyFigures struct{ agentWorks, declined, timedOut int }
+
+// checkHistory replays the org's history: no PSR ever has two open (Assigned or Opened)
+// AgentWork at once, and every item's PSR ends with exactly one accepted AgentWork.
+func (o *bbOrg) checkHistory(t *testing.T, items []bbItem) historyFigures {
+	t.Helper()
+	entries := o.history(t)
+	status := map[string]string{}        // AgentWork id → status
+	psrOf := map[string]string{}         // AgentWork id → PSR id
+	open := map[string]map[string]bool{} // PSR id → its open AgentWork
+	accepted := map[string]map[string]bool{}
+	var f historyFigures
+	for _, e := range entries {
+		if e.Entity != "AgentWork" {
+			continue
+		}
+		st, _ := e.Fields["Status"].(string)
+		psr, _ := e.Fields["PendingServiceRoutingId"].(string)
+		if e.ChangeType == "CREATE" {
+			f.agentWorks++
+			psrOf[e.ID] = psr
+		}
+		psr = psrOf[e.ID]
+		if st == "" || st == status[e.ID] {
+			continue
+		}
+		status[e.ID] = st
+		switch st {
+		case "Declined":
+			f.declined++
+		case "DeclinedOnPushTimeout":
+			f.timedOut++
+		case "Opened":
+			if accepted[psr] == nil {
+				accepted[psr] = map[string]bool{}
+			}
+			accepted[psr][e.ID] = true
+		}
+		if open[psr] == nil {
+			open[psr] = map[string]bool{}
+		}
+		if st == "Assigned" || st == "Opened" {
+			open[psr][e.ID] = true
+		} else {
+			delete(open[psr], e.ID)
+		}
+		require.LessOrEqual(t, len(open[psr]), 1,
+			"history seq %d: PSR %s has two open AgentWork at once: %v", e.Seq, psr, open[psr])
+	}
+	for _, it := range items {
+		require.Len(t, accepted[it.PSRID], 1,
+			"PSR %s (work item %s) ends with exactly one accepted AgentWork", it.PSRID, it.WorkItemID)
+	}
+	return f
+}
+
+// bbAdminToken is omniroute's admin token in the black-box tests.
+const bbAdminToken = "black-box-admin-token-0123456789"
+
+// bbDaemon is a running `omniroute run`.
+type bbDaemon struct {
+	cmd    *exec.Cmd
+	exited <-chan struct{}
+	url    string
+	stderr *syncBuffer
+	client *http.Client
+}
+
+// The start-up log names the bound address; the configuration it also logs holds port 0.
+var httpAddrLog = regexp.MustCompile(`"http_addr":"(127\.0\.0\.1:[1-9][0-9]*)"`)
+
+// startOmniroute runs `omniroute run` against the org with the demo mapping and stateDir.
+func startOmniroute(t *testing.T, bins blackBoxBinaries, org *bbOrg, stateDir string) *bbDaemon {
+	t.Helper()
+	mapping, err := filepath.Abs("../../docs/examples/demo-mapping.yaml")
+	require.NoError(t, err)
+	env := append(cleanEnv(),
+		"OMNIROUTE_SALESFORCE_LOGIN_URL="+org.url,
+		"OMNIROUTE_SALESFORCE_CLIENT_ID=omniroute-demo",
+		"OMNIROUTE_SALESFORCE_CLIENT_SECRET="+org.secret,
+		"OMNIROUTE_MAPPING_FILE="+mapping,
+		"OMNIROUTE_HTTP_ADDR=127.0.0.1:0",
+		"OMNIROUTE_STATE_DIR="+stateDir,
+		"OMNIROUTE_ADMIN_TOKEN="+bbAdminToken,
+		"OMNIROUTE_LOG_FORMAT=json",
+		"OMNIROUTE_LOG_LEVEL=info",
+		"OMNIROUTE_SHUTDOWN_TIMEOUT=5s",
+		"OMNIROUTE_WAITING_CHECK=1s",
+	)
+	stderr := &syncBuffer{}
+	cmd, exited := startProcess(t, bins.omniroute, env, io.Discard, stderr, "run")
+	d := &bbDaemon{cmd: cmd, exited: exited, stderr: stderr}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	d.client = &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	require.Eventually(t, func() bool {
+		if m := httpAddrLog.FindStringSubmatch(stderr.String()); m != nil {
+			d.url = "http://" + m[1]
+			return true
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond, "omniroute logs its HTTP address")
+	return d
+}
+
+func (d *bbDaemon) waitReady(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := d.client.Get(d.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond, "omniroute becomes ready: %s", tail(d.stderr.String(), 4<<10))
+}
+
+// kill stops omniroute with SIGKILL: no graceful stop, no last checkpoint.
+func (d *bbDaemon) kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, d.cmd.Process.Kill())
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("omniroute did not exit on SIGKILL")
+	}
 }

@@ -3,65 +3,121 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
-func TestDemoServesTheDemoOrg(t *testing.T) {
+// TestDemoRoutesAndStopsCleanly runs the demo at a fast rate: the banner gives the metrics URL
+// and an explain command with a generated admin token, progress lines show work routed within
+// seconds (declines and push timeouts included), and cancelling (Ctrl-C) ends it with exit 0 and
+// no goroutine left behind.
+func TestDemoRoutesAndStopsCleanly(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
+	start := time.Now()
 	go func() {
-		done <- demoCommand(ctx, []string{"--addr", "127.0.0.1:0", "--agents", "3"}, pw, io.Discard)
+		done <- demoCommand(ctx, []string{
+			"--mapping", "../../docs/examples/demo-mapping.yaml", "--rate", "20/s",
+			"--accept-after", "200ms", "--close-after", "1s", "--decline-rate", "0.3", "--every", "500ms",
+		}, pw, io.Discard)
 		_ = pw.Close()
 	}()
 
-	banner := bufio.NewScanner(pr)
-	var url, token string
-	for banner.Scan() && (url == "" || token == "") {
-		line := banner.Text()
-		if m := regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)$`).FindStringSubmatch(line); m != nil {
-			url = m[1]
+	lines := make(chan string, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
 		}
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "control" && f[1] == "token" {
-			token = f[2]
+	}()
+	var metricsURL, token string
+	routed, declines := 0, 0
+	progress := regexp.MustCompile(`created (\d+)  routed (\d+)  waiting (\d+)  p95 wait \S+  declines re-routed (\d+)  timeouts re-routed \d+  API calls/routed \d+\.\d\d$`)
+	deadline := time.After(30 * time.Second)
+	for routed < 20 || declines == 0 || metricsURL == "" || token == "" {
+		select {
+		case line, ok := <-lines:
+			require.True(t, ok, "the demo stopped early")
+			if m := regexp.MustCompile(`curl -s (http://127\.0\.0\.1:\d+/metrics)`).FindStringSubmatch(line); m != nil {
+				metricsURL = m[1]
+			}
+			if m := regexp.MustCompile(`Bearer ([0-9a-f]+)' http://127\.0\.0\.1:\d+/v1/work/`).FindStringSubmatch(line); m != nil {
+				token = m[1]
+			}
+			if m := progress.FindStringSubmatch(line); m != nil {
+				routed, _ = strconv.Atoi(m[2])
+				declines, _ = strconv.Atoi(m[4])
+				if routed > 0 {
+					require.Less(t, time.Since(start), 10*time.Second, "routing is visible within 10 s: %s", line)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("after 30 s: routed %d, declines re-routed %d, metrics %q", routed, declines, metricsURL)
 		}
 	}
-	require.NotEmpty(t, url, "banner has the URL")
-	require.NotEmpty(t, token, "banner has the control token")
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	require.GreaterOrEqual(t, len(token), 16, "the admin token is at least 16 characters")
 
-	// Work created through the control API gets a PendingServiceRouting, as the banner promises.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+"/emulator/v1/work",
-		strings.NewReader(`{"channel":"Chat","queue":"Support_EN","subject":"demo"}`))
+	// The printed /metrics URL serves the daemon's metrics.
+	resp, err := http.Get(metricsURL)
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
 	require.NoError(t, err)
-	defer func() { _ = resp.Body.Close() }()
-	require.Equal(t, http.StatusCreated, resp.StatusCode)
-	var created struct{ WorkItemID, PSRID string }
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&created))
-	require.NotEmpty(t, created.PSRID)
-
-	// The control API refuses callers without the token.
-	anon, err := http.Post(url+"/emulator/v1/work", "application/json", strings.NewReader(`{}`))
-	require.NoError(t, err)
-	_ = anon.Body.Close()
-	require.Equal(t, http.StatusUnauthorized, anon.StatusCode)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), "omniroute_routing_")
+	http.DefaultClient.CloseIdleConnections()
 
 	cancel()
+	var rest []string
+	for line := range lines {
+		rest = append(rest, line)
+	}
 	select {
 	case code := <-done:
 		require.Equal(t, exitOK, code)
-	case <-time.After(10 * time.Second):
-		t.Fatal("demo did not stop within 10s of cancellation")
+	case <-time.After(15 * time.Second):
+		t.Fatal("the demo did not stop within 15 s of Ctrl-C")
+	}
+	require.Contains(t, strings.Join(rest, "\n"), "omniroute demo stopped")
+}
+
+func TestDemoRejectsBadFlags(t *testing.T) {
+	var stderr strings.Builder
+	code := demoCommand(t.Context(), []string{"--rate", "fast", "--agents", "30", "--decline-rate", "2"}, io.Discard, &stderr)
+	require.Equal(t, exitConfig, code)
+	for _, want := range []string{"--rate", "--agents", "--decline-rate"} {
+		require.Contains(t, stderr.String(), want)
+	}
+}
+
+func TestDemoNamesAMissingMapping(t *testing.T) {
+	var stderr strings.Builder
+	code := demoCommand(t.Context(), []string{"--mapping", "no-such-mapping.yaml"}, io.Discard, &stderr)
+	require.Equal(t, exitConfig, code)
+	require.Contains(t, stderr.String(), "no-such-mapping.yaml")
+	require.Contains(t, stderr.String(), "--mapping")
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]float64{"2/s": 2, "30/m": 0.5, "3600/h": 1, "5": 5, " 1.5/s ": 1.5} {
+		got, err := parseRate(in)
+		require.NoError(t, err, in)
+		require.InDelta(t, want, got, 1e-9, in)
+	}
+	for _, in := range []string{"", "0/s", "-1", "2/d", "x/s", "Inf"} {
+		_, err := parseRate(in)
+		require.Error(t, err, in)
 	}
 }
