@@ -163,6 +163,7 @@ func New(opts Options) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
+	registerAdminAPI(c.http, c.adminRouter)
 	if err := errors.Join(reg.err(), prefixed.err()); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}

@@ -551,7 +551,7 @@ func (r *Router) applyTracked(e routing.Event, aw *salesforce.AgentWork) {
 			}
 			if aw != nil && aw.Status == salesforce.AgentWorkCanceled {
 				// The customer left or the owner changed: the PSR is gone too.
-				r.apply(routing.Event{Type: routing.EventWorkRemoved, WorkID: e.WorkID})
+				r.apply(routing.Event{Type: routing.EventWorkRemoved, WorkID: e.WorkID, PSR: o.psr})
 				delete(r.psrWork, o.psr)
 				delete(r.psrSeen, o.psr)
 			} else {
@@ -740,7 +740,7 @@ func (r *Router) processRead(m inMsg) {
 	}
 	for _, id := range a.gone {
 		if w, ok := r.psrWork[id]; ok {
-			r.applyTracked(routing.Event{Type: routing.EventWorkRemoved, WorkID: w}, nil)
+			r.applyTracked(routing.Event{Type: routing.EventWorkRemoved, WorkID: w, PSR: id}, nil)
 			delete(r.psrWork, id)
 			delete(r.psrSeen, id)
 		}
@@ -939,7 +939,7 @@ func (r *Router) applyCheck(c *lightCheck) {
 			continue // the AgentWork's own update says what happened
 		}
 		r.m.events.WithLabelValues("psr_gone").Inc()
-		r.applyTracked(routing.Event{Type: routing.EventWorkRemoved, WorkID: w}, nil)
+		r.applyTracked(routing.Event{Type: routing.EventWorkRemoved, WorkID: w, PSR: psr}, nil)
 	}
 }
 

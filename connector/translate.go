@@ -247,7 +247,7 @@ func translatePSR(ev *salesforce.ChangeEvent, names Names, known Known, ch *Chan
 	case salesforce.ChangeDelete:
 		for _, id := range ev.RecordIDs {
 			if w, ok := known.WorkForPSR(id); ok {
-				ch.Events = append(ch.Events, routing.Event{Type: routing.EventWorkRemoved, WorkID: w})
+				ch.Events = append(ch.Events, routing.Event{Type: routing.EventWorkRemoved, WorkID: w, PSR: id})
 			}
 		}
 		if len(ch.Events) == 0 {

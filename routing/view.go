@@ -432,10 +432,13 @@ func (e *Engine) Explain(now time.Time, workID string) (Explanation, bool) {
 		Status: stateNames[it.state], AgeSeconds: max(seconds(now.UnixNano()-it.since), 0),
 		Priority: int(it.priority), Stage: it.stage, AdditionalDropped: it.dropped,
 		PreferredUser: it.preferred, PreferredRequired: it.preferredRequired,
-		Decliners: slices.Clone(it.decliners), ParkReason: string(it.parkReason), Required: []SkillLevel{},
+		Decliners: slices.Clone(it.decliners), Required: []SkillLevel{},
 	}
 	if it.class != 0 {
 		x.Class = it.class.String()
+	}
+	if it.state == stParked {
+		x.ParkReason = string(it.reported)
 	}
 	if x.Decliners == nil {
 		x.Decliners = []string{}
