@@ -16,7 +16,7 @@
 //   - translate.go: pure translation of PSR and AgentWork change events and PSR rows into
 //     routing Events (Translate, Names.Work), with what the router knows passed in (Known) and
 //     what must be read first passed back (Change); omniroute's own changeOrigin is recognised
-//     (IsOwn). Presence events are not translated yet.
+//     (IsOwn). UserServicePresence changes are turned into presence events by the router.
 //   - checkpoint.go: the durable replay checkpoint store.
 //   - router.go: the Router, the only goroutine that touches routing.Engine: one inbox for
 //     stream messages, reads, writer results, reconcile snapshots, admin queries; reloads
@@ -36,13 +36,15 @@
 //   - events.go: the channels of each OMNIROUTE_EVENTS mode, PushTopic creation, the
 //     committer of replay ids.
 //   - writer.go: the AgentWork writer (inserts, batches, look-ups, requeues).
+//   - admin.go: the admin read API (/v1/plans, /v1/agents, /v1/queues,
+//     /v1/work/{id}/explain), each answered from the engine's own views inside the router's
+//     goroutine (Router.Query).
 //   - metrics.go: the router's metrics.
 //   - connector.go: New and Run; the core logs in, reads the org, checks the mapping, then
 //     subscribes, reconciles, becomes ready and routes; it stops in the order of the
 //     Connector type's doc.
 //
-// Not built yet: the admin API's plans, agents, queues and explain endpoints, presence sync
-// and the agent gateway.
+// Not built yet: presence sync to the console and the agent gateway.
 //
 // What it never does: decide routing; log, return or expose a secret (tokens, client secret,
 // password, admin token); let two goroutines share the engine. Metrics are registered by each

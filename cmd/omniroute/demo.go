@@ -215,7 +215,7 @@ func runDemo(ctx context.Context, o demoOptions, logger *slog.Logger, stdout io.
   agents     %[3]d online; %[4]d answer after %[5]s (declining %.0[6]f%%) and close after %[7]s, %[8]d never answer (push timeout)
   work       %[9]s chats, messaging sessions and cases across Support_EN, Billing and Support_DE
   metrics    curl -s %[2]s/metrics | grep ^omniroute_
-  explain    curl -s -H 'Authorization: Bearer %[10]s' %[2]s/v1/work/<PendingServiceRouting id>/explain
+  explain    curl -s -H 'Authorization: Bearer %[10]s' %[2]s/v1/work/<work item id>/explain
   org        control token %[11]s (docs/emulator.md); Ctrl-C stops
 `, orgURL, daemonURL, len(agents), len(agents)-o.silent, o.acceptAfter, o.declineRate*100, o.closeAfter,
 		o.silent, formatRate(o.rate), admin, em.ControlToken())

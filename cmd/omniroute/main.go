@@ -1,7 +1,7 @@
 // Command omniroute is the omniroute daemon and its tools.
 //
 //	omniroute [run]                run the daemon (configured by OMNIROUTE_* variables: run -h)
-//	omniroute demo                 start a demo Salesforce org on loopback and print how to use it
+//	omniroute demo                 a demo org, simulated agents and omniroute routing, all on loopback
 //	omniroute mapping check FILE   validate a mapping file (offline, and against the org given credentials)
 //	omniroute mapping fetch        write a mapping skeleton from the org's Omni-Channel configuration
 //	omniroute version              print the version
@@ -59,7 +59,7 @@ func usage(w io.Writer) {
 
 commands:
   run                  run the daemon (the default); run -h lists its OMNIROUTE_* variables
-  demo                 start a demo Salesforce org on loopback and print how to use it
+  demo                 a demo org, simulated agents and omniroute routing, all on loopback
   mapping check FILE   validate a mapping file; with OMNIROUTE_SALESFORCE_* set, also against the org
   mapping fetch        write a mapping skeleton from the org's Omni-Channel configuration
   version              print the version
