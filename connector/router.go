@@ -306,6 +306,15 @@ func (r *Router) startReconcile() {
 	}
 }
 
+// requestReconcile starts a reconcile, or another one after the one under way.
+func (r *Router) requestReconcile() {
+	if r.reconciling {
+		r.again = true
+		return
+	}
+	r.startReconcile()
+}
+
 func (r *Router) handle(m inMsg) {
 	switch m.kind {
 	case msgQuery:
@@ -313,11 +322,7 @@ func (r *Router) handle(m inMsg) {
 		close(m.done)
 		return
 	case msgReconcile:
-		if r.reconciling {
-			r.again = true
-		} else {
-			r.startReconcile()
-		}
+		r.requestReconcile()
 		return
 	case msgReconcileFailed:
 		r.log.Warn("reconcile failed; retrying", "err", m.err)
@@ -444,7 +449,37 @@ func (r *Router) processStream(m inMsg) {
 			}
 		}
 	}
+	if r.staleOutcome(ev, m.mark) {
+		return
+	}
 	r.translate(ev, m.mark)
+}
+
+// staleOutcome keeps an outcome of an AgentWork of ours from another offer than the current
+// one: outcome events name no AgentWork, so an update of an earlier AgentWork of the same work
+// and agent (replayed, or late) would end the current offer. It is dropped when the writer
+// reported the current offer's AgentWork, and waits for that report otherwise. It reports
+// whether it took the event (and its mark).
+func (r *Router) staleOutcome(ev *salesforce.ChangeEvent, mark *replayMark) bool {
+	if ev.AgentWork == nil || ev.ChangeType != salesforce.ChangeUpdate || !ev.Has("Status") || len(ev.RecordIDs) != 1 {
+		return false
+	}
+	id := ev.RecordIDs[0]
+	ref, ok := r.agentWork[id]
+	if !ok || !ref.Ours {
+		return false
+	}
+	o, ok := r.offers[ref.WorkID]
+	if !ok || o.agent != ref.UserID || o.awID == id {
+		return false
+	}
+	if o.awID == "" {
+		r.parked[ref.WorkID] = append(r.parked[ref.WorkID], parkedAW{awID: id, event: ev, mark: mark})
+		return true
+	}
+	r.m.events.WithLabelValues("stale_agentwork").Inc()
+	r.done(mark)
+	return true
 }
 
 // translate applies a change event once the router knows what it needs.
@@ -659,6 +694,11 @@ func (r *Router) processResult(res WriteResult) {
 	}
 	if res.Err != nil {
 		r.log.Warn("a command was not carried out", "command", c.Type.String(), "work", c.WorkID, "err", res.Err)
+		if c.Type == routing.CommandRequeue {
+			// The engine waits for the new PSR of a requeue; none will come: read what
+			// Salesforce holds.
+			r.requestReconcile()
+		}
 	}
 	if res.Event != nil {
 		r.applyTracked(*res.Event, nil)

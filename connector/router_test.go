@@ -2,6 +2,7 @@ package connector
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -75,4 +76,60 @@ func TestReplayIDCommittedOnceEveryEventApplied(t *testing.T) {
 	r.handle(inMsg{kind: msgStream, stream: noise(14, "tx4")})
 	require.Equal(t, []int64{11, 12, 13}, *commits)
 	require.Empty(t, r.logouts)
+}
+
+// awStatus is an AgentWork UPDATE of Status, as CDC sends it (only what changed).
+func awStatus(replay int64, id, status string) salesforce.Message {
+	ev := &salesforce.ChangeEvent{Channel: "/data/X__chn", ReplayID: replay, Source: salesforce.SourceCDC,
+		Entity: "AgentWork", ChangeType: salesforce.ChangeUpdate, RecordIDs: []string{id},
+		ChangedFields: []string{"Status"}, Fields: map[string]json.RawMessage{"Status": json.RawMessage(`"` + status + `"`)},
+		AgentWork: &salesforce.AgentWork{Status: status}, TransactionKey: "tx" + id}
+	return salesforce.Message{Channel: ev.Channel, Event: ev}
+}
+
+// TestOutcomeOfAnEarlierAgentWorkLeavesTheOffer: an outcome names no AgentWork; one of an
+// earlier offer of the same work to the same agent (replayed, or late) must not end the
+// current offer. One that comes before the writer reported the current offer's AgentWork
+// waits for it.
+func TestOutcomeOfAnEarlierAgentWorkLeavesTheOffer(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _ := testRouter(t, &now)
+	const work, agent, psr = "500000000000001AAA", "005000000000001AAA", "0JR000000000001AAA"
+	ref := AgentWorkRef{UserID: agent, WorkID: work, PSR: psr, Ours: true}
+	r.agentWork["0Bz000000000001AAA"] = ref // the earlier offer's, still known
+	r.agentWork["0Bz000000000002AAA"] = ref
+	r.offers[work] = offerRef{psr: psr, agent: agent, at: now, awID: "0Bz000000000002AAA"}
+
+	r.handle(inMsg{kind: msgStream, stream: awStatus(20, "0Bz000000000001AAA", salesforce.AgentWorkDeclined)})
+	require.Contains(t, r.offers, work, "the earlier AgentWork's decline ended the current offer")
+
+	// The writer has not reported the current offer's AgentWork yet: the outcome waits.
+	r.offers[work] = offerRef{psr: psr, agent: agent, at: now}
+	r.handle(inMsg{kind: msgStream, stream: awStatus(21, "0Bz000000000001AAA", salesforce.AgentWorkDeclined)})
+	require.Contains(t, r.offers, work)
+	r.handle(inMsg{kind: msgResult, result: WriteResult{Command: routing.Command{Type: routing.CommandOffer, WorkID: work, AgentID: agent, PSR: psr},
+		AgentWorkID: "0Bz000000000003AAA"}})
+	require.Contains(t, r.offers, work, "the parked outcome was of another AgentWork")
+
+	// The current offer's own outcome ends it.
+	r.handle(inMsg{kind: msgStream, stream: awStatus(22, "0Bz000000000003AAA", salesforce.AgentWorkDeclined)})
+	require.NotContains(t, r.offers, work)
+}
+
+// TestFailedRequeueReconciles: a requeue that failed has no engine event (the engine waits for
+// the new PSR that will never come): the router reconciles.
+func TestFailedRequeueReconciles(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _ := testRouter(t, &now)
+	reconciles := 0
+	r.opts.Reconcile = func(Names) { reconciles++ }
+	r.handle(inMsg{kind: msgResult, result: WriteResult{Command: routing.Command{Type: routing.CommandRequeue, WorkID: "500000000000001AAA",
+		TargetID: "00G000000000001AAA"}}})
+	require.Zero(t, reconciles, "a requeue that succeeded needs nothing")
+	r.handle(inMsg{kind: msgResult, result: WriteResult{Command: routing.Command{Type: routing.CommandRequeue, WorkID: "500000000000001AAA",
+		TargetID: "00G000000000001AAA"}, Err: errors.New("boom")}})
+	require.Equal(t, 1, reconciles)
+	require.True(t, r.reconciling)
 }
