@@ -90,9 +90,9 @@ type waitingRef struct {
 // pendingLogout is a UserServicePresence UPDATE to IsCurrentState=false: a logout unless a
 // CREATE for the same user follows in the same transaction.
 type pendingLogout struct {
-	user, txKey string
-	mark        *replayMark
-	at          time.Time
+	user, row, txKey string
+	mark             *replayMark
+	at               time.Time
 }
 
 // logoutWait is how long a presence row closed without a new one waits for the new one
@@ -142,7 +142,8 @@ type Router struct {
 	arrived     map[string]time.Time    // work id -> when its first event arrived, until offered
 	waiting     map[string]waitingRef   // work id -> waiting work
 	workQueue   map[string]string       // work id -> queue, for waiting work that is re-routed
-	uspUser     map[string]string       // UserServicePresence id -> user id
+	uspUser     map[string]string       // UserServicePresence id -> user id, of current rows
+	uspCurrent  map[string]string       // user id -> their current UserServicePresence id
 	external    map[string]string       // AgentWork id -> work id, of work Salesforce routed that the engine counts
 	parked      map[string][]parkedAW   // work id -> AgentWork updates waiting for the writer's result
 	logouts     []*pendingLogout
@@ -171,7 +172,7 @@ func NewRouter(opts RouterOptions) *Router {
 		inbox:   make(chan inMsg, 256),
 		psrWork: map[string]string{}, psrSeen: map[string]uint64{}, agentWork: map[string]AgentWorkRef{},
 		offers: map[string]offerRef{}, arrived: map[string]time.Time{}, waiting: map[string]waitingRef{},
-		workQueue: map[string]string{}, uspUser: map[string]string{}, external: map[string]string{}, parked: map[string][]parkedAW{}, marks: map[string][]*replayMark{},
+		workQueue: map[string]string{}, uspUser: map[string]string{}, uspCurrent: map[string]string{}, external: map[string]string{}, parked: map[string][]parkedAW{}, marks: map[string][]*replayMark{},
 		reconciling: true,
 	}
 }
@@ -804,14 +805,16 @@ func (r *Router) processPresence(ev *salesforce.ChangeEvent, mark *replayMark) {
 	p := ev.Presence
 	switch ev.ChangeType {
 	case salesforce.ChangeCreate:
+		current := !ev.Has("IsCurrentState") || p.IsCurrentState
 		for _, id := range ev.RecordIDs {
-			if p.UserID != "" {
+			if p.UserID != "" && current {
 				r.uspUser[id] = p.UserID
+				r.uspCurrent[p.UserID] = id
 			}
 		}
 		r.dropLogout(p.UserID, ev.TransactionKey)
 		r.flushLogouts(ev.TransactionKey, false)
-		if (!ev.Has("IsCurrentState") || p.IsCurrentState) && p.UserID != "" {
+		if current && p.UserID != "" {
 			r.m.events.WithLabelValues("applied").Inc()
 			r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: p.UserID,
 				Presence: r.org.StatusName(p.ServicePresenceStatusID), Channels: r.org.StatusChannels[p.ServicePresenceStatusID]})
@@ -830,10 +833,17 @@ func (r *Router) processPresence(ev *salesforce.ChangeEvent, mark *replayMark) {
 				r.m.events.WithLabelValues(SkipUnknown).Inc()
 				continue
 			}
+			if cur, ok := r.uspCurrent[user]; ok && cur != id {
+				// A row the agent closed earlier, arriving again (noise, a replay) after a
+				// newer one: presence is keyed on the row, so it is no logout.
+				r.m.events.WithLabelValues(SkipNoise).Inc()
+				delete(r.uspUser, id)
+				continue
+			}
 			if mark != nil {
 				mark.open++
 			}
-			r.logouts = append(r.logouts, &pendingLogout{user: user, txKey: ev.TransactionKey, mark: mark, at: r.opts.Now()})
+			r.logouts = append(r.logouts, &pendingLogout{user: user, row: id, txKey: ev.TransactionKey, mark: mark, at: r.opts.Now()})
 		}
 		r.done(mark)
 	default:
@@ -853,9 +863,18 @@ func (r *Router) dropLogout(user, txKey string) {
 	for i, l := range r.logouts {
 		if l.user == user && l.txKey == txKey && txKey != "" {
 			r.logouts = slices.Delete(r.logouts, i, i+1)
+			r.closeRow(l)
 			r.done(l.mark)
 			return
 		}
+	}
+}
+
+// closeRow forgets the presence row a pending logout closed.
+func (r *Router) closeRow(l *pendingLogout) {
+	delete(r.uspUser, l.row)
+	if r.uspCurrent[l.user] == l.row {
+		delete(r.uspCurrent, l.user)
 	}
 }
 
@@ -872,6 +891,7 @@ func (r *Router) flushLogouts(txKey string, timer bool) {
 			continue
 		}
 		r.m.events.WithLabelValues("applied").Inc()
+		r.closeRow(l)
 		r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: l.user, Presence: mapping.OfflineStatus})
 		r.done(l.mark)
 	}
@@ -919,7 +939,12 @@ func (r *Router) applySnapshot(d *reconcileData) {
 			r.external[id] = ref.WorkID
 		}
 	}
+	r.uspUser = map[string]string{}
 	maps.Copy(r.uspUser, d.uspUser)
+	r.uspCurrent = map[string]string{}
+	for id, user := range r.uspUser {
+		r.uspCurrent[user] = id
+	}
 	r.apply(routing.Event{Type: routing.EventReconcile, Snapshot: &d.snap})
 	r.m.reconciles.Inc()
 	r.log.Info("reconcile applied", "waiting", len(d.snap.Waiting), "offers", len(d.snap.Offers),

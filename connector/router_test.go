@@ -133,3 +133,52 @@ func TestFailedRequeueReconciles(t *testing.T) {
 	require.Equal(t, 1, reconciles)
 	require.True(t, r.reconciling)
 }
+
+// presenceRow is a UserServicePresence event of row id for the agent of testRouter.
+func presenceRow(replay int64, tx, id string, ct salesforce.ChangeType, current bool) salesforce.Message {
+	cur := json.RawMessage("false")
+	if current {
+		cur = json.RawMessage("true")
+	}
+	ev := &salesforce.ChangeEvent{Channel: "/data/X__chn", ReplayID: replay, Source: salesforce.SourceCDC,
+		Entity: "UserServicePresence", ChangeType: ct, RecordIDs: []string{id}, TransactionKey: tx,
+		ChangedFields: []string{"IsCurrentState"},
+		Fields: map[string]json.RawMessage{"IsCurrentState": cur, "UserId": json.RawMessage(`"005000000000001AAA"`),
+			"ServicePresenceStatusId": json.RawMessage(`"0N5000000000001AAA"`)},
+		Presence: &salesforce.UserServicePresence{IsCurrentState: current, UserID: "005000000000001AAA", ServicePresenceStatusID: "0N5000000000001AAA"}}
+	return salesforce.Message{Channel: ev.Channel, Event: ev}
+}
+
+func agentPresence(r *Router, id string) string {
+	agents, _, _ := r.eng.Agents("", 0)
+	for _, a := range agents {
+		if a.ID == id {
+			return a.Presence
+		}
+	}
+	return ""
+}
+
+// TestPresenceRowClosedAgainIsNoLogout: presence is keyed on the row: a row the agent closed
+// earlier that arrives again closed (noise, a replay) after a newer row is not a logout.
+func TestPresenceRowClosedAgainIsNoLogout(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _ := testRouter(t, &now)
+	const user = "005000000000001AAA"
+	// A status change: the current row (from the snapshot) closes, a new one opens.
+	r.handle(inMsg{kind: msgStream, stream: presenceRow(30, "tx1", "0Jd000000000001AAA", salesforce.ChangeUpdate, false)})
+	r.handle(inMsg{kind: msgStream, stream: presenceRow(30, "tx1", "0Jd000000000002AAA", salesforce.ChangeCreate, true)})
+	r.handle(inMsg{kind: msgStream, stream: noise(31, "tx2")})
+	require.Equal(t, "0N5000000000001AAA", agentPresence(r, user))
+	// The first row arrives closed again.
+	r.handle(inMsg{kind: msgStream, stream: presenceRow(32, "tx3", "0Jd000000000001AAA", salesforce.ChangeUpdate, false)})
+	r.handle(inMsg{kind: msgStream, stream: noise(33, "tx4")})
+	now = now.Add(logoutWait)
+	r.flushLogouts("", true)
+	require.Equal(t, "0N5000000000001AAA", agentPresence(r, user), "an earlier row closed again logged the agent out")
+	// The current row closing is a logout.
+	r.handle(inMsg{kind: msgStream, stream: presenceRow(34, "tx5", "0Jd000000000002AAA", salesforce.ChangeUpdate, false)})
+	r.handle(inMsg{kind: msgStream, stream: noise(35, "tx6")})
+	require.Equal(t, mapping.OfflineStatus, agentPresence(r, user))
+}
