@@ -772,6 +772,21 @@ func (r *Router) processRead(m inMsg) {
 		return
 	}
 	for _, p := range a.psrs {
+		if p.RoutingModel != salesforce.RoutingModelExternal || !p.IsReadyForRouting {
+			// A CDC UPDATE carries only what changed: the read whole record says whether the
+			// PSR is ours to route; one that is not is no work.
+			skip := SkipNotReady
+			if p.RoutingModel != salesforce.RoutingModelExternal {
+				skip = SkipNotExternal
+			}
+			r.m.events.WithLabelValues(skip).Inc()
+			if w, ok := r.psrWork[p.ID]; ok {
+				r.applyTracked(routing.Event{Type: routing.EventWorkRemoved, WorkID: w, PSR: p.ID}, nil)
+				delete(r.psrWork, p.ID)
+				delete(r.psrSeen, p.ID)
+			}
+			continue
+		}
 		w := r.names.Work(&p, a.skills)
 		typ := routing.EventWorkChanged
 		if a.req.create {

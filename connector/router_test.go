@@ -182,3 +182,23 @@ func TestPresenceRowClosedAgainIsNoLogout(t *testing.T) {
 	r.handle(inMsg{kind: msgStream, stream: noise(35, "tx6")})
 	require.Equal(t, mapping.OfflineStatus, agentPresence(r, user))
 }
+
+// TestReadPSRNotRoutableIsNotWork: a CDC UPDATE carries only what changed, so an update of a
+// PSR of another routing model, or not ready for routing, is read whole: what the read says
+// decides, and such a PSR is not work.
+func TestReadPSRNotRoutableIsNotWork(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _ := testRouter(t, &now)
+	psrs := []salesforce.PendingServiceRouting{
+		{ID: "0JR000000000001AAA", WorkItemID: "500000000000001AAA", RoutingModel: "QueueBased", IsReadyForRouting: true},
+		{ID: "0JR000000000002AAA", WorkItemID: "500000000000002AAA", RoutingModel: salesforce.RoutingModelExternal},
+		{ID: "0JR000000000003AAA", WorkItemID: "500000000000003AAA", RoutingModel: salesforce.RoutingModelExternal, IsReadyForRouting: true},
+	}
+	r.handle(inMsg{kind: msgRead, read: &readAnswer{req: readRequest{psrs: []string{psrs[0].ID, psrs[1].ID, psrs[2].ID}}, psrs: psrs}})
+	require.NotContains(t, r.waiting, "500000000000001AAA", "a PSR of another routing model became work")
+	require.NotContains(t, r.waiting, "500000000000002AAA", "a PSR not ready for routing became work")
+	require.Contains(t, r.waiting, "500000000000003AAA")
+	_, known := r.eng.Explain(now, "500000000000001AAA")
+	require.False(t, known)
+}

@@ -148,7 +148,7 @@ func TestTranslate(t *testing.T) {
 			ev: func(t *testing.T) *salesforce.ChangeEvent {
 				return cdc(t, "PendingServiceRouting", "DELETE", "", []string{"0JR000000000001AAA"}, nil, "")
 			},
-			want: Change{Events: []routing.Event{{Type: routing.EventWorkRemoved, WorkID: "570000000000001AAA"}}},
+			want: Change{Events: []routing.Event{{Type: routing.EventWorkRemoved, WorkID: "570000000000001AAA", PSR: "0JR000000000001AAA"}}},
 		},
 		{
 			name: "PSR DELETE of a PSR never seen",
