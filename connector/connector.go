@@ -300,6 +300,10 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 				}
 			}
 			c.ready.Set(CondStreamSubscribed, true)
+			// What the router took before this point, the reads below cover.
+			if router.send(rctx, inMsg{kind: msgReconcileReading}) != nil {
+				return
+			}
 			d, err := Reconcile(rctx, c.sf.Client, names, org)
 			msg := inMsg{kind: msgSnapshot, snap: d}
 			if err != nil {

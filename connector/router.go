@@ -23,14 +23,15 @@ type CommandSink interface {
 type msgKind uint8
 
 const (
-	msgStream          msgKind = iota + 1 // a stream message (change event, bad event, missed)
-	msgRead                               // the answer of a read the router asked for
-	msgResult                             // a writer result
-	msgSnapshot                           // a reconcile snapshot
-	msgCheck                              // the waiting-PSR light check
-	msgQuery                              // an admin query, run in the router's goroutine
-	msgReconcile                          // a request to reconcile (admin, tests)
-	msgReconcileFailed                    // a reconcile that could not be read
+	msgStream           msgKind = iota + 1 // a stream message (change event, bad event, missed)
+	msgRead                                // the answer of a read the router asked for
+	msgResult                              // a writer result
+	msgSnapshot                            // a reconcile snapshot
+	msgCheck                               // the waiting-PSR light check
+	msgQuery                               // an admin query, run in the router's goroutine
+	msgReconcile                           // a request to reconcile (admin, tests)
+	msgReconcileFailed                     // a reconcile that could not be read
+	msgReconcileReading                    // the reconcile's reads begin now
 )
 
 // inMsg is one message of the router's inbox: everything the router learns arrives as one.
@@ -95,6 +96,10 @@ type pendingLogout struct {
 	at               time.Time
 }
 
+// maxBuffered is the most messages the router buffers while a reconcile is read; beyond it
+// the stream waits.
+const maxBuffered = 10_000
+
 // logoutWait is how long a presence row closed without a new one waits for the new one
 // before it counts as a logout.
 const logoutWait = 2 * time.Second
@@ -133,6 +138,9 @@ type Router struct {
 	log   *slog.Logger
 	m     *routerMetrics
 	inbox chan inMsg
+	// streamIn carries the stream's messages: the router stops taking them while a reconcile's
+	// buffer is full, so the stream waits instead of memory growing.
+	streamIn chan inMsg
 
 	seq         uint64                  // counts applied messages, for the light check
 	psrWork     map[string]string       // PSR id -> work id
@@ -151,6 +159,8 @@ type Router struct {
 	reconciling bool
 	again       bool
 	buffer      []inMsg
+	bufferCap   int // the most messages buffered during a reconcile; then the stream waits
+	covered     int // buffer[:covered] was taken before the reconcile's reads began
 	ready       bool
 	checking    bool
 }
@@ -169,7 +179,7 @@ func NewRouter(opts RouterOptions) *Router {
 	return &Router{
 		opts: opts, eng: routing.New(opts.Table), names: opts.Names, org: opts.Org,
 		log: opts.Logger.With("component", "router"), m: opts.Metrics,
-		inbox:   make(chan inMsg, 256),
+		inbox: make(chan inMsg, 256), streamIn: make(chan inMsg, 64), bufferCap: maxBuffered,
 		psrWork: map[string]string{}, psrSeen: map[string]uint64{}, agentWork: map[string]AgentWorkRef{},
 		offers: map[string]offerRef{}, arrived: map[string]time.Time{}, waiting: map[string]waitingRef{},
 		workQueue: map[string]string{}, uspUser: map[string]string{}, uspCurrent: map[string]string{}, external: map[string]string{}, parked: map[string][]parkedAW{}, marks: map[string][]*replayMark{},
@@ -200,10 +210,16 @@ func (r *Router) send(ctx context.Context, m inMsg) error {
 	}
 }
 
-// HandleStream is the stream handler: it blocks until the router has taken the message. The
-// replay id is committed once the router has applied every event carrying it.
+// HandleStream is the stream handler: it blocks while the router's stream queue is full
+// (backpressure: during a reconcile, once bufferCap messages wait for the snapshot). The replay
+// id is committed once the router has applied every event carrying it.
 func (r *Router) HandleStream(ctx context.Context, m salesforce.Message) error {
-	return r.send(ctx, inMsg{kind: msgStream, stream: m})
+	select {
+	case r.streamIn <- inMsg{kind: msgStream, stream: m}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Report hands a writer result to the router; it blocks until the router took it.
@@ -246,10 +262,16 @@ func (r *Router) Run(ctx context.Context) error {
 	r.startReconcile()
 	for {
 		r.arm(timer)
+		streamC := r.streamIn
+		if r.reconciling && len(r.buffer) >= r.bufferCap {
+			streamC = nil // backpressure: the snapshot comes through the inbox
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case m := <-r.inbox:
+			r.handle(m)
+		case m := <-streamC:
 			r.handle(m)
 		case mp := <-r.opts.Updates:
 			r.dispatch(r.eng.SetPlans(r.opts.Now(), mp.Table))
@@ -302,6 +324,7 @@ func (r *Router) arm(t *time.Timer) {
 func (r *Router) startReconcile() {
 	r.reconciling = true
 	r.again = false
+	r.covered = 0
 	if r.opts.Reconcile != nil {
 		r.opts.Reconcile(r.names)
 	}
@@ -331,6 +354,11 @@ func (r *Router) handle(m inMsg) {
 		return
 	case msgSnapshot:
 		r.applySnapshot(m.snap)
+		return
+	case msgReconcileReading:
+		if r.reconciling {
+			r.covered = len(r.buffer)
+		}
 		return
 	case msgCheck:
 		r.checking = false
@@ -409,30 +437,13 @@ func (r *Router) process(m inMsg) {
 func (r *Router) processStream(m inMsg) {
 	sm := m.stream
 	switch {
-	case sm.Missed != nil:
-		r.m.gaps.WithLabelValues("missed").Inc()
-		r.log.Warn("events may have been missed; reconciling", "channel", sm.Channel, "cause", sm.Missed.Cause.String(), "replay_id", sm.Missed.ReplayID)
-		r.startReconcile()
-		r.done(m.mark)
-		return
-	case sm.Bad != nil:
-		r.m.events.WithLabelValues("bad").Inc()
-		r.log.Warn("an event could not be decoded; reconciling", "channel", sm.Channel, "replay_id", sm.Bad.ReplayID, "err", sm.Bad.Err)
-		r.startReconcile()
-		r.done(m.mark)
+	case asksReconcile(m):
+		r.gap(m, false)
 		return
 	}
 	ev := sm.Event
 	if !ev.CommitTimestamp.IsZero() {
 		r.m.lag.Observe(max(r.opts.Now().Sub(ev.CommitTimestamp), 0).Seconds())
-	}
-	if ev.ChangeType.IsGapEvent() {
-		r.m.events.WithLabelValues("gap").Inc()
-		r.m.gaps.WithLabelValues("gap_event").Inc()
-		r.log.Warn("gap event; reconciling", "entity", ev.Entity, "change_type", string(ev.ChangeType))
-		r.startReconcile()
-		r.done(m.mark)
-		return
 	}
 	if ev.Presence != nil {
 		r.processPresence(ev, m.mark)
@@ -966,13 +977,20 @@ func (r *Router) applySnapshot(d *reconcileData) {
 		"interactions", len(d.snap.Interactions), "external", len(d.snap.External), "presence", len(d.snap.Presence),
 		"buffered", len(r.buffer))
 	r.reconciling = false
-	buf := r.buffer
+	buf, covered := r.buffer, r.covered
 	r.buffer = nil
 	for i, m := range buf {
 		if r.reconciling {
 			// A buffered event asked for another reconcile: keep the rest for after it.
 			r.buffer = append(r.buffer, buf[i:]...)
 			return
+		}
+		if i < covered && asksReconcile(m) {
+			// Taken before this reconcile's reads began: what it lost, the snapshot has
+			// (a Missed notice comes once the subscription is live). A fresh start thus
+			// reconciles once.
+			r.gap(m, true)
+			continue
 		}
 		r.process(m)
 	}
@@ -986,6 +1004,39 @@ func (r *Router) applySnapshot(d *reconcileData) {
 	if r.opts.OnReconciled != nil {
 		r.opts.OnReconciled()
 	}
+}
+
+// gap counts and logs a stream message that asks for a reconcile, and starts one unless the
+// reconcile just applied covers it.
+func (r *Router) gap(m inMsg, covered bool) {
+	sm := m.stream
+	then := "reconciling"
+	if covered {
+		then = "the reconcile just applied covers it"
+	}
+	switch {
+	case sm.Missed != nil:
+		r.m.gaps.WithLabelValues("missed").Inc()
+		r.log.Warn("events may have been missed; "+then, "channel", sm.Channel, "cause", sm.Missed.Cause.String(), "replay_id", sm.Missed.ReplayID)
+	case sm.Bad != nil:
+		r.m.events.WithLabelValues("bad").Inc()
+		r.log.Warn("an event could not be decoded; "+then, "channel", sm.Channel, "replay_id", sm.Bad.ReplayID, "err", sm.Bad.Err)
+	default:
+		r.m.events.WithLabelValues("gap").Inc()
+		r.m.gaps.WithLabelValues("gap_event").Inc()
+		r.log.Warn("gap event; "+then, "entity", sm.Event.Entity, "change_type", string(sm.Event.ChangeType))
+	}
+	if !covered {
+		r.startReconcile()
+	}
+	r.done(m.mark)
+}
+
+// asksReconcile reports whether a stream message asks for a reconcile: a notice of missed
+// events, an event that could not be decoded, a gap event.
+func asksReconcile(m inMsg) bool {
+	sm := m.stream
+	return m.kind == msgStream && (sm.Missed != nil || sm.Bad != nil || (sm.Event != nil && sm.Event.ChangeType.IsGapEvent()))
 }
 
 // applyCheck removes work whose PSR Salesforce no longer has, among the PSRs the router

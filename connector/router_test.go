@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -201,4 +202,68 @@ func TestReadPSRNotRoutableIsNotWork(t *testing.T) {
 	require.Contains(t, r.waiting, "500000000000003AAA")
 	_, known := r.eng.Explain(now, "500000000000001AAA")
 	require.False(t, known)
+}
+
+// missed is the stream's notice that events may have been missed.
+func missed() salesforce.Message {
+	return salesforce.Message{Channel: "/data/X__chn", Missed: &salesforce.Missed{Channel: "/data/X__chn", Cause: salesforce.NotReplayed, ReplayID: -1}}
+}
+
+// TestMissedBeforeTheReadsIsCovered: a notice of missed events that the router took before
+// the reconcile's reads began is covered by that reconcile (a fresh start reconciles once);
+// one taken after the reads began asks for another.
+func TestMissedBeforeTheReadsIsCovered(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _ := testRouter(t, &now)
+	reconciles := 0
+	r.opts.Reconcile = func(Names) { reconciles++ }
+	snap := func() inMsg {
+		return inMsg{kind: msgSnapshot, snap: &reconcileData{agentWork: map[string]AgentWorkRef{}, uspUser: map[string]string{}}}
+	}
+
+	r.handle(inMsg{kind: msgReconcile})
+	r.handle(inMsg{kind: msgStream, stream: missed()})
+	r.handle(inMsg{kind: msgReconcileReading})
+	r.handle(snap())
+	require.Equal(t, 1, reconciles, "the notice came before the reads: covered")
+	require.False(t, r.reconciling)
+
+	r.handle(inMsg{kind: msgReconcile})
+	r.handle(inMsg{kind: msgReconcileReading})
+	r.handle(inMsg{kind: msgStream, stream: missed()})
+	r.handle(snap())
+	require.Equal(t, 3, reconciles, "the notice came during the reads: reconcile again")
+	require.True(t, r.reconciling)
+}
+
+// TestStreamBlocksWhenTheReconcileBufferIsFull: events that arrive during a reconcile are
+// buffered up to a bound; beyond it the stream waits (backpressure) instead of memory growing.
+func TestStreamBlocksWhenTheReconcileBufferIsFull(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _ := testRouter(t, &now)
+	r.bufferCap = 8
+	r.opts.Reconcile = func(Names) {} // the snapshot never comes
+	r.startReconcile()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = r.Run(ctx) }()
+	sent := 0
+	for range r.bufferCap + 200 {
+		sctx, scancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		err := r.HandleStream(sctx, noise(int64(100+sent), "tx"))
+		scancel()
+		if err != nil {
+			break
+		}
+		sent++
+	}
+	require.Less(t, sent, r.bufferCap+200, "the stream never waited")
+	var buffered int
+	require.NoError(t, r.Query(ctx, func(r *Router) { buffered = len(r.buffer) }))
+	require.LessOrEqual(t, buffered, r.bufferCap)
+	// The snapshot arrives: the buffer is applied and the stream flows again.
+	require.NoError(t, r.send(ctx, inMsg{kind: msgSnapshot, snap: &reconcileData{agentWork: map[string]AgentWorkRef{}, uspUser: map[string]string{}}}))
+	require.NoError(t, r.HandleStream(ctx, noise(int64(100+sent), "tx")))
 }
