@@ -31,7 +31,7 @@ const (
 	msgQuery                               // an admin query, run in the router's goroutine
 	msgReconcile                           // a request to reconcile (admin, tests)
 	msgReconcileFailed                     // a reconcile that could not be read
-	msgReconcileReading                    // the reconcile's reads begin now
+	msgReconcileReading                    // the reconcile's reads begin once done is closed
 )
 
 // inMsg is one message of the router's inbox: everything the router learns arrives as one.
@@ -357,7 +357,15 @@ func (r *Router) handle(m inMsg) {
 		return
 	case msgReconcileReading:
 		if r.reconciling {
+			// What the stream has delivered so far, the reads that begin once done is
+			// closed cover.
+			for len(r.buffer) < r.bufferCap && len(r.streamIn) > 0 {
+				r.handle(<-r.streamIn)
+			}
 			r.covered = len(r.buffer)
+		}
+		if m.done != nil {
+			close(m.done)
 		}
 		return
 	case msgCheck:

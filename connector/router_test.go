@@ -235,6 +235,21 @@ func TestMissedBeforeTheReadsIsCovered(t *testing.T) {
 	r.handle(snap())
 	require.Equal(t, 3, reconciles, "the notice came during the reads: reconcile again")
 	require.True(t, r.reconciling)
+
+	// A notice the stream delivered before the reads began, still queued: covered too; the
+	// reads begin once the router says so.
+	r.streamIn <- inMsg{kind: msgStream, stream: missed()}
+	reading := make(chan struct{})
+	r.handle(inMsg{kind: msgReconcileReading, done: reading})
+	require.Empty(t, r.streamIn)
+	select {
+	case <-reading:
+	default:
+		t.Fatal("the reads were not released")
+	}
+	r.handle(snap())
+	require.Equal(t, 3, reconciles)
+	require.False(t, r.reconciling)
 }
 
 // TestStreamBlocksWhenTheReconcileBufferIsFull: events that arrive during a reconcile are
