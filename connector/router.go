@@ -781,7 +781,9 @@ func (r *Router) processRead(m inMsg) {
 	}
 	if a.req.openOf != "" {
 		for _, aw := range a.open {
-			if _, known := r.agentWork[aw.ID]; known {
+			if _, known := r.agentWork[aw.ID]; known || aw.RoutingModel == salesforce.RoutingModelExternal {
+				// Known, or ours (only a routing partner inserts external-routing AgentWork:
+				// the work offered again before the writer's result came): not external work.
 				continue
 			}
 			r.agentWork[aw.ID] = AgentWorkRef{UserID: aw.UserID, WorkID: aw.WorkItemID, PSR: aw.PendingServiceRoutingID}

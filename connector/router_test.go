@@ -282,3 +282,19 @@ func TestStreamBlocksWhenTheReconcileBufferIsFull(t *testing.T) {
 	require.NoError(t, r.send(ctx, inMsg{kind: msgSnapshot, snap: &reconcileData{agentWork: map[string]AgentWorkRef{}, uspUser: map[string]string{}}}))
 	require.NoError(t, r.HandleStream(ctx, noise(int64(100+sent), "tx")))
 }
+
+// TestOpenAgentWorkOfOursIsNotExternal: after a transfer, the open AgentWork of the work item
+// is read to count Salesforce's AgentWork for the target; an AgentWork of ours found there (the
+// work offered again before the writer's result arrived) is an offer, not external work.
+func TestOpenAgentWorkOfOursIsNotExternal(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _ := testRouter(t, &now)
+	const work = "500000000000001AAA"
+	r.handle(inMsg{kind: msgRead, read: &readAnswer{req: readRequest{openOf: work}, open: []salesforce.AgentWork{
+		{ID: "0Bz000000000001AAA", WorkItemID: work, UserID: "005000000000001AAA", Status: salesforce.AgentWorkAssigned, RoutingModel: salesforce.RoutingModelExternal},
+		{ID: "0Bz000000000002AAA", WorkItemID: work, UserID: "005000000000002AAA", Status: salesforce.AgentWorkAssigned},
+	}}})
+	require.NotContains(t, r.external, "0Bz000000000001AAA", "our own offer counted as external work")
+	require.Contains(t, r.external, "0Bz000000000002AAA")
+}
