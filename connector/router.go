@@ -949,6 +949,9 @@ func (r *Router) applySnapshot(d *reconcileData) {
 		}
 	}
 	r.parked = map[string][]parkedAW{}
+	// The snapshot is newer than any light check asked for before it: what it learns must
+	// not look older than one.
+	r.seq++
 	r.psrWork = map[string]string{}
 	r.psrSeen = map[string]uint64{}
 	r.offers = map[string]offerRef{}

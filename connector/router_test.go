@@ -298,3 +298,20 @@ func TestOpenAgentWorkOfOursIsNotExternal(t *testing.T) {
 	require.NotContains(t, r.external, "0Bz000000000001AAA", "our own offer counted as external work")
 	require.Contains(t, r.external, "0Bz000000000002AAA")
 }
+
+// TestLightCheckReadBeforeASnapshotKeepsItsWork: a light check read before a reconcile must
+// not remove the work that reconcile found (its PSRs are newer than the check).
+func TestLightCheckReadBeforeASnapshotKeepsItsWork(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _ := testRouter(t, &now)
+	check := &lightCheck{seq: r.seq, ids: map[string]bool{}, external: map[string]bool{}} // read now: no PSR yet
+	r.handle(inMsg{kind: msgReconcile})
+	snap := &reconcileData{agentWork: map[string]AgentWorkRef{}, uspUser: map[string]string{}}
+	snap.snap.Waiting = []routing.Work{{ID: "500000000000001AAA", PSR: "0JR000000000001AAA", Queue: "Support_EN", Channel: "Chat", RequestedAt: now}}
+	r.handle(inMsg{kind: msgSnapshot, snap: snap})
+	require.Contains(t, r.waiting, "500000000000001AAA")
+	r.handle(inMsg{kind: msgCheck, check: check})
+	require.Contains(t, r.waiting, "500000000000001AAA", "a check read before the snapshot removed the work it found")
+	require.Contains(t, r.psrWork, "0JR000000000001AAA")
+}
