@@ -1023,23 +1023,26 @@ func (r *Router) applySnapshot(d *reconcileData) {
 // reconcile just applied covers it.
 func (r *Router) gap(m inMsg, covered bool) {
 	sm := m.stream
-	then := "reconciling"
-	if covered {
-		then = "the reconcile just applied covers it"
-	}
+	var (
+		msg   string
+		attrs []any
+	)
 	switch {
 	case sm.Missed != nil:
 		r.m.gaps.WithLabelValues("missed").Inc()
-		r.log.Warn("events may have been missed; "+then, "channel", sm.Channel, "cause", sm.Missed.Cause.String(), "replay_id", sm.Missed.ReplayID)
+		msg, attrs = "events may have been missed", []any{"channel", sm.Channel, "cause", sm.Missed.Cause.String(), "replay_id", sm.Missed.ReplayID}
 	case sm.Bad != nil:
 		r.m.events.WithLabelValues("bad").Inc()
-		r.log.Warn("an event could not be decoded; "+then, "channel", sm.Channel, "replay_id", sm.Bad.ReplayID, "err", sm.Bad.Err)
+		msg, attrs = "an event could not be decoded", []any{"channel", sm.Channel, "replay_id", sm.Bad.ReplayID, "err", sm.Bad.Err}
 	default:
 		r.m.events.WithLabelValues("gap").Inc()
 		r.m.gaps.WithLabelValues("gap_event").Inc()
-		r.log.Warn("gap event; "+then, "entity", sm.Event.Entity, "change_type", string(sm.Event.ChangeType))
+		msg, attrs = "gap event", []any{"entity", sm.Event.Entity, "change_type", string(sm.Event.ChangeType)}
 	}
-	if !covered {
+	if covered {
+		r.log.Warn(msg+"; the reconcile just applied covers it", attrs...) //nolint:sloglint // one of three fixed messages
+	} else {
+		r.log.Warn(msg+"; reconciling", attrs...) //nolint:sloglint // one of three fixed messages
 		r.startReconcile()
 	}
 	r.done(m.mark)
