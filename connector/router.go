@@ -971,6 +971,8 @@ func (r *Router) applySnapshot(d *reconcileData) {
 			r.offers[ref.WorkID] = o
 		}
 	}
+	// What ended unseen is forgotten; an AgentWork the router then meets again is read.
+	r.agentWork = map[string]AgentWorkRef{}
 	maps.Copy(r.agentWork, d.agentWork)
 	r.external = map[string]string{}
 	for id, ref := range d.agentWork {

@@ -315,3 +315,17 @@ func TestLightCheckReadBeforeASnapshotKeepsItsWork(t *testing.T) {
 	require.Contains(t, r.waiting, "500000000000001AAA", "a check read before the snapshot removed the work it found")
 	require.Contains(t, r.psrWork, "0JR000000000001AAA")
 }
+
+// TestSnapshotForgetsEndedAgentWork: the router's AgentWork map restarts from the snapshot,
+// so records whose end it never saw do not stay forever.
+func TestSnapshotForgetsEndedAgentWork(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _ := testRouter(t, &now)
+	r.agentWork["0Bz000000000001AAA"] = AgentWorkRef{UserID: "005000000000001AAA", WorkID: "500000000000001AAA", Ours: true}
+	r.handle(inMsg{kind: msgReconcile})
+	r.handle(inMsg{kind: msgSnapshot, snap: &reconcileData{uspUser: map[string]string{},
+		agentWork: map[string]AgentWorkRef{"0Bz000000000002AAA": {UserID: "005000000000001AAA", WorkID: "500000000000002AAA", Ours: true}}}})
+	require.NotContains(t, r.agentWork, "0Bz000000000001AAA")
+	require.Contains(t, r.agentWork, "0Bz000000000002AAA")
+}
