@@ -33,6 +33,14 @@ func testRouter(t *testing.T, now *time.Time) (*Router, *[]int64) {
 	return r, &commits
 }
 
+// newRouter is testRouter at a fixed time.
+func newRouter(t *testing.T) (*Router, time.Time) {
+	t.Helper()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _ := testRouter(t, &now)
+	return r, now
+}
+
 // presenceClosed is the UserServicePresence UPDATE of a logout, or the first half of a status
 // change.
 func presenceClosed(replay int64, tx string) salesforce.Message {
@@ -94,8 +102,7 @@ func awStatus(replay int64, id, status string) salesforce.Message {
 // waits for it.
 func TestOutcomeOfAnEarlierAgentWorkLeavesTheOffer(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r, _ := testRouter(t, &now)
+	r, now := newRouter(t)
 	const work, agent, psr = "500000000000001AAA", "005000000000001AAA", "0JR000000000001AAA"
 	ref := AgentWorkRef{UserID: agent, WorkID: work, PSR: psr, Ours: true}
 	r.agentWork["0Bz000000000001AAA"] = ref // the earlier offer's, still known
@@ -122,8 +129,7 @@ func TestOutcomeOfAnEarlierAgentWorkLeavesTheOffer(t *testing.T) {
 // the new PSR that will never come): the router reconciles.
 func TestFailedRequeueReconciles(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r, _ := testRouter(t, &now)
+	r, _ := newRouter(t)
 	reconciles := 0
 	r.opts.Reconcile = func(Names) { reconciles++ }
 	r.handle(inMsg{kind: msgResult, result: WriteResult{Command: routing.Command{Type: routing.CommandRequeue, WorkID: "500000000000001AAA",
@@ -189,8 +195,7 @@ func TestPresenceRowClosedAgainIsNoLogout(t *testing.T) {
 // decides, and such a PSR is not work.
 func TestReadPSRNotRoutableIsNotWork(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r, _ := testRouter(t, &now)
+	r, now := newRouter(t)
 	psrs := []salesforce.PendingServiceRouting{
 		{ID: "0JR000000000001AAA", WorkItemID: "500000000000001AAA", RoutingModel: "QueueBased", IsReadyForRouting: true},
 		{ID: "0JR000000000002AAA", WorkItemID: "500000000000002AAA", RoutingModel: salesforce.RoutingModelExternal},
@@ -214,8 +219,7 @@ func missed() salesforce.Message {
 // one taken after the reads began asks for another.
 func TestMissedBeforeTheReadsIsCovered(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r, _ := testRouter(t, &now)
+	r, _ := newRouter(t)
 	reconciles := 0
 	r.opts.Reconcile = func(Names) { reconciles++ }
 	snap := func() inMsg {
@@ -256,8 +260,7 @@ func TestMissedBeforeTheReadsIsCovered(t *testing.T) {
 // buffered up to a bound; beyond it the stream waits (backpressure) instead of memory growing.
 func TestStreamBlocksWhenTheReconcileBufferIsFull(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r, _ := testRouter(t, &now)
+	r, _ := newRouter(t)
 	r.bufferCap = 8
 	r.opts.Reconcile = func(Names) {} // the snapshot never comes
 	r.startReconcile()
@@ -288,8 +291,7 @@ func TestStreamBlocksWhenTheReconcileBufferIsFull(t *testing.T) {
 // work offered again before the writer's result arrived) is an offer, not external work.
 func TestOpenAgentWorkOfOursIsNotExternal(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r, _ := testRouter(t, &now)
+	r, _ := newRouter(t)
 	const work = "500000000000001AAA"
 	r.handle(inMsg{kind: msgRead, read: &readAnswer{req: readRequest{openOf: work}, open: []salesforce.AgentWork{
 		{ID: "0Bz000000000001AAA", WorkItemID: work, UserID: "005000000000001AAA", Status: salesforce.AgentWorkAssigned, RoutingModel: salesforce.RoutingModelExternal},
@@ -303,8 +305,7 @@ func TestOpenAgentWorkOfOursIsNotExternal(t *testing.T) {
 // not remove the work that reconcile found (its PSRs are newer than the check).
 func TestLightCheckReadBeforeASnapshotKeepsItsWork(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r, _ := testRouter(t, &now)
+	r, now := newRouter(t)
 	check := &lightCheck{seq: r.seq, ids: map[string]bool{}, external: map[string]bool{}} // read now: no PSR yet
 	r.handle(inMsg{kind: msgReconcile})
 	snap := &reconcileData{agentWork: map[string]AgentWorkRef{}, uspUser: map[string]string{}}
@@ -320,8 +321,7 @@ func TestLightCheckReadBeforeASnapshotKeepsItsWork(t *testing.T) {
 // so records whose end it never saw do not stay forever.
 func TestSnapshotForgetsEndedAgentWork(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r, _ := testRouter(t, &now)
+	r, _ := newRouter(t)
 	r.agentWork["0Bz000000000001AAA"] = AgentWorkRef{UserID: "005000000000001AAA", WorkID: "500000000000001AAA", Ours: true}
 	r.handle(inMsg{kind: msgReconcile})
 	r.handle(inMsg{kind: msgSnapshot, snap: &reconcileData{uspUser: map[string]string{},
