@@ -159,8 +159,9 @@ type Router struct {
 	reconciling bool
 	again       bool
 	buffer      []inMsg
-	bufferCap   int // the most messages buffered during a reconcile; then the stream waits
-	covered     int // buffer[:covered] was taken before the reconcile's reads began
+	bufferCap   int  // the most messages buffered during a reconcile; then the stream waits
+	covered     int  // buffer[:covered] was taken before the reconcile's reads began
+	reading     bool // the reconcile's reads have begun
 	ready       bool
 	checking    bool
 }
@@ -263,8 +264,11 @@ func (r *Router) Run(ctx context.Context) error {
 	for {
 		r.arm(timer)
 		streamC := r.streamIn
-		if r.reconciling && len(r.buffer) >= r.bufferCap {
-			streamC = nil // backpressure: the snapshot comes through the inbox
+		if r.reconciling && r.reading && len(r.buffer) >= r.bufferCap {
+			// Backpressure: the snapshot comes through the inbox. Not before the reads
+			// begin: the reconcile waits for the stream to be live, which a stream blocked
+			// in its handler may never become.
+			streamC = nil
 		}
 		select {
 		case <-ctx.Done():
@@ -325,6 +329,7 @@ func (r *Router) startReconcile() {
 	r.reconciling = true
 	r.again = false
 	r.covered = 0
+	r.reading = false
 	if r.opts.Reconcile != nil {
 		r.opts.Reconcile(r.names)
 	}
@@ -363,6 +368,7 @@ func (r *Router) handle(m inMsg) {
 				r.handle(<-r.streamIn)
 			}
 			r.covered = len(r.buffer)
+			r.reading = true
 		}
 		if m.done != nil {
 			close(m.done)

@@ -263,10 +263,12 @@ func TestStreamBlocksWhenTheReconcileBufferIsFull(t *testing.T) {
 	r, _ := newRouter(t)
 	r.bufferCap = 8
 	r.opts.Reconcile = func(Names) {} // the snapshot never comes
-	r.startReconcile()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	go func() { _ = r.Run(ctx) }()
+	go func() { _ = r.Run(ctx) }() // Run starts a reconcile
+	reading := make(chan struct{})
+	require.NoError(t, r.send(ctx, inMsg{kind: msgReconcileReading, done: reading}))
+	<-reading
 	sent := 0
 	for range r.bufferCap + 200 {
 		sctx, scancel := context.WithTimeout(ctx, 200*time.Millisecond)
