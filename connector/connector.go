@@ -300,6 +300,16 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 				}
 			}
 			c.ready.Set(CondStreamSubscribed, true)
+			// What the router took before this point, the reads below cover.
+			reading := make(chan struct{})
+			if router.send(rctx, inMsg{kind: msgReconcileReading, done: reading}) != nil {
+				return
+			}
+			select {
+			case <-reading:
+			case <-rctx.Done():
+				return
+			}
 			d, err := Reconcile(rctx, c.sf.Client, names, org)
 			msg := inMsg{kind: msgSnapshot, snap: d}
 			if err != nil {

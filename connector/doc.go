@@ -19,16 +19,23 @@
 //     (IsOwn). UserServicePresence changes are turned into presence events by the router.
 //   - checkpoint.go: the durable replay checkpoint store.
 //   - router.go: the Router, the only goroutine that touches routing.Engine: one inbox for
-//     stream messages, reads, writer results, reconcile snapshots, admin queries; reloads
-//     from Reloader.Updates; one timer at Engine.NextDeadline. It commits a replay id only
-//     once every event carrying it is applied, keeps the maps Translate reads (Known), turns
-//     UserServicePresence changes into presence events (a closed row with no new one in the
-//     same transaction is a logout), and applies each reconcile as one snapshot, buffering
-//     what arrives meanwhile. An AgentWork update is an offer's own only if it is the
-//     AgentWork the writer reported for that offer (one that comes first waits for the
-//     writer's result), so a decline replayed after a restart never ends a new offer. A
-//     transfer to a user is followed by reading the target's AgentWork (it has no routing
-//     model, so the custom channel does not carry it); the light check finds its close.
+//     reads, writer results, reconcile snapshots, admin queries and one queue for stream
+//     messages; reloads from Reloader.Updates; one timer at Engine.NextDeadline. It commits a
+//     replay id only once every event carrying it is applied, keeps the maps Translate reads
+//     (Known), turns UserServicePresence changes into presence events keyed on the row (the
+//     agent's current row closed with no new one in the same transaction is a logout; an
+//     earlier row closed again is noise), and applies each reconcile as one snapshot,
+//     buffering what arrives meanwhile; once the reads began, at most 10,000 messages (then
+//     the stream waits). A notice of missed events (or a bad or gap event) taken before the
+//     reconcile's reads began is covered by it, so a fresh start reconciles once. An
+//     AgentWork update is an offer's own only if it is the AgentWork the writer reported for
+//     that offer (one that comes first waits for the writer's result), so an outcome of an
+//     earlier AgentWork of the same work and agent never ends the current offer. A failed
+//     requeue starts a reconcile (no new PSR will come). A PSR read whole that is not
+//     external routing or not ready is no work. A transfer to a user is followed by reading
+//     the target's AgentWork (it has no routing model, so the custom channel does not carry
+//     it); the light check finds its close. The maps of AgentWork, PSRs, offers and presence
+//     rows restart from each snapshot.
 //   - reader.go: the reads the router needs (PSRs whole with their skills, an AgentWork it
 //     does not know, the light check of waiting PSRs), answered through the inbox.
 //   - reconcile.go: the SOQL snapshot (waiting and offered PSRs with their skills, open

@@ -23,14 +23,15 @@ type CommandSink interface {
 type msgKind uint8
 
 const (
-	msgStream          msgKind = iota + 1 // a stream message (change event, bad event, missed)
-	msgRead                               // the answer of a read the router asked for
-	msgResult                             // a writer result
-	msgSnapshot                           // a reconcile snapshot
-	msgCheck                              // the waiting-PSR light check
-	msgQuery                              // an admin query, run in the router's goroutine
-	msgReconcile                          // a request to reconcile (admin, tests)
-	msgReconcileFailed                    // a reconcile that could not be read
+	msgStream           msgKind = iota + 1 // a stream message (change event, bad event, missed)
+	msgRead                                // the answer of a read the router asked for
+	msgResult                              // a writer result
+	msgSnapshot                            // a reconcile snapshot
+	msgCheck                               // the waiting-PSR light check
+	msgQuery                               // an admin query, run in the router's goroutine
+	msgReconcile                           // a request to reconcile (admin, tests)
+	msgReconcileFailed                     // a reconcile that could not be read
+	msgReconcileReading                    // the reconcile's reads begin once done is closed
 )
 
 // inMsg is one message of the router's inbox: everything the router learns arrives as one.
@@ -90,10 +91,14 @@ type waitingRef struct {
 // pendingLogout is a UserServicePresence UPDATE to IsCurrentState=false: a logout unless a
 // CREATE for the same user follows in the same transaction.
 type pendingLogout struct {
-	user, txKey string
-	mark        *replayMark
-	at          time.Time
+	user, row, txKey string
+	mark             *replayMark
+	at               time.Time
 }
+
+// maxBuffered is the most messages the router buffers while a reconcile is read; beyond it
+// the stream waits.
+const maxBuffered = 10_000
 
 // logoutWait is how long a presence row closed without a new one waits for the new one
 // before it counts as a logout.
@@ -133,6 +138,9 @@ type Router struct {
 	log   *slog.Logger
 	m     *routerMetrics
 	inbox chan inMsg
+	// streamIn carries the stream's messages: the router stops taking them while a reconcile's
+	// buffer is full, so the stream waits instead of memory growing.
+	streamIn chan inMsg
 
 	seq         uint64                  // counts applied messages, for the light check
 	psrWork     map[string]string       // PSR id -> work id
@@ -142,7 +150,8 @@ type Router struct {
 	arrived     map[string]time.Time    // work id -> when its first event arrived, until offered
 	waiting     map[string]waitingRef   // work id -> waiting work
 	workQueue   map[string]string       // work id -> queue, for waiting work that is re-routed
-	uspUser     map[string]string       // UserServicePresence id -> user id
+	uspUser     map[string]string       // UserServicePresence id -> user id, of current rows
+	uspCurrent  map[string]string       // user id -> their current UserServicePresence id
 	external    map[string]string       // AgentWork id -> work id, of work Salesforce routed that the engine counts
 	parked      map[string][]parkedAW   // work id -> AgentWork updates waiting for the writer's result
 	logouts     []*pendingLogout
@@ -150,6 +159,9 @@ type Router struct {
 	reconciling bool
 	again       bool
 	buffer      []inMsg
+	bufferCap   int  // the most messages buffered during a reconcile; then the stream waits
+	covered     int  // buffer[:covered] was taken before the reconcile's reads began
+	reading     bool // the reconcile's reads have begun
 	ready       bool
 	checking    bool
 }
@@ -168,10 +180,10 @@ func NewRouter(opts RouterOptions) *Router {
 	return &Router{
 		opts: opts, eng: routing.New(opts.Table), names: opts.Names, org: opts.Org,
 		log: opts.Logger.With("component", "router"), m: opts.Metrics,
-		inbox:   make(chan inMsg, 256),
+		inbox: make(chan inMsg, 256), streamIn: make(chan inMsg, 64), bufferCap: maxBuffered,
 		psrWork: map[string]string{}, psrSeen: map[string]uint64{}, agentWork: map[string]AgentWorkRef{},
 		offers: map[string]offerRef{}, arrived: map[string]time.Time{}, waiting: map[string]waitingRef{},
-		workQueue: map[string]string{}, uspUser: map[string]string{}, external: map[string]string{}, parked: map[string][]parkedAW{}, marks: map[string][]*replayMark{},
+		workQueue: map[string]string{}, uspUser: map[string]string{}, uspCurrent: map[string]string{}, external: map[string]string{}, parked: map[string][]parkedAW{}, marks: map[string][]*replayMark{},
 		reconciling: true,
 	}
 }
@@ -199,10 +211,16 @@ func (r *Router) send(ctx context.Context, m inMsg) error {
 	}
 }
 
-// HandleStream is the stream handler: it blocks until the router has taken the message. The
-// replay id is committed once the router has applied every event carrying it.
+// HandleStream is the stream handler: it blocks while the router's stream queue is full
+// (backpressure: during a reconcile, once bufferCap messages wait for the snapshot). The replay
+// id is committed once the router has applied every event carrying it.
 func (r *Router) HandleStream(ctx context.Context, m salesforce.Message) error {
-	return r.send(ctx, inMsg{kind: msgStream, stream: m})
+	select {
+	case r.streamIn <- inMsg{kind: msgStream, stream: m}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Report hands a writer result to the router; it blocks until the router took it.
@@ -245,10 +263,19 @@ func (r *Router) Run(ctx context.Context) error {
 	r.startReconcile()
 	for {
 		r.arm(timer)
+		streamC := r.streamIn
+		if r.reconciling && r.reading && len(r.buffer) >= r.bufferCap {
+			// Backpressure: the snapshot comes through the inbox. Not before the reads
+			// begin: the reconcile waits for the stream to be live, which a stream blocked
+			// in its handler may never become.
+			streamC = nil
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case m := <-r.inbox:
+			r.handle(m)
+		case m := <-streamC:
 			r.handle(m)
 		case mp := <-r.opts.Updates:
 			r.dispatch(r.eng.SetPlans(r.opts.Now(), mp.Table))
@@ -301,9 +328,20 @@ func (r *Router) arm(t *time.Timer) {
 func (r *Router) startReconcile() {
 	r.reconciling = true
 	r.again = false
+	r.covered = 0
+	r.reading = false
 	if r.opts.Reconcile != nil {
 		r.opts.Reconcile(r.names)
 	}
+}
+
+// requestReconcile starts a reconcile, or another one after the one under way.
+func (r *Router) requestReconcile() {
+	if r.reconciling {
+		r.again = true
+		return
+	}
+	r.startReconcile()
 }
 
 func (r *Router) handle(m inMsg) {
@@ -313,11 +351,7 @@ func (r *Router) handle(m inMsg) {
 		close(m.done)
 		return
 	case msgReconcile:
-		if r.reconciling {
-			r.again = true
-		} else {
-			r.startReconcile()
-		}
+		r.requestReconcile()
 		return
 	case msgReconcileFailed:
 		r.log.Warn("reconcile failed; retrying", "err", m.err)
@@ -325,6 +359,20 @@ func (r *Router) handle(m inMsg) {
 		return
 	case msgSnapshot:
 		r.applySnapshot(m.snap)
+		return
+	case msgReconcileReading:
+		if r.reconciling {
+			// What the stream has delivered so far, the reads that begin once done is
+			// closed cover.
+			for len(r.buffer) < r.bufferCap && len(r.streamIn) > 0 {
+				r.handle(<-r.streamIn)
+			}
+			r.covered = len(r.buffer)
+			r.reading = true
+		}
+		if m.done != nil {
+			close(m.done)
+		}
 		return
 	case msgCheck:
 		r.checking = false
@@ -403,30 +451,13 @@ func (r *Router) process(m inMsg) {
 func (r *Router) processStream(m inMsg) {
 	sm := m.stream
 	switch {
-	case sm.Missed != nil:
-		r.m.gaps.WithLabelValues("missed").Inc()
-		r.log.Warn("events may have been missed; reconciling", "channel", sm.Channel, "cause", sm.Missed.Cause.String(), "replay_id", sm.Missed.ReplayID)
-		r.startReconcile()
-		r.done(m.mark)
-		return
-	case sm.Bad != nil:
-		r.m.events.WithLabelValues("bad").Inc()
-		r.log.Warn("an event could not be decoded; reconciling", "channel", sm.Channel, "replay_id", sm.Bad.ReplayID, "err", sm.Bad.Err)
-		r.startReconcile()
-		r.done(m.mark)
+	case asksReconcile(m):
+		r.gap(m, false)
 		return
 	}
 	ev := sm.Event
 	if !ev.CommitTimestamp.IsZero() {
 		r.m.lag.Observe(max(r.opts.Now().Sub(ev.CommitTimestamp), 0).Seconds())
-	}
-	if ev.ChangeType.IsGapEvent() {
-		r.m.events.WithLabelValues("gap").Inc()
-		r.m.gaps.WithLabelValues("gap_event").Inc()
-		r.log.Warn("gap event; reconciling", "entity", ev.Entity, "change_type", string(ev.ChangeType))
-		r.startReconcile()
-		r.done(m.mark)
-		return
 	}
 	if ev.Presence != nil {
 		r.processPresence(ev, m.mark)
@@ -444,7 +475,37 @@ func (r *Router) processStream(m inMsg) {
 			}
 		}
 	}
+	if r.staleOutcome(ev, m.mark) {
+		return
+	}
 	r.translate(ev, m.mark)
+}
+
+// staleOutcome keeps an outcome of an AgentWork of ours from another offer than the current
+// one: outcome events name no AgentWork, so an update of an earlier AgentWork of the same work
+// and agent (replayed, or late) would end the current offer. It is dropped when the writer
+// reported the current offer's AgentWork, and waits for that report otherwise. It reports
+// whether it took the event (and its mark).
+func (r *Router) staleOutcome(ev *salesforce.ChangeEvent, mark *replayMark) bool {
+	if ev.AgentWork == nil || ev.ChangeType != salesforce.ChangeUpdate || !ev.Has("Status") || len(ev.RecordIDs) != 1 {
+		return false
+	}
+	id := ev.RecordIDs[0]
+	ref, ok := r.agentWork[id]
+	if !ok || !ref.Ours {
+		return false
+	}
+	o, ok := r.offers[ref.WorkID]
+	if !ok || o.agent != ref.UserID || o.awID == id {
+		return false
+	}
+	if o.awID == "" {
+		r.parked[ref.WorkID] = append(r.parked[ref.WorkID], parkedAW{awID: id, event: ev, mark: mark})
+		return true
+	}
+	r.m.events.WithLabelValues("stale_agentwork").Inc()
+	r.done(mark)
+	return true
 }
 
 // translate applies a change event once the router knows what it needs.
@@ -659,6 +720,11 @@ func (r *Router) processResult(res WriteResult) {
 	}
 	if res.Err != nil {
 		r.log.Warn("a command was not carried out", "command", c.Type.String(), "work", c.WorkID, "err", res.Err)
+		if c.Type == routing.CommandRequeue {
+			// The engine waits for the new PSR of a requeue; none will come: read what
+			// Salesforce holds.
+			r.requestReconcile()
+		}
 	}
 	if res.Event != nil {
 		r.applyTracked(*res.Event, nil)
@@ -721,7 +787,9 @@ func (r *Router) processRead(m inMsg) {
 	}
 	if a.req.openOf != "" {
 		for _, aw := range a.open {
-			if _, known := r.agentWork[aw.ID]; known {
+			if _, known := r.agentWork[aw.ID]; known || aw.RoutingModel == salesforce.RoutingModelExternal {
+				// Known, or ours (only a routing partner inserts external-routing AgentWork:
+				// the work offered again before the writer's result came): not external work.
 				continue
 			}
 			r.agentWork[aw.ID] = AgentWorkRef{UserID: aw.UserID, WorkID: aw.WorkItemID, PSR: aw.PendingServiceRoutingID}
@@ -731,6 +799,21 @@ func (r *Router) processRead(m inMsg) {
 		return
 	}
 	for _, p := range a.psrs {
+		if p.RoutingModel != salesforce.RoutingModelExternal || !p.IsReadyForRouting {
+			// A CDC UPDATE carries only what changed: the read whole record says whether the
+			// PSR is ours to route; one that is not is no work.
+			skip := SkipNotReady
+			if p.RoutingModel != salesforce.RoutingModelExternal {
+				skip = SkipNotExternal
+			}
+			r.m.events.WithLabelValues(skip).Inc()
+			if w, ok := r.psrWork[p.ID]; ok {
+				r.applyTracked(routing.Event{Type: routing.EventWorkRemoved, WorkID: w, PSR: p.ID}, nil)
+				delete(r.psrWork, p.ID)
+				delete(r.psrSeen, p.ID)
+			}
+			continue
+		}
 		w := r.names.Work(&p, a.skills)
 		typ := routing.EventWorkChanged
 		if a.req.create {
@@ -764,14 +847,16 @@ func (r *Router) processPresence(ev *salesforce.ChangeEvent, mark *replayMark) {
 	p := ev.Presence
 	switch ev.ChangeType {
 	case salesforce.ChangeCreate:
+		current := !ev.Has("IsCurrentState") || p.IsCurrentState
 		for _, id := range ev.RecordIDs {
-			if p.UserID != "" {
+			if p.UserID != "" && current {
 				r.uspUser[id] = p.UserID
+				r.uspCurrent[p.UserID] = id
 			}
 		}
 		r.dropLogout(p.UserID, ev.TransactionKey)
 		r.flushLogouts(ev.TransactionKey, false)
-		if (!ev.Has("IsCurrentState") || p.IsCurrentState) && p.UserID != "" {
+		if current && p.UserID != "" {
 			r.m.events.WithLabelValues("applied").Inc()
 			r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: p.UserID,
 				Presence: r.org.StatusName(p.ServicePresenceStatusID), Channels: r.org.StatusChannels[p.ServicePresenceStatusID]})
@@ -790,10 +875,17 @@ func (r *Router) processPresence(ev *salesforce.ChangeEvent, mark *replayMark) {
 				r.m.events.WithLabelValues(SkipUnknown).Inc()
 				continue
 			}
+			if cur, ok := r.uspCurrent[user]; ok && cur != id {
+				// A row the agent closed earlier, arriving again (noise, a replay) after a
+				// newer one: presence is keyed on the row, so it is no logout.
+				r.m.events.WithLabelValues(SkipNoise).Inc()
+				delete(r.uspUser, id)
+				continue
+			}
 			if mark != nil {
 				mark.open++
 			}
-			r.logouts = append(r.logouts, &pendingLogout{user: user, txKey: ev.TransactionKey, mark: mark, at: r.opts.Now()})
+			r.logouts = append(r.logouts, &pendingLogout{user: user, row: id, txKey: ev.TransactionKey, mark: mark, at: r.opts.Now()})
 		}
 		r.done(mark)
 	default:
@@ -813,9 +905,18 @@ func (r *Router) dropLogout(user, txKey string) {
 	for i, l := range r.logouts {
 		if l.user == user && l.txKey == txKey && txKey != "" {
 			r.logouts = slices.Delete(r.logouts, i, i+1)
+			r.closeRow(l)
 			r.done(l.mark)
 			return
 		}
+	}
+}
+
+// closeRow forgets the presence row a pending logout closed.
+func (r *Router) closeRow(l *pendingLogout) {
+	delete(r.uspUser, l.row)
+	if r.uspCurrent[l.user] == l.row {
+		delete(r.uspCurrent, l.user)
 	}
 }
 
@@ -832,6 +933,7 @@ func (r *Router) flushLogouts(txKey string, timer bool) {
 			continue
 		}
 		r.m.events.WithLabelValues("applied").Inc()
+		r.closeRow(l)
 		r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: l.user, Presence: mapping.OfflineStatus})
 		r.done(l.mark)
 	}
@@ -853,6 +955,9 @@ func (r *Router) applySnapshot(d *reconcileData) {
 		}
 	}
 	r.parked = map[string][]parkedAW{}
+	// The snapshot is newer than any light check asked for before it: what it learns must
+	// not look older than one.
+	r.seq++
 	r.psrWork = map[string]string{}
 	r.psrSeen = map[string]uint64{}
 	r.offers = map[string]offerRef{}
@@ -872,6 +977,8 @@ func (r *Router) applySnapshot(d *reconcileData) {
 			r.offers[ref.WorkID] = o
 		}
 	}
+	// What ended unseen is forgotten; an AgentWork the router then meets again is read.
+	r.agentWork = map[string]AgentWorkRef{}
 	maps.Copy(r.agentWork, d.agentWork)
 	r.external = map[string]string{}
 	for id, ref := range d.agentWork {
@@ -879,20 +986,32 @@ func (r *Router) applySnapshot(d *reconcileData) {
 			r.external[id] = ref.WorkID
 		}
 	}
+	r.uspUser = map[string]string{}
 	maps.Copy(r.uspUser, d.uspUser)
+	r.uspCurrent = map[string]string{}
+	for id, user := range r.uspUser {
+		r.uspCurrent[user] = id
+	}
 	r.apply(routing.Event{Type: routing.EventReconcile, Snapshot: &d.snap})
 	r.m.reconciles.Inc()
 	r.log.Info("reconcile applied", "waiting", len(d.snap.Waiting), "offers", len(d.snap.Offers),
 		"interactions", len(d.snap.Interactions), "external", len(d.snap.External), "presence", len(d.snap.Presence),
 		"buffered", len(r.buffer))
 	r.reconciling = false
-	buf := r.buffer
+	buf, covered := r.buffer, r.covered
 	r.buffer = nil
 	for i, m := range buf {
 		if r.reconciling {
 			// A buffered event asked for another reconcile: keep the rest for after it.
 			r.buffer = append(r.buffer, buf[i:]...)
 			return
+		}
+		if i < covered && asksReconcile(m) {
+			// Taken before this reconcile's reads began: what it lost, the snapshot has
+			// (a Missed notice comes once the subscription is live). A fresh start thus
+			// reconciles once.
+			r.gap(m, true)
+			continue
 		}
 		r.process(m)
 	}
@@ -906,6 +1025,42 @@ func (r *Router) applySnapshot(d *reconcileData) {
 	if r.opts.OnReconciled != nil {
 		r.opts.OnReconciled()
 	}
+}
+
+// gap counts and logs a stream message that asks for a reconcile, and starts one unless the
+// reconcile just applied covers it.
+func (r *Router) gap(m inMsg, covered bool) {
+	sm := m.stream
+	var (
+		msg   string
+		attrs []any
+	)
+	switch {
+	case sm.Missed != nil:
+		r.m.gaps.WithLabelValues("missed").Inc()
+		msg, attrs = "events may have been missed", []any{"channel", sm.Channel, "cause", sm.Missed.Cause.String(), "replay_id", sm.Missed.ReplayID}
+	case sm.Bad != nil:
+		r.m.events.WithLabelValues("bad").Inc()
+		msg, attrs = "an event could not be decoded", []any{"channel", sm.Channel, "replay_id", sm.Bad.ReplayID, "err", sm.Bad.Err}
+	default:
+		r.m.events.WithLabelValues("gap").Inc()
+		r.m.gaps.WithLabelValues("gap_event").Inc()
+		msg, attrs = "gap event", []any{"entity", sm.Event.Entity, "change_type", string(sm.Event.ChangeType)}
+	}
+	if covered {
+		r.log.Warn(msg+"; the reconcile just applied covers it", attrs...) //nolint:sloglint // one of three fixed messages
+	} else {
+		r.log.Warn(msg+"; reconciling", attrs...) //nolint:sloglint // one of three fixed messages
+		r.startReconcile()
+	}
+	r.done(m.mark)
+}
+
+// asksReconcile reports whether a stream message asks for a reconcile: a notice of missed
+// events, an event that could not be decoded, a gap event.
+func asksReconcile(m inMsg) bool {
+	sm := m.stream
+	return m.kind == msgStream && (sm.Missed != nil || sm.Bad != nil || (sm.Event != nil && sm.Event.ChangeType.IsGapEvent()))
 }
 
 // applyCheck removes work whose PSR Salesforce no longer has, among the PSRs the router
