@@ -516,11 +516,20 @@ func TestConcurrentRunRefusedAndHandlerError(t *testing.T) {
 	h := newHarness(t, o, nil)
 	boom := errors.New("boom")
 	done := make(chan error, 1)
+	// The handler holds the first delivery until the second Run was refused: otherwise the
+	// first Run may already have returned boom (and stopped running) before the second starts.
+	delivered, release := make(chan struct{}), make(chan struct{})
 	go func() {
-		done <- h.c.Run(t.Context(), []Subscription{{psr, ReplayLatest}}, func(context.Context, Delivery) error { return boom })
+		done <- h.c.Run(t.Context(), []Subscription{{psr, ReplayLatest}}, func(context.Context, Delivery) error {
+			close(delivered)
+			<-release
+			return boom
+		})
 	}()
-	require.Eventually(t, h.c.running.Load, 10*time.Second, time.Millisecond)
+	<-delivered
+	require.True(t, h.c.running.Load())
 	require.ErrorContains(t, h.c.Run(t.Context(), []Subscription{{psr, ReplayLatest}}, func(context.Context, Delivery) error { return nil }), "already running")
+	close(release)
 	require.ErrorIs(t, <-done, boom, "the NotReplayed delivery's handler error stops Run")
 }
 
