@@ -1,0 +1,402 @@
+package connector
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/omniroute/omniroute/salesforce/emulator"
+)
+
+// BenchmarkDaemonLoad runs the whole daemon (New + Run) against the in-process emulator over
+// loopback, with 100 ms ± 30 ms of REST latency added by latencyProxy, and offers new work at
+// a steady rate. One b.N iteration is one second of offered load: -benchtime=60x runs the
+// issue's 60 s per rate, -benchtime=1x is the smoke run. Nobody accepts: the agents' capacity
+// (in the org and in the mapping) is large enough for every offer.
+//
+// Reported per rate:
+//   - routed/s: AgentWork records created per second of offered load (per second of the run
+//     if the last one came later);
+//   - e2r-p50-ms, e2r-p99-ms: from just before the PSR is created in the emulator to the
+//     arrival at the proxy of the AgentWork insert request that carries it (before the added
+//     latency);
+//   - calls/item: REST calls (/services/data/) per routed item while the load ran;
+//   - peak-rss-MiB: VmHWM of the test process, emulator included (a high-water mark of the
+//     whole process: never lower than an earlier sub-benchmark's);
+//   - peak-goroutines: the most goroutines seen, sampled every 10 ms (emulator included).
+func BenchmarkDaemonLoad(b *testing.B) {
+	for _, rate := range []int{1, 100, 500, 1000} {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) { benchDaemonLoad(b, rate) })
+	}
+}
+
+// benchSeed is the demo org with agents agents (every one with English 8 and a capacity
+// nothing fills), no push timeouts, and bounded event retention.
+func benchSeed(agents int) emulator.Seed {
+	seed := emulator.DemoSeed()
+	var tmpl emulator.SeedUser
+	n := 0
+	for i := range seed.Users {
+		if seed.Users[i].Agent {
+			seed.Users[i].Capacity = 1_000_000
+			seed.Users[i].Skills = map[string]float64{"English": 8, "Technical": 5}
+			tmpl = seed.Users[i]
+			n++
+		}
+	}
+	for i := n; i < agents; i++ {
+		u := tmpl
+		u.Username, u.LastName = fmt.Sprintf("bench%05d@omniroute.demo", i), fmt.Sprintf("Bench %05d", i)
+		u.Email = u.Username
+		seed.Users = append(seed.Users, u)
+	}
+	for i := range seed.RoutingConfigs {
+		seed.RoutingConfigs[i].PushTimeout = 0
+	}
+	return seed
+}
+
+// benchDaemon is a daemon under benchmark with the emulator behind a latency proxy.
+type benchDaemon struct {
+	em    *emulator.Emulator
+	proxy *psrProxy
+	c     *Connector
+	reg   *prometheus.Registry
+	stop  func()
+}
+
+// psrProxy is latencyProxy that also notes when each PSR first arrives in the body of a
+// POST (the AgentWork inserts, single or sObject Collections).
+type psrProxy struct {
+	lat  *latencyProxy
+	mu   sync.Mutex
+	seen map[string]time.Time
+	n    atomic.Int64
+}
+
+var psrInBody = regexp.MustCompile(`"PendingServiceRoutingId"\s*:\s*"([0-9A-Za-z]+)"`)
+
+func (p *psrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/services/data/") {
+		at := time.Now()
+		body, err := io.ReadAll(r.Body)
+		if err == nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			p.mu.Lock()
+			for _, m := range psrInBody.FindAllSubmatch(body, -1) {
+				id := string(m[1])
+				if _, ok := p.seen[id]; !ok {
+					p.seen[id] = at
+					p.n.Add(1)
+				}
+			}
+			p.mu.Unlock()
+		}
+	}
+	p.lat.ServeHTTP(w, r)
+}
+
+// benchMapping is the demo mapping with capacities nothing fills.
+func benchMapping(b *testing.B) string {
+	data, err := os.ReadFile(demoMapping)
+	require.NoError(b, err)
+	s := strings.Replace(string(data), "total: 10\n", "total: 1000000\n", 1)
+	s = strings.Replace(s, "semi-live: 6\n", "semi-live: 1000000\n", 1)
+	require.NotEqual(b, string(data), s)
+	path := filepath.Join(b.TempDir(), "mapping.yaml")
+	require.NoError(b, os.WriteFile(path, []byte(s), 0o600))
+	return path
+}
+
+// startBenchDaemonOn starts the daemon against em behind the proxy and returns once its
+// first reconcile is applied, with how long that took from Run.
+func startBenchDaemonOn(b *testing.B, em *emulator.Emulator) (*benchDaemon, time.Duration) {
+	proxy := &psrProxy{lat: &latencyProxy{next: em, rng: mrand.New(mrand.NewPCG(1, 2))}, seen: map[string]time.Time{}}
+	srv := httptest.NewServer(proxy)
+	b.Cleanup(srv.Close)
+	cfg := DefaultConfig()
+	cfg.Salesforce.LoginURL = srv.URL
+	cfg.Salesforce.ClientID = emulator.DemoClientID
+	cfg.Salesforce.ClientSecret = NewSecret(emulator.DemoClientSecret)
+	cfg.Salesforce.Username = emulator.DemoUsername
+	cfg.Salesforce.Password = NewSecret(emulator.DemoPassword)
+	cfg.MappingFile = benchMapping(b)
+	cfg.AdminToken = NewSecret(adminValue)
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.LogLevel = "error"
+	cfg.ShutdownTimeout.Duration = 5 * time.Second
+	reg := prometheus.NewRegistry()
+	c, err := New(Options{Config: cfg, Registry: reg, Version: "bench"})
+	require.NoError(b, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	bd := &benchDaemon{em: em, proxy: proxy, c: c, reg: reg, stop: func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(b, <-done)
+		})
+	}}
+	b.Cleanup(bd.stop)
+	// Applied once the reconcile counter moves.
+	deadline := time.Now().Add(5 * time.Minute)
+	for counterValue(b, reg, "omniroute_reconcile_applied_total") < 1 {
+		require.True(b, time.Now().Before(deadline), "no reconcile applied within 5 min")
+		select {
+		case err := <-done:
+			b.Fatalf("Run returned: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return bd, time.Since(start)
+}
+
+// counterValue returns a counter's value (or a histogram's sum) from the registry; 0 if absent.
+func counterValue(b *testing.B, reg *prometheus.Registry, name string) float64 {
+	families, err := reg.Gather()
+	require.NoError(b, err)
+	for _, mf := range families {
+		if mf.GetName() != name {
+			continue
+		}
+		v := 0.0
+		for _, m := range mf.GetMetric() {
+			if c := m.GetCounter(); c != nil {
+				v += c.GetValue()
+			}
+			if h := m.GetHistogram(); h != nil {
+				v += h.GetSampleSum()
+			}
+		}
+		return v
+	}
+	return 0
+}
+
+// onlineAll sets every agent of the org Available.
+func onlineAll(b *testing.B, em *emulator.Emulator, seed emulator.Seed) {
+	for _, u := range seed.Users {
+		if u.Agent {
+			require.NoError(b, em.SetPresence(u.Username, "Available"))
+		}
+	}
+}
+
+// peakGoroutines samples runtime.NumGoroutine every 10 ms until stop is called.
+func peakGoroutines() (stop func() int) {
+	var peak atomic.Int64
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if n := int64(runtime.NumGoroutine()); n > peak.Load() {
+				peak.Store(n)
+			}
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int {
+		close(quit)
+		<-done
+		return int(peak.Load())
+	}
+}
+
+// procStatusMiB reads a kB field of /proc/self/status (VmHWM, VmRSS) in MiB.
+func procStatusMiB(b *testing.B, field string) float64 {
+	f, err := os.Open("/proc/self/status")
+	require.NoError(b, err)
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != field {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+		require.NoError(b, err)
+		return kb / 1024
+	}
+	b.Fatalf("no %s in /proc/self/status", field)
+	return 0
+}
+
+func benchDaemonLoad(b *testing.B, rate int) {
+	seed := benchSeed(500)
+	em, err := emulator.New(emulator.Options{Seed: seed, RandSeed: 1, MaxEvents: 20_000})
+	require.NoError(b, err)
+	defer em.Close()
+	bd, _ := startBenchDaemonOn(b, em)
+	defer bd.stop()
+	onlineAll(b, bd.em, seed)
+	// Let the presence events reach the router before the load starts.
+	time.Sleep(time.Second)
+
+	total := rate * b.N
+	created := make(map[string]time.Time, total)
+	var createdMu sync.Mutex
+	bd.proxy.lat.calls.Store(0)
+	peak := peakGoroutines()
+	b.ResetTimer()
+	start := time.Now()
+	genErr := make(chan error, 1)
+	go func() {
+		interval := time.Second / time.Duration(rate)
+		for i := range total {
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+			at := time.Now()
+			wr, err := bd.em.CreateWork(emulator.WorkRequest{Channel: "Chat", Queue: "Support_EN"})
+			if err != nil {
+				genErr <- err
+				return
+			}
+			createdMu.Lock()
+			created[wr.PSRID] = at
+			createdMu.Unlock()
+		}
+		genErr <- nil
+	}()
+	require.NoError(b, <-genErr)
+	deadline := time.Now().Add(20 * time.Second)
+	for bd.proxy.n.Load() < int64(total) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := bd.proxy.n.Load(); n < int64(total) {
+		b.Logf("only %d of %d offered; AgentWork records %d", n, total, bd.em.Counters().Records["AgentWork"])
+		createdMu.Lock()
+		bd.proxy.mu.Lock()
+		for psr := range created {
+			if _, ok := bd.proxy.seen[psr]; !ok {
+				b.Logf("missing %s", psr)
+			}
+		}
+		bd.proxy.mu.Unlock()
+		createdMu.Unlock()
+		b.FailNow()
+	}
+	// The last inserts are in flight: wait for their records.
+	var routed int
+	for {
+		routed = bd.em.Counters().Records["AgentWork"]
+		if routed >= total || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	calls := bd.proxy.lat.calls.Load()
+	goroutines := peak()
+	require.Equal(b, total, routed, "every work item routed once")
+
+	var e2r []time.Duration
+	bd.proxy.mu.Lock()
+	createdMu.Lock()
+	for psr, at := range created {
+		sent, ok := bd.proxy.seen[psr]
+		require.True(b, ok, "PSR %s never offered", psr)
+		e2r = append(e2r, sent.Sub(at))
+	}
+	createdMu.Unlock()
+	bd.proxy.mu.Unlock()
+
+	b.ReportMetric(float64(routed)/max(elapsed, time.Duration(b.N)*time.Second).Seconds(), "routed/s")
+	b.ReportMetric(ms(quantile(e2r, 0.50)), "e2r-p50-ms")
+	b.ReportMetric(ms(quantile(e2r, 0.99)), "e2r-p99-ms")
+	b.ReportMetric(float64(calls)/float64(routed), "calls/item")
+	b.ReportMetric(procStatusMiB(b, "VmHWM"), "peak-rss-MiB")
+	b.ReportMetric(float64(goroutines), "peak-goroutines")
+	b.ReportMetric(0, "ns/op") // one op is one second of load: ns/op says nothing
+}
+
+// BenchmarkReconcile times the daemon's start-up reconcile of N waiting PSRs with M agents
+// online (issue 11: N=100,000, M=10,000), through the same 100 ms ± 30 ms proxy. The work is
+// in Support_DE (German 4 required) and no agent speaks German, so every PSR stays waiting
+// and the figures are the reconcile's, not a routing burst after it. The size is
+// OMNIROUTE_BENCH_SCALE times the issue's (default 0.02: N=2,000, M=200, the smoke run);
+// OMNIROUTE_BENCH_SCALE=1 is the full size. One b.N iteration is one daemon start.
+//
+// Reported:
+//   - reconcile-s: the reconcile's SOQL reads (omniroute_reconcile_duration_seconds);
+//   - ready-s: from Run to the reconcile applied (log-in, org check and subscribe included);
+//   - heap-MiB: the live heap after a GC with the daemon reconciled, less the same before
+//     the daemon started (the emulator's share taken out);
+//   - rss-MiB: VmRSS of the whole process then, emulator and its N PSRs included.
+func BenchmarkReconcile(b *testing.B) {
+	scale := 0.02
+	if s := os.Getenv("OMNIROUTE_BENCH_SCALE"); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		require.NoError(b, err, "OMNIROUTE_BENCH_SCALE")
+		require.Positive(b, v, "OMNIROUTE_BENCH_SCALE")
+		scale = v
+	}
+	n, m := max(1, int(100_000*scale)), max(1, int(10_000*scale))
+	b.Run(fmt.Sprintf("psrs=%d/agents=%d", n, m), func(b *testing.B) { benchReconcile(b, n, m) })
+}
+
+func benchReconcile(b *testing.B, n, m int) {
+	seed := benchSeed(m)
+	em, err := emulator.New(emulator.Options{Seed: seed, RandSeed: 1, MaxEvents: 1000})
+	require.NoError(b, err)
+	defer em.Close()
+	onlineAll(b, em, seed)
+	for range n {
+		_, err := em.CreateWork(emulator.WorkRequest{Channel: "Chat", Queue: "Support_DE"})
+		require.NoError(b, err)
+	}
+	var reconcile, ready, heap, rss float64
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		bd, took := startBenchDaemonOn(b, em)
+		b.StopTimer()
+		ready += took.Seconds()
+		reconcile += counterValue(b, bd.reg, "omniroute_reconcile_duration_seconds")
+		rss = max(rss, procStatusMiB(b, "VmRSS"))
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		heap = max(heap, (float64(after.HeapAlloc)-float64(before.HeapAlloc))/(1<<20))
+		bd.stop()
+		require.Zero(b, em.Counters().Records["AgentWork"], "the PSRs stay waiting")
+		b.StartTimer()
+	}
+	b.StopTimer()
+	b.ReportMetric(reconcile/float64(b.N), "reconcile-s")
+	b.ReportMetric(ready/float64(b.N), "ready-s")
+	b.ReportMetric(heap, "heap-MiB")
+	b.ReportMetric(rss, "rss-MiB")
+}
