@@ -63,23 +63,7 @@ func (p *latencyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // nobody accepts in this benchmark), no push timeout (its timers would double the emulator's
 // work half-way), and a bounded event retention.
 func benchOrg(b *testing.B) *emulator.Emulator {
-	seed := emulator.DemoSeed()
-	var tmpl emulator.SeedUser
-	for i := range seed.Users {
-		if seed.Users[i].Agent {
-			seed.Users[i].Capacity = 1_000_000
-			tmpl = seed.Users[i]
-		}
-	}
-	for i := len(seed.Users); i <= 500; i++ {
-		u := tmpl
-		u.Username, u.LastName = fmt.Sprintf("bench%03d@omniroute.demo", i), fmt.Sprintf("Bench %03d", i)
-		u.Email = u.Username
-		seed.Users = append(seed.Users, u)
-	}
-	for i := range seed.RoutingConfigs {
-		seed.RoutingConfigs[i].PushTimeout = 0
-	}
+	seed := benchSeed(500)
 	em, err := emulator.New(emulator.Options{Seed: seed, RandSeed: 1, MaxEvents: 20_000})
 	require.NoError(b, err)
 	return em
