@@ -1,6 +1,8 @@
 package connector
 
 import (
+	"context"
+
 	"github.com/omniroute/omniroute/routing"
 )
 
@@ -9,6 +11,26 @@ import (
 // sees the engine: the gateway decodes frames into AgentInput and hands them to
 // Router.FromAgent, and the router hands each agent's messages to an AgentSink, which the
 // gateway implements by encoding them as frames (docs/agent-protocol.md).
+
+// Metric names reserved for this contract (the chart's dashboard and alerts use them):
+//
+//	omniroute_agents_connected                      gauge: agents with a live websocket (gateway)
+//	omniroute_gateway_frames_total{direction,type}  counter: frames in and out (gateway)
+//	omniroute_gateway_bad_frames_total{reason}      counter: frames refused (gateway)
+//	omniroute_gateway_refused_total{reason}         counter: upgrades refused: token, origin (gateway)
+//	omniroute_presence_sync_total{direction,result} counter: presence changes, direction
+//	                                                "to_salesforce" or "from_salesforce",
+//	                                                result "ok", "failed", "suppressed" (router)
+//	omniroute_leader                                gauge: 1 while this replica leads (leader election)
+
+// AgentRouter is the router as the gateway sees it. Router implements it.
+type AgentRouter interface {
+	// FromAgent hands one decoded input to the router's inbox. It blocks while the inbox is
+	// full (backpressure) until ctx ends.
+	FromAgent(ctx context.Context, in AgentInput) error
+	// AgentSnapshot returns what the agent's console gets on connect.
+	AgentSnapshot(ctx context.Context, user string) (AgentSnapshot, error)
+}
 
 // AgentSink receives what an agent's console must see. Deliver never blocks the router: it
 // queues m for the user's live connection and returns false when the user has none, or when
