@@ -10,6 +10,19 @@ GOLANGCI    := $(BIN)/golangci-lint
 # and fails with a bare "context deadline exceeded" on a loaded machine (go.dev/issue/75804).
 FUZZTIME    ?= 50000x
 
+# The image and the chart.
+OS          ?= linux
+ARCH        ?= amd64
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE       ?= omniroute:$(VERSION)
+BASE_IMAGE  ?= gcr.io/distroless/static-debian12:nonroot
+# helm, pinned: built once from the Go module proxy into bin/ (the first build downloads and
+# compiles it: about N minutes on a clean module cache, see README "The image and the chart").
+HELM_VERSION := v4.3.2
+HELM        := $(BIN)/helm-$(HELM_VERSION)
+CHART       := charts/omniroute
+
 #? help: list the targets
 .PHONY: help
 help:
@@ -17,7 +30,7 @@ help:
 
 #? test: everything CI runs: deps, tidy-check, vet, lint, go test -race, fuzz and benchmark smoke runs, Node conformance
 .PHONY: test
-test: deps tidy-check vet lint gotest fuzz bench-smoke conformance
+test: deps tidy-check vet lint helm-lint gotest fuzz bench-smoke conformance image-check
 
 #? deps: install what the checks need (npm ci; Debian packages when root)
 .PHONY: deps
@@ -49,8 +62,8 @@ lint: $(GOLANGCI)
 
 #? gotest: go test -race on every package
 .PHONY: gotest
-gotest: deps
-	$(GO) test -race -count=1 ./...
+gotest: deps $(HELM)
+	HELM=$(HELM) $(GO) test -race -count=1 ./...
 
 #? test-short: quick go tests without -race
 .PHONY: test-short
@@ -90,3 +103,51 @@ bench-smoke: deps
 .PHONY: tidy-check
 tidy-check:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+#? binary: the static release binary .build/OS-ARCH/omniroute (CGO_ENABLED=0) that the image copies
+.PHONY: binary
+binary:
+	CGO_ENABLED=0 GOOS=$(OS) GOARCH=$(ARCH) $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" \
+	  -o .build/$(OS)-$(ARCH)/omniroute ./cmd/omniroute
+	rm -rf .build/rootfs && mkdir -p .build/rootfs
+
+#? image: build the image IMAGE (default omniroute:VERSION) with docker, or buildah where no docker engine runs
+.PHONY: image
+image: binary
+	@set -- --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg OS=$(OS) --build-arg ARCH=$(ARCH) \
+	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+	  --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) -t $(IMAGE) -f Dockerfile .; \
+	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then set -x; docker build "$$@"; \
+	elif command -v buildah >/dev/null; then set -x; buildah build "$$@"; \
+	else echo "make image: needs docker (with a running engine) or buildah"; exit 1; fi
+
+#? image-check: build the image FROM scratch with buildah and run `omniroute version` in it (installs buildah when root; says so when it cannot)
+.PHONY: image-check
+image-check: binary
+	tools/image-check.sh $(VERSION)
+
+$(HELM):
+	GOBIN=$(BIN) $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	mv $(BIN)/helm $(HELM)
+
+#? helm: build the pinned helm into bin/
+.PHONY: helm
+helm: $(HELM)
+
+#? helm-lint: helm lint --strict and helm template with the default and the HA values (charts/omniroute/ci)
+.PHONY: helm-lint
+helm-lint: $(HELM)
+	@for v in $(CHART)/ci/*-values.yaml; do \
+	  echo "helm lint --strict -f $$v"; $(HELM) lint --strict $(CHART) -f $$v >/dev/null || { $(HELM) lint --strict $(CHART) -f $$v; exit 1; }; \
+	  echo "helm template -f $$v"; $(HELM) template omniroute $(CHART) -n omniroute -f $$v >/dev/null; \
+	done
+
+#? chart-test: the chart's Go tests: manifests strictly decoded, alert and dashboard metrics, README up to date
+.PHONY: chart-test
+chart-test: $(HELM)
+	HELM=$(HELM) $(GO) test -race -count=1 ./test/chart/
+
+#? chart-readme: regenerate charts/omniroute/README.md from values.yaml
+.PHONY: chart-readme
+chart-readme:
+	$(GO) test -count=1 ./test/chart/ -run '^TestChartREADME$$' -update
