@@ -15,6 +15,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
 	"github.com/omniroute/omniroute/connector"
@@ -416,4 +417,31 @@ func TestChartRefuses(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// TestHelmTestPod: the `helm test` pod checks /readyz through the Service, is not selected by
+// the Deployment (its ReplicaSet would adopt it) nor by the Service, and the NetworkPolicy lets
+// it in.
+func TestHelmTestPod(t *testing.T) {
+	t.Parallel()
+	ms := renderDecode(t, "default-values.yaml")
+	pod := one[*corev1.Pod](t, ms)
+	require.Equal(t, "test", pod.Annotations["helm.sh/hook"])
+	require.Contains(t, strings.Join(pod.Spec.Containers[0].Command, " "), "http://omniroute:8080/readyz")
+	require.NotContains(t, pod.Spec.Containers[0].Image, ":latest")
+	d := one[*appsv1.Deployment](t, ms)
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	require.NoError(t, err)
+	require.False(t, sel.Matches(labels.Set(pod.Labels)), "the Deployment's selector matches the test pod")
+	require.True(t, sel.Matches(labels.Set(d.Spec.Template.Labels)))
+	np := one[*networkingv1.NetworkPolicy](t, ms)
+	var admitted bool
+	for _, peer := range np.Spec.Ingress[0].From {
+		if peer.PodSelector != nil && peer.NamespaceSelector == nil {
+			s, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
+			require.NoError(t, err)
+			admitted = admitted || s.Matches(labels.Set(pod.Labels))
+		}
+	}
+	require.True(t, admitted, "the NetworkPolicy lets the test pod reach the http port")
 }

@@ -50,6 +50,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
+Labels of the helm test pod: never the selector labels, which the Deployment's ReplicaSet
+would adopt it by.
+*/}}
+{{- define "omniroute.testLabels" -}}
+helm.sh/chart: {{ include "omniroute.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
 The ServiceAccount name.
 */}}
 {{- define "omniroute.serviceAccountName" -}}
