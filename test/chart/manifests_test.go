@@ -305,6 +305,9 @@ func TestChartHA(t *testing.T) {
 		ms := renderDecode(t, "ha-values.yaml")
 		d := one[*appsv1.Deployment](t, ms)
 		require.Equal(t, int32(2), *d.Spec.Replicas)
+		// A standby is never Ready: a rollout that waits for Ready new pods never ends.
+		require.Equal(t, appsv1.RollingUpdateDeploymentStrategyType, d.Spec.Strategy.Type)
+		require.Equal(t, "100%", d.Spec.Strategy.RollingUpdate.MaxUnavailable.String(), "the old pods may all stop at once")
 		require.True(t, *d.Spec.Template.Spec.AutomountServiceAccountToken)
 		require.Equal(t, "true", envValue(d, "OMNIROUTE_LEADER_ELECTION"))
 		require.NotContains(t, d.Spec.Template.Annotations, "checksum/secret", "an existingSecret is not the chart's to hash")
