@@ -1,12 +1,16 @@
 package chart
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 var update = flag.Bool("update", false, "rewrite charts/omniroute/README.md from values.yaml")
@@ -63,4 +67,48 @@ func TestValuesDocumented(t *testing.T) {
 			require.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// TestSchemaMatchesValues: values.schema.json and values.yaml describe the same values. Helm
+// refuses a value the schema closes out, so a key of values.yaml missing from the schema fails
+// `helm lint`; this test catches the other way: a schema property that values.yaml (and so the
+// README) lacks, and an object the schema leaves open by mistake.
+func TestSchemaMatchesValues(t *testing.T) {
+	t.Parallel()
+	var schema map[string]any
+	require.NoError(t, json.Unmarshal(readChartFile(t, "values.schema.json"), &schema))
+	var values map[string]any
+	require.NoError(t, yaml.Unmarshal(readChartFile(t, "values.yaml"), &values))
+	// Objects passed through as Kubernetes types (resources, securityContext, affinity...) are
+	// open in the schema; everything else the chart owns is closed.
+	open := []string{"global", "resources", "podSecurityContext", "securityContext", "affinity", "extraEnv.valueFrom"}
+	var walk func(path string, s map[string]any, v map[string]any)
+	walk = func(path string, s map[string]any, v map[string]any) {
+		props, _ := s["properties"].(map[string]any)
+		for name, p := range props {
+			key := strings.TrimPrefix(path+"."+name, ".")
+			if key == "global" {
+				continue // helm's own
+			}
+			val, ok := v[name]
+			require.Truef(t, ok, "values.schema.json has %s, values.yaml does not", key)
+			ps := p.(map[string]any)
+			if ps["type"] == "object" {
+				if slices.Contains(open, key) {
+					continue
+				}
+				if _, hasProps := ps["properties"]; hasProps {
+					require.Equalf(t, false, ps["additionalProperties"], "%s is an object of the chart's: close it (additionalProperties: false)", key)
+					sub, _ := val.(map[string]any)
+					walk(key, ps, sub)
+				}
+			}
+		}
+		for name := range v {
+			_, ok := props[name]
+			require.Truef(t, ok, "values.yaml has %s, values.schema.json does not", strings.TrimPrefix(path+"."+name, "."))
+		}
+	}
+	require.Equal(t, false, schema["additionalProperties"])
+	walk("", schema, values)
 }
