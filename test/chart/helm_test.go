@@ -71,10 +71,16 @@ func (e *helmError) Error() string {
 	return "helm " + strings.Join(e.args, " ") + ": " + e.err.Error() + "\n" + e.stderr
 }
 
-// render runs `helm template` for a values file of charts/omniroute/ci plus --set pairs.
+// render runs `helm template` of the release "omniroute" for a values file of
+// charts/omniroute/ci plus --set pairs.
 func render(t *testing.T, valuesFile string, set ...string) (string, error) {
 	t.Helper()
-	args := []string{"template", "omniroute", chartDir, "--namespace", "routing"}
+	return renderRelease(t, "omniroute", valuesFile, set...)
+}
+
+func renderRelease(t *testing.T, release, valuesFile string, set ...string) (string, error) {
+	t.Helper()
+	args := []string{"template", release, chartDir, "--namespace", "routing"}
 	if valuesFile != "" {
 		args = append(args, "-f", filepath.Join(chartDir, "ci", valuesFile))
 	}

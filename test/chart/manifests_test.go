@@ -222,7 +222,7 @@ func TestDeploymentContract(t *testing.T) {
 						"%s is not a variable of connector.Config (`omniroute run -h`): the daemon refuses unknown OMNIROUTE_* variables", e.Name)
 				}
 			}
-			for _, v := range []string{"OMNIROUTE_SALESFORCE_CLIENT_ID", "OMNIROUTE_MAPPING_FILE", "OMNIROUTE_STATE_DIR", "OMNIROUTE_HTTP_ADDR", "OMNIROUTE_LEADER_ELECTION"} {
+			for _, v := range []string{"OMNIROUTE_SALESFORCE_CLIENT_ID", "OMNIROUTE_MAPPING_FILE", "OMNIROUTE_STATE_DIR", "OMNIROUTE_HTTP_ADDR"} {
 				require.Containsf(t, env, v, "the Deployment sets %s", v)
 			}
 			for _, secret := range []string{"OMNIROUTE_ADMIN_TOKEN", "OMNIROUTE_AGENT_TOKEN_KEY"} {
@@ -296,7 +296,7 @@ func TestChartHA(t *testing.T) {
 		require.Empty(t, d.Spec.Template.Spec.TopologySpreadConstraints)
 		require.False(t, *d.Spec.Template.Spec.AutomountServiceAccountToken, "no Kubernetes API access without leader election")
 		require.Contains(t, d.Spec.Template.Annotations, "checksum/secret")
-		require.Equal(t, "false", envValue(d, "OMNIROUTE_LEADER_ELECTION"))
+		require.Empty(t, envValue(d, "OMNIROUTE_LEADER_ELECTION"), "off unless asked for")
 		np := one[*networkingv1.NetworkPolicy](t, ms)
 		require.Equal(t, []string{"TCP/443", "TCP/53", "UDP/53"}, egressPorts(np), "egress: DNS and 443 only")
 	})
@@ -407,6 +407,8 @@ func TestChartRefuses(t *testing.T) {
 		{"no client id", "default-values.yaml", []string{"salesforce.clientId="}, "salesforce.clientId is required"},
 		{"no mapping", "default-values.yaml", []string{"mapping.content="}, "mapping.content or mapping.existingConfigMap is required"},
 		{"jwt without a key", "default-values.yaml", []string{"salesforce.privateKey="}, "needs salesforce.privateKey"},
+		{"client_credentials without a secret", "default-values.yaml", []string{"salesforce.auth=client_credentials"}, "salesforce.auth client_credentials needs salesforce.clientSecret"},
+		{"password without one", "default-values.yaml", []string{"salesforce.auth=password", "salesforce.clientSecret=s"}, "salesforce.auth password needs salesforce.password"},
 		{"unknown value", "default-values.yaml", []string{"replicas=2"}, "replicas"},
 		{"unknown nested value", "default-values.yaml", []string{"leaderElection.lease=x"}, "lease"},
 		{"bad enum", "default-values.yaml", []string{"config.events=kafka"}, "events"},
@@ -447,4 +449,25 @@ func TestHelmTestPod(t *testing.T) {
 		}
 	}
 	require.True(t, admitted, "the NetworkPolicy lets the test pod reach the http port")
+}
+
+// TestAlertsSelectTheScrapedJob: the alerts select the job label the ServiceMonitor gives the
+// series (the Service name, with no jobLabel), for a release whose name is not the chart's.
+func TestAlertsSelectTheScrapedJob(t *testing.T) {
+	t.Parallel()
+	out, err := renderRelease(t, "prod", "ha-values.yaml")
+	require.NoError(t, err)
+	ms := decode(t, out)
+	svc := one[*corev1.Service](t, ms)
+	require.Equal(t, "prod-omniroute", svc.Name)
+	sm := one[*serviceMonitor](t, ms)
+	require.Empty(t, sm.Spec.JobLabel, "a jobLabel would rename the job the alerts select")
+	require.Equal(t, svc.Labels["app.kubernetes.io/name"], sm.Spec.Selector.MatchLabels["app.kubernetes.io/name"])
+	require.Equal(t, "http", sm.Spec.Endpoints[0].Port)
+	rules := one[*prometheusRule](t, ms)
+	for _, g := range rules.Spec.Groups {
+		for _, r := range g.Rules {
+			require.Containsf(t, r.Expr, `namespace="routing", job="prod-omniroute"`, "alert %s", r.Alert)
+		}
+	}
 }

@@ -117,7 +117,15 @@ Checks that fail the render instead of deploying something that cannot work.
 {{- if and (not .Values.mapping.content) (not .Values.mapping.existingConfigMap) }}
 {{- fail "mapping.content or mapping.existingConfigMap is required: the mapping file (docs/mapping.md)" }}
 {{- end }}
-{{- if and (not .Values.existingSecret) (eq .Values.salesforce.auth "jwt") (not .Values.salesforce.privateKey) }}
+{{- if not .Values.existingSecret }}
+{{- if and (eq .Values.salesforce.auth "jwt") (not .Values.salesforce.privateKey) }}
 {{- fail "salesforce.auth jwt needs salesforce.privateKey, or existingSecret with a private-key.pem key" }}
+{{- end }}
+{{- if and (ne .Values.salesforce.auth "jwt") (not .Values.salesforce.clientSecret) }}
+{{- fail (printf "salesforce.auth %s needs salesforce.clientSecret, or existingSecret with a client-secret key" .Values.salesforce.auth) }}
+{{- end }}
+{{- if and (eq .Values.salesforce.auth "password") (not .Values.salesforce.password) }}
+{{- fail "salesforce.auth password needs salesforce.password, or existingSecret with a password key" }}
+{{- end }}
 {{- end }}
 {{- end }}
