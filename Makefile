@@ -151,3 +151,7 @@ chart-test: $(HELM)
 .PHONY: chart-readme
 chart-readme:
 	$(GO) test -count=1 ./test/chart/ -run '^TestChartREADME$$' -update
+
+#? generate: regenerate the generated files (the chart README)
+.PHONY: generate
+generate: chart-readme

@@ -336,7 +336,7 @@ func TestChartHA(t *testing.T) {
 		pdb := one[*policyv1.PodDisruptionBudget](t, ms)
 		require.Equal(t, d.Spec.Selector.MatchLabels, pdb.Spec.Selector.MatchLabels)
 		np := one[*networkingv1.NetworkPolicy](t, ms)
-		require.Equal(t, []string{"TCP/443", "TCP/443", "TCP/53", "TCP/6443", "UDP/53"}, egressPorts(np), "and the Kubernetes API")
+		require.Equal(t, []string{"TCP/443", "TCP/53", "TCP/6443", "UDP/53"}, egressPorts(np), "and the Kubernetes API")
 		require.Len(t, np.Spec.Ingress, 1)
 		require.Equal(t, "http", np.Spec.Ingress[0].Ports[0].Port.String(), "ingress only to the http port")
 		require.NotEmpty(t, np.Spec.Ingress[0].From, "ingress from named peers only")
