@@ -18,7 +18,8 @@ REVISION    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 IMAGE       ?= omniroute:$(VERSION)
 BASE_IMAGE  ?= gcr.io/distroless/static-debian12:nonroot
 # helm, pinned: built once from the Go module proxy into bin/ (the first build downloads and
-# compiles it: 947 s measured on a clean module and build cache, on the shared 2-core machine).
+# compiles it: 947 s measured on a clean module and build cache, on 2 cores at load average
+# 9 to 10 from other builds; later runs reuse bin/).
 HELM_VERSION := v4.3.2
 HELM        := $(BIN)/helm-$(HELM_VERSION)
 CHART       := charts/omniroute
