@@ -193,6 +193,9 @@ func TestChartKinds(t *testing.T) {
 // lists them and this list must be emptied: the test fails while a name is in both.
 var pendingVariables = []string{
 	"OMNIROUTE_LEADER_ELECTION", // leader election (connector/leader.go)
+	"OMNIROUTE_LEADER_LEASE",    // the Lease's name
+	"OMNIROUTE_POD_NAME",        // the candidate's identity in the Lease
+	"OMNIROUTE_POD_NAMESPACE",   // the Lease's namespace
 	"OMNIROUTE_AGENT_TOKEN_KEY", // the agent gateway's HMAC key
 	"OMNIROUTE_AGENT_ORIGINS",   // the agent gateway's Origin allow-list
 }
@@ -327,8 +330,7 @@ func TestChartHA(t *testing.T) {
 		}
 		require.Equal(t, []string{
 			"leases [] [create]", "leases [omniroute] [get update]",
-			"configmaps [] [create]", "configmaps [omniroute-replay] [get update]",
-		}, rules, "the Role reaches only its Lease and its replay ConfigMap")
+		}, rules, "the Role reaches only its Lease, which keeps the replay ids too")
 		rb := one[*rbacv1.RoleBinding](t, ms)
 		require.Equal(t, role.Name, rb.RoleRef.Name)
 		require.Equal(t, d.Spec.Template.Spec.ServiceAccountName, rb.Subjects[0].Name)
@@ -469,5 +471,52 @@ func TestAlertsSelectTheScrapedJob(t *testing.T) {
 		for _, r := range g.Rules {
 			require.Containsf(t, r.Expr, `namespace="routing", job="prod-omniroute"`, "alert %s", r.Alert)
 		}
+	}
+}
+
+// TestLeaderElectionContract: the daemon's leader election reads OMNIROUTE_LEADER_LEASE,
+// OMNIROUTE_POD_NAME and OMNIROUTE_POD_NAMESPACE (connector.LeaderConfig); the Lease it uses is
+// the one the Role grants, each release has its own Lease (two releases in one namespace must
+// not elect one leader between them), and the Role grants nothing but that Lease: the replay
+// ids live in the Lease's annotations.
+func TestLeaderElectionContract(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, release string
+		set           []string
+		lease         string
+	}{
+		{"default lease: the release's full name", "omniroute", nil, "omniroute"},
+		{"a second release in the namespace", "sandbox", nil, "sandbox-omniroute"},
+		{"a lease named in the values", "omniroute", []string{"leaderElection.leaseName=routing-leader"}, "routing-leader"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := renderRelease(t, tc.release, "ha-values.yaml", tc.set...)
+			require.NoError(t, err)
+			ms := decode(t, out)
+			d := one[*appsv1.Deployment](t, ms)
+			require.Equal(t, tc.lease, envValue(d, "OMNIROUTE_LEADER_LEASE"), "the Lease the daemon campaigns for")
+			fields := map[string]string{}
+			for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+				if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+					fields[e.Name] = e.ValueFrom.FieldRef.FieldPath
+				}
+			}
+			require.Equal(t, map[string]string{
+				"OMNIROUTE_POD_NAME":      "metadata.name",
+				"OMNIROUTE_POD_NAMESPACE": "metadata.namespace",
+			}, fields, "the candidate's identity and the Lease's namespace, from the downward API")
+
+			role := one[*rbacv1.Role](t, ms)
+			var named []string
+			for _, r := range role.Rules {
+				require.Equal(t, []string{"coordination.k8s.io"}, r.APIGroups, "the Role grants only Leases")
+				require.Equal(t, []string{"leases"}, r.Resources, "the Role grants only Leases")
+				named = append(named, r.ResourceNames...)
+			}
+			require.Equal(t, []string{tc.lease}, named, "the Role's Lease is the daemon's")
+		})
 	}
 }

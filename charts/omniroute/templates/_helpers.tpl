@@ -83,6 +83,13 @@ The image reference: repository with the digest when set, else the tag (default 
 {{- end }}
 
 {{/*
+The Lease the replicas compete for: leaderElection.leaseName, or the full name.
+*/}}
+{{- define "omniroute.leaseName" -}}
+{{- default (include "omniroute.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/*
 The Secret holding the credentials: existingSecret, or the chart's own.
 */}}
 {{- define "omniroute.secretName" -}}
