@@ -254,3 +254,85 @@ func TestMetricSet(t *testing.T) {
 	require.False(t, m.registered("omniroute_no_such_metric"))
 	require.False(t, m.registered("omniroute_no_such_metric"), "a probe leaves nothing behind")
 }
+
+// TestAlertsWithoutSeries: a series the daemon has not created (a counter vector's child
+// appears with its first event) or cannot export (no pod runs) must not silence an alert.
+//   - A "nothing happened" condition joined by `and` (sum(increase(x)) == 0) must read missing
+//     series as zero (`or vector(0)`): with no series the `and` drops the whole alert, so a
+//     daemon that never offered anything would never be found stalled.
+//   - The alerts saying that no replica does something fire also when no replica exports the
+//     metric (absent()): a crash-looping pod exports nothing.
+func TestAlertsWithoutSeries(t *testing.T) {
+	t.Parallel()
+	absentFor := map[string]string{
+		"alert OmnirouteStreamDisconnected": "omniroute_stream_live",
+		"alert OmnirouteNoLeader":           "omniroute_leader",
+	}
+	p := parser.NewParser(parser.Options{})
+	for where, q := range queries(t) {
+		if !strings.HasPrefix(where, "alert ") {
+			continue
+		}
+		expr, err := p.ParseExpr(q)
+		require.NoErrorf(t, err, "%s: %s", where, q)
+		for _, bad := range unguardedNothingHappened(expr) {
+			t.Errorf("%s: %s is empty while the series does not exist, which silences the `and`: write (%s or vector(0)) == 0", where, bad, bad)
+		}
+		if metric, ok := absentFor[where]; ok {
+			require.Truef(t, hasAbsent(expr, metric), "%s fires only while some replica exports %s: add `or absent(%s{...})`", where, metric, metric)
+		}
+	}
+}
+
+func unparen(e parser.Expr) parser.Expr {
+	for {
+		p, ok := e.(*parser.ParenExpr)
+		if !ok {
+			return e
+		}
+		e = p.Expr
+	}
+}
+
+// unguardedNothingHappened returns the operands of `and` of the form x == 0 whose x is not
+// `... or vector(0)`.
+func unguardedNothingHappened(expr parser.Expr) []string {
+	var out []string
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		and, ok := n.(*parser.BinaryExpr)
+		if !ok || and.Op != parser.LAND {
+			return nil
+		}
+		for _, side := range []parser.Expr{and.LHS, and.RHS} {
+			cmp, ok := unparen(side).(*parser.BinaryExpr)
+			if !ok || cmp.Op != parser.EQLC {
+				continue
+			}
+			if n, ok := unparen(cmp.RHS).(*parser.NumberLiteral); !ok || n.Val != 0 {
+				continue
+			}
+			if or, ok := unparen(cmp.LHS).(*parser.BinaryExpr); ok && or.Op == parser.LOR {
+				if c, ok := unparen(or.RHS).(*parser.Call); ok && c.Func.Name == "vector" {
+					continue
+				}
+			}
+			out = append(out, cmp.LHS.String())
+		}
+		return nil
+	})
+	return out
+}
+
+// hasAbsent reports whether expr calls absent() on a selector of metric.
+func hasAbsent(expr parser.Expr, metric string) bool {
+	found := false
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		if c, ok := n.(*parser.Call); ok && c.Func.Name == "absent" && len(c.Args) == 1 {
+			if vs, ok := unparen(c.Args[0]).(*parser.VectorSelector); ok && vs.Name == metric {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found
+}
