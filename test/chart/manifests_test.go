@@ -415,6 +415,11 @@ func TestChartRefuses(t *testing.T) {
 		{"unknown nested value", "default-values.yaml", []string{"leaderElection.lease=x"}, "lease"},
 		{"bad enum", "default-values.yaml", []string{"config.events=kafka"}, "events"},
 		{"short admin token", "default-values.yaml", []string{"adminToken=short"}, "adminToken"},
+		// The gateway refuses a key under 32 characters at start-up (exit 2).
+		{"short agent token key", "default-values.yaml", []string{"agentTokenKey=0123456789abcdef"}, "agentTokenKey"},
+		// An Ingress with no rule and no default backend is refused by the API server.
+		{"ingress without hosts", "default-values.yaml", []string{"ingress.enabled=true", "ingress.hosts=null"}, "ingress.enabled needs ingress.hosts and ingress.paths"},
+		{"ingress without paths", "default-values.yaml", []string{"ingress.enabled=true", "ingress.paths=null"}, "ingress.enabled needs ingress.hosts and ingress.paths"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
