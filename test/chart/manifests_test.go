@@ -411,6 +411,9 @@ func TestChartRefuses(t *testing.T) {
 		{"jwt without a key", "default-values.yaml", []string{"salesforce.privateKey="}, "needs salesforce.privateKey"},
 		{"client_credentials without a secret", "default-values.yaml", []string{"salesforce.auth=client_credentials"}, "salesforce.auth client_credentials needs salesforce.clientSecret"},
 		{"password without one", "default-values.yaml", []string{"salesforce.auth=password", "salesforce.clientSecret=s"}, "salesforce.auth password needs salesforce.password"},
+		// The daemon exits 2 at start-up without the user these flows act as.
+		{"jwt without a user", "default-values.yaml", []string{"salesforce.username="}, "salesforce.auth jwt needs salesforce.username"},
+		{"password without a user", "ha-values.yaml", []string{"salesforce.auth=password", "salesforce.username="}, "salesforce.auth password needs salesforce.username"},
 		{"unknown value", "default-values.yaml", []string{"replicas=2"}, "replicas"},
 		{"unknown nested value", "default-values.yaml", []string{"leaderElection.lease=x"}, "lease"},
 		{"bad enum", "default-values.yaml", []string{"config.events=kafka"}, "events"},

@@ -124,6 +124,9 @@ Checks that fail the render instead of deploying something that cannot work.
 {{- if and (not .Values.mapping.content) (not .Values.mapping.existingConfigMap) }}
 {{- fail "mapping.content or mapping.existingConfigMap is required: the mapping file (docs/mapping.md)" }}
 {{- end }}
+{{- if and (has .Values.salesforce.auth (list "jwt" "password")) (not .Values.salesforce.username) }}
+{{- fail (printf "salesforce.auth %s needs salesforce.username: the integration user the daemon acts as" .Values.salesforce.auth) }}
+{{- end }}
 {{- if and .Values.ingress.enabled (or (not .Values.ingress.hosts) (not .Values.ingress.paths)) }}
 {{- fail "ingress.enabled needs ingress.hosts and ingress.paths: an Ingress without rules is refused by the API server" }}
 {{- end }}
