@@ -15,6 +15,10 @@ OS          ?= linux
 ARCH        ?= amd64
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# Once: `git describe --dirty` changes when a file is touched mid-build, and the binary, the
+# image's labels and image-check must agree on one version.
+VERSION     := $(VERSION)
+REVISION    := $(REVISION)
 IMAGE       ?= omniroute:$(VERSION)
 BASE_IMAGE  ?= gcr.io/distroless/static-debian12:nonroot
 # helm, pinned: built once from the Go module proxy into bin/ (the first build downloads and

@@ -12,6 +12,7 @@
 //     connector.Config reads, the mapping is a directory mount, the JWT key a file;
 //   - that every metric the alerts and the dashboard use is registered by the daemon, and that
 //     every alert expression and dashboard query parses as PromQL;
+//   - that the Makefile builds, labels and checks the image with one VERSION;
 //   - that README.md is what the generator makes of values.yaml, where every value must carry
 //     a `# --` comment (`make chart-readme` rewrites it).
 //
