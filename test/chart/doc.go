@@ -2,7 +2,8 @@
 // README.
 //
 // The tests render the chart with the pinned helm (the Makefile's HELM_VERSION: $HELM, else
-// bin/helm-VERSION, else `go run helm.sh/helm/v4/cmd/helm@VERSION`) for each values file in
+// bin/helm-VERSION, built once by `go install helm.sh/helm/v4/cmd/helm@VERSION` when missing, as
+// `make helm` does) for each values file in
 // charts/omniroute/ci, decode every manifest strictly into the Kubernetes API types (the
 // prometheus-operator kinds into local structs of the fields the chart uses), and check:
 //

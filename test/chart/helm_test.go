@@ -3,11 +3,13 @@ package chart
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -29,7 +31,10 @@ func helmVersion(t *testing.T) string {
 }
 
 // helmCommand returns the command line that runs the pinned helm: $HELM (make passes its
-// bin/helm-VERSION), else that binary when it was built, else `go run` of the pinned module.
+// bin/helm-VERSION), else that binary, built here once per test process when it is missing, as
+// `make helm` builds it: `go install` of the pinned module, with the shared module and build
+// caches, into bin/. So `go test ./...` without make builds helm once, not once per parallel
+// render, and make then finds it.
 func helmCommand(t *testing.T) []string {
 	t.Helper()
 	v := helmVersion(t)
@@ -37,12 +42,37 @@ func helmCommand(t *testing.T) []string {
 		require.Truef(t, strings.HasSuffix(h, "helm-"+v), "HELM=%s is not the pinned helm %s", h, v)
 		return []string{h}
 	}
-	if p, err := filepath.Abs(filepath.Join(root, "bin", "helm-"+v)); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return []string{p}
-		}
+	p, err := filepath.Abs(filepath.Join(root, "bin", "helm-"+v))
+	require.NoError(t, err)
+	helmBuild.Do(func() { helmBuildErr = buildHelm(p, v) })
+	require.NoError(t, helmBuildErr)
+	return []string{p}
+}
+
+var (
+	helmBuild    sync.Once
+	helmBuildErr error
+)
+
+// buildHelm installs helm.sh/helm/v4/cmd/helm@version as path, unless path exists.
+func buildHelm(path, version string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
 	}
-	return []string{"go", "run", "helm.sh/helm/v4/cmd/helm@" + v}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	gobin, err := os.MkdirTemp(filepath.Dir(path), ".helm-build-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(gobin) }()
+	cmd := exec.CommandContext(context.Background(), "go", "install", "helm.sh/helm/v4/cmd/helm@"+version)
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go install helm %s: %w\n%s", version, err, out)
+	}
+	return os.Rename(filepath.Join(gobin, "helm"), path)
 }
 
 // helm runs the pinned helm with args and returns its stdout, or its error with stderr.
