@@ -336,3 +336,46 @@ func hasAbsent(expr parser.Expr, metric string) bool {
 	})
 	return found
 }
+
+// TestAPIUsageIgnoresStandbys: a standby makes no Salesforce call after its start-up, so its
+// omniroute_salesforce_api_requests_used keeps the org's usage of that moment for as long as it
+// stands by. Every alert and panel reading it drops the replicas that are standbys
+// (`unless on (instance) (omniroute_leader == 0)`), or a standby started at a busy hour would
+// hold OmnirouteAPIAllocationHigh on for days. Without leader election omniroute_leader is 1 or
+// absent, and nothing is dropped.
+func TestAPIUsageIgnoresStandbys(t *testing.T) {
+	t.Parallel()
+	p := parser.NewParser(parser.Options{})
+	checked := 0
+	for where, q := range queries(t) {
+		expr, err := p.ParseExpr(q)
+		require.NoErrorf(t, err, "%s: %s", where, q)
+		if !slices.Contains(selectedMetrics(expr), "omniroute_salesforce_api_requests_used") {
+			continue
+		}
+		checked++
+		require.Truef(t, dropsStandbys(expr), "%s reads a standby's stale API usage: add `unless on (instance) (omniroute_leader{...} == 0)`: %s", where, q)
+	}
+	require.GreaterOrEqual(t, checked, 2, "the API allocation alert and the API budget panel")
+}
+
+// dropsStandbys reports whether expr has an `x unless on (instance) (omniroute_leader == 0)`.
+func dropsStandbys(expr parser.Expr) bool {
+	found := false
+	parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+		b, ok := n.(*parser.BinaryExpr)
+		if !ok || b.Op != parser.LUNLESS || b.VectorMatching == nil || !b.VectorMatching.On ||
+			!slices.Equal(b.VectorMatching.MatchingLabels, []string{"instance"}) {
+			return nil
+		}
+		cmp, ok := unparen(b.RHS).(*parser.BinaryExpr)
+		if !ok || cmp.Op != parser.EQLC {
+			return nil
+		}
+		vs, ok := unparen(cmp.LHS).(*parser.VectorSelector)
+		n0, ok0 := unparen(cmp.RHS).(*parser.NumberLiteral)
+		found = found || (ok && ok0 && vs.Name == "omniroute_leader" && n0.Val == 0)
+		return nil
+	})
+	return found
+}
