@@ -528,3 +528,32 @@ func TestLeaderElectionContract(t *testing.T) {
 		})
 	}
 }
+
+// TestAlertLabels: prometheusRule.alertLabels are added to every alert and may set its
+// severity (the default: critical or warning per alert) without a duplicate key.
+func TestAlertLabels(t *testing.T) {
+	t.Parallel()
+	ms := renderDecode(t, "ha-values.yaml", "prometheusRule.alertLabels.severity=page")
+	rules := one[*prometheusRule](t, ms)
+	n := 0
+	for _, g := range rules.Spec.Groups {
+		for _, r := range g.Rules {
+			n++
+			require.Equalf(t, map[string]string{"severity": "page", "team": "contact-centre"}, r.Labels, "alert %s", r.Alert)
+		}
+	}
+	require.Equal(t, 7, n)
+
+	severity := map[string]string{}
+	for _, g := range one[*prometheusRule](t, renderDecode(t, "ha-values.yaml")).Spec.Groups {
+		for _, r := range g.Rules {
+			severity[r.Alert] = r.Labels["severity"]
+			require.Equalf(t, "contact-centre", r.Labels["team"], "alert %s", r.Alert)
+		}
+	}
+	require.Equal(t, map[string]string{
+		"OmnirouteStreamDisconnected": "critical", "OmnirouteRoutingStalled": "critical", "OmnirouteNoLeader": "critical",
+		"OmnirouteAPIAllocationHigh": "warning", "OmnirouteAgentWorkWriteErrors": "warning",
+		"OmnirouteMappingReloadFailed": "warning", "OmnirouteEventLag": "warning",
+	}, severity)
+}
