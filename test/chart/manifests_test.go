@@ -417,6 +417,7 @@ func TestChartRefuses(t *testing.T) {
 		{"unknown value", "default-values.yaml", []string{"replicas=2"}, "replicas"},
 		{"unknown nested value", "default-values.yaml", []string{"leaderElection.lease=x"}, "lease"},
 		{"bad enum", "default-values.yaml", []string{"config.events=kafka"}, "events"},
+		{"event lag beyond the buckets", "default-values.yaml", []string{"prometheusRule.eventLagSeconds=60"}, "eventLagSeconds"},
 		{"short admin token", "default-values.yaml", []string{"adminToken=short"}, "adminToken"},
 		// The gateway refuses a key under 32 characters at start-up (exit 2).
 		{"short agent token key", "default-values.yaml", []string{"agentTokenKey=0123456789abcdef"}, "agentTokenKey"},

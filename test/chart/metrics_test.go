@@ -379,3 +379,37 @@ func dropsStandbys(expr parser.Expr) bool {
 	})
 	return found
 }
+
+// TestEventLagThresholdWithinBuckets: histogram_quantile never answers more than the largest
+// finite bucket of omniroute_router_event_lag_seconds, so OmnirouteEventLag with a threshold at
+// or above it could never fire: the schema refuses such a threshold.
+func TestEventLagThresholdWithinBuckets(t *testing.T) {
+	t.Parallel()
+	families, err := daemonMetrics(t).reg.Gather()
+	require.NoError(t, err)
+	var top float64
+	for _, f := range families {
+		if f.GetName() == "omniroute_router_event_lag_seconds" {
+			for _, b := range f.GetMetric()[0].GetHistogram().GetBucket() {
+				top = max(top, b.GetUpperBound())
+			}
+		}
+	}
+	require.Positive(t, top, "omniroute_router_event_lag_seconds has buckets")
+
+	var schema struct {
+		Properties struct {
+			PrometheusRule struct {
+				Properties struct {
+					EventLagSeconds struct {
+						ExclusiveMaximum *float64 `json:"exclusiveMaximum"`
+					} `json:"eventLagSeconds"`
+				} `json:"properties"`
+			} `json:"prometheusRule"`
+		} `json:"properties"`
+	}
+	require.NoError(t, json.Unmarshal(readChartFile(t, "values.schema.json"), &schema))
+	got := schema.Properties.PrometheusRule.Properties.EventLagSeconds.ExclusiveMaximum
+	require.NotNil(t, got, "values.schema.json bounds prometheusRule.eventLagSeconds below %v s, the largest bucket", top)
+	require.InDelta(t, top, *got, 0, "prometheusRule.eventLagSeconds' exclusiveMaximum is the largest bucket")
+}
