@@ -3,6 +3,7 @@ package chart
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -557,4 +558,34 @@ func TestAlertLabels(t *testing.T) {
 		"OmnirouteAPIAllocationHigh": "warning", "OmnirouteAgentWorkWriteErrors": "warning",
 		"OmnirouteMappingReloadFailed": "warning", "OmnirouteEventLag": "warning",
 	}, severity)
+}
+
+// TestNotes: NOTES.txt tells what the install cannot do by itself: with an Ingress behind the
+// NetworkPolicy, the ingress controller's namespace must be among networkPolicy.ingressFrom (the
+// default admits only the monitoring namespace, so agents would get 502s); with leader election,
+// a drain of the leader's node waits until the leader pod is deleted (the PodDisruptionBudget
+// protects the one Ready pod).
+func TestNotes(t *testing.T) {
+	t.Parallel()
+	notes := func(t *testing.T, values string, set ...string) string {
+		t.Helper()
+		args := []string{"install", "omniroute", chartDir, "--dry-run=client", "--namespace", "routing", "-f", filepath.Join(chartDir, "ci", values)}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		out, err := helm(t, args...)
+		require.NoError(t, err)
+		_, after, ok := strings.Cut(out, "NOTES:\n")
+		require.True(t, ok, "helm prints the NOTES")
+		return after
+	}
+	const ingressHint = "networkPolicy.ingressFrom admits"
+	const drainHint = "delete the leader pod"
+	ha := notes(t, "ha-values.yaml")
+	require.Contains(t, ha, ingressHint)
+	require.Contains(t, ha, drainHint)
+	single := notes(t, "default-values.yaml")
+	require.NotContains(t, single, ingressHint)
+	require.NotContains(t, single, drainHint)
+	require.NotContains(t, notes(t, "ha-values.yaml", "networkPolicy.enabled=false"), ingressHint)
 }
