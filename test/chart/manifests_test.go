@@ -589,3 +589,40 @@ func TestNotes(t *testing.T) {
 	require.NotContains(t, single, drainHint)
 	require.NotContains(t, notes(t, "ha-values.yaml", "networkPolicy.enabled=false"), ingressHint)
 }
+
+// TestDurationValues: the schema accepts the durations the daemon and Prometheus accept, and
+// refuses the ones they refuse. config.waitingCheck is a Go duration that must be positive
+// (connector.Config.Validate); serviceMonitor.interval and scrapeTimeout are Prometheus
+// durations (the ServiceMonitor CRD's pattern).
+func TestDurationValues(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		key, value string
+		ok         bool
+	}{
+		{"config.waitingCheck", "30s", true},
+		{"config.waitingCheck", "1m30s", true},
+		{"config.waitingCheck", "1.5m", true},
+		{"config.waitingCheck", "500ms", true},
+		{"config.waitingCheck", "0s", false},
+		{"config.waitingCheck", "30", false},
+		{"config.waitingCheck", "-1s", false},
+		{"config.waitingCheck", "1d", false},
+		{"serviceMonitor.interval", "1m30s", true},
+		{"serviceMonitor.interval", "1m", true},
+		{"serviceMonitor.scrapeTimeout", "500ms", true},
+		{"serviceMonitor.interval", "1.5m", false},
+		{"serviceMonitor.interval", "30", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
+			t.Parallel()
+			_, err := render(t, "ha-values.yaml", tc.key+"="+tc.value)
+			if tc.ok {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.key[strings.LastIndex(tc.key, ".")+1:])
+		})
+	}
+}
