@@ -65,7 +65,6 @@ type LeaseCheckpointStore struct {
 	last    time.Time        // when the last write began
 	pending map[string]int64 // ids saved but not written yet
 	timer   *time.Timer
-	werr    error // the last background write's error, returned by the next Save
 }
 
 func newLeaseCheckpointStore(o leaseCheckpointOptions, channels []string) (*LeaseCheckpointStore, error) {
@@ -110,8 +109,10 @@ func (s *LeaseCheckpointStore) Load(ctx context.Context) (map[string]int64, erro
 }
 
 // Save records ids and writes them to the Lease when the last write is at least MinGap old;
-// otherwise they are written once MinGap has passed. It returns the error of a write that
-// failed since the last Save (not the leader, API server unreachable).
+// otherwise they are written once MinGap has passed. A write that fails (the API server
+// unreachable, the Lease held by another replica) is logged and tried again MinGap later
+// with the newest ids; it does not fail Save: the leader election, not the checkpoint,
+// decides whether this replica may route, and ids that trail are safe.
 func (s *LeaseCheckpointStore) Save(ctx context.Context, ids map[string]int64) error {
 	for ch := range ids {
 		if _, ok := slices.BinarySearch(s.channels, ch); !ok {
@@ -121,19 +122,18 @@ func (s *LeaseCheckpointStore) Save(ctx context.Context, ids map[string]int64) e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pending = maps.Clone(ids)
-	if err := s.werr; err != nil {
-		s.werr = nil
-		s.armLocked()
-		return err
-	}
 	if wait := s.last.Add(s.o.MinGap).Sub(s.o.now()); wait > 0 {
 		s.armLocked()
 		return nil
 	}
-	return s.writeLocked(ctx)
+	if err := s.writeLocked(ctx); err != nil {
+		s.o.Logger.Warn("replay checkpoint not written to the lease; retrying", "err", err)
+		s.armLocked()
+	}
+	return nil
 }
 
-// Flush writes the ids saved but not written yet, at once.
+// Flush writes the ids saved but not written yet, at once, and returns the write's error.
 func (s *LeaseCheckpointStore) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,8 +163,8 @@ func (s *LeaseCheckpointStore) armLocked() {
 		ctx, cancel := context.WithTimeout(context.Background(), leaseCheckpointTimeout)
 		defer cancel()
 		if err := s.writeLocked(ctx); err != nil {
-			s.werr = err
-			s.o.Logger.Warn("replay checkpoint not written to the lease", "err", err)
+			s.o.Logger.Warn("replay checkpoint not written to the lease; retrying", "err", err)
+			s.armLocked()
 		}
 	})
 }

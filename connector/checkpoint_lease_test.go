@@ -11,28 +11,38 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 )
 
-// manualTimers stands in for time.AfterFunc: the test fires what is due.
+// manualTimers stands in for time.AfterFunc: the test fires the timers not stopped.
 type manualTimers struct {
 	mu sync.Mutex
-	fs []func()
+	ts []manualTimer
+}
+
+type manualTimer struct {
+	t *time.Timer // never fires by itself; Stop tells whether it was stopped before
+	f func()
 }
 
 func (m *manualTimers) afterFunc(_ time.Duration, f func()) *time.Timer {
+	t := time.NewTimer(time.Hour)
 	m.mu.Lock()
-	m.fs = append(m.fs, f)
+	m.ts = append(m.ts, manualTimer{t, f})
 	m.mu.Unlock()
-	return time.NewTimer(time.Hour) // Stop works on it; it never fires
+	return t
 }
 
 func (m *manualTimers) fire() int {
 	m.mu.Lock()
-	fs := m.fs
-	m.fs = nil
+	ts := m.ts
+	m.ts = nil
 	m.mu.Unlock()
-	for _, f := range fs {
-		f()
+	n := 0
+	for _, t := range ts {
+		if t.t.Stop() {
+			t.f()
+			n++
+		}
 	}
-	return len(fs)
+	return n
 }
 
 func leaseHeldBy(holder string) *coordinationv1.Lease {
@@ -91,14 +101,23 @@ func TestLeaseCheckpointStore(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]int64{"/data/A": 8, "/data/B": 1}, got, "another pod reads the ids back")
 	clock = clock.Add(time.Minute)
-	err = b.Save(t.Context(), map[string]int64{"/data/A": 3})
-	require.ErrorContains(t, err, `held by "a", not by this replica (b)`)
+	require.NoError(t, b.Save(t.Context(), map[string]int64{"/data/A": 3}), "a failed write is retried, not returned")
 	require.Contains(t, annotation(), `"/data/A":8`, "a replica without the lease never writes")
+	clock = clock.Add(time.Minute)
+	require.Equal(t, 1, timers.fire(), "the failed write is tried again")
+	require.Contains(t, annotation(), `"/data/A":8`)
+	require.ErrorContains(t, b.Flush(t.Context()), `held by "a", not by this replica (b)`)
 
-	// The holder changes under a: its next write is refused too, and reported.
-	_, err = cs.CoordinationV1().Leases("ns").Update(t.Context(), leaseHeldBy("b"), metav1.UpdateOptions{})
+	// The holder changes under a: its writes are refused too.
+	l, err := cs.CoordinationV1().Leases("ns").Get(t.Context(), "omniroute", metav1.GetOptions{})
 	require.NoError(t, err)
-	require.Error(t, a.Save(t.Context(), map[string]int64{"/data/A": 9}))
+	holder := "b"
+	l.Spec.HolderIdentity = &holder
+	_, err = cs.CoordinationV1().Leases("ns").Update(t.Context(), l, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, a.Save(t.Context(), map[string]int64{"/data/A": 9}))
+	require.Error(t, a.Flush(t.Context()))
+	require.Contains(t, annotation(), `"/data/A":8`)
 	require.Error(t, a.Save(t.Context(), map[string]int64{"/data/A": 9, "/data/X": 1}), "a channel outside the set")
 
 	// Another channel set has its own annotation; a bad document is an error, not a reset.
@@ -108,8 +127,8 @@ func TestLeaseCheckpointStore(t *testing.T) {
 	got, err = other.Load(t.Context())
 	require.NoError(t, err)
 	require.Empty(t, got)
-	l := leaseHeldBy("b")
 	l.Annotations = map[string]string{other.Annotation(): `{"version":1,"chan`}
+	l.ResourceVersion = ""
 	_, err = cs.CoordinationV1().Leases("ns").Update(t.Context(), l, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	_, err = other.Load(t.Context())
