@@ -1,15 +1,76 @@
 package connector
 
 import (
+	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
+
+// newLeaseClientset is client-go's fake clientset with the API server's optimistic
+// concurrency on Leases, which the fake's tracker lacks: each write sets a new
+// resourceVersion, and an update carrying another one than the stored Lease's is a conflict.
+// Without it a renewal from client-go's cached Lease would silently drop the annotations
+// written since.
+func newLeaseClientset(objs ...runtime.Object) *fake.Clientset {
+	cs := fake.NewClientset()
+	var (
+		mu sync.Mutex
+		rv int64
+	)
+	gvr := coordinationv1.SchemeGroupVersion.WithResource("leases")
+	tr := cs.Tracker()
+	write := func(l *coordinationv1.Lease, update bool) (*coordinationv1.Lease, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		l = l.DeepCopy()
+		if update {
+			cur, err := tr.Get(gvr, l.Namespace, l.Name)
+			if err != nil {
+				return nil, err
+			}
+			if have := cur.(*coordinationv1.Lease).ResourceVersion; have != l.ResourceVersion {
+				return nil, apierrors.NewConflict(gvr.GroupResource(), l.Name,
+					errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+			}
+		}
+		rv++
+		l.ResourceVersion = strconv.FormatInt(rv, 10)
+		var err error
+		if update {
+			err = tr.Update(gvr, l, l.Namespace)
+		} else {
+			err = tr.Create(gvr, l, l.Namespace)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return l, nil
+	}
+	cs.PrependReactor("create", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		l, err := write(a.(k8stesting.CreateAction).GetObject().(*coordinationv1.Lease), false)
+		return true, l, err
+	})
+	cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		l, err := write(a.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease), true)
+		return true, l, err
+	})
+	for _, o := range objs {
+		if _, err := write(o.(*coordinationv1.Lease), false); err != nil {
+			panic(err)
+		}
+	}
+	return cs
+}
 
 // manualTimers stands in for time.AfterFunc: the test fires the timers not stopped.
 type manualTimers struct {
@@ -57,7 +118,7 @@ func leaseHeldBy(holder string) *coordinationv1.Lease {
 // Flush); only the holder of the Lease writes; a new store (another pod) reads them back.
 func TestLeaseCheckpointStore(t *testing.T) {
 	t.Parallel()
-	cs := fake.NewClientset(leaseHeldBy("a"))
+	cs := newLeaseClientset(leaseHeldBy("a"))
 	var clock time.Time
 	now := func() time.Time { return clock }
 	clock = time.Unix(1000, 0)
@@ -120,6 +181,13 @@ func TestLeaseCheckpointStore(t *testing.T) {
 	require.Contains(t, annotation(), `"/data/A":8`)
 	require.Error(t, a.Save(t.Context(), map[string]int64{"/data/A": 9, "/data/X": 1}), "a channel outside the set")
 
+	// A write from a stale copy is a conflict, as on the API server.
+	l.Annotations = nil
+	_, err = cs.CoordinationV1().Leases("ns").Update(t.Context(), l, metav1.UpdateOptions{})
+	require.True(t, apierrors.IsConflict(err), "%v", err)
+	l, err = cs.CoordinationV1().Leases("ns").Get(t.Context(), "omniroute", metav1.GetOptions{})
+	require.NoError(t, err)
+
 	// Another channel set has its own annotation; a bad document is an error, not a reset.
 	other, err := newLeaseCheckpointStore(leaseCheckpointOptions{Client: cs, Namespace: "ns", Name: "omniroute", Identity: "b", now: now, afterFunc: timers.afterFunc}, []string{"/data/A"})
 	require.NoError(t, err)
@@ -128,7 +196,6 @@ func TestLeaseCheckpointStore(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, got)
 	l.Annotations = map[string]string{other.Annotation(): `{"version":1,"chan`}
-	l.ResourceVersion = ""
 	_, err = cs.CoordinationV1().Leases("ns").Update(t.Context(), l, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	_, err = other.Load(t.Context())

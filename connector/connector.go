@@ -87,6 +87,9 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 //  3. The core authenticates (transient failures are retried with backoff, a refused login
 //     stops the daemon), reads the org's metadata and checks the mapping against it (a mapping
 //     that does not fit stops the daemon; later reloads are checked the same way).
+//     With leader election (leader.go) the core then stands by, warm and not ready, until
+//     this replica holds the Lease; steps 4 and 5 run only while it leads, and a lost Lease
+//     stops them at once and ends Run with ErrLeadershipLost.
 //  4. Subscribe (OMNIROUTE_EVENTS); once the stream is live, reconcile from SOQL while the
 //     router buffers what arrives; apply the snapshot, then the buffered events; /readyz turns
 //     true. Then route: every event through the router, every command to its sink. A gap, a

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +22,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/fake"
 	typedcoordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 
 	"github.com/omniroute/omniroute/salesforce/emulator"
@@ -221,7 +222,7 @@ func failover(t *testing.T, freeze bool) {
 	for _, u := range []string{agent1, agent2, agent3} {
 		require.NoError(t, em.SetPresence(u, "Available"))
 	}
-	cs := fake.NewClientset()
+	cs := newLeaseClientset()
 
 	a := startCandidate(t, srv.URL, "a", "64.0", cs)
 	a.d.waitCondition(t, CondLeader)
@@ -238,6 +239,8 @@ func failover(t *testing.T, freeze bool) {
 		}
 	}
 	require.False(t, body.condition(CondLeader))
+	hc, _, _ := call(t, http.MethodGet, b.d.url+"/healthz", "", nil)
+	require.Equal(t, http.StatusOK, hc, "a standby is alive")
 	require.True(t, a.leading())
 	require.False(t, b.leading())
 	code, _ = a.d.readyz(t)
@@ -318,6 +321,13 @@ func failover(t *testing.T, freeze bool) {
 	require.Eventually(t, assigned(len(works)), 20*time.Second, 10*time.Millisecond,
 		"b routes everything; agentwork %+v\nlogs of b:\n%s", em.AgentWorks(), b.d.logs.String())
 
+	// b's reconcile took a's Assigned AgentWork as offers, so they were never offered again.
+	m := regexp.MustCompile(`reconcile applied.* offers=([0-9]+)`).FindStringSubmatch(b.d.logs.String())
+	require.NotNil(t, m)
+	offers, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, offers, 3, "a's three offers are b's")
+
 	// b resumed the stream from the ids a left in the Lease.
 	ids := leaseCheckpoint(t, cs)
 	require.NotEmpty(t, ids)
@@ -337,8 +347,18 @@ func failover(t *testing.T, freeze bool) {
 		require.Equal(t, 1, perWork[w], "work %s", w)
 	}
 
-	// The emulator's request log: each candidate's AgentWork inserts and CometD requests fall
-	// inside its own leadership, and a's last insert precedes b's first.
+	// The emulator's request log: each candidate's AgentWork inserts fall inside its own
+	// leadership (the writer waits for its inserts before the leadership ends), no CometD
+	// request of a standby, and a's last insert precedes b's first.
+	// The emulator logs a request once its handler returned, just after the AgentWork exists.
+	isInsert := func(r emulator.RequestRecord, version string) bool {
+		base := "/services/data/v" + version
+		return r.Method == http.MethodPost && (strings.HasPrefix(r.Path, base+"/sobjects/AgentWork") ||
+			strings.HasPrefix(r.Path, base+"/composite/sobjects"))
+	}
+	require.Eventually(t, func() bool {
+		return slices.ContainsFunc(em.Requests(), func(r emulator.RequestRecord) bool { return isInsert(r, b.version) })
+	}, 5*time.Second, 10*time.Millisecond, "b's inserts reach the request log")
 	inserts := map[string][]time.Time{}
 	for _, r := range em.Requests() {
 		for _, c := range []*candidate{a, b} {
@@ -347,19 +367,25 @@ func failover(t *testing.T, freeze bool) {
 			if end.IsZero() {
 				end = time.Now()
 			}
+			// The log has each request's end: a long poll the old leader abandoned may end
+			// after it stopped, but none ends before its candidate led.
 			if strings.HasPrefix(r.Path, "/cometd/"+c.version) {
 				require.False(t, r.Time.Before(iv.start), "%s: CometD %s at %s before it led (%s)", c.name, r.Path, r.Time, iv.start)
-				require.False(t, r.Time.After(end), "%s: CometD %s after it stopped", c.name, r.Path)
 			}
-			if r.Method == http.MethodPost && (r.Path == "/services/data/v"+c.version+"/sobjects/AgentWork" ||
-				r.Path == "/services/data/v"+c.version+"/composite/sobjects") {
+			if isInsert(r, c.version) {
 				require.False(t, r.Time.Before(iv.start) || r.Time.After(end), "%s: insert at %s outside its leadership %+v", c.name, r.Time, iv)
 				inserts[c.name] = append(inserts[c.name], r.Time)
 			}
 		}
 	}
-	require.NotEmpty(t, inserts["a"], "a wrote")
-	require.NotEmpty(t, inserts["b"], "b wrote")
+	var posts []string
+	for _, r := range em.Requests() {
+		if r.Method == http.MethodPost {
+			posts = append(posts, r.Time.Format("05.000")+" "+r.Path)
+		}
+	}
+	require.NotEmpty(t, inserts["a"], "a wrote; posts %v; a led %+v", posts, al)
+	require.NotEmpty(t, inserts["b"], "b wrote; posts %v; b led %+v; agentwork %+v", posts, bl, em.AgentWorks())
 	lastA := slices.MaxFunc(inserts["a"], time.Time.Compare)
 	firstB := slices.MinFunc(inserts["b"], time.Time.Compare)
 	require.True(t, lastA.Before(firstB), "one writer at a time")
