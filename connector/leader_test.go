@@ -106,3 +106,16 @@ func TestLeaseElectorLost(t *testing.T) {
 	require.ErrorIs(t, b.Run(t.Context(), func(context.Context) error { return boom }), boom)
 	require.Empty(t, holder(t, cs2), "a failed leader releases the Lease")
 }
+
+// TestLeaderElectionOutsideCluster: leader election on, no Elector given and no cluster to
+// reach: New refuses to start with a configuration error naming the variable.
+func TestLeaderElectionOutsideCluster(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	cfg := daemonConfig(t, "http://127.0.0.1:9")
+	cfg.Leader.Election = true
+	_, err := New(Options{Config: cfg})
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	require.ErrorContains(t, err, "OMNIROUTE_LEADER_ELECTION: the Kubernetes API")
+}
