@@ -40,17 +40,46 @@ type checkpointFile struct {
 
 // NewFileCheckpointStore returns a store for channels under dir, which is created if missing.
 func NewFileCheckpointStore(dir string, channels []string) (*FileCheckpointStore, error) {
+	chs, sum, err := checkpointChannels(channels)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create checkpoint directory %s: %w", dir, err)
+	}
+	return &FileCheckpointStore{dir: dir, channels: chs, path: filepath.Join(dir, "replay-"+sum+".json")}, nil
+}
+
+// checkpointChannels returns a store's channel set, sorted without repeats, and its name:
+// the first 8 bytes of the set's sha256, in hex. Two stores of different sets never share a
+// checkpoint.
+func checkpointChannels(channels []string) ([]string, string, error) {
 	if len(channels) == 0 {
-		return nil, errors.New("create checkpoint store: no channels")
+		return nil, "", errors.New("create checkpoint store: no channels")
 	}
 	chs := slices.Clone(channels)
 	slices.Sort(chs)
 	chs = slices.Compact(chs)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("create checkpoint directory %s: %w", dir, err)
-	}
 	sum := sha256.Sum256([]byte(strings.Join(chs, "\n")))
-	return &FileCheckpointStore{dir: dir, channels: chs, path: filepath.Join(dir, "replay-"+hex.EncodeToString(sum[:8])+".json")}, nil
+	return chs, hex.EncodeToString(sum[:8]), nil
+}
+
+// decodeCheckpoint parses a checkpoint document of the channel set chs.
+func decodeCheckpoint(b []byte, chs []string) (map[string]int64, error) {
+	var f checkpointFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if f.Version != 1 {
+		return nil, fmt.Errorf("unknown version %d", f.Version)
+	}
+	if !slices.Equal(f.Channels, chs) {
+		return nil, fmt.Errorf("it is for channels %v, not %v", f.Channels, chs)
+	}
+	if f.ReplayIDs == nil {
+		f.ReplayIDs = map[string]int64{}
+	}
+	return f.ReplayIDs, nil
 }
 
 // Path returns the checkpoint file's path.
@@ -68,20 +97,11 @@ func (s *FileCheckpointStore) Load(context.Context) (map[string]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint %s: %w", s.path, err)
 	}
-	var f checkpointFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("parse checkpoint %s: %w", s.path, err)
+	ids, err := decodeCheckpoint(b, s.channels)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", s.path, err)
 	}
-	if f.Version != 1 {
-		return nil, fmt.Errorf("parse checkpoint %s: unknown version %d", s.path, f.Version)
-	}
-	if !slices.Equal(f.Channels, s.channels) {
-		return nil, fmt.Errorf("parse checkpoint %s: it is for channels %v, not %v", s.path, f.Channels, s.channels)
-	}
-	if f.ReplayIDs == nil {
-		f.ReplayIDs = map[string]int64{}
-	}
-	return f.ReplayIDs, nil
+	return ids, nil
 }
 
 // Save writes ids atomically and durably. Ids of channels outside the store's set are an error.

@@ -69,8 +69,22 @@ type Config struct {
 	ShutdownTimeout Duration `split_words:"true" default:"30s" desc:"how long a graceful stop (SIGTERM, SIGINT) may take before the daemon exits anyway"`
 	WaitingCheck    Duration `split_words:"true" default:"30s" desc:"how often one SOQL query checks that the PSRs the daemon holds still exist (a PSR deleted without a delivered DELETE: the customer left, the owner changed)"`
 
+	Leader       LeaderConfig
+	PodName      string `split_words:"true" desc:"this replica's identity in the leader election Lease (the downward API's metadata.name); default: the host name"`
+	PodNamespace string `split_words:"true" desc:"namespace of the leader election Lease (the downward API's metadata.namespace); default: the service account's namespace"`
+
 	// unknown are the OMNIROUTE_* variables of the environment no field reads (LoadConfig).
 	unknown []string
+}
+
+// LeaderConfig is active/standby on a Kubernetes Lease: OMNIROUTE_LEADER_* and the pod's own
+// name and namespace (leader.go, docs/operations.md "High availability").
+type LeaderConfig struct {
+	Election      bool     `default:"false" desc:"true: replicas elect one leader on a Kubernetes Lease (in-cluster); only it subscribes, routes and writes, and it keeps the replay ids in the Lease"`
+	Lease         string   `default:"omniroute" desc:"name of the Lease (coordination.k8s.io) in the pod's namespace"`
+	LeaseDuration Duration `split_words:"true" default:"15s" desc:"how long a standby waits after the last renewal before taking the Lease over (whole seconds)"`
+	RenewDeadline Duration `split_words:"true" default:"10s" desc:"how long the leader keeps failing to renew before it stops routing and exits; below the lease duration"`
+	RetryPeriod   Duration `split_words:"true" default:"2s" desc:"how often the Lease is tried and renewed, and the shortest gap between two replay id writes; below the renew deadline"`
 }
 
 // SalesforceConfig is how the daemon reaches the org: OMNIROUTE_SALESFORCE_*.
@@ -220,6 +234,7 @@ func (c Config) Validate() error {
 	} else {
 		errs = append(errs, c.Salesforce.validateCredentials()...)
 	}
+	errs = append(errs, c.Leader.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -282,6 +297,51 @@ func (c Config) validateCommon() []error {
 		errs = append(errs, fmt.Errorf("%s: %q is not a duration such as 30s", env("ShutdownTimeout"), c.ShutdownTimeout.invalid))
 	} else if c.ShutdownTimeout.Duration <= 0 {
 		errs = append(errs, fmt.Errorf("%s: must be positive, such as 30s", env("ShutdownTimeout")))
+	}
+	return errs
+}
+
+// leaseNameRe is a Kubernetes object name (a DNS-1123 subdomain).
+var leaseNameRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// validate checks the leader election variables, only when leader election is on:
+// client-go's own rules (lease > renew deadline > retry period), and a lease duration of
+// whole seconds, as the Lease stores it.
+func (l LeaderConfig) validate() []error {
+	if !l.Election {
+		return nil
+	}
+	var errs []error
+	if !leaseNameRe.MatchString(l.Lease) || len(l.Lease) > 253 {
+		errs = append(errs, fmt.Errorf("%s: %q is not a Kubernetes object name such as omniroute", env("Leader", "Lease"), l.Lease))
+	}
+	ok := true
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"LeaseDuration", l.LeaseDuration}, {"RenewDeadline", l.RenewDeadline}, {"RetryPeriod", l.RetryPeriod}} {
+		switch {
+		case f.d.invalid != "":
+			errs = append(errs, fmt.Errorf("%s: %q is not a duration such as 10s", env("Leader", f.name), f.d.invalid))
+			ok = false
+		case f.d.Duration <= 0:
+			errs = append(errs, fmt.Errorf("%s: must be positive, such as 10s", env("Leader", f.name)))
+			ok = false
+		}
+	}
+	if !ok {
+		return errs
+	}
+	if l.LeaseDuration.Duration%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("%s: %s is not whole seconds, as the Lease stores it", env("Leader", "LeaseDuration"), l.LeaseDuration.Duration))
+	}
+	if l.RenewDeadline.Duration >= l.LeaseDuration.Duration {
+		errs = append(errs, fmt.Errorf("%s: %s must be below %s (%s)", env("Leader", "RenewDeadline"), l.RenewDeadline.Duration,
+			env("Leader", "LeaseDuration"), l.LeaseDuration.Duration))
+	}
+	if l.RetryPeriod.Duration >= l.RenewDeadline.Duration {
+		errs = append(errs, fmt.Errorf("%s: %s must be below %s (%s)", env("Leader", "RetryPeriod"), l.RetryPeriod.Duration,
+			env("Leader", "RenewDeadline"), l.RenewDeadline.Duration))
 	}
 	return errs
 }
@@ -404,6 +464,13 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_format", c.LogFormat),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout.Duration),
 		slog.Duration("waiting_check", c.WaitingCheck.Duration),
+		slog.Bool("leader_election", c.Leader.Election),
+		slog.String("leader_lease", c.Leader.Lease),
+		slog.Duration("leader_lease_duration", c.Leader.LeaseDuration.Duration),
+		slog.Duration("leader_renew_deadline", c.Leader.RenewDeadline.Duration),
+		slog.Duration("leader_retry_period", c.Leader.RetryPeriod.Duration),
+		slog.String("pod_name", c.PodName),
+		slog.String("pod_namespace", c.PodNamespace),
 	)
 }
 

@@ -34,6 +34,13 @@ var contractVariables = []string{
 	"OMNIROUTE_LOG_FORMAT",
 	"OMNIROUTE_SHUTDOWN_TIMEOUT",
 	"OMNIROUTE_WAITING_CHECK",
+	"OMNIROUTE_LEADER_ELECTION",
+	"OMNIROUTE_LEADER_LEASE",
+	"OMNIROUTE_LEADER_LEASE_DURATION",
+	"OMNIROUTE_LEADER_RENEW_DEADLINE",
+	"OMNIROUTE_LEADER_RETRY_PERIOD",
+	"OMNIROUTE_POD_NAME",
+	"OMNIROUTE_POD_NAMESPACE",
 }
 
 const (
@@ -299,5 +306,64 @@ func clearEnv(t *testing.T) {
 			t.Setenv(k, "")
 			require.NoError(t, os.Unsetenv(k))
 		}
+	}
+}
+
+// TestLeaderConfig: leader election is off by default; when on, its variables are checked
+// against client-go's rules, every problem at once, each naming its variable.
+func TestLeaderConfig(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	require.False(t, c.Leader.Election)
+	require.Equal(t, "omniroute", c.Leader.Lease)
+	require.Equal(t, 15*time.Second, c.Leader.LeaseDuration.Duration)
+	require.Equal(t, 10*time.Second, c.Leader.RenewDeadline.Duration)
+	require.Equal(t, 2*time.Second, c.Leader.RetryPeriod.Duration)
+
+	on := validConfig()
+	on.Leader.Election = true
+	require.NoError(t, on.Validate())
+
+	off := validConfig()
+	off.Leader.Lease = "Not A Name"
+	require.NoError(t, off.Validate(), "checked only when leader election is on")
+
+	tests := []struct {
+		name   string
+		mutate func(*LeaderConfig)
+		want   []string
+	}{
+		{"bad name and order", func(l *LeaderConfig) {
+			l.Lease = "Omni_Route"
+			l.LeaseDuration.Duration = 2500 * time.Millisecond
+			l.RenewDeadline.Duration = 3 * time.Second
+			l.RetryPeriod.Duration = 3 * time.Second
+		}, []string{
+			`OMNIROUTE_LEADER_LEASE: "Omni_Route" is not a Kubernetes object name`,
+			"OMNIROUTE_LEADER_LEASE_DURATION: 2.5s is not whole seconds",
+			"OMNIROUTE_LEADER_RENEW_DEADLINE: 3s must be below OMNIROUTE_LEADER_LEASE_DURATION (2.5s)",
+			"OMNIROUTE_LEADER_RETRY_PERIOD: 3s must be below OMNIROUTE_LEADER_RENEW_DEADLINE (3s)",
+		}},
+		{"unparsed and zero", func(l *LeaderConfig) {
+			_ = l.LeaseDuration.Decode("soon")
+			l.RetryPeriod.Duration = 0
+		}, []string{
+			`OMNIROUTE_LEADER_LEASE_DURATION: "soon" is not a duration`,
+			"OMNIROUTE_LEADER_RETRY_PERIOD: must be positive",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := validConfig()
+			c.Leader.Election = true
+			tc.mutate(&c.Leader)
+			err := c.Validate()
+			require.Error(t, err)
+			for _, w := range tc.want {
+				require.Contains(t, err.Error(), w)
+			}
+			require.Len(t, strings.Split(err.Error(), "\n"), len(tc.want))
+		})
 	}
 }

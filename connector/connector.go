@@ -53,6 +53,10 @@ type Options struct {
 	Now func() time.Time
 	// Version is reported in omniroute_build_info and the start-up log.
 	Version string
+	// Elector, with Config.Leader.Election, decides whether this replica leads (tests: a
+	// LeaseElector on client-go's fake clientset). Nil: New builds the in-cluster
+	// LeaseElector (NewInClusterElector). Unused without leader election.
+	Elector Elector
 }
 
 // ConfigError is a problem with the configuration or the mapping that New finds before
@@ -83,6 +87,9 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 //  3. The core authenticates (transient failures are retried with backoff, a refused login
 //     stops the daemon), reads the org's metadata and checks the mapping against it (a mapping
 //     that does not fit stops the daemon; later reloads are checked the same way).
+//     With leader election (leader.go) the core then stands by, warm and not ready, until
+//     this replica holds the Lease; steps 4 and 5 run only while it leads, and a lost Lease
+//     stops them at once and ends Run with ErrLeadershipLost.
 //  4. Subscribe (OMNIROUTE_EVENTS); once the stream is live, reconcile from SOQL while the
 //     router buffers what arrives; apply the snapshot, then the buffered events; /readyz turns
 //     true. Then route: every event through the router, every command to its sink. A gap, a
@@ -111,6 +118,9 @@ type Connector struct {
 	mu      sync.Mutex
 	mapping Mapping // the mapping the core holds
 	router  *Router // the running router, for admin queries
+
+	elector Elector      // nil without leader election
+	leader  *leaderGauge // omniroute_leader
 }
 
 // New validates the configuration, loads the mapping, builds the parts and listens. It makes
@@ -140,7 +150,12 @@ func New(opts Options) (*Connector, error) {
 
 	c := &Connector{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: prefixed, httpClient: opts.HTTPClient}
 	c.routerMetrics = newRouterMetrics(prefixed)
-	c.ready = NewReadiness(append([]Condition{{CondServing, "not serving: starting or shutting down"}}, DefaultConditions()...)...)
+	conds := append([]Condition{{CondServing, "not serving: starting or shutting down"}}, DefaultConditions()...)
+	if cfg.Leader.Election {
+		conds = append(conds, Condition{CondLeader, "standby: another replica leads"})
+	}
+	c.ready = NewReadiness(conds...)
+	c.leader = newLeaderGauge(prefixed)
 	c.live = NewLiveness(opts.Now)
 	var err error
 	c.reloader, err = NewReloader(ReloaderOptions{Path: cfg.MappingFile, Now: opts.Now, Registerer: prefixed, Logger: opts.Logger})
@@ -164,6 +179,14 @@ func New(opts Options) (*Connector, error) {
 		return nil, err
 	}
 	registerAdminAPI(c.http, c.adminRouter)
+	if cfg.Leader.Election {
+		c.elector = opts.Elector
+		if c.elector == nil {
+			if c.elector, err = NewInClusterElector(cfg, opts.Logger); err != nil {
+				return nil, &ConfigError{Err: err}
+			}
+		}
+	}
 	if err := errors.Join(reg.err(), prefixed.err()); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
@@ -255,6 +278,11 @@ func (c *Connector) runCore(ctx context.Context) error {
 		return err
 	}
 	hb := c.live.Register("core", coreLimit)
+	if c.elector != nil {
+		return c.lead(ctx, log, org, hb)
+	}
+	c.leader.g.Set(1)
+	defer c.leader.g.Set(0)
 	return c.route(ctx, log, org, hb)
 }
 
@@ -266,13 +294,9 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 		}
 	}
 	channels, topics := streamChannels(c.cfg)
-	var store salesforce.CheckpointStore
-	if c.cfg.StateDir != "" {
-		fs, err := NewFileCheckpointStore(c.cfg.StateDir, channels)
-		if err != nil {
-			return err
-		}
-		store = fs
+	store, err := c.checkpoints(channels)
+	if err != nil {
+		return err
 	}
 	stream, err := salesforce.NewStream(salesforce.StreamOptions{
 		Tokens: c.sf.Tokens, HTTPClient: streamHTTPClient(c.httpClient), APIVersion: c.cfg.Salesforce.APIVersion,
@@ -344,7 +368,7 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 	c.router = router
 	c.mu.Unlock()
 	writer, err := newWriter(writerDeps{Client: c.sf.Client, Org: org.Org, Report: router.Report,
-		Registerer: c.metrics, Logger: c.log, ShutdownTimeout: c.cfg.ShutdownTimeout})
+		Registerer: c.metrics, Logger: c.log, ShutdownTimeout: c.cfg.ShutdownTimeout, MaxDrain: c.maxDrain()})
 	if err != nil {
 		return err
 	}
@@ -427,6 +451,11 @@ loop:
 	}
 	if err := commit.flush(stop); err != nil {
 		log.Warn("last replay commit failed; the next start replays from the previous one", "err", err)
+	}
+	if f, ok := store.(interface{ Flush(context.Context) error }); ok {
+		if err := f.Flush(stop); err != nil {
+			log.Warn("last replay commit not written; the next leader replays from the previous one", "err", err)
+		}
 	}
 	c.ready.Set(CondStreamSubscribed, false)
 	log.Info("core stopped", "committed", stream.Committed())

@@ -17,7 +17,16 @@
 //     routing Events (Translate, Names.Work), with what the router knows passed in (Known) and
 //     what must be read first passed back (Change); omniroute's own changeOrigin is recognised
 //     (IsOwn). UserServicePresence changes are turned into presence events by the router.
-//   - checkpoint.go: the durable replay checkpoint store.
+//   - checkpoint.go: the durable replay checkpoint store (a file under OMNIROUTE_STATE_DIR);
+//     checkpoint_lease.go: the store of leader election, an annotation of the Lease, written
+//     at most once per retry period and only by the Lease's holder.
+//   - leader.go: leader election (OMNIROUTE_LEADER_ELECTION) behind the Elector interface;
+//     LeaseElector is client-go's tools/leaderelection on a coordination.k8s.io Lease with
+//     ReleaseOnCancel. Every replica loads the mapping, logs in, reads and checks the org and
+//     serves HTTP; only the leader subscribes (from the ids in the Lease), reconciles, routes
+//     and writes. A standby's /readyz is false on its "leader" condition; omniroute_leader is
+//     1 on the leader. The Lease is released only after the routing stopped; a leader that
+//     cannot renew stops routing at once and the daemon exits (ErrLeadershipLost).
 //   - router.go: the Router, the only goroutine that touches routing.Engine: one inbox for
 //     reads, writer results, reconcile snapshots, admin queries and one queue for stream
 //     messages; reloads from Reloader.Updates; one timer at Engine.NextDeadline. It commits a

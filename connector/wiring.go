@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,12 +25,19 @@ type writerDeps struct {
 	Registerer      prometheus.Registerer
 	Logger          *slog.Logger
 	ShutdownTimeout Duration
+	// MaxDrain, when set, caps the writer's drain (half the shutdown timeout): a leader that
+	// lost its lease must be done before a standby may take it over (leader.go).
+	MaxDrain time.Duration
 }
 
 // newWriter builds the AgentWork writer (writer.go).
 func newWriter(d writerDeps) (writerPart, error) {
+	drain := d.ShutdownTimeout.Duration / 2
+	if d.MaxDrain > 0 {
+		drain = min(drain, d.MaxDrain)
+	}
 	o := WriterOptions{Client: d.Client, Report: d.Report, Registerer: d.Registerer, Logger: d.Logger,
-		DrainTimeout: d.ShutdownTimeout.Duration / 2}
+		DrainTimeout: drain}
 	o.UseOrg(d.Org)
 	return NewWriter(o)
 }

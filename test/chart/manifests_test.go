@@ -193,10 +193,6 @@ func TestChartKinds(t *testing.T) {
 // connector.Config now (leader election, the agent gateway). Once merged, connector.Variables
 // lists them and this list must be emptied: the test fails while a name is in both.
 var pendingVariables = []string{
-	"OMNIROUTE_LEADER_ELECTION", // leader election (connector/leader.go)
-	"OMNIROUTE_LEADER_LEASE",    // the Lease's name
-	"OMNIROUTE_POD_NAME",        // the candidate's identity in the Lease
-	"OMNIROUTE_POD_NAMESPACE",   // the Lease's namespace
 	"OMNIROUTE_AGENT_TOKEN_KEY", // the agent gateway's HMAC key
 	"OMNIROUTE_AGENT_ORIGINS",   // the agent gateway's Origin allow-list
 }

@@ -30,7 +30,6 @@ var reservedNotRegistered = []string{
 	"omniroute_agents_connected",
 	"omniroute_gateway_refused_total",
 	"omniroute_presence_sync_total",
-	"omniroute_leader",
 }
 
 // daemonMetrics builds the daemon's registry as the daemon does: connector.New registers the
@@ -245,7 +244,7 @@ func TestMetricSet(t *testing.T) {
 		{"omniroute_routing_queue_depth_bucket", false}, // a gauge has no buckets
 		{"omniroute_routing_offer_to_accept", false},
 		{"omniroute_writer_error_total", false},
-		{"omniroute_leader", false}, // reserved, not registered yet
+		{"omniroute_leader", true},
 	}
 	for _, tc := range tests {
 		ok, why := m.has(tc.name)
