@@ -197,6 +197,10 @@ type HTTPOptions struct {
 	Reload func(context.Context) (Mapping, error)
 	// Logger logs refused admin calls and server errors. Nil discards.
 	Logger *slog.Logger
+	// Agent is the agent websocket, served at AgentPath (GET, its own authentication, outside
+	// the http_* request metrics: a connection lives for hours) and closed when the server shuts
+	// down. Nil: not served.
+	Agent *Gateway
 }
 
 // HTTP is the daemon's one HTTP server: open /metrics, /healthz and /readyz, and the admin API
@@ -231,6 +235,12 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 	h.HandleOpen("/readyz", http.MethodGet, http.HandlerFunc(h.readyz))
 	if opts.Reload != nil {
 		h.HandleAdmin("/-/reload", http.MethodPost, http.HandlerFunc(h.reload))
+	}
+	if opts.Agent != nil {
+		// The gateway clears this server's ReadTimeout and WriteTimeout on the connections it
+		// upgrades (http.ResponseController) and closes them itself on shutdown.
+		h.mux.Handle(AgentPath, allowMethod(http.MethodGet, opts.Agent))
+		h.srv.RegisterOnShutdown(opts.Agent.Close)
 	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, APIError{Error: "not_found", Message: "no such endpoint: " + r.URL.Path})
