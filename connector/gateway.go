@@ -114,6 +114,8 @@ type Gateway struct {
 
 	// wrapUps is each plan's wrap-up timeout (seconds), from the newest snapshot's directory.
 	wrapUps atomic.Pointer[map[string]float64]
+	// wrote, when set (the benchmark), is called after each frame is written.
+	wrote func(user string)
 }
 
 // NewGateway builds the gateway. It serves nothing until mounted (HTTPOptions.Agent).
@@ -489,6 +491,9 @@ func (c *agentConn) write(f any) bool {
 		return false
 	}
 	g.metrics.frames.WithLabelValues("out", wireTypeOf(f)).Inc()
+	if g.wrote != nil {
+		g.wrote(c.user)
+	}
 	return true
 }
 

@@ -1,0 +1,226 @@
+package connector
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/omniroute/omniroute/mapping"
+	"github.com/omniroute/omniroute/routing"
+)
+
+// benchAgents is how many agents the gateway benchmark connects (issue 12: 5,000).
+const benchAgents = 5000
+
+// raiseFileLimit lifts the soft limit on open files to at least n (up to the hard limit).
+func raiseFileLimit(b *testing.B, n uint64) {
+	b.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		b.Fatalf("read the open-file limit: %v", err)
+	}
+	if lim.Cur >= n {
+		return
+	}
+	if lim.Max < n {
+		b.Fatalf("the open-file hard limit %d is below the %d this benchmark needs", lim.Max, n)
+	}
+	lim.Cur = n
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		b.Fatalf("raise the open-file limit to %d: %v", n, err)
+	}
+}
+
+// liveBytes is the heap's live objects plus goroutine stacks, after a GC.
+func liveBytes() uint64 {
+	runtime.GC()
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64() + s[1].Value.Uint64()
+}
+
+// BenchmarkGateway5000Agents connects 5,000 agents over loopback websockets (demo tokens,
+// hello and snapshot read), measures the memory each idle connection costs, then, per op,
+// delivers one presence command (a state change with its status) to every agent and waits
+// until each client has read its frame. It reports the p50 and p99 from Deliver to the frame
+// read by the client, and KiB per idle connection: the growth of live heap and stacks over
+// the connected agents, both ends of each connection counted (the clients' ends are small:
+// a 1 KiB read buffer, pooled write buffers, no goroutine while idle), so the gateway's own
+// share is below it.
+func BenchmarkGateway5000Agents(b *testing.B) {
+	raiseFileLimit(b, 2*benchAgents+512)
+	key := NewSecret(testAgentKey)
+	gw, err := NewGateway(GatewayOptions{Router: newFakeAgentRouter(), Auth: AgentAuthOptions{TokenKey: key}, SendQueue: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Write times: the gateway writes hello and snapshot first, then one frame per op.
+	// Each connection has one writer, so written[i] and rounds[i] are its own; writes (a
+	// WaitGroup) orders them before the main goroutine reads them.
+	index := map[string]int{}
+	sent := make([]atomic.Int64, benchAgents)
+	var writes sync.WaitGroup
+	var onWrite func(int, time.Duration) // set by each sub-benchmark before it delivers
+	gw.wrote = func(user string) {
+		i := index[user]
+		if at := sent[i].Load(); at != 0 {
+			onWrite(i, time.Duration(time.Now().UnixNano()-at))
+			writes.Done()
+		}
+	}
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + AgentPath
+	users := make([]string, benchAgents)
+	tokens := make([]string, benchAgents)
+	now := time.Now()
+	for i := range users {
+		users[i] = fmt.Sprintf("005%015d", i)
+		index[users[i]] = i
+		if tokens[i], err = MintAgentToken(key, users[i], time.Hour, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dialer := websocket.Dialer{Subprotocols: []string{AgentSubprotocol}, HandshakeTimeout: 30 * time.Second,
+		ReadBufferSize: 1024, WriteBufferPool: &sync.Pool{}}
+
+	before := liveBytes()
+	conns := make([]*websocket.Conn, benchAgents)
+	var (
+		next    atomic.Int64
+		dialErr atomic.Pointer[error]
+		wg      sync.WaitGroup
+	)
+	for range 32 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < benchAgents && dialErr.Load() == nil; i = int(next.Add(1)) - 1 {
+				c, resp, err := dialer.Dial(url, http.Header{"Authorization": {"Bearer " + tokens[i]}})
+				if err == nil {
+					_ = resp.Body.Close()
+					for range 2 { // hello, snapshot
+						if _, _, err = c.ReadMessage(); err != nil {
+							break
+						}
+					}
+				}
+				if err != nil {
+					dialErr.Store(&err)
+					return
+				}
+				conns[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+		gw.Close()
+	}()
+	if p := dialErr.Load(); p != nil {
+		b.Fatalf("connect: %v", *p)
+	}
+	if n := gw.Connected(); n != benchAgents {
+		b.Fatalf("%d agents connected, want %d", n, benchAgents)
+	}
+	perConn := float64(liveBytes()-before) / benchAgents
+
+	for _, mode := range []struct {
+		name  string
+		batch int // agents delivered to at once; the batches are paced 10 ms apart
+	}{{"burst", benchAgents}, {"paced_5000_per_s", 50}} {
+		b.Run(mode.name, func(b *testing.B) {
+			written := make([][]time.Duration, benchAgents)
+			onWrite = func(i int, d time.Duration) { written[i] = append(written[i], d) }
+			lat := benchDeliver(b, gw, conns, users, sent, &writes, mode.batch)
+			reportGatewayBench(b, written, lat, perConn)
+		})
+	}
+}
+
+// benchDeliver runs b.N rounds: every agent gets one presence command, in batches of batch
+// agents 10 ms apart, and each client reads it. It returns how long after its Deliver each
+// client read its frame (the gateway's write hook records the writes).
+func benchDeliver(b *testing.B, gw *Gateway, conns []*websocket.Conn, users []string, sent []atomic.Int64,
+	writes *sync.WaitGroup, batch int,
+) [][]time.Duration {
+	b.Helper()
+	for i := range sent {
+		sent[i].Store(0)
+	}
+	lat := make([][]time.Duration, benchAgents)
+	var round, readers sync.WaitGroup
+	for i, c := range conns {
+		readers.Go(func() {
+			for range b.N {
+				if _, _, err := c.ReadMessage(); err != nil {
+					b.Errorf("agent %d: %v", i, err)
+					round.Done()
+					return
+				}
+				lat[i] = append(lat[i], time.Duration(time.Now().UnixNano()-sent[i].Load()))
+				round.Done()
+			}
+		})
+	}
+	msgs := make([]AgentMessage, benchAgents)
+	for i := range msgs {
+		msgs[i] = AgentMessage{Command: &routing.Command{Type: routing.CommandSetState, AgentID: users[i],
+			State: mapping.State{Major: mapping.Away, Minor: "Break"}, Presence: "Break"}}
+	}
+	b.ResetTimer()
+	for range b.N {
+		round.Add(benchAgents)
+		writes.Add(benchAgents)
+		start := time.Now()
+		for i, u := range users {
+			if i > 0 && i%batch == 0 {
+				time.Sleep(time.Until(start.Add(time.Duration(i/batch) * 10 * time.Millisecond)))
+			}
+			sent[i].Store(time.Now().UnixNano())
+			if !gw.Deliver(u, msgs[i]) {
+				b.Fatalf("agent %d: Deliver refused", i)
+			}
+		}
+		round.Wait()
+		writes.Wait()
+	}
+	b.StopTimer()
+	readers.Wait()
+	return lat
+}
+
+func reportGatewayBench(b *testing.B, written, read [][]time.Duration, perConn float64) {
+	b.Helper()
+	pct := func(ls [][]time.Duration, p int) float64 {
+		var all []time.Duration
+		for _, l := range ls {
+			all = append(all, l...)
+		}
+		if len(all) != b.N*benchAgents {
+			b.Fatalf("%d latencies, want %d", len(all), b.N*benchAgents)
+		}
+		slices.Sort(all)
+		return float64(all[(len(all)*p+99)/100-1]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(pct(written, 50), "write-p50-ms")
+	b.ReportMetric(pct(written, 99), "write-p99-ms")
+	b.ReportMetric(pct(read, 50), "read-p50-ms")
+	b.ReportMetric(pct(read, 99), "read-p99-ms")
+	b.ReportMetric(perConn/1024, "KiB/conn")
+}
