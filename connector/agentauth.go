@@ -115,6 +115,23 @@ type AgentAuthOptions struct {
 	Now func() time.Time
 }
 
+// UserInfoPath is the OpenID Connect userinfo endpoint under the org's login URL
+// (https://login.salesforce.com, https://test.salesforce.com for sandboxes, or the My Domain).
+const UserInfoPath = "/services/oauth2/userinfo"
+
+// AgentAuthFromConfig is how the daemon authenticates agents: demo tokens signed with
+// OMNIROUTE_AGENT_TOKEN_KEY, and Salesforce tokens checked at the userinfo endpoint of
+// OMNIROUTE_SALESFORCE_LOGIN_URL. orgID, when known (the org's metadata), admits only that
+// org's users.
+func AgentAuthFromConfig(c Config, orgID string, client *http.Client) AgentAuthOptions {
+	return AgentAuthOptions{
+		TokenKey:    c.AgentTokenKey,
+		UserInfoURL: strings.TrimSuffix(c.Salesforce.LoginURL, "/") + UserInfoPath,
+		OrgID:       orgID,
+		HTTPClient:  client,
+	}
+}
+
 // authError is a refused upgrade: the status, the metric's reason, and a message for the
 // client (never the token).
 type authError struct {

@@ -253,6 +253,8 @@ func jsonProblem(err error) string {
 	switch {
 	case errors.As(err, &se):
 		return fmt.Sprintf("not JSON (at byte %d)", se.Offset)
+	case errors.As(err, &te) && te.Field == "":
+		return "a frame is one JSON object"
 	case errors.As(err, &te):
 		return fmt.Sprintf("field %q must be a %s", te.Field, te.Type)
 	case errors.Is(err, io.EOF):

@@ -42,6 +42,16 @@ func raiseFileLimit(b *testing.B, n uint64) {
 	}
 }
 
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	b.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // liveBytes is the heap's live objects plus goroutine stacks, after a GC.
 func liveBytes() uint64 {
 	runtime.GC()
@@ -58,7 +68,9 @@ func liveBytes() uint64 {
 // read by the client, and KiB per idle connection: the growth of live heap and stacks over
 // the connected agents, both ends of each connection counted (the clients' ends are small:
 // a 1 KiB read buffer, pooled write buffers, no goroutine while idle), so the gateway's own
-// share is below it.
+// share is below it. cpu-us/frame is the process's CPU time (both ends, the benchmark's own
+// bookkeeping included) per frame delivered: unlike the latencies, it does not depend on what
+// else the machine runs.
 func BenchmarkGateway5000Agents(b *testing.B) {
 	raiseFileLimit(b, 2*benchAgents+512)
 	key := NewSecret(testAgentKey)
@@ -147,8 +159,11 @@ func BenchmarkGateway5000Agents(b *testing.B) {
 		b.Run(mode.name, func(b *testing.B) {
 			written := make([][]time.Duration, benchAgents)
 			onWrite = func(i int, d time.Duration) { written[i] = append(written[i], d) }
+			cpu0 := cpuTime(b)
 			lat := benchDeliver(b, gw, conns, users, sent, &writes, mode.batch)
+			cpu := cpuTime(b) - cpu0
 			reportGatewayBench(b, written, lat, perConn)
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*benchAgents), "cpu-us/frame")
 		})
 	}
 }

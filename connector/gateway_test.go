@@ -738,6 +738,28 @@ func TestGatewaySalesforceToken(t *testing.T) {
 	require.InDelta(t, 1, testutil.ToFloat64(e3.gw.metrics.refused.WithLabelValues(refusedIdentity)), 0)
 }
 
+// TestAgentAuthFromConfig: the daemon's configuration admits a demo token signed with
+// OMNIROUTE_AGENT_TOKEN_KEY and a Salesforce token checked at the login URL's userinfo.
+func TestAgentAuthFromConfig(t *testing.T) {
+	t.Parallel()
+	org, userinfo := agentOrg(t)
+	cfg := DefaultConfig()
+	cfg.Salesforce.LoginURL = strings.TrimSuffix(userinfo, UserInfoPath) + "/"
+	cfg.AgentTokenKey = NewSecret(testAgentKey)
+	a, err := newAgentAuth(AgentAuthFromConfig(cfg, emulator.DemoOrgID, nil))
+	require.NoError(t, err)
+	sf, err := org.IssueToken(orgAgentUsername)
+	require.NoError(t, err)
+	user, aerr := a.authenticate(t.Context(), sf)
+	require.Nil(t, aerr)
+	require.Equal(t, userIDOf(t, userinfo, sf), user)
+	demo, err := MintAgentToken(cfg.AgentTokenKey, agentA, time.Minute, time.Now())
+	require.NoError(t, err)
+	user, aerr = a.authenticate(t.Context(), demo)
+	require.Nil(t, aerr)
+	require.Equal(t, agentA, user)
+}
+
 // TestTokenCacheBounded: the cache holds at most its size, drops the oldest, and forgets an
 // entry after its TTL.
 func TestTokenCacheBounded(t *testing.T) {
