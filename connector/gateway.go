@@ -444,7 +444,9 @@ func (c *agentConn) writeLoop(first []any) {
 	for {
 		select {
 		case <-c.done:
-			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.text), time.Now().Add(closeWriteTimeout))
+			if c.code != websocket.CloseAbnormalClosure { // 1006 is never sent (RFC 6455 §7.4.1)
+				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.text), time.Now().Add(closeWriteTimeout))
+			}
 			return
 		case it := <-c.send:
 			f := it.frame
