@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -822,4 +823,34 @@ type failingSnapshots struct{ *fakeAgentRouter }
 
 func (failingSnapshots) AgentSnapshot(context.Context, string) (AgentSnapshot, error) {
 	return AgentSnapshot{}, errors.New("unknown agent")
+}
+
+// TestGatewayRouterRefusesFrame: when the router cannot take a valid frame, the client gets an
+// error (code unavailable) naming its ref, the refusal is counted, and the connection carries on.
+func TestGatewayRouterRefusesFrame(t *testing.T) {
+	t.Parallel()
+	r := &refusingRouter{fakeAgentRouter: newFakeAgentRouter()}
+	e := newGatewayEnv(t, func(o *GatewayOptions) { o.Router = r })
+	c := e.connectReady(t, agentA)
+	r.refuse.Store(true)
+	require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"release","work_id":"0Mw1","ref":"r9"}`)))
+	f := readFrame(t, c)
+	require.Equal(t, map[string]any{"type": "error", "code": errCodeUnavailable, "reason": badFrameRejected,
+		"message": "the router did not take the frame; send it again", "ref": "r9"}, f)
+	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.badFrames.WithLabelValues(badFrameRejected)), 0)
+	r.refuse.Store(false)
+	require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"release","work_id":"0Mw1"}`)))
+	require.Equal(t, "0Mw1", r.next(t).Event.WorkID)
+}
+
+type refusingRouter struct {
+	*fakeAgentRouter
+	refuse atomic.Bool
+}
+
+func (r *refusingRouter) FromAgent(ctx context.Context, in AgentInput) error {
+	if r.refuse.Load() {
+		return errors.New("inbox closed")
+	}
+	return r.fakeAgentRouter.FromAgent(ctx, in)
 }
