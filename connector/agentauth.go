@@ -61,10 +61,11 @@ const (
 	refusedQuery        = "token_in_query"
 	refusedIdentity     = "identity_unavailable"
 	refusedShutdown     = "shutting_down"
+	refusedNotReady     = "not_ready"
 )
 
 var refusedReasons = []string{refusedOrigin, refusedNotWebsocket, refusedNoToken, refusedBadToken, refusedExpired,
-	refusedMismatch, refusedQuery, refusedIdentity, refusedShutdown}
+	refusedMismatch, refusedQuery, refusedIdentity, refusedShutdown, refusedNotReady}
 
 // MintAgentToken returns a demo token for user (a Salesforce User Id) that expires ttl after
 // now (at most MaxAgentTokenTTL), signed with key (at least MinAgentTokenKeyLength bytes).

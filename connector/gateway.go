@@ -55,14 +55,16 @@ const (
 	discReadFailed   = "read_failed"
 	discShutdown     = "shutdown"
 	discSnapshot     = "snapshot_failed"
+	discRestart      = "router_restarted"
 )
 
 var discReasons = []string{discReplaced, discSlow, discHeartbeat, discClientClosed, discTooLarge, discWriteFailed,
-	discReadFailed, discShutdown, discSnapshot}
+	discReadFailed, discShutdown, discSnapshot, discRestart}
 
 // GatewayOptions configures the agent gateway.
 type GatewayOptions struct {
-	// Router takes the agents' input and answers their snapshots. Required.
+	// Router takes the agents' input and answers their snapshots. Nil: none yet (SetRouter);
+	// until one is set, upgrades are refused with 503 not_ready.
 	Router AgentRouter
 	// Auth says which tokens are accepted.
 	Auth AgentAuthOptions
@@ -112,6 +114,8 @@ type Gateway struct {
 	// serving counts the connections' handlers (Add under mu while not closed; Close waits).
 	serving sync.WaitGroup
 
+	// router is the router in use (nil: none, upgrades refused).
+	router atomic.Pointer[routerRef]
 	// wrapUps is each plan's wrap-up timeout (seconds), from the newest snapshot's directory.
 	wrapUps atomic.Pointer[map[string]float64]
 	// wrote, when set (the benchmark), is called after each frame is written.
@@ -120,9 +124,6 @@ type Gateway struct {
 
 // NewGateway builds the gateway. It serves nothing until mounted (HTTPOptions.Agent).
 func NewGateway(o GatewayOptions) (*Gateway, error) {
-	if o.Router == nil {
-		return nil, errors.New("agent gateway: a router is required")
-	}
 	origins, err := parseOrigins(o.Origins)
 	if err != nil {
 		return nil, fmt.Errorf("agent gateway: %w", err)
@@ -155,7 +156,33 @@ func NewGateway(o GatewayOptions) (*Gateway, error) {
 			WriteBufferPool: &sync.Pool{},
 		},
 	}
+	g.SetRouter(o.Router)
 	return g, nil
+}
+
+// routerRef holds an AgentRouter for atomic.Pointer.
+type routerRef struct{ AgentRouter }
+
+// SetRouter makes r the router the gateway hands input to and takes snapshots from (nil: none;
+// upgrades are then refused with 503 not_ready, and clients retry). The daemon calls it when
+// its router starts and stops (a restart, a lost leadership). Live connections belong to the
+// previous router: they are closed (1012 service restart) and their clients reconnect for a
+// snapshot of the new one.
+func (g *Gateway) SetRouter(r AgentRouter) {
+	if r == nil {
+		g.router.Store(nil)
+	} else {
+		g.router.Store(&routerRef{r})
+	}
+	g.mu.RLock() // after the store: a connection registered from here on has the new router
+	conns := make([]*agentConn, 0, len(g.conns))
+	for _, c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.RUnlock()
+	for _, c := range conns {
+		c.close(websocket.CloseServiceRestart, "router restarted: reconnect", discRestart)
+	}
 }
 
 func orDefault[T int | int64 | time.Duration](v *T, def T) {
@@ -202,13 +229,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &agentConn{g: g, user: user, ws: ws, send: make(chan outItem, g.o.SendQueue), done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	c.ref = g.router.Load()
 	defer cancel()
 	var first []any
-	if g.register(c) {
+	switch g.register(c) {
+	case registered:
 		defer g.serving.Done()
 		g.log.Debug("agent connected", "user", user, "remote", r.RemoteAddr)
 		first = g.firstFrames(c)
-	} else {
+	case routerChanged: // SetRouter since admit
+		c.close(websocket.CloseServiceRestart, "router restarted: reconnect", discRestart)
+	default:
 		c.close(websocket.CloseGoingAway, "server shutting down", discShutdown)
 	}
 	defer g.unregister(c)
@@ -229,6 +260,9 @@ func (g *Gateway) admit(r *http.Request) (string, *authError) {
 	g.mu.RUnlock()
 	if closed {
 		return "", refuse(http.StatusServiceUnavailable, refusedShutdown, "the gateway is shutting down")
+	}
+	if g.router.Load() == nil {
+		return "", refuse(http.StatusServiceUnavailable, refusedNotReady, "omniroute is not routing yet; retry")
 	}
 	if o := r.Header.Get("Origin"); o != "" && !g.origins[strings.ToLower(o)] {
 		return "", refuse(http.StatusForbidden, refusedOrigin, "origin not allowed")
@@ -255,7 +289,7 @@ func (g *Gateway) admit(r *http.Request) (string, *authError) {
 func (g *Gateway) firstFrames(c *agentConn) []any {
 	ctx, cancel := context.WithTimeout(c.ctx, g.o.SnapshotTimeout)
 	defer cancel()
-	snap, err := g.o.Router.AgentSnapshot(ctx, c.user)
+	snap, err := c.ref.AgentSnapshot(ctx, c.user)
 	if err != nil {
 		g.log.Warn("agent snapshot failed", "user", c.user, "err", err)
 		c.close(websocket.CloseInternalServerErr, "no snapshot", discSnapshot)
@@ -278,13 +312,26 @@ func (g *Gateway) firstFrames(c *agentConn) []any {
 	}
 }
 
-// register makes c the user's live connection; the one it replaces is closed. False when the
-// gateway is closed.
-func (g *Gateway) register(c *agentConn) bool {
+// Outcomes of register.
+const (
+	registered = iota
+	gatewayClosed
+	routerChanged
+)
+
+// register makes c the user's live connection; the one it replaces is closed. It fails when
+// the gateway is closed, or when the router changed since c took it (SetRouter stores the new
+// router before it closes the registered connections, so c is either closed by it or refused
+// here).
+func (g *Gateway) register(c *agentConn) int {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
-		return false
+		return gatewayClosed
+	}
+	if ref := g.router.Load(); ref == nil || ref != c.ref {
+		g.mu.Unlock()
+		return routerChanged
 	}
 	g.serving.Add(1)
 	old := g.conns[c.user]
@@ -294,7 +341,7 @@ func (g *Gateway) register(c *agentConn) bool {
 	if old != nil {
 		old.close(CloseReplaced, "replaced by a newer connection", discReplaced)
 	}
-	return true
+	return registered
 }
 
 // unregister forgets c unless a newer connection already took its place.
@@ -375,6 +422,7 @@ type outItem struct {
 type agentConn struct {
 	g      *Gateway
 	user   string
+	ref    *routerRef // the router when the connection opened
 	ws     *websocket.Conn
 	send   chan outItem
 	ctx    context.Context // ends when the connection closes: FromAgent stops waiting
@@ -538,7 +586,7 @@ func (c *agentConn) readLoop() {
 			continue
 		}
 		g.metrics.frames.WithLabelValues("in", fr.Type).Inc()
-		if err := g.o.Router.FromAgent(c.ctx, fr.Input); err != nil {
+		if err := c.ref.FromAgent(c.ctx, fr.Input); err != nil {
 			if c.ctx.Err() != nil {
 				return // closing
 			}

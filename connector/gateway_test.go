@@ -803,8 +803,6 @@ func TestMintAgentToken(t *testing.T) {
 	require.Error(t, err)
 	_, err = NewGateway(GatewayOptions{Router: newFakeAgentRouter(), Origins: []string{"https://x.example.com/path"}})
 	require.Error(t, err)
-	_, err = NewGateway(GatewayOptions{})
-	require.Error(t, err)
 }
 
 // TestGatewaySnapshotFailure: a router with no snapshot for the agent gets an error frame and
@@ -853,4 +851,28 @@ func (r *refusingRouter) FromAgent(ctx context.Context, in AgentInput) error {
 		return errors.New("inbox closed")
 	}
 	return r.fakeAgentRouter.FromAgent(ctx, in)
+}
+
+// TestGatewaySetRouter: with no router, upgrades are refused (503 not_ready); once one is set,
+// agents connect; a new router closes the live connections (1012) and the reconnected agent's
+// frames go to the new router.
+func TestGatewaySetRouter(t *testing.T) {
+	t.Parallel()
+	e := newGatewayEnv(t, func(o *GatewayOptions) { o.Router = nil })
+	_, resp, err := e.dial(e.token(t, agentA), nil, "")
+	require.ErrorIs(t, err, websocket.ErrBadHandshake)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.refused.WithLabelValues(refusedNotReady)), 0)
+
+	first := newFakeAgentRouter()
+	e.gw.SetRouter(first)
+	c := e.connectReady(t, agentA)
+	second := newFakeAgentRouter()
+	e.gw.SetRouter(second)
+	ce := readClose(t, c)
+	require.Equal(t, websocket.CloseServiceRestart, ce.Code)
+	c = e.connectReady(t, agentA)
+	require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"logged_out"}`)))
+	require.Equal(t, ReportLoggedOut, second.next(t).Report.Kind)
+	require.Empty(t, first.inputs)
 }
