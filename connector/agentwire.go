@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -202,6 +204,9 @@ type Frame struct {
 }
 
 func decodeFrame(user string, data []byte) (in AgentInput, typ, ref string, err error) {
+	if fe := checkKeys(data); fe != nil {
+		return AgentInput{}, "", "", fe
+	}
 	var f clientFrame
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -243,6 +248,52 @@ func decodeFrame(user string, data []byte) (in AgentInput, typ, ref string, err 
 	}
 	in.User = user
 	return in, typ, ref, nil
+}
+
+// clientKeys are the JSON names of clientFrame's fields.
+var clientKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[clientFrame]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		keys[name] = true
+	}
+	return keys
+}()
+
+// checkKeys refuses a frame whose object has a key that is not exactly one of clientKeys, or
+// has one twice. encoding/json alone matches keys without regard to case and lets the last of
+// two equal keys win: a log or proxy that reads the first would see another frame than the
+// router. A frame that is not one JSON object passes, for Decode to say what is wrong.
+func checkKeys(data []byte) *FrameError {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	var seen [16]string
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		if !clientKeys[key] {
+			return frameErr(badFrameJSON, "unknown field (keys are lower case, as docs/agent-protocol.md lists them)")
+		}
+		if slices.Contains(seen[:n], key) {
+			return frameErr(badFrameJSON, "field %q appears twice", key)
+		}
+		if n < len(seen) {
+			seen[n] = key
+			n++
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // jsonProblem says what is wrong with a frame's JSON without quoting its values (a client

@@ -103,3 +103,34 @@ func FuzzAgentFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodeAgentFrameStrictKeys: keys match exactly once. encoding/json alone folds case and
+// lets the last of two equal keys win, so a proxy or log that reads the first "work_id" would
+// see another interaction than the router; the gateway refuses both, and huge numbers too.
+func TestDecodeAgentFrameStrictKeys(t *testing.T) {
+	t.Parallel()
+	for _, frame := range []string{
+		`{"type":"release","work_id":"a","work_id":"b"}`,
+		`{"type":"hold","type":"release","work_id":"a"}`,
+		`{"type":"release","work_id":"a","WORK_ID":"b"}`,
+		`{"TYPE":"release","work_id":"a"}`,
+		`{"type":"release","Work_Id":"a"}`,
+		`{"type":"command_result","command_id":"c","ok":true,"ok":false,"error":"e"}`,
+		`{"type":"release","work_id":"a","ref":"r","ref":"s"}`,
+		`{"type":"release","work_id":1e400}`,
+		`{"type":"release","work_id":"a","ref":123456789012345678901234567890}`,
+	} {
+		fr, err := DecodeAgentFrame(agentA, []byte(frame))
+		require.Error(t, err, frame)
+		var fe *FrameError
+		require.ErrorAs(t, err, &fe, frame)
+		require.Contains(t, []string{badFrameJSON, badFrameField}, fe.Reason, frame)
+		require.Nil(t, fr.Input.Event, frame)
+		require.Nil(t, fr.Input.Report, frame)
+	}
+	// Escaped keys are the same keys, and whitespace is not a key.
+	_, err := DecodeAgentFrame(agentA, []byte(`{"type":"release","work_\u0069d":"a","work_id":"b"}`))
+	require.Error(t, err)
+	_, err = DecodeAgentFrame(agentA, []byte(` { "type" : "release" , "work_\u0069d" : "a" } `))
+	require.NoError(t, err)
+}
