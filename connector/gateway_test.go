@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/omniroute/omniroute/mapping"
 	"github.com/omniroute/omniroute/routing"
@@ -82,6 +83,8 @@ type gwEnv struct {
 	ws     string // ws://127.0.0.1:port/v1/agent
 	key    Secret
 	now    func() time.Time
+	// stop shuts the HTTP server down (once; the test's cleanup calls it too).
+	stop func(t *testing.T)
 }
 
 const (
@@ -112,12 +115,16 @@ func newGatewayEnv(t *testing.T, mod func(*GatewayOptions)) *gwEnv {
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- h.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, h.Shutdown(ctx))
-		require.NoError(t, <-done)
-	})
+	var once sync.Once
+	e.stop = func(t *testing.T) {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			require.NoError(t, h.Shutdown(ctx))
+			require.NoError(t, <-done)
+		})
+	}
+	t.Cleanup(func() { e.stop(t) })
 	e.base = "http://" + ln.Addr().String()
 	e.ws = "ws://" + ln.Addr().String() + AgentPath
 	return e
@@ -875,4 +882,39 @@ func TestGatewaySetRouter(t *testing.T) {
 	require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"logged_out"}`)))
 	require.Equal(t, ReportLoggedOut, second.next(t).Report.Kind)
 	require.Empty(t, first.inputs)
+}
+
+// TestGatewayShutdownLeaksNothing: every way a connection ends (replaced, frame too large,
+// closed by the client, too slow) leaves no goroutine behind, and when the daemon's HTTP server
+// has shut down, every live agent has had its 1001 and the gateway's goroutines are gone: the
+// server does not wait for hijacked connections by itself.
+func TestGatewayShutdownLeaksNothing(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	e := newGatewayEnv(t, func(o *GatewayOptions) { o.SendQueue = 2; o.MaxFrameBytes = 512 })
+
+	old := e.connectReady(t, agentA)
+	_ = e.connectReady(t, agentA)
+	require.Equal(t, CloseReplaced, readClose(t, old).Code)
+
+	big := e.connectReady(t, agentB)
+	require.NoError(t, big.WriteMessage(websocket.TextMessage, []byte(`{"type":"hold","work_id":"`+strings.Repeat("x", 600)+`"}`)))
+	require.Equal(t, websocket.CloseMessageTooBig, readClose(t, big).Code)
+
+	const agentC, agentD, agentE = "005000000000003AAA", "005000000000004AAA", "005000000000005AAA"
+	bye := e.connectReady(t, agentC)
+	require.NoError(t, bye.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second)))
+	_ = readClose(t, bye)
+
+	slow := e.connectReady(t, agentD)
+	msg := AgentMessage{Command: &routing.Command{Type: routing.CommandSetState, State: mapping.State{Major: mapping.Away}}}
+	for e.gw.Deliver(agentD, msg) {
+	}
+	require.Equal(t, CloseTooSlow, readClose(t, slow).Code)
+
+	live := e.connectReady(t, agentE)
+	require.Eventually(t, func() bool { return e.gw.Connected() == 2 }, 5*time.Second, 10*time.Millisecond)
+	e.stop(t)
+	require.Zero(t, e.gw.Connected(), "connections still registered when the server's Shutdown returned")
+	require.Equal(t, websocket.CloseGoingAway, readClose(t, live).Code)
+	goleak.VerifyNone(t, ignore)
 }
