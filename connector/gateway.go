@@ -32,6 +32,7 @@ const (
 	defaultPongTimeout     = 60 * time.Second
 	defaultWriteTimeout    = 10 * time.Second
 	defaultSnapshotTimeout = 10 * time.Second
+	defaultInputTimeout    = 5 * time.Second
 	closeWriteTimeout      = time.Second
 )
 
@@ -85,11 +86,14 @@ type GatewayOptions struct {
 	MaxFrameBytes int64
 	// PingInterval is how often the gateway pings (default 25 s); PongTimeout how long a
 	// client may stay silent, pongs included (default 60 s); WriteTimeout how long one write
-	// may take (default 10 s); SnapshotTimeout how long the router may take for a snapshot.
+	// may take (default 10 s); SnapshotTimeout how long the router may take for a snapshot;
+	// InputTimeout how long a client frame may wait for room in the router's inbox (default
+	// 5 s) before the client is told router_unavailable and the reader reads on.
 	PingInterval    time.Duration
 	PongTimeout     time.Duration
 	WriteTimeout    time.Duration
 	SnapshotTimeout time.Duration
+	InputTimeout    time.Duration
 }
 
 // Gateway is the agent websocket at /v1/agent (docs/agent-protocol.md). It authenticates
@@ -144,6 +148,7 @@ func NewGateway(o GatewayOptions) (*Gateway, error) {
 	orDefault(&o.PongTimeout, defaultPongTimeout)
 	orDefault(&o.WriteTimeout, defaultWriteTimeout)
 	orDefault(&o.SnapshotTimeout, defaultSnapshotTimeout)
+	orDefault(&o.InputTimeout, defaultInputTimeout)
 	g := &Gateway{
 		o: o, log: o.Logger.With("component", "gateway"), auth: auth, origins: origins,
 		metrics: newGatewayMetrics(o.Registerer), conns: map[string]*agentConn{},
@@ -586,7 +591,7 @@ func (c *agentConn) readLoop() {
 			continue
 		}
 		g.metrics.frames.WithLabelValues("in", fr.Type).Inc()
-		if err := c.ref.FromAgent(c.ctx, fr.Input); err != nil {
+		if err := c.fromAgent(fr.Input); err != nil {
 			if c.ctx.Err() != nil {
 				return // closing
 			}
@@ -594,6 +599,14 @@ func (c *agentConn) readLoop() {
 			c.reply(errorFrame{Type: "error", Code: errCodeUnavailable, Reason: badFrameRejected, Message: "the router did not take the frame; send it again", Ref: ref})
 		}
 	}
+}
+
+// fromAgent hands in to the router, waiting at most InputTimeout for room in its inbox: a
+// stuck router must not keep the reader from reading (pongs, the client's close) for ever.
+func (c *agentConn) fromAgent(in AgentInput) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.g.o.InputTimeout)
+	defer cancel()
+	return c.ref.FromAgent(ctx, in)
 }
 
 // readFailed ends the connection after a failed read and says why.

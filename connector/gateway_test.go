@@ -918,3 +918,22 @@ func TestGatewayShutdownLeaksNothing(t *testing.T) {
 	require.Equal(t, websocket.CloseGoingAway, readClose(t, live).Code)
 	goleak.VerifyNone(t, ignore)
 }
+
+// TestGatewayStuckRouterDoesNotPinReaders: a router whose inbox stays full does not hold an
+// agent's reader forever (it would stop reading pongs and frames, and a dead client would
+// never be noticed): after InputTimeout the frame is answered with router_unavailable, the
+// reader reads on, and once the router takes input again the next frame reaches it.
+func TestGatewayStuckRouterDoesNotPinReaders(t *testing.T) {
+	t.Parallel()
+	stuck := &fakeAgentRouter{inputs: make(chan AgentInput), snaps: map[string]AgentSnapshot{}}
+	e := newGatewayEnv(t, func(o *GatewayOptions) { o.Router = stuck; o.InputTimeout = 100 * time.Millisecond })
+	c := e.connectReady(t, agentA)
+	for _, ref := range []string{"r1", "r2"} {
+		require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"hold","work_id":"0Mw1","ref":"`+ref+`"}`)))
+		f := readFrame(t, c)
+		require.Equal(t, map[string]any{"type": "error", "code": errCodeUnavailable, "reason": badFrameRejected,
+			"message": "the router did not take the frame; send it again", "ref": ref}, f)
+	}
+	require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"hold","work_id":"0Mw2"}`)))
+	require.Equal(t, "0Mw2", stuck.next(t).Event.WorkID)
+}
