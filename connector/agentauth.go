@@ -103,7 +103,8 @@ type AgentAuthOptions struct {
 	// https://login.salesforce.com/services/oauth2/userinfo; empty: Salesforce tokens are
 	// refused.
 	UserInfoURL string
-	// OrgID, when set, is the only organization whose users are let in (15 or 18 characters).
+	// OrgID is the only organization whose users are let in (15 or 18 characters); required
+	// with UserInfoURL (login.salesforce.com answers for every org).
 	OrgID string
 	// HTTPClient calls UserInfoURL. Default: http.DefaultClient with a 10 s deadline per call.
 	HTTPClient *http.Client
@@ -121,16 +122,15 @@ type AgentAuthOptions struct {
 const UserInfoPath = "/services/oauth2/userinfo"
 
 // AgentAuthFromConfig is how the daemon authenticates agents: demo tokens signed with
-// OMNIROUTE_AGENT_TOKEN_KEY, and Salesforce tokens checked at the userinfo endpoint of
-// OMNIROUTE_SALESFORCE_LOGIN_URL. orgID, when known (the org's metadata), admits only that
-// org's users.
+// OMNIROUTE_AGENT_TOKEN_KEY, and Salesforce tokens of orgID's users checked at the userinfo
+// endpoint of OMNIROUTE_SALESFORCE_LOGIN_URL. With orgID empty (the org's id not known yet)
+// Salesforce tokens are refused.
 func AgentAuthFromConfig(c Config, orgID string, client *http.Client) AgentAuthOptions {
-	return AgentAuthOptions{
-		TokenKey:    c.AgentTokenKey,
-		UserInfoURL: strings.TrimSuffix(c.Salesforce.LoginURL, "/") + UserInfoPath,
-		OrgID:       orgID,
-		HTTPClient:  client,
+	o := AgentAuthOptions{TokenKey: c.AgentTokenKey, OrgID: orgID, HTTPClient: client}
+	if orgID != "" {
+		o.UserInfoURL = strings.TrimSuffix(c.Salesforce.LoginURL, "/") + UserInfoPath
 	}
+	return o
 }
 
 // authError is a refused upgrade: the status, the metric's reason, and a message for the
@@ -156,6 +156,11 @@ type agentAuth struct {
 func newAgentAuth(o AgentAuthOptions) (*agentAuth, error) {
 	if k := o.TokenKey.Reveal(); k != "" && len(k) < MinAgentTokenKeyLength {
 		return nil, fmt.Errorf("agent token key: shorter than %d bytes", MinAgentTokenKeyLength)
+	}
+	if o.UserInfoURL != "" && o.OrgID == "" {
+		// login.salesforce.com answers for every org: without the org's id, any org's user
+		// would get in.
+		return nil, errors.New("agent auth: Salesforce tokens need the org's id (OrgID) to refuse other orgs' users")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -213,10 +218,28 @@ func requestToken(r *http.Request) (string, *authError) {
 
 // authenticate returns the Salesforce User Id token stands for, or why it is refused.
 func (a *agentAuth) authenticate(ctx context.Context, token string) (string, *authError) {
-	if strings.Count(token, ".") == 2 { // a JWT: a demo token
+	if isDemoToken(token) {
 		return a.demoUser(token)
 	}
 	return a.salesforceUser(ctx, token)
+}
+
+// isDemoToken says whether token is a JWT that claims omniroute as its issuer (unverified:
+// demoUser verifies it). Salesforce's own JWT-based access tokens have its issuer and go to
+// userinfo; whatever claims to be omniroute's is checked against the demo key alone.
+func isDemoToken(token string) bool {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return false
+	}
+	var c struct {
+		Issuer string `json:"iss"`
+	}
+	return json.Unmarshal(payload, &c) == nil && c.Issuer == agentTokenIssuer
 }
 
 func (a *agentAuth) demoUser(token string) (string, *authError) {
@@ -301,7 +324,7 @@ func (a *agentAuth) askUserInfo(ctx context.Context, token string) (string, *aut
 	switch {
 	case !ui.Active:
 		return "", refuse(http.StatusForbidden, refusedBadToken, "the user is inactive")
-	case a.o.OrgID != "" && !sameID(ui.OrgID, a.o.OrgID):
+	case !sameID(ui.OrgID, a.o.OrgID):
 		return "", refuse(http.StatusForbidden, refusedBadToken, "the token is of another org")
 	}
 	return ui.UserID, nil

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -605,7 +606,7 @@ func TestGatewayRefusesBeforeUpgrade(t *testing.T) {
 func TestGatewayNeverLogsTokens(t *testing.T) {
 	t.Parallel()
 	org, userinfo := agentOrg(t)
-	e := newGatewayEnv(t, func(o *GatewayOptions) { o.Auth.UserInfoURL = userinfo })
+	e := newGatewayEnv(t, func(o *GatewayOptions) { o.Auth.UserInfoURL = userinfo; o.Auth.OrgID = emulator.DemoOrgID })
 	good := e.token(t, agentA)
 	expired, err := MintAgentToken(e.key, agentA, time.Minute, time.Now().Add(-time.Hour))
 	require.NoError(t, err)
@@ -739,7 +740,7 @@ func TestGatewaySalesforceToken(t *testing.T) {
 	require.NoError(t, err)
 	down := "http://" + ln.Addr().String() + "/services/oauth2/userinfo"
 	require.NoError(t, ln.Close())
-	e3 := newGatewayEnv(t, func(o *GatewayOptions) { o.Auth = AgentAuthOptions{UserInfoURL: down} })
+	e3 := newGatewayEnv(t, func(o *GatewayOptions) { o.Auth = AgentAuthOptions{UserInfoURL: down, OrgID: emulator.DemoOrgID} })
 	_, resp, err = e3.dial(tok2, nil, "")
 	require.ErrorIs(t, err, websocket.ErrBadHandshake)
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
@@ -766,6 +767,12 @@ func TestAgentAuthFromConfig(t *testing.T) {
 	user, aerr = a.authenticate(t.Context(), demo)
 	require.Nil(t, aerr)
 	require.Equal(t, agentA, user)
+	// The org's id not known: demo tokens only.
+	a, err = newAgentAuth(AgentAuthFromConfig(cfg, "", nil))
+	require.NoError(t, err)
+	_, aerr = a.authenticate(t.Context(), sf)
+	require.NotNil(t, aerr)
+	require.Equal(t, refusedBadToken, aerr.reason)
 }
 
 // TestTokenCacheBounded: the cache holds at most its size, drops the oldest, and forgets an
@@ -936,4 +943,89 @@ func TestGatewayStuckRouterDoesNotPinReaders(t *testing.T) {
 	}
 	require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"hold","work_id":"0Mw2"}`)))
 	require.Equal(t, "0Mw2", stuck.next(t).Event.WorkID)
+}
+
+// TestGatewaySalesforceJWTToken: Salesforce also issues JWT-based access tokens (RS256,
+// three dot-separated parts). Such a token is the org's to judge, not a demo token: it goes to
+// the userinfo endpoint (which refuses this made-up one), while a token that says it is
+// omniroute's is only ever checked against the demo key.
+func TestGatewaySalesforceJWTToken(t *testing.T) {
+	t.Parallel()
+	_, userinfo := agentOrg(t)
+	ct := &countingTransport{}
+	e := newGatewayEnv(t, func(o *GatewayOptions) {
+		o.Auth = AgentAuthOptions{TokenKey: NewSecret(testAgentKey), UserInfoURL: userinfo, OrgID: emulator.DemoOrgID,
+			HTTPClient: &http.Client{Transport: ct}}
+	})
+	enc := base64.RawURLEncoding.EncodeToString
+	sfJWT := enc([]byte(`{"alg":"RS256","typ":"JWT","tty":"sfdc-core-token"}`)) + "." +
+		enc([]byte(`{"iss":"https://login.salesforce.com","sub":"`+agentA+`","exp":9999999999}`)) + "." + enc([]byte("signature"))
+	_, resp, err := e.dial(sfJWT, nil, "")
+	require.ErrorIs(t, err, websocket.ErrBadHandshake)
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	require.Equal(t, 1, ct.count(), "a Salesforce JWT is checked by the org")
+
+	forged := enc([]byte(`{"alg":"none","typ":"JWT"}`)) + "." +
+		enc([]byte(`{"iss":"omniroute","aud":["omniroute-agent"],"sub":"`+agentA+`","exp":9999999999,"iat":1}`)) + "."
+	_, resp, err = e.dial(forged, nil, "")
+	require.ErrorIs(t, err, websocket.ErrBadHandshake)
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	require.Equal(t, 1, ct.count(), "a token that claims to be omniroute's never leaves the daemon")
+}
+
+// TestAgentAuthNeedsOrgForSalesforceTokens: with a userinfo endpoint such as
+// login.salesforce.com, any org's token would name a user of that org: the org id is required.
+func TestAgentAuthNeedsOrgForSalesforceTokens(t *testing.T) {
+	t.Parallel()
+	_, err := NewGateway(GatewayOptions{Auth: AgentAuthOptions{UserInfoURL: "https://login.salesforce.com" + UserInfoPath}})
+	require.ErrorContains(t, err, "org")
+}
+
+// TestAgentAuthDemoClaims: a demo token must be HS256 with our key, omniroute's issuer and
+// audience, an expiry, an issue time not in the future, and no not-before in the future.
+func TestAgentAuthDemoClaims(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	a, err := newAgentAuth(AgentAuthOptions{TokenKey: NewSecret(testAgentKey), Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	sign := func(m jwt.SigningMethod, key any, c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(m, c).SignedString(key)
+		require.NoError(t, err)
+		return s
+	}
+	k := []byte(testAgentKey)
+	good := jwt.MapClaims{"iss": "omniroute", "aud": "omniroute-agent", "sub": agentA, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	with := func(k string, v any) jwt.MapClaims {
+		c := jwt.MapClaims{}
+		for kk, vv := range good {
+			c[kk] = vv
+		}
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return c
+	}
+	user, aerr := a.authenticate(t.Context(), sign(jwt.SigningMethodHS256, k, good))
+	require.Nil(t, aerr)
+	require.Equal(t, agentA, user)
+	for name, tok := range map[string]string{
+		"none":           sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good),
+		"HS512":          sign(jwt.SigningMethodHS512, k, good),
+		"other issuer":   sign(jwt.SigningMethodHS256, k, with("iss", "someone")),
+		"other audience": sign(jwt.SigningMethodHS256, k, with("aud", "other")),
+		"no expiry":      sign(jwt.SigningMethodHS256, k, with("exp", nil)),
+		"no issue time":  sign(jwt.SigningMethodHS256, k, with("iat", nil)),
+		"issued later":   sign(jwt.SigningMethodHS256, k, with("iat", now.Add(time.Hour).Unix())),
+		"not yet valid":  sign(jwt.SigningMethodHS256, k, with("nbf", now.Add(time.Minute).Unix())),
+		"lives too long": sign(jwt.SigningMethodHS256, k, with("exp", now.Add(13*time.Hour).Unix())),
+		"no subject":     sign(jwt.SigningMethodHS256, k, with("sub", nil)),
+		"expired":        sign(jwt.SigningMethodHS256, k, with("exp", now.Add(-time.Second).Unix())),
+	} {
+		user, aerr := a.authenticate(t.Context(), tok)
+		require.NotNil(t, aerr, name)
+		require.Empty(t, user, name)
+		require.Equal(t, http.StatusUnauthorized, aerr.status, name)
+	}
 }
