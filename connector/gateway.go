@@ -69,7 +69,7 @@ type GatewayOptions struct {
 	Router AgentRouter
 	// Auth says which tokens are accepted.
 	Auth AgentAuthOptions
-	// Origins are the browser origins allowed to connect (scheme://host[:port], exact match,
+	// Origins are the browser origins allowed to connect (scheme://host[:port]; case and a default port do not matter,
 	// OMNIROUTE_AGENT_ORIGINS). A request without Origin (not a browser) is let through to the
 	// token check; one with an Origin not listed is refused.
 	Origins []string
@@ -204,9 +204,28 @@ func parseOrigins(list []string) (map[string]bool, error) {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 			return nil, fmt.Errorf("origin %q is not scheme://host[:port]", o)
 		}
-		out[strings.ToLower(u.Scheme+"://"+u.Host)] = true
+		out[canonicalOrigin(u.Scheme, u.Host)] = true
 	}
 	return out, nil
+}
+
+// canonicalOrigin is an origin as browsers send it (RFC 6454): lower case, without the
+// scheme's default port.
+func canonicalOrigin(scheme, host string) string {
+	scheme, host = strings.ToLower(scheme), strings.ToLower(host)
+	if h, port, err := net.SplitHostPort(host); err == nil && (scheme == "https" && port == "443" || scheme == "http" && port == "80") {
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]"
+		}
+	}
+	return scheme + "://" + host
+}
+
+// originAllowed says whether a request's Origin header is on the allow-list.
+func (g *Gateway) originAllowed(origin string) bool {
+	scheme, host, ok := strings.Cut(origin, "://")
+	return ok && g.origins[canonicalOrigin(scheme, host)]
 }
 
 // ServeHTTP refuses the request (401, 403, 400 or 503, JSON) unless its origin is allowed and
@@ -269,7 +288,7 @@ func (g *Gateway) admit(r *http.Request) (string, *authError) {
 	if g.router.Load() == nil {
 		return "", refuse(http.StatusServiceUnavailable, refusedNotReady, "omniroute is not routing yet; retry")
 	}
-	if o := r.Header.Get("Origin"); o != "" && !g.origins[strings.ToLower(o)] {
+	if o := r.Header.Get("Origin"); o != "" && !g.originAllowed(o) {
 		return "", refuse(http.StatusForbidden, refusedOrigin, "origin not allowed")
 	}
 	if !websocket.IsWebSocketUpgrade(r) {

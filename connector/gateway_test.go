@@ -1029,3 +1029,33 @@ func TestAgentAuthDemoClaims(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, aerr.status, name)
 	}
 }
+
+// TestGatewayOriginForms: browsers send an origin without its default port and in lower case;
+// an allow-list entry with the default port or capitals still matches it; "null" (a sandboxed
+// page, a file) and another port are refused.
+func TestGatewayOriginForms(t *testing.T) {
+	t.Parallel()
+	e := newGatewayEnv(t, func(o *GatewayOptions) {
+		o.Origins = []string{"https://Console.Example.com:443", "http://localhost:8080/", "http://[::1]:80"}
+	})
+	tok := e.token(t, agentA)
+	for origin, ok := range map[string]bool{
+		"https://console.example.com":      true,
+		"https://console.example.com:443":  true,
+		"http://localhost:8080":            true,
+		"null":                             false,
+		"https://console.example.com:8443": false,
+		"http://console.example.com":       false,
+		"http://localhost":                 false,
+		"http://[::1]":                     true,
+	} {
+		c, resp, err := e.dial(tok, http.Header{"Origin": {origin}}, "")
+		if ok {
+			require.NoError(t, err, origin)
+			_ = c.Close()
+			continue
+		}
+		require.ErrorIs(t, err, websocket.ErrBadHandshake, origin)
+		require.Equal(t, http.StatusForbidden, resp.StatusCode, origin)
+	}
+}
