@@ -69,9 +69,10 @@ type GatewayOptions struct {
 	Router AgentRouter
 	// Auth says which tokens are accepted.
 	Auth AgentAuthOptions
-	// Origins are the browser origins allowed to connect (scheme://host[:port]; case and a default port do not matter,
-	// OMNIROUTE_AGENT_ORIGINS). A request without Origin (not a browser) is let through to the
-	// token check; one with an Origin not listed is refused.
+	// Origins are the browser origins allowed to connect (OMNIROUTE_AGENT_ORIGINS:
+	// scheme://host[:port]; case and a default port do not matter). A request without Origin
+	// (not a browser) is let through to the token check; one with an Origin not listed is
+	// refused.
 	Origins []string
 	// Registerer receives the gateway's metrics, under the daemon's prefix. Nil registers none.
 	Registerer prometheus.Registerer
