@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -459,6 +460,9 @@ type agentConn struct {
 	text   string // close text
 	reason string // disconnect reason
 
+	// deadlineSet is when the writer last set the write deadline (writer only).
+	deadlineSet time.Time
+
 	// workPlan is the plan of each of the agent's work items, for wrap-up deadlines. Written
 	// before the writer starts, then only by the writer.
 	workPlan map[string]string
@@ -553,19 +557,35 @@ func (c *agentConn) encode(m AgentMessage) (any, bool) {
 	return f, ok
 }
 
+// framePool holds the buffers frames are encoded into: borrowed for one write, so an idle
+// connection holds none, and no frame allocates its own.
+var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// write encodes f into a pooled buffer and writes it as one text message (gorilla copies it
+// into its pooled write buffer: one write system call). A frame that cannot be encoded is
+// logged and skipped; a write that fails ends the connection.
 func (c *agentConn) write(f any) bool {
 	g := c.g
-	data, err := json.Marshal(f)
-	if err != nil {
+	buf := framePool.Get().(*bytes.Buffer)
+	defer framePool.Put(buf)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(f); err != nil {
 		g.log.Error("encode agent frame", "user", c.user, "err", err)
 		return true // skip the frame, keep the connection
 	}
-	_ = c.ws.SetWriteDeadline(time.Now().Add(g.o.WriteTimeout))
-	if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
+	now := time.Now()
+	// Renewing the deadline costs a timer update per frame; renewing it once a tenth of
+	// WriteTimeout (at most a second) has passed gives every write between 90% and 100% of it.
+	if now.Sub(c.deadlineSet) > min(time.Second, g.o.WriteTimeout/10) {
+		_ = c.ws.SetWriteDeadline(now.Add(g.o.WriteTimeout))
+		c.deadlineSet = now
+	}
+	// Encode ends the object with a newline, which the frame does not need.
+	if err := c.ws.WriteMessage(websocket.TextMessage, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))); err != nil {
 		c.close(websocket.CloseAbnormalClosure, "", discWriteFailed)
 		return false
 	}
-	g.metrics.frames.WithLabelValues("out", wireTypeOf(f)).Inc()
+	g.metrics.outFrame(f).Inc()
 	if g.wrote != nil {
 		g.wrote(c.user)
 	}
@@ -676,6 +696,7 @@ func wireTypeOf(f any) string {
 type gatewayMetrics struct {
 	connected   prometheus.Gauge
 	frames      *prometheus.CounterVec
+	out         map[string]prometheus.Counter // frames{direction="out"} by type, read-only
 	badFrames   *prometheus.CounterVec
 	refused     *prometheus.CounterVec
 	disconnects *prometheus.CounterVec
@@ -698,8 +719,9 @@ func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
 	for t := range clientTypes {
 		m.frames.WithLabelValues("in", t)
 	}
-	for _, t := range []string{"hello", "snapshot", "offer", "state", "interaction", "console", "error"} {
-		m.frames.WithLabelValues("out", t)
+	m.out = map[string]prometheus.Counter{}
+	for _, t := range []string{"hello", "snapshot", "offer", "state", "interaction", "console", "error", "unknown"} {
+		m.out[t] = m.frames.WithLabelValues("out", t)
 	}
 	for _, r := range badFrameReasons {
 		m.badFrames.WithLabelValues(r)
@@ -711,4 +733,9 @@ func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
 		m.disconnects.WithLabelValues(r)
 	}
 	return m
+}
+
+// outFrame is the counter of frames of f's type written (no label lookup per frame).
+func (m *gatewayMetrics) outFrame(f any) prometheus.Counter {
+	return m.out[wireTypeOf(f)]
 }

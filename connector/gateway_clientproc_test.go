@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 // the test key), prints "ready", then reads frames on every connection. Each frame's presence
 // is the UnixNano of its Deliver in the gateway's process; the client keeps now minus that.
 // It prints "done" each time n more frames have arrived. On stdin, "reset" forgets the
-// latencies and "report" prints "lat <count> <p50 ns> <p99 ns>".
+// latencies (and answers "reset"), "report" prints "lat <count> <p50 ns> <p99 ns>".
 func runBenchClients(url string, n int, in io.Reader, out io.Writer) error {
 	key := NewSecret(testAgentKey)
 	dialer := websocket.Dialer{Subprotocols: []string{AgentSubprotocol}, HandshakeTimeout: 30 * time.Second,
@@ -126,6 +126,7 @@ func runBenchClients(url string, n int, in io.Reader, out io.Writer) error {
 			latMu.Lock()
 			lat = lat[:0]
 			latMu.Unlock()
+			say("reset")
 		case "report":
 			latMu.Lock()
 			l := slices.Clone(lat)
@@ -229,6 +230,7 @@ func BenchmarkGateway5000AgentsClientProcess(b *testing.B) {
 				sent[i].Store(0)
 			}
 			_, _ = io.WriteString(stdin, "reset\n")
+			expect("reset") // before any frame of this run arrives
 			cpu0 := cpuTime(b)
 			b.ResetTimer()
 			for range b.N {

@@ -1059,3 +1059,30 @@ func TestGatewayOriginForms(t *testing.T) {
 		require.Equal(t, http.StatusForbidden, resp.StatusCode, origin)
 	}
 }
+
+// TestGatewayStuckWriteEnds: a client that stops reading while its queue still has room is
+// ended by the write deadline (WriteTimeout), not kept for ever, and the writer's goroutine
+// returns; writes that keep flowing are never cut by a deadline set for an earlier one.
+func TestGatewayStuckWriteEnds(t *testing.T) {
+	t.Parallel()
+	e := newGatewayEnv(t, func(o *GatewayOptions) { o.SendQueue = 1 << 16; o.WriteTimeout = 300 * time.Millisecond })
+	live := e.connectReady(t, agentB)
+	for i := range 8 { // slower than WriteTimeout/10 apart: each write renews the deadline
+		require.True(t, e.gw.Deliver(agentB, AgentMessage{Command: &routing.Command{Type: routing.CommandNotify, WorkID: "w", Session: strconv.Itoa(i)}}))
+		require.Equal(t, strconv.Itoa(i), readFrame(t, live)["session"])
+		time.Sleep(100 * time.Millisecond)
+	}
+	stuck := e.connectReady(t, agentA)
+	big := AgentMessage{Command: &routing.Command{Type: routing.CommandNotify, WorkID: strings.Repeat("w", 4000)}}
+	require.Eventually(t, func() bool {
+		for range 100 {
+			if !e.gw.Deliver(agentA, big) {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, time.Millisecond, "the stuck connection was never ended")
+	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discWriteFailed)), 0)
+	require.InDelta(t, 0, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discSlow)), 0)
+	_ = stuck
+}
