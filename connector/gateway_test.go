@@ -1086,3 +1086,51 @@ func TestGatewayStuckWriteEnds(t *testing.T) {
 	require.InDelta(t, 0, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discSlow)), 0)
 	_ = stuck
 }
+
+// TestGatewayConcurrentConnectionsOneWins: connections for one agent arriving together end
+// with exactly one live, registered connection; every other one is closed with 4000.
+func TestGatewayConcurrentConnectionsOneWins(t *testing.T) {
+	t.Parallel()
+	e := newGatewayEnv(t, nil)
+	tok := e.token(t, agentA)
+	const n = 12
+	codes := make([]int, n)
+	conns := make([]*websocket.Conn, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			c, _, err := e.dial(tok, nil, "")
+			if err != nil {
+				codes[i] = -1
+				return
+			}
+			conns[i] = c
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					var ce *websocket.CloseError
+					if errors.As(err, &ce) {
+						codes[i] = ce.Code
+					}
+					return // a timeout: still open
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, 1, e.gw.Connected())
+	live := 0
+	for i, code := range codes {
+		switch code {
+		case 0:
+			live++
+		case CloseReplaced:
+		default:
+			t.Fatalf("connection %d ended with %d", i, code)
+		}
+		if conns[i] != nil {
+			_ = conns[i].Close()
+		}
+	}
+	require.Equal(t, 1, live)
+}
