@@ -47,6 +47,7 @@ const (
 const (
 	defaultTokenCacheSize = 10000
 	defaultTokenCacheTTL  = 5 * time.Minute
+	defaultUserInfoCalls  = 32
 	userInfoTimeout       = 10 * time.Second
 )
 
@@ -113,6 +114,10 @@ type AgentAuthOptions struct {
 	// connection for that long.
 	CacheSize int
 	CacheTTL  time.Duration
+	// MaxUserInfoCalls bounds the userinfo calls in flight (default 32): anyone can present a
+	// made-up token, and each one not in the cache is a call to Salesforce. A token waits for
+	// a free call, within the call's 10 s (then 503 identity_unavailable).
+	MaxUserInfoCalls int
 	// Now is the clock (expiry of demo tokens and cache entries). Default time.Now.
 	Now func() time.Time
 }
@@ -151,6 +156,8 @@ type agentAuth struct {
 	parser *jwt.Parser
 	cache  *tokenCache
 	calls  singleflight.Group
+	// slots holds one token per userinfo call in flight (MaxUserInfoCalls).
+	slots chan struct{}
 }
 
 func newAgentAuth(o AgentAuthOptions) (*agentAuth, error) {
@@ -174,11 +181,15 @@ func newAgentAuth(o AgentAuthOptions) (*agentAuth, error) {
 	if o.CacheTTL <= 0 {
 		o.CacheTTL = defaultTokenCacheTTL
 	}
+	if o.MaxUserInfoCalls <= 0 {
+		o.MaxUserInfoCalls = defaultUserInfoCalls
+	}
 	return &agentAuth{
 		o: o,
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithIssuer(agentTokenIssuer),
 			jwt.WithAudience(agentTokenAudience), jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(o.Now)),
 		cache: newTokenCache(o.CacheSize, o.CacheTTL),
+		slots: make(chan struct{}, o.MaxUserInfoCalls),
 	}, nil
 }
 
@@ -299,6 +310,12 @@ func (a *agentAuth) askUserInfo(ctx context.Context, token string) (string, *aut
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), userInfoTimeout)
 	defer cancel()
 	unavailable := refuse(http.StatusServiceUnavailable, refusedIdentity, "the Salesforce identity service did not answer; try again")
+	select {
+	case a.slots <- struct{}{}:
+		defer func() { <-a.slots }()
+	case <-ctx.Done():
+		return "", unavailable
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.o.UserInfoURL, nil)
 	if err != nil {
 		return "", unavailable

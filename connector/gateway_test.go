@@ -1134,3 +1134,47 @@ func TestGatewayConcurrentConnectionsOneWins(t *testing.T) {
 	}
 	require.Equal(t, 1, live)
 }
+
+// slowTransport holds each request for delay before carrying it, and records how many it
+// carried at once.
+type slowTransport struct {
+	delay         time.Duration
+	inFlight, max atomic.Int64
+}
+
+func (s *slowTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for m := s.max.Load(); n > m && !s.max.CompareAndSwap(m, n); m = s.max.Load() {
+	}
+	time.Sleep(s.delay)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestGatewayBoundsUserInfoCalls: anyone can send made-up tokens, and each is a call to the
+// org's userinfo; the calls in flight are bounded (MaxUserInfoCalls), so a flood of bad tokens
+// cannot turn the daemon into a flood of Salesforce calls. Every token still gets its answer.
+func TestGatewayBoundsUserInfoCalls(t *testing.T) {
+	t.Parallel()
+	_, userinfo := agentOrg(t)
+	st := &slowTransport{delay: 50 * time.Millisecond}
+	e := newGatewayEnv(t, func(o *GatewayOptions) {
+		o.Auth = AgentAuthOptions{UserInfoURL: userinfo, OrgID: emulator.DemoOrgID, HTTPClient: &http.Client{Transport: st},
+			MaxUserInfoCalls: 3}
+	})
+	var wg sync.WaitGroup
+	statuses := make([]int, 24)
+	for i := range statuses {
+		wg.Go(func() {
+			_, resp, err := e.dial("00Dbogus!AQ"+strconv.Itoa(i)+strings.Repeat("x", 40), nil, "")
+			if err != nil {
+				statuses[i] = resp.StatusCode
+			}
+		})
+	}
+	wg.Wait()
+	require.LessOrEqual(t, st.max.Load(), int64(3))
+	for i, s := range statuses {
+		require.Equal(t, http.StatusUnauthorized, s, "token %d", i)
+	}
+}
