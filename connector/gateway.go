@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,14 +183,18 @@ func (g *Gateway) SetRouter(r AgentRouter) {
 	} else {
 		g.router.Store(&routerRef{r})
 	}
-	g.mu.RLock() // after the store: a connection registered from here on has the new router
-	conns := make([]*agentConn, 0, len(g.conns))
-	for _, c := range g.conns {
-		conns = append(conns, c)
-	}
-	g.mu.RUnlock()
+	// After the store: a connection registered from here on has the new router.
+	g.closeAll(false, websocket.CloseServiceRestart, "router restarted: reconnect", discRestart)
+}
+
+// closeAll closes every registered connection (and, with shutdown, refuses new ones).
+func (g *Gateway) closeAll(shutdown bool, code int, text, reason string) {
+	g.mu.Lock()
+	g.closed = g.closed || shutdown
+	conns := slices.Collect(maps.Values(g.conns))
+	g.mu.Unlock()
 	for _, c := range conns {
-		c.close(websocket.CloseServiceRestart, "router restarted: reconnect", discRestart)
+		c.close(code, text, reason)
 	}
 }
 
@@ -411,16 +417,7 @@ func (g *Gateway) Connected() int {
 // handlers have returned. The HTTP server calls it on shutdown: hijacked connections are not
 // the server's to drain.
 func (g *Gateway) Close() {
-	g.mu.Lock()
-	g.closed = true
-	conns := make([]*agentConn, 0, len(g.conns))
-	for _, c := range g.conns {
-		conns = append(conns, c)
-	}
-	g.mu.Unlock()
-	for _, c := range conns {
-		c.close(websocket.CloseGoingAway, "server shutting down", discShutdown)
-	}
+	g.closeAll(true, websocket.CloseGoingAway, "server shutting down", discShutdown)
 	g.serving.Wait()
 }
 

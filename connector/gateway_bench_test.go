@@ -1,7 +1,6 @@
 package connector
 
 import (
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -73,69 +72,19 @@ func liveBytes() uint64 {
 // else the machine runs.
 func BenchmarkGateway5000Agents(b *testing.B) {
 	raiseFileLimit(b, 2*benchAgents+512)
-	key := NewSecret(testAgentKey)
-	gw, err := NewGateway(GatewayOptions{Router: newFakeAgentRouter(), Auth: AgentAuthOptions{TokenKey: key}, SendQueue: 16})
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Write times: the gateway writes hello and snapshot first, then one frame per op.
-	// Each connection has one writer, so written[i] and rounds[i] are its own; writes (a
-	// WaitGroup) orders them before the main goroutine reads them.
-	index := map[string]int{}
-	sent := make([]atomic.Int64, benchAgents)
-	var writes sync.WaitGroup
-	var onWrite func(int, time.Duration) // set by each sub-benchmark before it delivers
-	gw.wrote = func(user string) {
-		i := index[user]
-		if at := sent[i].Load(); at != 0 {
-			onWrite(i, time.Duration(time.Now().UnixNano()-at))
-			writes.Done()
-		}
-	}
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http") + AgentPath
-	users := make([]string, benchAgents)
+	bg := newBenchGateway(b)
+	gw, users, sent := bg.gw, bg.users, bg.sent
 	tokens := make([]string, benchAgents)
 	now := time.Now()
 	for i := range users {
-		users[i] = fmt.Sprintf("005%015d", i)
-		index[users[i]] = i
-		if tokens[i], err = MintAgentToken(key, users[i], time.Hour, now); err != nil {
+		var err error
+		if tokens[i], err = MintAgentToken(bg.key, users[i], time.Hour, now); err != nil {
 			b.Fatal(err)
 		}
 	}
-	dialer := websocket.Dialer{Subprotocols: []string{AgentSubprotocol}, HandshakeTimeout: 30 * time.Second,
-		ReadBufferSize: 1024, WriteBufferPool: &sync.Pool{}}
 
 	before := liveBytes()
-	conns := make([]*websocket.Conn, benchAgents)
-	var (
-		next    atomic.Int64
-		dialErr atomic.Pointer[error]
-		wg      sync.WaitGroup
-	)
-	for range 32 {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < benchAgents && dialErr.Load() == nil; i = int(next.Add(1)) - 1 {
-				c, resp, err := dialer.Dial(url, http.Header{"Authorization": {"Bearer " + tokens[i]}})
-				if err == nil {
-					_ = resp.Body.Close()
-					for range 2 { // hello, snapshot
-						if _, _, err = c.ReadMessage(); err != nil {
-							break
-						}
-					}
-				}
-				if err != nil {
-					dialErr.Store(&err)
-					return
-				}
-				conns[i] = c
-			}
-		})
-	}
-	wg.Wait()
+	conns, err := dialBenchAgents(bg.url, benchAgents, func(i int) (string, error) { return tokens[i], nil })
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -144,8 +93,8 @@ func BenchmarkGateway5000Agents(b *testing.B) {
 		}
 		gw.Close()
 	}()
-	if p := dialErr.Load(); p != nil {
-		b.Fatalf("connect: %v", *p)
+	if err != nil {
+		b.Fatalf("connect: %v", err)
 	}
 	if n := gw.Connected(); n != benchAgents {
 		b.Fatalf("%d agents connected, want %d", n, benchAgents)
@@ -158,9 +107,9 @@ func BenchmarkGateway5000Agents(b *testing.B) {
 	}{{"burst", benchAgents}, {"paced_5000_per_s", 50}} {
 		b.Run(mode.name, func(b *testing.B) {
 			written := make([][]time.Duration, benchAgents)
-			onWrite = func(i int, d time.Duration) { written[i] = append(written[i], d) }
+			bg.onWrite = func(i int, d time.Duration) { written[i] = append(written[i], d) }
 			cpu0 := cpuTime(b)
-			lat := benchDeliver(b, gw, conns, users, sent, &writes, mode.batch)
+			lat := benchDeliver(b, gw, conns, users, sent, &bg.writes, mode.batch)
 			cpu := cpuTime(b) - cpu0
 			reportGatewayBench(b, written, lat, perConn)
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*benchAgents), "cpu-us/frame")
@@ -238,4 +187,89 @@ func reportGatewayBench(b *testing.B, written, read [][]time.Duration, perConn f
 	b.ReportMetric(pct(read, 50), "read-p50-ms")
 	b.ReportMetric(pct(read, 99), "read-p99-ms")
 	b.ReportMetric(perConn/1024, "KiB/conn")
+}
+
+// dialBenchAgents connects n agents to url, 32 at a time, each with token(i) in an
+// Authorization header, and reads each one's hello and snapshot. The clients hold a 1 KiB read
+// buffer and pooled write buffers. On an error it returns the connections made so far.
+func dialBenchAgents(url string, n int, token func(int) (string, error)) ([]*websocket.Conn, error) {
+	dialer := websocket.Dialer{Subprotocols: []string{AgentSubprotocol}, HandshakeTimeout: 30 * time.Second,
+		ReadBufferSize: 1024, WriteBufferPool: &sync.Pool{}}
+	conns := make([]*websocket.Conn, n)
+	var (
+		next    atomic.Int64
+		dialErr atomic.Pointer[error]
+		wg      sync.WaitGroup
+	)
+	for range 32 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n && dialErr.Load() == nil; i = int(next.Add(1)) - 1 {
+				tok, err := token(i)
+				var c *websocket.Conn
+				if err == nil {
+					var resp *http.Response
+					c, resp, err = dialer.Dial(url, http.Header{"Authorization": {"Bearer " + tok}})
+					if err == nil {
+						_ = resp.Body.Close()
+						for range 2 { // hello, snapshot
+							if _, _, err = c.ReadMessage(); err != nil {
+								break
+							}
+						}
+					}
+				}
+				if err != nil {
+					dialErr.Store(&err)
+					return
+				}
+				conns[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	if p := dialErr.Load(); p != nil {
+		return conns, *p
+	}
+	return conns, nil
+}
+
+// benchGateway is the gateway both benchmarks measure, served on loopback, with a write hook
+// that records how long after its Deliver (sent[i], UnixNano) each agent's frame was written.
+// Each connection has one writer, so onWrite(i, ...) is called by agent i's writer only;
+// writes (a WaitGroup) orders those calls before the main goroutine reads what they recorded.
+type benchGateway struct {
+	gw      *Gateway
+	key     Secret
+	url     string
+	users   []string
+	index   map[string]int
+	sent    []atomic.Int64
+	writes  sync.WaitGroup
+	onWrite func(int, time.Duration) // set by each sub-benchmark before it delivers
+}
+
+func newBenchGateway(b *testing.B) *benchGateway {
+	b.Helper()
+	bg := &benchGateway{key: NewSecret(testAgentKey), users: make([]string, benchAgents), index: map[string]int{},
+		sent: make([]atomic.Int64, benchAgents)}
+	gw, err := NewGateway(GatewayOptions{Router: newFakeAgentRouter(), Auth: AgentAuthOptions{TokenKey: bg.key}, SendQueue: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bg.gw = gw
+	for i := range bg.users {
+		bg.users[i] = benchUser(i)
+		bg.index[bg.users[i]] = i
+	}
+	gw.wrote = func(user string) {
+		i := bg.index[user]
+		if at := bg.sent[i].Load(); at != 0 {
+			bg.onWrite(i, time.Duration(time.Now().UnixNano()-at))
+			bg.writes.Done()
+		}
+	}
+	srv := httptest.NewServer(gw)
+	b.Cleanup(srv.Close)
+	bg.url = "ws" + strings.TrimPrefix(srv.URL, "http") + AgentPath
+	return bg
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
@@ -16,8 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/omniroute/omniroute/mapping"
 	"github.com/omniroute/omniroute/routing"
@@ -45,43 +41,10 @@ func TestMain(m *testing.M) {
 // latencies (and answers "reset"), "report" prints "lat <count> <p50 ns> <p99 ns>".
 func runBenchClients(url string, n int, in io.Reader, out io.Writer) error {
 	key := NewSecret(testAgentKey)
-	dialer := websocket.Dialer{Subprotocols: []string{AgentSubprotocol}, HandshakeTimeout: 30 * time.Second,
-		ReadBufferSize: 1024, WriteBufferPool: &sync.Pool{}}
-	conns := make([]*websocket.Conn, n)
-	var (
-		next    atomic.Int64
-		dialErr atomic.Pointer[error]
-		wg      sync.WaitGroup
-	)
 	now := time.Now()
-	for range 32 {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n && dialErr.Load() == nil; i = int(next.Add(1)) - 1 {
-				tok, err := MintAgentToken(key, benchUser(i), time.Hour, now)
-				var c *websocket.Conn
-				if err == nil {
-					var resp *http.Response
-					c, resp, err = dialer.Dial(url, http.Header{"Authorization": {"Bearer " + tok}})
-					if err == nil {
-						_ = resp.Body.Close()
-						for range 2 { // hello, snapshot
-							if _, _, err = c.ReadMessage(); err != nil {
-								break
-							}
-						}
-					}
-				}
-				if err != nil {
-					dialErr.Store(&err)
-					return
-				}
-				conns[i] = c
-			}
-		})
-	}
-	wg.Wait()
-	if p := dialErr.Load(); p != nil {
-		return *p
+	conns, err := dialBenchAgents(url, n, func(i int) (string, error) { return MintAgentToken(key, benchUser(i), time.Hour, now) })
+	if err != nil {
+		return err
 	}
 	var (
 		outMu sync.Mutex
@@ -156,36 +119,13 @@ func benchUser(i int) string { return fmt.Sprintf("005%015d", i) }
 // read in the client process (wall clocks of one machine).
 func BenchmarkGateway5000AgentsClientProcess(b *testing.B) {
 	raiseFileLimit(b, benchAgents+512)
-	key := NewSecret(testAgentKey)
-	gw, err := NewGateway(GatewayOptions{Router: newFakeAgentRouter(), Auth: AgentAuthOptions{TokenKey: key}, SendQueue: 16})
-	if err != nil {
-		b.Fatal(err)
-	}
-	index := map[string]int{}
-	users := make([]string, benchAgents)
-	for i := range users {
-		users[i] = benchUser(i)
-		index[users[i]] = i
-	}
-	sent := make([]atomic.Int64, benchAgents)
-	var (
-		writes  sync.WaitGroup
-		onWrite func(int, time.Duration)
-	)
-	gw.wrote = func(user string) {
-		i := index[user]
-		if at := sent[i].Load(); at != 0 {
-			onWrite(i, time.Duration(time.Now().UnixNano()-at))
-			writes.Done()
-		}
-	}
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
+	bg := newBenchGateway(b)
+	gw, users, sent := bg.gw, bg.users, bg.sent
 	defer gw.Close()
 
 	before := liveBytes()
 	cmd := exec.Command(os.Args[0]) //nolint:gosec // this test binary, as the client process
-	cmd.Env = append(os.Environ(), benchClientEnv+"=ws"+strings.TrimPrefix(srv.URL, "http")+AgentPath)
+	cmd.Env = append(os.Environ(), benchClientEnv+"="+bg.url)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -225,7 +165,7 @@ func BenchmarkGateway5000AgentsClientProcess(b *testing.B) {
 	}{{"burst", benchAgents}, {"paced_5000_per_s", 50}} {
 		b.Run(mode.name, func(b *testing.B) {
 			written := make([][]time.Duration, benchAgents)
-			onWrite = func(i int, d time.Duration) { written[i] = append(written[i], d) }
+			bg.onWrite = func(i int, d time.Duration) { written[i] = append(written[i], d) }
 			for i := range sent {
 				sent[i].Store(0)
 			}
@@ -234,7 +174,7 @@ func BenchmarkGateway5000AgentsClientProcess(b *testing.B) {
 			cpu0 := cpuTime(b)
 			b.ResetTimer()
 			for range b.N {
-				writes.Add(benchAgents)
+				bg.writes.Add(benchAgents)
 				start := time.Now()
 				for i, u := range users {
 					if i > 0 && i%mode.batch == 0 {
@@ -248,7 +188,7 @@ func BenchmarkGateway5000AgentsClientProcess(b *testing.B) {
 						b.Fatalf("agent %d: Deliver refused", i)
 					}
 				}
-				writes.Wait()
+				bg.writes.Wait()
 				expect("done")
 			}
 			b.StopTimer()
