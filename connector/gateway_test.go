@@ -891,13 +891,17 @@ func TestGatewaySetRouter(t *testing.T) {
 	require.Empty(t, first.inputs)
 }
 
-// TestGatewayShutdownLeaksNothing: every way a connection ends (replaced, frame too large,
-// closed by the client, too slow) leaves no goroutine behind, and when the daemon's HTTP server
+// TestGatewayShutdownLeaksNothing: every way a connection ends (router restarted, replaced,
+// frame too large, closed by the client, too slow) leaves no goroutine behind, and when the daemon's HTTP server
 // has shut down, every live agent has had its 1001 and the gateway's goroutines are gone: the
 // server does not wait for hijacked connections by itself.
 func TestGatewayShutdownLeaksNothing(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	e := newGatewayEnv(t, func(o *GatewayOptions) { o.SendQueue = 2; o.MaxFrameBytes = 512 })
+
+	restarted := e.connectReady(t, agentA)
+	e.gw.SetRouter(newFakeAgentRouter())
+	require.Equal(t, websocket.CloseServiceRestart, readClose(t, restarted).Code)
 
 	old := e.connectReady(t, agentA)
 	_ = e.connectReady(t, agentA)
