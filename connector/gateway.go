@@ -90,7 +90,8 @@ type GatewayOptions struct {
 	MaxFrameBytes int64
 	// PingInterval is how often the gateway pings (default 25 s); PongTimeout how long a
 	// client may stay silent, pongs included (default 60 s); WriteTimeout how long one write
-	// may take (default 10 s); SnapshotTimeout how long the router may take for a snapshot;
+	// may take (default 10 s; 90 to 100% of it, as the deadline is renewed once a tenth has
+	// passed); SnapshotTimeout how long the router may take for a snapshot;
 	// InputTimeout how long a client frame may wait for room in the router's inbox (default
 	// 5 s) before the client is told router_unavailable and the reader reads on.
 	PingInterval    time.Duration
