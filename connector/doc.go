@@ -18,8 +18,8 @@
 //     checked with userinfo and cached by hash, or a demo HS256 token) and the Origin
 //     allow-list are checked before the upgrade; one live connection per agent, the newest
 //     wins; frames decode to AgentInput (User from the token, never the frame); a bounded queue
-//     per connection, so Deliver never blocks and a slow client is dropped; a client frame
-//     waits at most InputTimeout for the router's inbox; SetRouter follows the daemon's router
+//     per connection, so Deliver never blocks and a slow client is dropped; a client's frames
+//     are paced (FramesPerSecond) and each waits at most InputTimeout for the router's inbox; SetRouter follows the daemon's router
 //     (none: upgrades refused; a new one: live connections closed); HTTP.Shutdown closes the
 //     live connections and waits for them.
 //   - translate.go: pure translation of PSR and AgentWork change events and PSR rows into

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/time/rate"
 
 	"github.com/omniroute/omniroute/routing"
 )
@@ -36,6 +37,8 @@ const (
 	defaultWriteTimeout    = 10 * time.Second
 	defaultSnapshotTimeout = 10 * time.Second
 	defaultInputTimeout    = 5 * time.Second
+	defaultFramesPerSecond = 20
+	defaultFrameBurst      = 40
 	closeWriteTimeout      = time.Second
 )
 
@@ -99,6 +102,11 @@ type GatewayOptions struct {
 	WriteTimeout    time.Duration
 	SnapshotTimeout time.Duration
 	InputTimeout    time.Duration
+	// FramesPerSecond is how many frames a second the gateway reads from one client after a
+	// burst of FrameBurst (defaults 20 and 40): a faster client is slowed down (its frames wait
+	// in TCP), so a console in a loop cannot flood the router or the org's API limits.
+	FramesPerSecond float64
+	FrameBurst      int
 }
 
 // Gateway is the agent websocket at /v1/agent (docs/agent-protocol.md). It authenticates
@@ -154,6 +162,8 @@ func NewGateway(o GatewayOptions) (*Gateway, error) {
 	orDefault(&o.WriteTimeout, defaultWriteTimeout)
 	orDefault(&o.SnapshotTimeout, defaultSnapshotTimeout)
 	orDefault(&o.InputTimeout, defaultInputTimeout)
+	orDefault(&o.FramesPerSecond, defaultFramesPerSecond)
+	orDefault(&o.FrameBurst, defaultFrameBurst)
 	g := &Gateway{
 		o: o, log: o.Logger.With("component", "gateway"), auth: auth, origins: origins,
 		metrics: newGatewayMetrics(o.Registerer), conns: map[string]*agentConn{},
@@ -199,7 +209,7 @@ func (g *Gateway) closeAll(shutdown bool, code int, text, reason string) {
 	}
 }
 
-func orDefault[T int | int64 | time.Duration](v *T, def T) {
+func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}
@@ -261,7 +271,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader answered the client
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	c := &agentConn{g: g, user: user, ws: ws, send: make(chan outItem, g.o.SendQueue), done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	c := &agentConn{g: g, user: user, ws: ws, send: make(chan outItem, g.o.SendQueue), done: make(chan struct{}), ctx: ctx, cancel: cancel,
+		pace: rate.NewLimiter(rate.Limit(g.o.FramesPerSecond), g.o.FrameBurst)}
 	c.ref = g.router.Load()
 	defer cancel()
 	var first []any
@@ -451,6 +462,7 @@ type agentConn struct {
 	send   chan outItem
 	ctx    context.Context // ends when the connection closes: FromAgent stops waiting
 	cancel context.CancelFunc
+	pace   *rate.Limiter // the client's frames a second (reader only)
 
 	once   sync.Once
 	done   chan struct{}
@@ -608,6 +620,9 @@ func (c *agentConn) readLoop() {
 	alive()
 	c.ws.SetPongHandler(func(string) error { alive(); return nil })
 	for {
+		if c.pace.Wait(c.ctx) != nil {
+			return // closing
+		}
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
 			c.readFailed(err)

@@ -1182,3 +1182,20 @@ func TestGatewayBoundsUserInfoCalls(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, s, "token %d", i)
 	}
 }
+
+// TestGatewayPacesClientFrames: a console in a loop (or a hostile one) cannot hand the router
+// more than FramesPerSecond frames a second: the reader slows down (TCP pushes back on the
+// client), no frame is lost, and other agents are not held up.
+func TestGatewayPacesClientFrames(t *testing.T) {
+	t.Parallel()
+	e := newGatewayEnv(t, func(o *GatewayOptions) { o.FramesPerSecond = 10; o.FrameBurst = 2 })
+	fast := e.connectReady(t, agentA)
+	start := time.Now()
+	for i := range 12 {
+		require.NoError(t, fast.WriteMessage(websocket.TextMessage, []byte(`{"type":"hold","work_id":"w`+strconv.Itoa(i)+`"}`)))
+	}
+	for i := range 12 {
+		require.Equal(t, "w"+strconv.Itoa(i), e.router.next(t).Event.WorkID)
+	}
+	require.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "12 frames at 10 a second after a burst of 2")
+}
