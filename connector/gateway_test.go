@@ -936,7 +936,9 @@ func TestGatewayShutdownLeaksNothing(t *testing.T) {
 // reader reads on, and once the router takes input again the next frame reaches it.
 func TestGatewayStuckRouterDoesNotPinReaders(t *testing.T) {
 	t.Parallel()
-	stuck := &fakeAgentRouter{inputs: make(chan AgentInput), snaps: map[string]AgentSnapshot{}}
+	// An inbox of one, full: FromAgent waits until the test makes room.
+	stuck := &fakeAgentRouter{inputs: make(chan AgentInput, 1), snaps: map[string]AgentSnapshot{}}
+	stuck.inputs <- AgentInput{}
 	e := newGatewayEnv(t, func(o *GatewayOptions) { o.Router = stuck; o.InputTimeout = 100 * time.Millisecond })
 	c := e.connectReady(t, agentA)
 	for _, ref := range []string{"r1", "r2"} {
@@ -945,6 +947,7 @@ func TestGatewayStuckRouterDoesNotPinReaders(t *testing.T) {
 		require.Equal(t, map[string]any{"type": "error", "code": errCodeUnavailable, "reason": badFrameRejected,
 			"message": "the router did not take the frame; send it again", "ref": ref}, f)
 	}
+	<-stuck.inputs // room for one
 	require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"hold","work_id":"0Mw2"}`)))
 	require.Equal(t, "0Mw2", stuck.next(t).Event.WorkID)
 }
