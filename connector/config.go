@@ -64,6 +64,8 @@ type Config struct {
 	HTTPAddr        string   `split_words:"true" default:":8080" desc:"listen address of /metrics, /healthz, /readyz and the admin API"`
 	StateDir        string   `split_words:"true" desc:"directory of the replay checkpoints; empty keeps them in memory (a restart reconciles from scratch)"`
 	AdminToken      Secret   `split_words:"true" desc:"bearer token of the admin endpoints (/v1/..., POST /-/reload); empty refuses them all (secret)"`
+	AgentTokenKey   Secret   `split_words:"true" desc:"HMAC key of the short-lived demo tokens the agent websocket accepts (omniroute demo); empty refuses them; at least 32 characters (secret)"`
+	AgentOrigins    []string `split_words:"true" desc:"comma-separated browser origins (scheme://host[:port]) allowed to open the agent websocket; empty refuses every browser origin"`
 	LogLevel        string   `split_words:"true" default:"info" desc:"log level: debug, info, warn or error"`
 	LogFormat       string   `split_words:"true" default:"text" desc:"log format: text or json"`
 	ShutdownTimeout Duration `split_words:"true" default:"30s" desc:"how long a graceful stop (SIGTERM, SIGINT) may take before the daemon exits anyway"`
@@ -282,6 +284,13 @@ func (c Config) validateCommon() []error {
 		errs = append(errs, fmt.Errorf("%s: too short (%d characters); use at least %d, e.g. from `openssl rand -hex 24`",
 			env("AdminToken"), len(tok), MinAdminTokenLength))
 	}
+	if k := c.AgentTokenKey.Reveal(); k != "" && len(k) < MinAgentTokenKeyLength {
+		errs = append(errs, fmt.Errorf("%s: too short (%d characters); use at least %d, e.g. from `openssl rand -hex 32`",
+			env("AgentTokenKey"), len(k), MinAgentTokenKeyLength))
+	}
+	if _, err := parseOrigins(c.AgentOrigins); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", env("AgentOrigins"), err))
+	}
 	if _, err := c.slogLevel(); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %q is not one of debug, info, warn or error", env("LogLevel"), c.LogLevel))
 	}
@@ -460,6 +469,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("state_dir", c.StateDir),
 		slog.Any("admin_token", c.AdminToken),
+		slog.Any("agent_token_key", c.AgentTokenKey),
+		slog.Any("agent_origins", c.AgentOrigins),
 		slog.String("log_level", c.LogLevel),
 		slog.String("log_format", c.LogFormat),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout.Duration),

@@ -30,6 +30,8 @@ var contractVariables = []string{
 	"OMNIROUTE_HTTP_ADDR",
 	"OMNIROUTE_STATE_DIR",
 	"OMNIROUTE_ADMIN_TOKEN",
+	"OMNIROUTE_AGENT_TOKEN_KEY",
+	"OMNIROUTE_AGENT_ORIGINS",
 	"OMNIROUTE_LOG_LEVEL",
 	"OMNIROUTE_LOG_FORMAT",
 	"OMNIROUTE_SHUTDOWN_TIMEOUT",
@@ -47,6 +49,7 @@ const (
 	secretValue   = "consumer-secret-5f2b9c"
 	passwordValue = "pa55w0rd-and-token-77aa"
 	adminValue    = "admin-token-0123456789abcdef"
+	agentKeyValue = "agent-token-key-0123456789abcdef-0123"
 )
 
 // validConfig is a Config that passes Validate: password flow against an emulator.
@@ -59,6 +62,8 @@ func validConfig() Config {
 	c.Salesforce.Password = NewSecret(passwordValue)
 	c.MappingFile = "mapping.yaml"
 	c.AdminToken = NewSecret(adminValue)
+	c.AgentTokenKey = NewSecret(agentKeyValue)
+	c.AgentOrigins = []string{"https://example.my.salesforce.com"}
 	return c
 }
 
@@ -126,6 +131,8 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Events = "cdc"
 	c.HTTPAddr = "8080"
 	c.AdminToken = NewSecret("short-" + secretValue[:3])
+	c.AgentTokenKey = NewSecret("short-" + agentKeyValue[:5])
+	c.AgentOrigins = []string{"https://ok.example.com", "ftp://example.com/path"}
 	c.LogLevel = "verbose"
 	c.LogFormat = "yaml"
 	c.MappingFile = ""
@@ -141,6 +148,8 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		`OMNIROUTE_EVENTS: "cdc" is not one of channel, entities or pushtopic`,
 		`OMNIROUTE_HTTP_ADDR: "8080" is not a listen address`,
 		`OMNIROUTE_ADMIN_TOKEN: too short (9 characters)`,
+		`OMNIROUTE_AGENT_TOKEN_KEY: too short (11 characters)`,
+		`OMNIROUTE_AGENT_ORIGINS: origin "ftp://example.com/path" is not scheme://host[:port]`,
 		`OMNIROUTE_LOG_LEVEL: "verbose" is not one of`,
 		`OMNIROUTE_LOG_FORMAT: "yaml" is not text or json`,
 		`OMNIROUTE_SHUTDOWN_TIMEOUT: "soon" is not a duration`,
@@ -152,6 +161,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 	require.NotContains(t, err.Error(), secretValue[:3]+"\n")
 	require.NotContains(t, err.Error(), "short-")
+	require.NotContains(t, err.Error(), agentKeyValue[:5])
 }
 
 // TestAPIVersionInCDCModes: below 63.0 is refused in the CDC modes, with the reason, and allowed
@@ -236,7 +246,7 @@ func TestSecretsRedacted(t *testing.T) {
 	t.Parallel()
 	c := validConfig()
 	c.Salesforce.LoginURL = "not a url" // a validation error alongside the secrets
-	secrets := []string{secretValue, passwordValue, adminValue}
+	secrets := []string{secretValue, passwordValue, adminValue, agentKeyValue}
 
 	var out bytes.Buffer
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10.3s", "%T %v"} {
@@ -261,6 +271,7 @@ func TestSecretsRedacted(t *testing.T) {
 	}
 	require.Contains(t, out.String(), `"salesforce_client_secret":"<secret>"`)
 	require.Contains(t, out.String(), `admin_token=<secret>`)
+	require.Contains(t, out.String(), `agent_token_key=<secret>`)
 	require.Contains(t, string(js), `"AdminToken":"\u003csecret\u003e"`) // encoding/json escapes < and >
 	require.Contains(t, string(js), `"ShutdownTimeout":"30s"`)
 	require.Equal(t, "<secret>", fmt.Sprint(c.AdminToken))

@@ -13,6 +13,15 @@
 //     routing.Table to the router through Updates; a failed step keeps the previous mapping.
 //   - http.go: the one HTTP server: open /metrics, /healthz (loops' heartbeats) and /readyz
 //     (named conditions), and the admin API behind OMNIROUTE_ADMIN_TOKEN; JSON errors.
+//   - gateway.go, agentwire.go, agentauth.go: the agent websocket at /v1/agent
+//     (docs/agent-protocol.md), the router's AgentSink. Tokens (the agent's Salesforce token
+//     checked with userinfo and cached by hash, or a demo HS256 token) and the Origin
+//     allow-list are checked before the upgrade; one live connection per agent, the newest
+//     wins; frames decode to AgentInput (User from the token, never the frame); a bounded queue
+//     per connection, so Deliver never blocks and a slow client is dropped; a client's frames
+//     are paced (FramesPerSecond) and each waits at most InputTimeout for the router's inbox; SetRouter follows the daemon's router
+//     (none: upgrades refused; a new one: live connections closed); HTTP.Shutdown closes the
+//     live connections and waits for them.
 //   - translate.go: pure translation of PSR and AgentWork change events and PSR rows into
 //     routing Events (Translate, Names.Work), with what the router knows passed in (Known) and
 //     what must be read first passed back (Change); omniroute's own changeOrigin is recognised
@@ -60,7 +69,7 @@
 //     subscribes, reconciles, becomes ready and routes; it stops in the order of the
 //     Connector type's doc.
 //
-// Not built yet: presence sync to the console and the agent gateway.
+// Not built yet: presence sync to the console.
 //
 // What it never does: decide routing; log, return or expose a secret (tokens, client secret,
 // password, admin token); let two goroutines share the engine. Metrics are registered by each

@@ -197,6 +197,10 @@ type HTTPOptions struct {
 	Reload func(context.Context) (Mapping, error)
 	// Logger logs refused admin calls and server errors. Nil discards.
 	Logger *slog.Logger
+	// Agent is the agent websocket, served at AgentPath (GET, its own authentication, outside
+	// the http_* request metrics: a connection lives for hours) and closed when the server shuts
+	// down. Nil: not served.
+	Agent *Gateway
 }
 
 // HTTP is the daemon's one HTTP server: open /metrics, /healthz and /readyz, and the admin API
@@ -232,6 +236,12 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 	if opts.Reload != nil {
 		h.HandleAdmin("/-/reload", http.MethodPost, http.HandlerFunc(h.reload))
 	}
+	if opts.Agent != nil {
+		// The gateway clears this server's ReadTimeout and WriteTimeout on the connections it
+		// upgrades (http.ResponseController); Shutdown closes them (the server does not wait
+		// for hijacked connections).
+		h.mux.Handle(AgentPath, allowMethod(http.MethodGet, opts.Agent))
+	}
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, APIError{Error: "not_found", Message: "no such endpoint: " + r.URL.Path})
 	})
@@ -260,11 +270,26 @@ func (h *HTTP) Serve(ln net.Listener) error {
 	return nil
 }
 
-// Shutdown stops accepting connections and waits for requests in flight until ctx ends.
+// Shutdown stops accepting connections and waits for requests in flight, then closes the agent
+// websockets (Gateway.Close), until ctx ends.
 func (h *HTTP) Shutdown(ctx context.Context) error {
 	if err := h.srv.Shutdown(ctx); err != nil {
 		_ = h.srv.Close()
 		return fmt.Errorf("shut the http server down: %w", err)
+	}
+	if g := h.opts.Agent; g != nil {
+		// The agents' websockets were hijacked: close them (1001) and wait for their
+		// handlers, within ctx.
+		closed := make(chan struct{})
+		go func() {
+			defer close(closed)
+			g.Close()
+		}()
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			return fmt.Errorf("close the agent websockets: %w", ctx.Err())
+		}
 	}
 	return nil
 }

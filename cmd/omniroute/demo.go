@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,6 +197,9 @@ func runDemo(ctx context.Context, o demoOptions, logger *slog.Logger, stdout io.
 	cfg.Salesforce.ClientSecret = connector.NewSecret(emulator.DemoClientSecret)
 	cfg.MappingFile = o.mapping
 	cfg.AdminToken = connector.NewSecret(admin)
+	agentKey := make([]byte, 32)
+	_, _ = rand.Read(agentKey)
+	cfg.AgentTokenKey = connector.NewSecret(hex.EncodeToString(agentKey))
 	cfg.HTTPAddr = o.httpAddr
 	cfg.ShutdownTimeout.Duration = 5 * time.Second
 	// The daemon's own client, so its idle connections are closed when the demo ends.
@@ -206,6 +213,10 @@ func runDemo(ctx context.Context, o demoOptions, logger *slog.Logger, stdout io.
 		return err
 	}
 	daemonURL := "http://" + d.Addr().String()
+	pad, err := agentLink(ctx, transport, orgURL, em, agents[0], cfg.AgentTokenKey, daemonURL)
+	if err != nil {
+		return err
+	}
 	dctx, stopDaemon := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopDaemon()
 	daemonDone := make(chan error, 1)
@@ -217,8 +228,9 @@ func runDemo(ctx context.Context, o demoOptions, logger *slog.Logger, stdout io.
   metrics    curl -s %[2]s/metrics | grep ^omniroute_
   explain    curl -s -H 'Authorization: Bearer %[10]s' %[2]s/v1/work/<work item id>/explain
   org        control token %[11]s (docs/emulator.md); Ctrl-C stops
+  agent pad  %[12]s
 `, orgURL, daemonURL, len(agents), len(agents)-o.silent, o.acceptAfter, o.declineRate*100, o.closeAfter,
-		o.silent, formatRate(o.rate), admin, em.ControlToken())
+		o.silent, formatRate(o.rate), admin, em.ControlToken(), pad)
 
 	var result error
 	stats := &demoStats{created: map[string]time.Time{}}
@@ -257,6 +269,50 @@ func runDemo(ctx context.Context, o demoOptions, logger *slog.Logger, stdout io.
 		_, _ = fmt.Fprintln(stdout, "omniroute demo stopped")
 	}
 	return result
+}
+
+// agentDoc is the agent protocol's page: the demo's agent link opens it until the agent pad
+// exists.
+const agentDoc = "docs/agent-protocol.md"
+
+// agentLink is a link that opens as the demo agent username: the protocol page (a file of the
+// checkout, or the repository's copy) with the agent's User Id, a demo token and the websocket
+// in its fragment, which no browser sends to a server.
+func agentLink(ctx context.Context, rt http.RoundTripper, orgURL string, em *emulator.Emulator, username string,
+	key connector.Secret, daemonURL string,
+) (string, error) {
+	sfToken, err := em.IssueToken(username)
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, orgURL+"/services/oauth2/userinfo", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+sfToken)
+	resp, err := (&http.Client{Transport: rt, Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return "", fmt.Errorf("look the demo agent up: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var info struct {
+		UserID string `json:"user_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || info.UserID == "" {
+		return "", fmt.Errorf("look the demo agent up: %s answered no user id", orgURL)
+	}
+	token, err := connector.MintAgentToken(key, info.UserID, 8*time.Hour, time.Now())
+	if err != nil {
+		return "", err
+	}
+	page := "https://github.com/omniroute/omniroute/blob/main/" + agentDoc
+	if abs, err := filepath.Abs(agentDoc); err == nil {
+		if _, err := os.Stat(abs); err == nil {
+			page = (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+		}
+	}
+	frag := url.Values{"agent": {info.UserID}, "token": {token}, "ws": {"ws" + strings.TrimPrefix(daemonURL, "http") + connector.AgentPath}}
+	return page + "#" + frag.Encode(), nil
 }
 
 // formatRate renders items per second as the --rate flag reads it.

@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -42,11 +44,11 @@ func TestDemoRoutesAndStopsCleanly(t *testing.T) {
 			lines <- sc.Text()
 		}
 	}()
-	var metricsURL, token string
+	var metricsURL, token, pad string
 	routed, declines := 0, 0
 	progress := regexp.MustCompile(`created (\d+)  routed (\d+)  waiting (\d+)  p95 wait \S+  declines re-routed (\d+)  timeouts re-routed \d+  API calls/routed \d+\.\d\d$`)
 	deadline := time.After(30 * time.Second)
-	for routed < 20 || declines == 0 || metricsURL == "" || token == "" {
+	for routed < 20 || declines == 0 || metricsURL == "" || token == "" || pad == "" {
 		select {
 		case line, ok := <-lines:
 			require.True(t, ok, "the demo stopped early")
@@ -55,6 +57,9 @@ func TestDemoRoutesAndStopsCleanly(t *testing.T) {
 			}
 			if m := regexp.MustCompile(`Bearer ([0-9a-f]+)' http://127\.0\.0\.1:\d+/v1/work/`).FindStringSubmatch(line); m != nil {
 				token = m[1]
+			}
+			if m := regexp.MustCompile(`^  agent pad  (\S+)$`).FindStringSubmatch(line); m != nil {
+				pad = m[1]
 			}
 			if m := progress.FindStringSubmatch(line); m != nil {
 				routed, _ = strconv.Atoi(m[2])
@@ -68,6 +73,20 @@ func TestDemoRoutesAndStopsCleanly(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, len(token), 16, "the admin token is at least 16 characters")
+
+	// The agent link opens the protocol doc as an agent: its fragment (never sent to a server)
+	// holds the agent's User Id and a demo token for that user.
+	link, err := url.Parse(pad)
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(link.Path, "docs/agent-protocol.md"), pad)
+	frag, err := url.ParseQuery(link.Fragment)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(frag.Get("agent"), "005"), pad)
+	parts := strings.Split(frag.Get("token"), ".")
+	require.Len(t, parts, 3, "a JWT")
+	claims, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	require.Contains(t, string(claims), `"sub":"`+frag.Get("agent")+`"`)
 
 	// The printed /metrics URL serves the daemon's metrics.
 	resp, err := http.Get(metricsURL)
