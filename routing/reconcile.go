@@ -22,12 +22,12 @@ func (e *Engine) onReconcile(s *Snapshot) {
 			continue // no agent to apply it to (see Apply)
 		}
 		seen[p.AgentID] = true
-		e.onPresence(p.AgentID, p.Presence, p.Channels)
+		e.onPresence(p.AgentID, p.Presence, p.Channels, false)
 	}
 	for _, a := range e.sortedAgents() {
 		if !seen[a.id] && a.presence != "" && a.presence != mapping.OfflineStatus {
 			seen[a.id] = true
-			e.onPresence(a.id, mapping.OfflineStatus, nil)
+			e.onPresence(a.id, mapping.OfflineStatus, nil, false)
 		}
 	}
 	// Busy Inbound work: replaced by the snapshot's.

@@ -430,7 +430,7 @@ func (e *Engine) Apply(now time.Time, ev Event) []Command {
 	case EventAgentState:
 		e.onState(ev.AgentID, ev.State)
 	case EventAgentPresence:
-		e.onPresence(ev.AgentID, ev.Presence, ev.Channels)
+		e.onPresence(ev.AgentID, ev.Presence, ev.Channels, ev.Echo)
 	case EventExternalWork:
 		e.onExternal(ev.AgentID, ev.WorkID)
 	case EventExternalWorkClosed:
