@@ -109,4 +109,3 @@ func TestRevertToLastStatus(t *testing.T) {
 	require.False(t, mapping.RevertApplies(st("Away")))
 	require.False(t, mapping.RevertApplies(st("ExtendedAway/Training")))
 }
-
