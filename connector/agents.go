@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"time"
 
 	"github.com/omniroute/omniroute/routing"
 )
@@ -156,4 +157,6 @@ type AgentSnapshot struct {
 	// Agents and Plans are the directory for transfer and consult.
 	Agents []routing.AgentView
 	Plans  []routing.PlanView
+	// WrapUps are the wrap-up deadlines of the agent's interactions in wrap-up, by work id.
+	WrapUps map[string]time.Time
 }

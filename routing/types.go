@@ -409,4 +409,7 @@ type Command struct {
 	Reason   Reason
 	// Disposition is the session's disposition (CommandSessionEnded).
 	Disposition string
+	// Deadline is when the wrap-up ends by itself (CommandWrapUp); zero when the plan has no
+	// wrap-up timeout.
+	Deadline time.Time
 }

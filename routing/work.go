@@ -3,6 +3,7 @@ package routing
 import (
 	"math"
 	"slices"
+	"time"
 )
 
 // Work: placement in buckets or with a preferred user, timers, offers, sessions and the work
@@ -590,12 +591,14 @@ func (e *Engine) release(it *item) {
 	it.held = false
 	a.nActive--
 	a.nWrap++
-	e.emit(Command{Type: CommandWrapUp, WorkID: it.id, AgentID: a.id, Session: it.session.id})
 	if it.plan.wrapUpTimeout > 0 {
+		e.emit(Command{Type: CommandWrapUp, WorkID: it.id, AgentID: a.id, Session: it.session.id,
+			Deadline: time.Unix(0, e.now+it.plan.wrapUpTimeout).UTC()})
 		e.timers.set(it, e.now+it.plan.wrapUpTimeout)
 		e.syncState(a, false)
 		return
 	}
+	e.emit(Command{Type: CommandWrapUp, WorkID: it.id, AgentID: a.id, Session: it.session.id})
 	e.finish(it, ReasonReleased)
 }
 
