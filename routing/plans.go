@@ -102,7 +102,9 @@ func (ps *Table) Plan(name string) *Plan { return ps.byName[name] }
 
 // DispositionField is the field of channel's work items that receives a session's disposition
 // (mapping channels[].dispositionField); "" when none.
-func (ps *Table) DispositionField(channel string) string { return ps.channels[channel].dispositionField }
+func (ps *Table) DispositionField(channel string) string {
+	return ps.channels[channel].dispositionField
+}
 
 // PlanForQueue returns the plan routing queue, or nil.
 func (ps *Table) PlanForQueue(queue string) *Plan { return ps.queues[queue] }
