@@ -334,14 +334,36 @@ func (r *Router) processReport(user string, rep *ConsoleReport) {
 		}
 		r.console(user, ConsoleCommand{Op: op, WorkID: rep.WorkID, AgentWorkID: o.awID}, "")
 	case ReportWorkAccepted, ReportWorkDeclined, ReportWorkClosed:
-		// Salesforce's AgentWork events carry the same facts and are what the router applies:
-		// the console's word is only logged.
-		r.log.Debug("console reported work", "agent", user, "work", rep.WorkID, "agent_work", rep.AgentWorkID, "kind", int(rep.Kind))
+		r.consoleWork(user, rep)
 	default:
 		r.m.agentInputs.WithLabelValues("refused").Inc()
 		return
 	}
 	r.m.agentInputs.WithLabelValues("report").Inc()
+}
+
+// consoleWork takes the console's word about an AgentWork. For omniroute's own work,
+// Salesforce's AgentWork events carry the same facts and are what the router applies. Work
+// Salesforce routed itself (seed 003's Busy Inbound) is another matter: the custom channel's
+// filter (RoutingModel = ExternalRouting) keeps its AgentWork off the stream, so the console is
+// the first to know. An accepted AgentWork the router does not know is read (and, if not ours,
+// makes the agent Busy Inbound); a closed one the router counts as external ends it.
+func (r *Router) consoleWork(user string, rep *ConsoleReport) {
+	id := rep.AgentWorkID
+	switch {
+	case id == "":
+	case rep.Kind == ReportWorkAccepted && r.opts.Reader != nil:
+		if _, known := r.agentWork[id]; !known {
+			r.opts.Reader.Read(readRequest{agentWork: id, external: true})
+		}
+	case rep.Kind == ReportWorkClosed:
+		if w, ok := r.external[id]; ok {
+			delete(r.external, id)
+			delete(r.agentWork, id)
+			r.apply(routing.Event{Type: routing.EventExternalWorkClosed, WorkID: w})
+		}
+	}
+	r.log.Debug("console reported work", "agent", user, "work", rep.WorkID, "agent_work", id, "kind", int(rep.Kind))
 }
 
 // consoleResult takes the console's answer to a ConsoleCommand.

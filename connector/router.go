@@ -805,6 +805,9 @@ func (r *Router) processRead(m inMsg) {
 			}
 			return
 		}
+		if a.req.event == nil {
+			return // read for the console's report (presence.go): nothing more to apply
+		}
 		ev := *a.req.event
 		r.translateNoMark(&ev)
 		return
