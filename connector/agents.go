@@ -137,9 +137,13 @@ const (
 
 // ConsoleReport is what the console reports.
 type ConsoleReport struct {
-	Kind        ReportKind
-	CommandID   string
-	OK          bool
+	Kind      ReportKind
+	CommandID string
+	OK        bool
+	// Unchanged (ReportResult of a presence command): Omni-Channel already showed that status,
+	// so nothing changed and no UserServicePresence event will follow. The console knows it
+	// from the status it last saw (getServicePresenceStatusId, lightning:omniChannelStatusChanged).
+	Unchanged   bool
 	Error       string
 	StatusID    string
 	Status      string

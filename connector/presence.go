@@ -99,11 +99,13 @@ func (p *presenceSync) live(a *agentSync, now time.Time) []pendingPush {
 
 // push decides the console operation for showing status; ok is false when nothing needs
 // pushing (Omni-Channel already shows it and no push is on its way).
-func (p *presenceSync) push(user, status string, now time.Time) (op ConsoleOp, ok bool) {
+func (p *presenceSync) push(user, status string, now time.Time, repush bool) (op ConsoleOp, ok bool) {
 	a := p.agent(user)
 	pend := p.live(a, now)
 	if status == a.omni && (len(pend) == 0 || pend[len(pend)-1].status == status) {
-		a.want, a.wantAt = status, now
+		if !repush {
+			a.want, a.wantAt = status, now
+		}
 		return 0, false
 	}
 	switch {
@@ -117,32 +119,54 @@ func (p *presenceSync) push(user, status string, now time.Time) (op ConsoleOp, o
 	return op, true
 }
 
-// pushed records a push handed to the agent's console as command id.
-func (p *presenceSync) pushed(user, status, id string, now time.Time) {
+// pushed records a push handed to the agent's console as command id. A new intent (not a
+// re-push of the newest one, which keeps its time) becomes the newest intent.
+func (p *presenceSync) pushed(user, status, id string, now time.Time, repush bool) {
 	a := p.agent(user)
 	a.pending = append(p.live(a, now), pendingPush{status: status, at: now, cmd: id})
 	if len(a.pending) > maxPendingPushes {
 		a.pending = a.pending[len(a.pending)-maxPendingPushes:]
 	}
-	a.omni, a.want, a.wantAt = status, status, now
+	a.omni = status
+	if !repush {
+		a.want, a.wantAt = status, now
+	}
 }
 
 // failed forgets the push of command id: the console could not carry it out (or no console
 // took it). Omni-Channel still shows what it showed.
 func (p *presenceSync) failed(user, id, shown string) {
+	p.unchanged(user, id)
+	p.agent(user).omni = shown
+}
+
+// intend records the agent's choice of state in the pad at now: the newest intent, shown in
+// Omni-Channel as the status the state maps to (or the status the agent has, when it maps to
+// that state).
+func (p *presenceSync) intend(user string, st mapping.State, tables *mapping.Presence, now time.Time) {
+	a := p.agent(user)
+	if a.want == "" || tables.StateForStatus(a.want) != st {
+		a.want = tables.StatusForState(st)
+	}
+	a.wantAt = now
+}
+
+// unchanged forgets the push of command id: it changed nothing, so no echo will come (a later
+// change to the same status is the agent's).
+func (p *presenceSync) unchanged(user, id string) {
 	a := p.agent(user)
 	for i, pp := range a.pending {
 		if pp.cmd == id {
 			a.pending = append(a.pending[:i], a.pending[i+1:]...)
-			break
+			return
 		}
 	}
-	a.omni = shown
 }
 
 // seen takes a status Salesforce reports for user, changed at at (the event's commit time;
-// zero: now). echo says the engine must not follow it (omniroute's own push, or older than a
-// push on its way); repush is the newest intent to push again when an echo disagrees with it.
+// zero: now). echo says the engine must not follow it: omniroute's own push coming back, or a
+// change older than the newest intent. repush is the newest intent, to push again when
+// Salesforce now shows something else and no push is on its way.
 func (p *presenceSync) seen(user, status string, at, now time.Time) (echo bool, repush string) {
 	if at.IsZero() || at.After(now) {
 		at = now
@@ -151,20 +175,26 @@ func (p *presenceSync) seen(user, status string, at, now time.Time) (echo bool, 
 	pend := p.live(a, now)
 	a.omni = status
 	for i, pp := range pend {
-		if pp.status != status {
-			continue
+		if pp.status != status || at.Before(pp.at) {
+			continue // a change made before the push was decided is not its echo
 		}
 		a.pending = pend[i+1:]
-		if a.want != "" && a.want != status && len(a.pending) == 0 {
-			return true, a.want
-		}
-		return true, ""
+		return true, a.stale(status)
 	}
-	if n := len(pend); n > 0 && at.Before(pend[n-1].at) {
-		return true, "" // the push on its way is the newer intent
+	if at.Before(a.wantAt) {
+		return true, a.stale(status) // the newest intent came after this change
 	}
 	a.want, a.wantAt = status, at
 	return false, ""
+}
+
+// stale returns the newest intent to push again when Omni-Channel shows status instead and
+// no push is on its way.
+func (a *agentSync) stale(status string) string {
+	if a.want != "" && a.want != status && len(a.pending) == 0 {
+		return a.want
+	}
+	return ""
 }
 
 // snapshot takes what Omni-Channel shows after a reconcile.
@@ -262,6 +292,9 @@ func (r *Router) processAgent(in *AgentInput) {
 		r.afterAction(in.User, ev)
 	}
 	r.dispatch(cmds)
+	if ev.Type == routing.EventAgentState && !refused(cmds) {
+		r.presence.intend(in.User, ev.State, r.eng.Plans().Presence(), r.opts.Now())
+	}
 }
 
 func refused(cmds []routing.Command) bool {
@@ -374,14 +407,17 @@ func (r *Router) consoleResult(user string, rep *ConsoleReport) {
 		return
 	}
 	delete(r.consoleRefs, rep.CommandID)
-	r.consoleResultOf(ref, rep.OK, rep.Error)
+	r.consoleResultOf(ref, rep.OK, rep.Unchanged, rep.Error)
 }
 
-func (r *Router) consoleResultOf(ref consoleRef, ok bool, errText string) {
+func (r *Router) consoleResultOf(ref consoleRef, ok, unchanged bool, errText string) {
 	switch ref.cmd.Op {
 	case ConsoleSetStatus, ConsoleLogin, ConsoleLogout:
 		if ok {
 			r.m.presenceSync.WithLabelValues(syncToSalesforce, syncOK).Inc()
+			if unchanged {
+				r.presence.unchanged(ref.user, ref.cmd.ID)
+			}
 			return
 		}
 		r.m.presenceSync.WithLabelValues(syncToSalesforce, syncFailed).Inc()
@@ -407,14 +443,15 @@ func (r *Router) presenceSeen(user, status string, channels []string, at time.Ti
 	r.m.presenceSync.WithLabelValues(syncFromSalesforce, result).Inc()
 	r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: user, Presence: status, Channels: channels, Echo: echo})
 	if repush != "" {
-		r.pushPresence(user, repush)
+		r.pushPresence(user, repush, true)
 	}
 }
 
-// pushPresence asks the agent's console to show status.
-func (r *Router) pushPresence(user, status string) {
+// pushPresence asks the agent's console to show status: a new intent of omniroute's, or a
+// re-push of the newest intent.
+func (r *Router) pushPresence(user, status string, repush bool) {
 	now := r.opts.Now()
-	op, ok := r.presence.push(user, status, now)
+	op, ok := r.presence.push(user, status, now, repush)
 	if !ok {
 		r.m.presenceSync.WithLabelValues(syncToSalesforce, syncSuppressed).Inc()
 		return
@@ -434,7 +471,7 @@ func (r *Router) pushPresence(user, status string) {
 		r.m.presenceSync.WithLabelValues(syncToSalesforce, syncFailed).Inc()
 		return
 	}
-	r.presence.pushed(user, status, id, now)
+	r.presence.pushed(user, status, id, now, repush)
 }
 
 // console hands a ConsoleCommand to the agent's console and returns its id, or "" when no
@@ -506,7 +543,7 @@ func (r *Router) toAgents(c routing.Command) {
 	case routing.CommandSetState:
 		r.deliver(c.AgentID, AgentMessage{Command: &c})
 		if c.Presence != "" {
-			r.pushPresence(c.AgentID, c.Presence)
+			r.pushPresence(c.AgentID, c.Presence, false)
 		}
 	case routing.CommandWrapUp:
 		if !c.Deadline.IsZero() {

@@ -80,6 +80,8 @@ type testConsole struct {
 	em     *emulator.Emulator
 	router AgentRouter
 	users  map[string]string // user id -> username
+	// omni reads the agent's current status, as the console knows it from the widget.
+	omni   func(username string) string
 	jobs   chan consoleJob
 	mu     sync.Mutex
 	msgs   map[string][]AgentMessage
@@ -109,8 +111,8 @@ func (c *testConsole) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case j := <-c.jobs:
-			err := c.carryOut(j)
-			rep := &ConsoleReport{Kind: ReportResult, CommandID: j.cmd.ID, OK: err == nil}
+			unchanged, err := c.carryOut(j)
+			rep := &ConsoleReport{Kind: ReportResult, CommandID: j.cmd.ID, OK: err == nil, Unchanged: unchanged}
 			if err != nil {
 				rep.Error = err.Error()
 			}
@@ -121,24 +123,26 @@ func (c *testConsole) run(ctx context.Context) {
 	}
 }
 
-func (c *testConsole) carryOut(j consoleJob) error {
+func (c *testConsole) carryOut(j consoleJob) (unchanged bool, err error) {
 	name := c.users[j.user]
 	switch j.cmd.Op {
 	case ConsoleSetStatus, ConsoleLogin:
 		if j.cmd.StatusID == "" {
-			return errors.New("no status id")
+			return false, errors.New("no status id")
 		}
-		return c.em.SetPresence(name, j.cmd.Status)
+		unchanged = c.omni(name) == j.cmd.Status
+		return unchanged, c.em.SetPresence(name, j.cmd.Status)
 	case ConsoleLogout:
-		return c.em.SetPresence(name, mapping.OfflineStatus)
+		unchanged = c.omni(name) == mapping.OfflineStatus
+		return unchanged, c.em.SetPresence(name, mapping.OfflineStatus)
 	case ConsoleAccept:
-		return c.em.AcceptWork(j.cmd.AgentWorkID)
+		return false, c.em.AcceptWork(j.cmd.AgentWorkID)
 	case ConsoleDecline:
-		return c.em.DeclineWork(j.cmd.AgentWorkID, "")
+		return false, c.em.DeclineWork(j.cmd.AgentWorkID, "")
 	case ConsoleCloseWork:
-		return c.em.CloseWork(j.cmd.AgentWorkID)
+		return false, c.em.CloseWork(j.cmd.AgentWorkID)
 	}
-	return fmt.Errorf("unknown console op %s", j.cmd.Op)
+	return false, fmt.Errorf("unknown console op %s", j.cmd.Op)
 }
 
 func (c *testConsole) messages(user string) []AgentMessage {
@@ -221,6 +225,10 @@ func newPresenceEnv(t *testing.T, postCall string, mutate ...func(*Config)) *pre
 	for name, id := range p.ids {
 		c.users[id] = name
 	}
+	c.omni = func(username string) string {
+		s, _ := p.omniStatus(ctx, username) // an error (the test ended) only costs the hint
+		return s
+	}
 	e.query(func(r *Router) {
 		c.router = r
 		r.opts.Agents = c
@@ -233,15 +241,23 @@ func newPresenceEnv(t *testing.T, postCall string, mutate ...func(*Config)) *pre
 // omni is the agent's current Omni-Channel status in the org (Offline when none).
 func (p *presenceEnv) omni(username string) string {
 	p.t.Helper()
+	s, err := p.omniStatus(p.t.Context(), username)
+	require.NoError(p.t, err)
+	return s
+}
+
+func (p *presenceEnv) omniStatus(ctx context.Context, username string) (string, error) {
 	type row struct {
 		StatusID string `json:"ServicePresenceStatusId"`
 	}
 	q := "SELECT ServicePresenceStatusId FROM UserServicePresence WHERE UserId = '" + p.ids[username] + "' AND IsCurrentState = true"
-	for r, err := range salesforce.QueryAs[row](p.t.Context(), p.d.c.sf.Client, q) {
-		require.NoError(p.t, err)
-		return p.status[r.StatusID]
+	for r, err := range salesforce.QueryAs[row](ctx, p.d.c.sf.Client, q) {
+		if err != nil {
+			return "", err
+		}
+		return p.status[r.StatusID], nil
 	}
-	return mapping.OfflineStatus
+	return mapping.OfflineStatus, nil
 }
 
 // waitOmni waits until the agent's Omni-Channel status is want.

@@ -97,6 +97,8 @@ type pendingLogout struct {
 	user, row, txKey string
 	mark             *replayMark
 	at               time.Time
+	// commit is when Salesforce committed the logout (zero: unknown).
+	commit time.Time
 }
 
 // maxBuffered is the most messages the router buffers while a reconcile is read; beyond it
@@ -912,7 +914,8 @@ func (r *Router) processPresence(ev *salesforce.ChangeEvent, mark *replayMark) {
 			if mark != nil {
 				mark.open++
 			}
-			r.logouts = append(r.logouts, &pendingLogout{user: user, row: id, txKey: ev.TransactionKey, mark: mark, at: r.opts.Now()})
+			r.logouts = append(r.logouts, &pendingLogout{user: user, row: id, txKey: ev.TransactionKey, mark: mark, at: r.opts.Now(),
+				commit: ev.CommitTimestamp})
 		}
 		r.done(mark)
 	default:
@@ -961,7 +964,7 @@ func (r *Router) flushLogouts(txKey string, timer bool) {
 		}
 		r.m.events.WithLabelValues("applied").Inc()
 		r.closeRow(l)
-		r.presenceSeen(l.user, mapping.OfflineStatus, nil, time.Time{})
+		r.presenceSeen(l.user, mapping.OfflineStatus, nil, l.commit)
 		r.done(l.mark)
 	}
 	r.logouts = keep

@@ -100,6 +100,9 @@ func (p *Plan) Name() string { return p.name }
 // Plan returns the plan named name, or nil.
 func (ps *Table) Plan(name string) *Plan { return ps.byName[name] }
 
+// Presence is the mapping's presence tables (seed 003).
+func (ps *Table) Presence() *mapping.Presence { return &ps.presence }
+
 // DispositionField is the field of channel's work items that receives a session's disposition
 // (mapping channels[].dispositionField); "" when none.
 func (ps *Table) DispositionField(channel string) string {
