@@ -84,8 +84,9 @@ func (o ConsoleOp) String() string {
 	return "unknown"
 }
 
-// ConsoleCommand is a console toolkit call the router asks for. The console's ConsoleReport
-// carries ID back.
+// ConsoleCommand is a console toolkit call the router asks for. The console carries its
+// commands out one at a time, in the order they came, and answers each with a ReportResult
+// carrying ID back (docs/routing.md, "Presence sync").
 type ConsoleCommand struct {
 	ID string
 	Op ConsoleOp

@@ -19,11 +19,13 @@ import (
 //	                          offline or unknown; else set status), with the ServicePresenceStatus
 //	                          Id of the org metadata; nothing when Omni-Channel already shows it
 //	                          and no push is on its way
-//	Salesforce -> omniroute   a UserServicePresence event or the console's presence report:
-//	                          echo of a push (within the echo window)   Event.Echo: no state change;
-//	                                                                    the push was overtaken by a
-//	                                                                    newer intent -> push that again
-//	                          older than a push still on its way        Event.Echo: the push is newer
+//	Salesforce -> omniroute   a UserServicePresence event (its commit time) or the console's
+//	                          presence report (its arrival time):
+//	                          echo of a pending push (made at or after   Event.Echo: no state change;
+//	                            the push was decided)                   re-push the newest intent if
+//	                                                                    the push was overtaken
+//	                          made before the newest intent (a pad      Event.Echo; re-push the newest
+//	                            choice or a push decided later)         intent when none is on its way
 //	                          any other                                 the engine follows it; it is
 //	                                                                    the agent's newest intent
 //
@@ -617,7 +619,8 @@ func salesforceID(s string) bool {
 		return false
 	}
 	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		digit, lower, upper := c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z'
+		if !digit && !lower && !upper {
 			return false
 		}
 	}

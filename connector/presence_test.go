@@ -179,12 +179,9 @@ func (s *syncSim) state() mapping.State {
 // system they made it, with the state and the status agreeing.
 func TestPresenceSyncConverges(t *testing.T) {
 	t.Parallel()
-	p := &mapping.Presence{}
-	{
-		m, err := mapping.Parse([]byte(syncMapping), "sync.yaml")
-		require.NoError(t, err)
-		p = &m.Presence
-	}
+	m, err := mapping.Parse([]byte(syncMapping), "sync.yaml")
+	require.NoError(t, err)
+	p := &m.Presence
 	for seed := range uint64(1000) {
 		s := newSyncSim(t, seed)
 		intents := 0
