@@ -48,19 +48,7 @@ capacity:
     - name: standard
       total: 10
       perClass: {live: 5, semi-live: 6, non-live: 4}
-presence:
-  fromSalesforce:
-    On_a_call: Away
-    Away_from_desk: Away/Break
-    Taking_notes: Away/Notes
-  toSalesforce:
-    Ready: Ready_for_cases
-    ReadyOutbound: Away_from_desk
-    Busy: On_a_call
-    WrapUp: Taking_notes
-    Away: Away_from_desk
-    ExtendedAway: Away_from_desk
-    LoggedOut: Offline
+` + seed003Presence + `
   revertToLastStatus: true
   postCallState: %s
 `
@@ -557,17 +545,18 @@ func TestE2EElevateAndDisposition(t *testing.T) {
 	p.act(agent1, w, routing.Action{Kind: routing.ActionRelease})
 	p.advance(11 * time.Second)
 	p.waitCommand(a1, routing.CommandEnded, func(c routing.Command) bool { return c.WorkID == w })
-	p.settle()
-	for _, m := range p.console.messages(a1) {
-		require.False(t, m.Command != nil && m.Command.Type == routing.CommandSessionEnded, "the voice call is still open")
+	sessionOpen := func(why string) {
+		t.Helper()
+		p.settle()
+		for _, m := range p.console.messages(a1) {
+			require.False(t, m.Command != nil && m.Command.Type == routing.CommandSessionEnded, why)
+		}
 	}
+	sessionOpen("the voice call is still open")
 	p.act(agent1, voice.WorkID, routing.Action{Kind: routing.ActionRelease})
 	p.advance(11 * time.Second)
 	p.waitCommand(a1, routing.CommandNotify, func(c routing.Command) bool { return c.Reason == routing.ReasonDispositionRequired })
-	p.settle()
-	for _, m := range p.console.messages(a1) {
-		require.False(t, m.Command != nil && m.Command.Type == routing.CommandSessionEnded, "the disposition is missing")
-	}
+	sessionOpen("the disposition is missing")
 	p.act(agent1, w, routing.Action{Kind: routing.ActionDisposition, Disposition: "Resolved"})
 	p.waitCommand(a1, routing.CommandSessionEnded, func(c routing.Command) bool { return c.Disposition == "Resolved" })
 	require.Eventually(t, func() bool {

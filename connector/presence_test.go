@@ -25,7 +25,11 @@ capacity:
   default: standard
   profiles:
     - {name: standard, total: 10}
-presence:
+` + seed003Presence
+
+// seed003Presence is seed 003's worked example (steps 5 and 6) as a presence section, with
+// Taking_notes mapped back so that its echo would be a state change if it were not recognised.
+const seed003Presence = `presence:
   fromSalesforce:
     On_a_call: Away
     Away_from_desk: Away/Break
@@ -37,8 +41,7 @@ presence:
     WrapUp: Taking_notes
     Away: Away_from_desk
     ExtendedAway: Away_from_desk
-    LoggedOut: Offline
-`
+    LoggedOut: Offline`
 
 var syncStatuses = []string{"Available", "Ready_for_cases", "On_a_call", "Away_from_desk", "Taking_notes", mapping.OfflineStatus}
 
