@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/omniroute/omniroute/mapping"
@@ -330,4 +331,43 @@ func TestSnapshotForgetsEndedAgentWork(t *testing.T) {
 		agentWork: map[string]AgentWorkRef{"0Bz000000000002AAA": {UserID: "005000000000001AAA", WorkID: "500000000000002AAA", Ours: true}}}})
 	require.NotContains(t, r.agentWork, "0Bz000000000001AAA")
 	require.Contains(t, r.agentWork, "0Bz000000000002AAA")
+}
+
+// recordingSink is an AgentSink that keeps what it gets.
+type recordingSink struct{ got map[string][]AgentMessage }
+
+func (s *recordingSink) Deliver(user string, m AgentMessage) bool {
+	s.got[user] = append(s.got[user], m)
+	return true
+}
+
+// TestAgentInputIsTheAuthenticatedUsers: an agent's input always applies to the authenticated
+// user, whatever agent id it names; an event an agent may not send is refused; a status the
+// org does not have is not pushed, and counted as failed.
+func TestAgentInputIsTheAuthenticatedUsers(t *testing.T) {
+	t.Parallel()
+	r, _ := newRouter(t)
+	sink := &recordingSink{got: map[string][]AgentMessage{}}
+	r.opts.Agents = sink
+	const me, other = "005000000000001AAA", "005000000000002AAA"
+	r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: me,
+		Event: &routing.Event{Type: routing.EventAgentState, AgentID: other, State: mapping.State{Major: mapping.Ready}}}})
+	snap := r.agentSnapshot(me)
+	require.Equal(t, mapping.State{Major: mapping.Ready}, snap.Agent.State)
+	for _, a := range snap.Agents {
+		require.NotEqual(t, other, a.ID, "the id the client sent is never used")
+	}
+	require.NotEmpty(t, sink.got[me])
+	require.Empty(t, sink.got[other])
+	require.InDelta(t, 1, testutil.ToFloat64(r.m.presenceSync.WithLabelValues(syncToSalesforce, syncFailed)), 0,
+		"the login's status is not in this org: not pushed, counted as failed")
+
+	r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: me, Event: &routing.Event{Type: routing.EventWorkArrived,
+		Work: routing.Work{ID: "570000000000001AAA", Queue: "Support_EN", Channel: "Chat"}}}})
+	last := sink.got[me][len(sink.got[me])-1]
+	require.NotNil(t, last.Command)
+	require.Equal(t, routing.CommandRefused, last.Command.Type)
+	require.Empty(t, r.eng.Queues(time.Time{})[0].Waiting, "an agent cannot make work")
+
+	require.ErrorIs(t, r.FromAgent(t.Context(), AgentInput{User: me}), errNoAgentInput)
 }
