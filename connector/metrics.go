@@ -29,7 +29,7 @@ var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 
 func newRouterMetrics(reg prometheus.Registerer) *routerMetrics {
 	f := promauto.With(reg)
-	return &routerMetrics{
+	m := &routerMetrics{
 		outcomes: f.NewCounterVec(prometheus.CounterOpts{Subsystem: "routing", Name: "outcomes_total",
 			Help: "Routing outcomes by plan: offered, rerouted_<reason>."}, []string{"plan", "outcome"}),
 		commands: f.NewCounterVec(prometheus.CounterOpts{Subsystem: "routing", Name: "commands_total",
@@ -60,4 +60,10 @@ func newRouterMetrics(reg prometheus.Registerer) *routerMetrics {
 		agentInputs: f.NewCounterVec(prometheus.CounterOpts{Subsystem: "router", Name: "agent_inputs_total",
 			Help: "Inputs from agents' consoles the router applied: agent_state, agent_action, report, refused."}, []string{"kind"}),
 	}
+	// Every presence sync series exists from the start, so dashboards and rates see zeros.
+	for _, r := range []string{syncOK, syncFailed, syncSuppressed} {
+		m.presenceSync.WithLabelValues(syncToSalesforce, r)
+		m.presenceSync.WithLabelValues(syncFromSalesforce, r)
+	}
+	return m
 }
