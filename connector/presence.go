@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -322,6 +323,11 @@ func (r *Router) afterAction(user string, ev routing.Event) {
 	if aw == "" {
 		return // no AgentWork (an elevated call) or already closed in Salesforce
 	}
+	if ev.Action.Kind == routing.ActionAbandon {
+		// Until Salesforce closes it, its AgentWork stays open: a reconcile must not bring
+		// the interaction back.
+		r.abandoned[ev.WorkID] = user
+	}
 	r.console(user, ConsoleCommand{Op: ConsoleCloseWork, WorkID: ev.WorkID, AgentWorkID: aw}, "")
 }
 
@@ -574,6 +580,10 @@ func (r *Router) toAgents(c routing.Command) {
 		if c.Target == routing.TargetAgent {
 			r.deliver(c.TargetID, AgentMessage{Command: &c})
 		}
+	case routing.CommandIgnored:
+		if r.abandoned[c.WorkID] == c.AgentID && c.AgentID != "" {
+			delete(r.abandoned, c.WorkID) // the abandoned AgentWork's own outcome came
+		}
 	case routing.CommandNotify, routing.CommandRefused, routing.CommandHold, routing.CommandRetrieve, routing.CommandTransfer:
 		r.deliver(c.AgentID, AgentMessage{Command: &c})
 	}
@@ -628,8 +638,20 @@ func salesforceID(s string) bool {
 }
 
 // presenceSnapshot keeps presence sync and the agent maps in step with a reconcile snapshot.
+// An interaction the agent abandoned whose AgentWork Salesforce still has open is left out.
 func (r *Router) presenceSnapshot(s *routing.Snapshot) {
 	r.presence.snapshot(s.Presence)
+	if len(r.abandoned) > 0 {
+		still := map[string]string{}
+		s.Interactions = slices.DeleteFunc(s.Interactions, func(a routing.Assignment) bool {
+			if r.abandoned[a.Work.ID] == a.AgentID {
+				still[a.Work.ID] = a.AgentID
+				return true
+			}
+			return false
+		})
+		r.abandoned = still
+	}
 	for _, o := range s.Offers {
 		r.workChannel[o.Work.ID] = o.Work.Channel
 	}

@@ -485,6 +485,13 @@ func TestE2EActions(t *testing.T) {
 	i := slices.IndexFunc(ops, func(c ConsoleCommand) bool { return c.Op == ConsoleCloseWork })
 	require.GreaterOrEqual(t, i, 0, "abandon asks the console to close the AgentWork")
 	require.Equal(t, aw, ops[i].AgentWorkID)
+	// The AgentWork is still open in Salesforce (the console never closed it): a reconcile
+	// does not bring the abandoned interaction back.
+	require.NoError(t, p.console.router.(*Router).RequestReconcile(t.Context()))
+	p.settle()
+	p.settle()
+	require.Empty(t, p.agent(agent1).Work, "an abandoned interaction stays abandoned")
+	require.Zero(t, p.agent(agent1).Capacity.Used)
 	p.console.setSilent(a1, false)
 }
 

@@ -185,6 +185,7 @@ type Router struct {
 	wrapUps     map[string]time.Time     // work id -> wrap-up deadline
 	workChannel map[string]string        // work id -> channel, of offers and interactions
 	sessionWork map[string][]sessionItem // session -> its ended interactions, until it ends
+	abandoned   map[string]string        // work id -> agent, of abandoned work whose AgentWork may be open
 }
 
 // NewRouter builds a router around a new engine.
@@ -208,6 +209,7 @@ func NewRouter(opts RouterOptions) *Router {
 		reconciling: true,
 		presence:    newPresenceSync(opts.EchoWindow), consoleRefs: map[string]consoleRef{},
 		wrapUps: map[string]time.Time{}, workChannel: map[string]string{}, sessionWork: map[string][]sessionItem{},
+		abandoned: map[string]string{},
 	}
 }
 
