@@ -398,7 +398,7 @@ func (r *Router) consoleWork(user string, rep *ConsoleReport) {
 			r.opts.Reader.Read(readRequest{agentWork: id, external: true})
 		}
 	case rep.Kind == ReportWorkClosed:
-		if w, ok := r.external[id]; ok {
+		if w, ok := r.external[id]; ok && r.agentWork[id].UserID == user { // only the reporter's own work
 			delete(r.external, id)
 			delete(r.agentWork, id)
 			r.apply(routing.Event{Type: routing.EventExternalWorkClosed, WorkID: w})
@@ -587,6 +587,29 @@ func (r *Router) toAgents(c routing.Command) {
 	case routing.CommandNotify, routing.CommandRefused, routing.CommandHold, routing.CommandRetrieve, routing.CommandTransfer:
 		r.deliver(c.AgentID, AgentMessage{Command: &c})
 	}
+}
+
+// pruneWorkChannels forgets the channels of work no agent holds or is offered any more (an
+// offer declined, timed out or withdrawn ends without a CommandEnded). It runs once the map has
+// doubled since the last prune, after a whole batch of commands, so its cost is amortised and
+// no CommandEnded of the batch is still to come.
+func (r *Router) pruneWorkChannels() {
+	if len(r.workChannel) <= 2*r.channelsKept+64 {
+		return
+	}
+	held := map[string]bool{}
+	all, _, _ := r.eng.Agents("", 0)
+	for _, a := range all {
+		for _, w := range a.Work {
+			held[w.WorkID] = true
+		}
+	}
+	for id := range r.workChannel {
+		if !held[id] {
+			delete(r.workChannel, id)
+		}
+	}
+	r.channelsKept = len(r.workChannel)
 }
 
 // sessionItem is an interaction of a session that ended, kept until the session ends.

@@ -179,13 +179,14 @@ type Router struct {
 	checking    bool
 
 	// Agents and presence sync (presence.go).
-	presence    *presenceSync
-	consoleRefs map[string]consoleRef    // console command id -> the command awaiting its result
-	consoleSeq  uint64                   // numbers console commands
-	wrapUps     map[string]time.Time     // work id -> wrap-up deadline
-	workChannel map[string]string        // work id -> channel, of offers and interactions
-	sessionWork map[string][]sessionItem // session -> its ended interactions, until it ends
-	abandoned   map[string]string        // work id -> agent, of abandoned work whose AgentWork may be open
+	presence     *presenceSync
+	consoleRefs  map[string]consoleRef    // console command id -> the command awaiting its result
+	consoleSeq   uint64                   // numbers console commands
+	wrapUps      map[string]time.Time     // work id -> wrap-up deadline
+	workChannel  map[string]string        // work id -> channel, of offers and interactions
+	channelsKept int                      // len(workChannel) after its last prune
+	sessionWork  map[string][]sessionItem // session -> its ended interactions, until it ends
+	abandoned    map[string]string        // work id -> agent, of abandoned work whose AgentWork may be open
 }
 
 // NewRouter builds a router around a new engine.
@@ -712,6 +713,7 @@ func (r *Router) dispatch(cmds []routing.Command) {
 			r.log.Debug("command", "type", c.Type.String(), "work", c.WorkID, "agent", c.AgentID, "reason", string(c.Reason))
 		}
 	}
+	r.pruneWorkChannels()
 }
 
 func (r *Router) send2writer(c routing.Command) {

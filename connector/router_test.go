@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -370,4 +372,54 @@ func TestAgentInputIsTheAuthenticatedUsers(t *testing.T) {
 	require.Empty(t, r.eng.Queues(time.Time{})[0].Waiting, "an agent cannot make work")
 
 	require.ErrorIs(t, r.FromAgent(t.Context(), AgentInput{User: me}), errNoAgentInput)
+}
+
+// TestConsoleReportActsOnlyOnTheReportersWork: an agent's console reporting another agent's
+// AgentWork closed changes nothing: the other agent stays Busy Inbound with it.
+func TestConsoleReportActsOnlyOnTheReportersWork(t *testing.T) {
+	t.Parallel()
+	r, _ := newRouter(t)
+	const me, other = "005000000000001AAA", "005000000000002AAA"
+	const aw, work = "0Bz000000000001AAA", "570000000000001AAA"
+	r.apply(routing.Event{Type: routing.EventAgentState, AgentID: other, State: mapping.State{Major: mapping.Ready}})
+	r.agentWork[aw] = AgentWorkRef{UserID: other, WorkID: work}
+	r.external[aw] = work
+	r.apply(routing.Event{Type: routing.EventExternalWork, AgentID: other, WorkID: work, Channel: "Chat"})
+	require.Equal(t, "Inbound", r.agentSnapshot(other).Agent.State.Minor)
+
+	r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: me,
+		Report: &ConsoleReport{Kind: ReportWorkClosed, WorkID: work, AgentWorkID: aw}}})
+	require.Contains(t, r.external, aw, "another agent's console closed this agent's work")
+	require.Equal(t, mapping.State{Major: mapping.Busy, Minor: "Inbound"}, r.agentSnapshot(other).Agent.State)
+
+	r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: other,
+		Report: &ConsoleReport{Kind: ReportWorkClosed, WorkID: work, AgentWorkID: aw}}})
+	require.NotContains(t, r.external, aw)
+	require.Equal(t, mapping.Ready, r.agentSnapshot(other).Agent.State.Major)
+}
+
+// TestOffersThatEndUnacceptedLeaveNothingBehind: work offered, declined, and then gone (the
+// customer left) 1,000 times leaves the router's agent bookkeeping bounded: memory does not
+// grow with every offer.
+func TestOffersThatEndUnacceptedLeaveNothingBehind(t *testing.T) {
+	t.Parallel()
+	r, now := newRouter(t)
+	const agent = "005000000000001AAA"
+	r.apply(routing.Event{Type: routing.EventAgentSkills, AgentID: agent, Skills: []routing.Skill{{Name: "English", Level: 5}, {Name: "Technical", Level: 3}}})
+	r.apply(routing.Event{Type: routing.EventAgentState, AgentID: agent, State: mapping.State{Major: mapping.Ready}})
+	r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: agent, Presence: "Available", Channels: []string{"Chat"}})
+	for i := range 1000 {
+		work := fmt.Sprintf("570%015d", i)
+		psr := fmt.Sprintf("0JR%015d", i)
+		cmds := r.eng.Apply(now, routing.Event{Type: routing.EventWorkArrived,
+			Work: routing.Work{ID: work, PSR: psr, Queue: "Support_EN", Channel: "Chat", RequestedAt: now}})
+		require.True(t, slices.ContainsFunc(cmds, func(c routing.Command) bool { return c.Type == routing.CommandOffer }))
+		r.dispatch(cmds)
+		r.apply(routing.Event{Type: routing.EventOfferDeclined, WorkID: work, AgentID: agent})
+		r.apply(routing.Event{Type: routing.EventWorkRemoved, WorkID: work, PSR: psr})
+	}
+	require.Zero(t, r.eng.Queues(now)[2].Offered)
+	require.Less(t, len(r.workChannel), 200, "per-work entries of offers that ended")
+	require.Empty(t, r.sessionWork)
+	require.Empty(t, r.wrapUps)
 }
