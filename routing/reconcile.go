@@ -155,6 +155,7 @@ func (e *Engine) assign(x Assignment) *item {
 		return nil // parked: it waits for a table that knows its channel and queue
 	}
 	it.state = stOffered
+	it.nextWork, it.offerPSR = nil, ""
 	it.agent = a
 	it.decliners = it.decliners[:0]
 	a.addUse(it)

@@ -63,6 +63,14 @@ func (e *Engine) onWork(w *Work) {
 			// An open offer: only its PSR id is updated. The same PSR arriving again after its
 			// DELETE (at-least-once delivery replays the CREATE) does not bring it back.
 			if w.PSR != "" && w.PSR != it.psr {
+				if it.offerPSR == "" {
+					it.offerPSR = it.psr
+				}
+				// A new PSR may also mean the offer was accepted and the work transferred in
+				// Salesforce before the accept reached the engine: kept for the accept.
+				next := *w
+				next.Skills = slices.Clone(w.Skills)
+				it.nextWork = &next
 				it.psr = w.PSR
 				it.psrGone = false
 			}
@@ -346,6 +354,7 @@ func (e *Engine) offer(it *item, a *agent) {
 	it.transferTo = ""
 	e.unplace(it)
 	it.state = stOffered
+	it.nextWork, it.offerPSR = nil, "" // a new offer: no PSR seen during an earlier one counts
 	it.agent = a
 	clear(it.decliners)
 	it.decliners = it.decliners[:0]
@@ -485,7 +494,15 @@ func (e *Engine) onAccepted(id, agentID string) {
 	it := e.items[id]
 	switch {
 	case it != nil && it.state == stOffered && it.agent.id == agentID:
+		next, offered := it.nextWork, it.offerPSR
+		it.nextWork, it.offerPSR = nil, ""
 		e.accept(it)
+		if next != nil {
+			// A new PSR came while the engine saw the offer open: the accepted work was then
+			// transferred in Salesforce, as a new PSR for an interaction says (onWork).
+			it.psr = offered
+			e.onWork(next)
+		}
 	case it != nil && it.state == stActive && it.agent.id == agentID:
 		// An auto-accepted offer: the Opened AgentWork confirms what the engine assumed.
 		it.autoPending = false
