@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"time"
 
 	"github.com/omniroute/omniroute/routing"
 )
@@ -83,8 +84,9 @@ func (o ConsoleOp) String() string {
 	return "unknown"
 }
 
-// ConsoleCommand is a console toolkit call the router asks for. The console's ConsoleReport
-// carries ID back.
+// ConsoleCommand is a console toolkit call the router asks for. The console carries its
+// commands out one at a time, in the order they came, and answers each with a ReportResult
+// carrying ID back (docs/routing.md, "Presence sync").
 type ConsoleCommand struct {
 	ID string
 	Op ConsoleOp
@@ -136,9 +138,13 @@ const (
 
 // ConsoleReport is what the console reports.
 type ConsoleReport struct {
-	Kind        ReportKind
-	CommandID   string
-	OK          bool
+	Kind      ReportKind
+	CommandID string
+	OK        bool
+	// Unchanged (ReportResult of a presence command): Omni-Channel already showed that status,
+	// so nothing changed and no UserServicePresence event will follow. The console knows it
+	// from the status it last saw (getServicePresenceStatusId, lightning:omniChannelStatusChanged).
+	Unchanged   bool
 	Error       string
 	StatusID    string
 	Status      string
@@ -156,4 +162,6 @@ type AgentSnapshot struct {
 	// Agents and Plans are the directory for transfer and consult.
 	Agents []routing.AgentView
 	Plans  []routing.PlanView
+	// WrapUps are the wrap-up deadlines of the agent's interactions in wrap-up, by work id.
+	WrapUps map[string]time.Time
 }

@@ -373,6 +373,8 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 		return err
 	}
 	router.opts.Writer = writer
+	workItems := NewWorkItems(c.sf.Client, c.metrics, c.log)
+	router.opts.WorkItems = workItems
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
@@ -392,6 +394,7 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 	start("router", rctx, router.Run)
 	start("reader", rctx, reader.Run)
 	start("committer", rctx, commit.Run)
+	start("workitems", rctx, workItems.Run)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)

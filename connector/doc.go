@@ -61,6 +61,19 @@
 //   - events.go: the channels of each OMNIROUTE_EVENTS mode, PushTopic creation, the
 //     committer of replay ids.
 //   - writer.go: the AgentWork writer (inserts, batches, look-ups, requeues).
+//   - agents.go: the contract with the agent gateway: AgentSink (router -> consoles, never
+//     blocks), AgentInput (consoles -> router), ConsoleCommand and ConsoleReport, AgentSnapshot,
+//     AgentRouter (Router.FromAgent, Router.AgentSnapshot).
+//   - presence.go: presence sync and agent actions in the router's goroutine. Agent inputs
+//     join the one inbox (the agent is always the authenticated user); agent-addressed
+//     commands go to RouterOptions.Agents; CommandSetState's Presence becomes a console
+//     command (login, set status, logout, with the org's status Id); UserServicePresence
+//     events and the console's reports pass the echo window and the newer-intent rule (the
+//     only presence rules with a clock; the tables are mapping's, the state the engine's);
+//     accept and decline requests are checked against the open offer; a release or abandon
+//     asks the console to close the AgentWork; a session's disposition goes to WorkItems.
+//   - workitems.go: the writer of dispositions to work items (REST PATCH of the mapping's
+//     channels[].dispositionField), off the router's goroutine.
 //   - admin.go: the admin read API (/v1/plans, /v1/agents, /v1/queues,
 //     /v1/work/{id}/explain), each answered from the engine's own views inside the router's
 //     goroutine (Router.Query).
@@ -69,7 +82,8 @@
 //     subscribes, reconciles, becomes ready and routes; it stops in the order of the
 //     Connector type's doc.
 //
-// Not built yet: presence sync to the console.
+// The agent gateway is the router's AgentSink and calls it as AgentRouter; the daemon builds it in
+// New, mounts it at /v1/agent, and hands it each router it starts.
 //
 // What it never does: decide routing; log, return or expose a secret (tokens, client secret,
 // password, admin token); let two goroutines share the engine. Metrics are registered by each

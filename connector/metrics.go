@@ -21,13 +21,15 @@ type routerMetrics struct {
 	reconciles     prometheus.Counter
 	reconcileTime  prometheus.Histogram
 	reloads        prometheus.Counter
+	presenceSync   *prometheus.CounterVec
+	agentInputs    *prometheus.CounterVec
 }
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
 
 func newRouterMetrics(reg prometheus.Registerer) *routerMetrics {
 	f := promauto.With(reg)
-	return &routerMetrics{
+	m := &routerMetrics{
 		outcomes: f.NewCounterVec(prometheus.CounterOpts{Subsystem: "routing", Name: "outcomes_total",
 			Help: "Routing outcomes by plan: offered, rerouted_<reason>."}, []string{"plan", "outcome"}),
 		commands: f.NewCounterVec(prometheus.CounterOpts{Subsystem: "routing", Name: "commands_total",
@@ -52,5 +54,16 @@ func newRouterMetrics(reg prometheus.Registerer) *routerMetrics {
 			Help: "How long a reconcile's SOQL reads took.", Buckets: latencyBuckets}),
 		reloads: f.NewCounter(prometheus.CounterOpts{Subsystem: "router", Name: "mapping_reloads_applied_total",
 			Help: "Mapping reloads the router applied to the engine."}),
+		presenceSync: f.NewCounterVec(prometheus.CounterOpts{Subsystem: "presence", Name: "sync_total",
+			Help: "Presence changes: direction to_salesforce (console commands) or from_salesforce (events, console reports); result ok, failed or suppressed (echo, older than a push, already shown)."},
+			[]string{"direction", "result"}),
+		agentInputs: f.NewCounterVec(prometheus.CounterOpts{Subsystem: "router", Name: "agent_inputs_total",
+			Help: "Inputs from agents' consoles the router applied: agent_state, agent_action, report, refused."}, []string{"kind"}),
 	}
+	// Every presence sync series exists from the start, so dashboards and rates see zeros.
+	for _, r := range []string{syncOK, syncFailed, syncSuppressed} {
+		m.presenceSync.WithLabelValues(syncToSalesforce, r)
+		m.presenceSync.WithLabelValues(syncFromSalesforce, r)
+	}
+	return m
 }

@@ -32,6 +32,7 @@ const (
 	msgReconcile                           // a request to reconcile (admin, tests)
 	msgReconcileFailed                     // a reconcile that could not be read
 	msgReconcileReading                    // the reconcile's reads begin once done is closed
+	msgAgent                               // an input from an agent's console (FromAgent)
 )
 
 // inMsg is one message of the router's inbox: everything the router learns arrives as one.
@@ -49,6 +50,8 @@ type inMsg struct {
 	snap *reconcileData
 	// msgCheck: the PSR ids Salesforce still has, read after the router's sequence number seq.
 	check *lightCheck
+	// msgAgent
+	agent *AgentInput
 	// msgQuery
 	query func(r *Router)
 	done  chan struct{}
@@ -94,6 +97,8 @@ type pendingLogout struct {
 	user, row, txKey string
 	mark             *replayMark
 	at               time.Time
+	// commit is when Salesforce committed the logout (zero: unknown).
+	commit time.Time
 }
 
 // maxBuffered is the most messages the router buffers while a reconcile is read; beyond it
@@ -125,6 +130,14 @@ type RouterOptions struct {
 	OnMapping func(Mapping)
 	// OnReconciled is called (in the router's goroutine) after each reconcile is applied.
 	OnReconciled func()
+	// Agents receives what agents' consoles must see (the agent gateway). Nil: no agent is
+	// connected.
+	Agents AgentSink
+	// WorkItems writes sessions' dispositions to their work items. Nil: not written.
+	WorkItems WorkItemSink
+	// EchoWindow is how long omniroute's own presence pushes are recognised coming back;
+	// default 30 s.
+	EchoWindow time.Duration
 }
 
 // Router is the only goroutine that touches the routing.Engine (DESIGN.md, "The
@@ -164,6 +177,16 @@ type Router struct {
 	reading     bool // the reconcile's reads have begun
 	ready       bool
 	checking    bool
+
+	// Agents and presence sync (presence.go).
+	presence     *presenceSync
+	consoleRefs  map[string]consoleRef    // console command id -> the command awaiting its result
+	consoleSeq   uint64                   // numbers console commands
+	wrapUps      map[string]time.Time     // work id -> wrap-up deadline
+	workChannel  map[string]string        // work id -> channel, of offers and interactions
+	channelsKept int                      // len(workChannel) after its last prune
+	sessionWork  map[string][]sessionItem // session -> its ended interactions, until it ends
+	abandoned    map[string]string        // work id -> agent, of abandoned work whose AgentWork may be open
 }
 
 // NewRouter builds a router around a new engine.
@@ -185,6 +208,9 @@ func NewRouter(opts RouterOptions) *Router {
 		offers: map[string]offerRef{}, arrived: map[string]time.Time{}, waiting: map[string]waitingRef{},
 		workQueue: map[string]string{}, uspUser: map[string]string{}, uspCurrent: map[string]string{}, external: map[string]string{}, parked: map[string][]parkedAW{}, marks: map[string][]*replayMark{},
 		reconciling: true,
+		presence:    newPresenceSync(opts.EchoWindow), consoleRefs: map[string]consoleRef{},
+		wrapUps: map[string]time.Time{}, workChannel: map[string]string{}, sessionWork: map[string][]sessionItem{},
+		abandoned: map[string]string{},
 	}
 }
 
@@ -445,6 +471,8 @@ func (r *Router) process(m inMsg) {
 		r.processRead(m)
 	case msgResult:
 		r.processResult(m.result)
+	case msgAgent:
+		r.processAgent(m.agent)
 	}
 }
 
@@ -660,6 +688,7 @@ func (r *Router) dispatch(cmds []routing.Command) {
 	now := r.opts.Now()
 	for _, c := range cmds {
 		r.m.commands.WithLabelValues(c.Type.String(), string(c.Reason)).Inc()
+		r.toAgents(c)
 		switch c.Type {
 		case routing.CommandOffer:
 			r.m.outcomes.WithLabelValues(c.Plan, "offered").Inc()
@@ -684,6 +713,7 @@ func (r *Router) dispatch(cmds []routing.Command) {
 			r.log.Debug("command", "type", c.Type.String(), "work", c.WorkID, "agent", c.AgentID, "reason", string(c.Reason))
 		}
 	}
+	r.pruneWorkChannels()
 }
 
 func (r *Router) send2writer(c routing.Command) {
@@ -781,6 +811,9 @@ func (r *Router) processRead(m inMsg) {
 			}
 			return
 		}
+		if a.req.event == nil {
+			return // read for the console's report (presence.go): nothing more to apply
+		}
 		ev := *a.req.event
 		r.translateNoMark(&ev)
 		return
@@ -858,8 +891,8 @@ func (r *Router) processPresence(ev *salesforce.ChangeEvent, mark *replayMark) {
 		r.flushLogouts(ev.TransactionKey, false)
 		if current && p.UserID != "" {
 			r.m.events.WithLabelValues("applied").Inc()
-			r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: p.UserID,
-				Presence: r.org.StatusName(p.ServicePresenceStatusID), Channels: r.org.StatusChannels[p.ServicePresenceStatusID]})
+			r.presenceSeen(p.UserID, r.org.StatusName(p.ServicePresenceStatusID), r.org.StatusChannels[p.ServicePresenceStatusID],
+				ev.CommitTimestamp)
 		}
 		r.done(mark)
 	case salesforce.ChangeUpdate:
@@ -885,7 +918,8 @@ func (r *Router) processPresence(ev *salesforce.ChangeEvent, mark *replayMark) {
 			if mark != nil {
 				mark.open++
 			}
-			r.logouts = append(r.logouts, &pendingLogout{user: user, row: id, txKey: ev.TransactionKey, mark: mark, at: r.opts.Now()})
+			r.logouts = append(r.logouts, &pendingLogout{user: user, row: id, txKey: ev.TransactionKey, mark: mark, at: r.opts.Now(),
+				commit: ev.CommitTimestamp})
 		}
 		r.done(mark)
 	default:
@@ -934,7 +968,7 @@ func (r *Router) flushLogouts(txKey string, timer bool) {
 		}
 		r.m.events.WithLabelValues("applied").Inc()
 		r.closeRow(l)
-		r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: l.user, Presence: mapping.OfflineStatus})
+		r.presenceSeen(l.user, mapping.OfflineStatus, nil, l.commit)
 		r.done(l.mark)
 	}
 	r.logouts = keep
@@ -992,6 +1026,7 @@ func (r *Router) applySnapshot(d *reconcileData) {
 	for id, user := range r.uspUser {
 		r.uspCurrent[user] = id
 	}
+	r.presenceSnapshot(&d.snap)
 	r.apply(routing.Event{Type: routing.EventReconcile, Snapshot: &d.snap})
 	r.m.reconciles.Inc()
 	r.log.Info("reconcile applied", "waiting", len(d.snap.Waiting), "offers", len(d.snap.Offers),

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/omniroute/omniroute/mapping"
@@ -330,4 +333,93 @@ func TestSnapshotForgetsEndedAgentWork(t *testing.T) {
 		agentWork: map[string]AgentWorkRef{"0Bz000000000002AAA": {UserID: "005000000000001AAA", WorkID: "500000000000002AAA", Ours: true}}}})
 	require.NotContains(t, r.agentWork, "0Bz000000000001AAA")
 	require.Contains(t, r.agentWork, "0Bz000000000002AAA")
+}
+
+// recordingSink is an AgentSink that keeps what it gets.
+type recordingSink struct{ got map[string][]AgentMessage }
+
+func (s *recordingSink) Deliver(user string, m AgentMessage) bool {
+	s.got[user] = append(s.got[user], m)
+	return true
+}
+
+// TestAgentInputIsTheAuthenticatedUsers: an agent's input always applies to the authenticated
+// user, whatever agent id it names; an event an agent may not send is refused; a status the
+// org does not have is not pushed, and counted as failed.
+func TestAgentInputIsTheAuthenticatedUsers(t *testing.T) {
+	t.Parallel()
+	r, _ := newRouter(t)
+	sink := &recordingSink{got: map[string][]AgentMessage{}}
+	r.opts.Agents = sink
+	const me, other = "005000000000001AAA", "005000000000002AAA"
+	r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: me,
+		Event: &routing.Event{Type: routing.EventAgentState, AgentID: other, State: mapping.State{Major: mapping.Ready}}}})
+	snap := r.agentSnapshot(me)
+	require.Equal(t, mapping.State{Major: mapping.Ready}, snap.Agent.State)
+	for _, a := range snap.Agents {
+		require.NotEqual(t, other, a.ID, "the id the client sent is never used")
+	}
+	require.NotEmpty(t, sink.got[me])
+	require.Empty(t, sink.got[other])
+	require.InDelta(t, 1, testutil.ToFloat64(r.m.presenceSync.WithLabelValues(syncToSalesforce, syncFailed)), 0,
+		"the login's status is not in this org: not pushed, counted as failed")
+
+	r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: me, Event: &routing.Event{Type: routing.EventWorkArrived,
+		Work: routing.Work{ID: "570000000000001AAA", Queue: "Support_EN", Channel: "Chat"}}}})
+	last := sink.got[me][len(sink.got[me])-1]
+	require.NotNil(t, last.Command)
+	require.Equal(t, routing.CommandRefused, last.Command.Type)
+	require.Empty(t, r.eng.Queues(time.Time{})[0].Waiting, "an agent cannot make work")
+
+	require.ErrorIs(t, r.FromAgent(t.Context(), AgentInput{User: me}), errNoAgentInput)
+}
+
+// TestConsoleReportActsOnlyOnTheReportersWork: an agent's console reporting another agent's
+// AgentWork closed changes nothing: the other agent stays Busy Inbound with it.
+func TestConsoleReportActsOnlyOnTheReportersWork(t *testing.T) {
+	t.Parallel()
+	r, _ := newRouter(t)
+	const me, other = "005000000000001AAA", "005000000000002AAA"
+	const aw, work = "0Bz000000000001AAA", "570000000000001AAA"
+	r.apply(routing.Event{Type: routing.EventAgentState, AgentID: other, State: mapping.State{Major: mapping.Ready}})
+	r.agentWork[aw] = AgentWorkRef{UserID: other, WorkID: work}
+	r.external[aw] = work
+	r.apply(routing.Event{Type: routing.EventExternalWork, AgentID: other, WorkID: work, Channel: "Chat"})
+	require.Equal(t, "Inbound", r.agentSnapshot(other).Agent.State.Minor)
+
+	r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: me,
+		Report: &ConsoleReport{Kind: ReportWorkClosed, WorkID: work, AgentWorkID: aw}}})
+	require.Contains(t, r.external, aw, "another agent's console closed this agent's work")
+	require.Equal(t, mapping.State{Major: mapping.Busy, Minor: "Inbound"}, r.agentSnapshot(other).Agent.State)
+
+	r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: other,
+		Report: &ConsoleReport{Kind: ReportWorkClosed, WorkID: work, AgentWorkID: aw}}})
+	require.NotContains(t, r.external, aw)
+	require.Equal(t, mapping.Ready, r.agentSnapshot(other).Agent.State.Major)
+}
+
+// TestOffersThatEndUnacceptedLeaveNothingBehind: work offered, declined, and then gone (the
+// customer left) 1,000 times leaves the router's agent bookkeeping bounded: memory does not
+// grow with every offer.
+func TestOffersThatEndUnacceptedLeaveNothingBehind(t *testing.T) {
+	t.Parallel()
+	r, now := newRouter(t)
+	const agent = "005000000000001AAA"
+	r.apply(routing.Event{Type: routing.EventAgentSkills, AgentID: agent, Skills: []routing.Skill{{Name: "English", Level: 5}, {Name: "Technical", Level: 3}}})
+	r.apply(routing.Event{Type: routing.EventAgentState, AgentID: agent, State: mapping.State{Major: mapping.Ready}})
+	r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: agent, Presence: "Available", Channels: []string{"Chat"}})
+	for i := range 1000 {
+		work := fmt.Sprintf("570%015d", i)
+		psr := fmt.Sprintf("0JR%015d", i)
+		cmds := r.eng.Apply(now, routing.Event{Type: routing.EventWorkArrived,
+			Work: routing.Work{ID: work, PSR: psr, Queue: "Support_EN", Channel: "Chat", RequestedAt: now}})
+		require.True(t, slices.ContainsFunc(cmds, func(c routing.Command) bool { return c.Type == routing.CommandOffer }))
+		r.dispatch(cmds)
+		r.apply(routing.Event{Type: routing.EventOfferDeclined, WorkID: work, AgentID: agent})
+		r.apply(routing.Event{Type: routing.EventWorkRemoved, WorkID: work, PSR: psr})
+	}
+	require.Zero(t, r.eng.Queues(now)[2].Offered)
+	require.Less(t, len(r.workChannel), 200, "per-work entries of offers that ended")
+	require.Empty(t, r.sessionWork)
+	require.Empty(t, r.wrapUps)
 }

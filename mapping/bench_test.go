@@ -61,20 +61,20 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
-// BenchmarkPresence measures one state change and one status event through the presence tables.
+// BenchmarkPresence measures one state -> status and one status -> state lookup, and the
+// revert decision.
 func BenchmarkPresence(b *testing.B) {
 	cfg, err := mapping.Parse(bigMapping(1), "p.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
 	p := &cfg.Presence
-	a := mapping.AgentPresence{State: mapping.State{Major: mapping.Ready}, Status: "Ready_for_cases"}
 	b.ReportAllocs()
 	for b.Loop() {
-		d := p.OnStateChange(a, mapping.State{Major: mapping.Away, Minor: "Lunch"})
-		d = p.OnStatusChange(d.Next, "Ready_for_chats")
-		if d.Next.State.Major != mapping.Ready {
-			b.Fatal("unexpected state")
+		if p.StatusForState(mapping.State{Major: mapping.Away, Minor: "Lunch"}) == "" ||
+			p.StateForStatus("Ready_for_chats").Major != mapping.Ready ||
+			p.PostWorkStatus(mapping.State{Major: mapping.Ready}, "Ready_for_chats") == "" {
+			b.Fatal("unexpected mapping")
 		}
 	}
 }

@@ -100,6 +100,10 @@ type Channel struct {
 	Class Class `yaml:"class"`
 	// Weight is how many capacity units one work item of this channel uses. Default 1.
 	Weight int `yaml:"weight"`
+	// DispositionField is the API name of the field of this channel's work item (Case,
+	// LiveChatTranscript, MessagingSession...) that receives a session's disposition when the
+	// session ends (e.g. Disposition__c). Empty: the disposition is not written to Salesforce.
+	DispositionField string `yaml:"dispositionField"`
 }
 
 // Capacity holds capacity profiles: a default, plus overrides for some agents or groups.

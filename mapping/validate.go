@@ -3,6 +3,7 @@ package mapping
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -242,8 +243,15 @@ func (c *Config) checkChannels(l *problemList) {
 		if ch.Weight <= 0 {
 			l.add(path+".weight", "weight %d must be at least 1", ch.Weight)
 		}
+		if f := ch.DispositionField; f != "" && !fieldAPIName.MatchString(f) {
+			l.add(path+".dispositionField", "%q is not a field API name (letters, digits and single underscores, starting with a letter; a custom field ends in __c)", f)
+		}
 	}
 }
+
+// fieldAPIName matches a Salesforce field API name: a standard name, or a custom one with its
+// __c suffix.
+var fieldAPIName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)*(__c)?$`)
 
 func (c *Config) checkCapacity(l *problemList) {
 	profiles := map[string]int{}

@@ -186,7 +186,17 @@ func (e *Engine) bestAgent(b *bucket, it *item) *agent {
 }
 
 // syncState derives the agent's shown state and reports a change. fromPresence suppresses the
-// presence push (the change came from Omni-Channel).
+// presence push (the change came from Omni-Channel). The engine owns these presence rules of
+// seed 003 (the tables themselves are mapping.Presence's):
+//
+//	change of the shown state          Presence on CommandSetState
+//	came from Omni-Channel             "" (never pushed back: two-way sync cannot loop)
+//	stateChangesUpdatePresence off     ""
+//	-> LoggedOut (logout)              Offline when logoutSetsOffline, else ""
+//	LoggedOut -> any (login)           the status mapped to the new state when loginSetsOnline, else ""
+//	Busy/WrapUp -> idle (work ended)   mapping.Presence.PostWorkStatus: revert to the status before
+//	                                   the work, or the mapped status (its post-call exception)
+//	any other                          mapping.Presence.StatusForState (minor -> major fallback)
 func (e *Engine) syncState(a *agent, fromPresence bool) {
 	if e.reconciling {
 		return // reported once the whole snapshot is applied
@@ -207,28 +217,37 @@ func (e *Engine) syncState(a *agent, fromPresence bool) {
 	}
 	prev := a.shown
 	a.shown = d
-	prevIdle := prev.Major != mapping.Busy && prev.Major != mapping.WrapUp
-	nowWork := d.Major == mapping.Busy || d.Major == mapping.WrapUp
-	if prevIdle && nowWork {
+	prevIdle := !working(prev)
+	if prevIdle && working(d) {
 		a.presenceBefore = a.presence
 	}
 	presence := ""
 	ev := e.plans.events
 	if !fromPresence && ev.StateChangesUpdatePresence {
-		presence = e.plans.statusForState(d)
 		switch {
-		case d.Major == mapping.LoggedOut && !ev.LogoutSetsOffline:
-			presence = ""
-		case prev.Major == mapping.LoggedOut && !ev.LoginSetsOnline:
-			presence = ""
-		case d.Major == mapping.Ready && !prevIdle && e.plans.revert && a.presenceBefore != "" &&
-			a.presenceBefore != mapping.OfflineStatus &&
-			(e.plans.postCall.Major == mapping.Ready || e.plans.postCall.Major == mapping.ReadyOutbound):
-			presence = a.presenceBefore
+		case d.Major == mapping.LoggedOut:
+			if ev.LogoutSetsOffline {
+				presence = mapping.OfflineStatus
+			}
+		case prev.Major == mapping.LoggedOut:
+			if ev.LoginSetsOnline {
+				presence = e.plans.statusForState(d)
+			}
+		case !prevIdle && !working(d):
+			presence = e.plans.presence.PostWorkStatus(d, a.presenceBefore)
+		default:
+			presence = e.plans.statusForState(d)
 		}
+	}
+	if !working(d) {
+		a.presenceBefore = ""
 	}
 	e.emit(Command{Type: CommandSetState, AgentID: a.id, State: d, Presence: presence})
 }
+
+// working reports whether a shown state is the engine's own: Busy (Busy/Inbound included) or
+// WrapUp.
+func working(s mapping.State) bool { return s.Major == mapping.Busy || s.Major == mapping.WrapUp }
 
 func (e *Engine) onSkills(id string, skills []Skill, groups []string) {
 	a := e.agentFor(id)
@@ -290,7 +309,22 @@ func (e *Engine) choose(a *agent, st mapping.State, fromPresence bool) {
 	e.fill(a)
 }
 
-func (e *Engine) onPresence(id, status string, channels []string) {
+// onPresence applies an Omni-Channel status. The engine owns these rules of seed 003:
+//
+//	echo (the connector recognised omniroute's own push,   presence and channels only
+//	  or a change older than a push on its way)
+//	presenceChangesUpdateState off                          presence and channels only
+//	Offline, offlineLogsOut off                             presence and channels only
+//	a status whose state the agent already has (shown or    presence and channels only
+//	  chosen): nothing changes
+//	any other status                                        the state mapping.Presence.StateForStatus
+//	                                                        gives (Offline: LoggedOut; unlisted:
+//	                                                        Ready) is chosen, as the intended state
+//	                                                        after the work while the agent works
+//
+// A status the agent picks while working is also the status to revert to after the work: their
+// own latest choice wins over the one they had when the work began.
+func (e *Engine) onPresence(id, status string, channels []string, echo bool) {
 	a := e.agentFor(id)
 	a.undeliverable = false
 	a.presence = status
@@ -300,11 +334,14 @@ func (e *Engine) onPresence(id, status string, channels []string) {
 	}
 	e.resolveAgent(a)
 	ev := e.plans.events
-	if ev.PresenceChangesUpdateState {
+	if ev.PresenceChangesUpdateState && !echo {
+		if working(a.shown) && status != "" && status != mapping.OfflineStatus {
+			a.presenceBefore = status
+		}
 		st := e.plans.stateForStatus(status)
 		switch {
 		case st.Major == mapping.LoggedOut && !ev.OfflineLogsOut:
-		case st == a.shown || st == a.chosen: // an echo of our own push, or no change
+		case st == a.shown || st == a.chosen: // no change
 		case !choosable(st):
 		default:
 			e.choose(a, st, true)

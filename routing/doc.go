@@ -35,7 +35,8 @@
 //	  Unavailable; AgentWork insert refused              Unavailable, InsertFailed
 //	AgentWork Closed / Transferred                     EventWorkClosed / EventWorkTransferred
 //	AgentWork not inserted by omniroute, its end       EventExternalWork / EventExternalWorkClosed
-//	UserServicePresence create / logout                EventAgentPresence (status, channels / offline)
+//	UserServicePresence create / logout                EventAgentPresence (status, channels / offline;
+//	                                                     Echo when the daemon recognised its own push)
 //	ServiceResourceSkill, public groups                EventAgentSkills
 //	agent pad: state / action                          EventAgentState / EventAgentAction
 //	resubscribe from -1, replay gap, restart           EventReconcile (Snapshot by SOQL)
@@ -46,8 +47,11 @@
 //	CommandCheckOffer query that AgentWork and report its status as an event; never insert a second one
 //	CommandRequeue    move the work item to queue TargetID so Salesforce makes a new PSR (Plan set: the engine awaits it)
 //	CommandSetState   show the state on the agent pad; push Presence to the Omni console when not empty
+//	                  (the engine applies login, logout, Offline, the event switches and revert to
+//	                  last status with mapping.Presence's tables; echoes change no state)
 //	CommandNotify, CommandRefused, CommandWrapUp, CommandEnded, CommandSessionEnded: tell the agent pad
-//	                  (record the disposition of a session that ended)
+//	                  (CommandWrapUp carries its Deadline; the disposition of a session that ended is
+//	                  written to Table.DispositionField of its work items)
 //	CommandHold, CommandRetrieve, CommandConsult, CommandElevate: telephony actions for the agent
 //	CommandTransfer, CommandRerouted, CommandUnroutable, CommandIgnored: log and count (metric label Reason)
 //

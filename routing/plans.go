@@ -38,6 +38,8 @@ type Plans = Table
 type channelDef struct {
 	class  mapping.Class
 	weight int32
+	// dispositionField is the work item field a session's disposition is written to.
+	dispositionField string
 }
 
 // profile is a compiled capacity profile. class[c] < 0 means "capped by total only";
@@ -98,6 +100,15 @@ func (p *Plan) Name() string { return p.name }
 // Plan returns the plan named name, or nil.
 func (ps *Table) Plan(name string) *Plan { return ps.byName[name] }
 
+// Presence is the mapping's presence tables (seed 003).
+func (ps *Table) Presence() *mapping.Presence { return &ps.presence }
+
+// DispositionField is the field of channel's work items that receives a session's disposition
+// (mapping channels[].dispositionField); "" when none.
+func (ps *Table) DispositionField(channel string) string {
+	return ps.channels[channel].dispositionField
+}
+
 // PlanForQueue returns the plan routing queue, or nil.
 func (ps *Table) PlanForQueue(queue string) *Plan { return ps.queues[queue] }
 
@@ -144,7 +155,7 @@ func Compile(cfg *mapping.Config) (*Table, error) {
 			continue
 		}
 		w := int32(max(ch.Weight, 1))
-		ps.channels[ch.Name] = channelDef{class: ch.Class, weight: w}
+		ps.channels[ch.Name] = channelDef{class: ch.Class, weight: w, dispositionField: ch.DispositionField}
 		ps.channelNames = append(ps.channelNames, ch.Name)
 		if ch.Class == mapping.Live {
 			ps.liveChannels = append(ps.liveChannels, ch.Name)

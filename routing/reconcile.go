@@ -22,12 +22,12 @@ func (e *Engine) onReconcile(s *Snapshot) {
 			continue // no agent to apply it to (see Apply)
 		}
 		seen[p.AgentID] = true
-		e.onPresence(p.AgentID, p.Presence, p.Channels)
+		e.onPresence(p.AgentID, p.Presence, p.Channels, false)
 	}
 	for _, a := range e.sortedAgents() {
 		if !seen[a.id] && a.presence != "" && a.presence != mapping.OfflineStatus {
 			seen[a.id] = true
-			e.onPresence(a.id, mapping.OfflineStatus, nil)
+			e.onPresence(a.id, mapping.OfflineStatus, nil, false)
 		}
 	}
 	// Busy Inbound work: replaced by the snapshot's.
@@ -155,6 +155,7 @@ func (e *Engine) assign(x Assignment) *item {
 		return nil // parked: it waits for a table that knows its channel and queue
 	}
 	it.state = stOffered
+	it.nextWork, it.offerPSR = nil, ""
 	it.agent = a
 	it.decliners = it.decliners[:0]
 	a.addUse(it)

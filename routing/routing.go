@@ -236,7 +236,11 @@ type item struct {
 	decliners         []string
 	session           *session
 
-	psr, queue, channel  string
+	psr, queue, channel string
+	// nextWork is a new PSR that arrived while the item was offered, and offerPSR the PSR it
+	// was offered under: applied when the offer is accepted (onAccepted).
+	nextWork             *Work
+	offerPSR             string
 	psrWeight            int32 // the PSR's CapacityWeight; 0: the channel's
 	sessionID            string
 	psrHasPriority       bool
@@ -430,7 +434,7 @@ func (e *Engine) Apply(now time.Time, ev Event) []Command {
 	case EventAgentState:
 		e.onState(ev.AgentID, ev.State)
 	case EventAgentPresence:
-		e.onPresence(ev.AgentID, ev.Presence, ev.Channels)
+		e.onPresence(ev.AgentID, ev.Presence, ev.Channels, ev.Echo)
 	case EventExternalWork:
 		e.onExternal(ev.AgentID, ev.WorkID)
 	case EventExternalWorkClosed:

@@ -100,6 +100,7 @@ type evYAML struct {
 	State    string             `yaml:"state"`
 	Presence string             `yaml:"presence"`
 	Channels []string           `yaml:"channels"`
+	Echo     bool               `yaml:"echo"`
 	Skills   map[string]float64 `yaml:"skills"`
 	Groups   []string           `yaml:"groups"`
 	Channel  string             `yaml:"channel"`
@@ -218,6 +219,7 @@ func (y *evYAML) event(t testing.TB) Event {
 		AgentID:  y.Agent,
 		Presence: y.Presence,
 		Channels: y.Channels,
+		Echo:     y.Echo,
 		Groups:   y.Groups,
 		Channel:  y.Channel,
 	}

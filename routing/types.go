@@ -106,6 +106,10 @@ type Event struct {
 	Presence string
 	// Channels are the service channels the presence status opens (EventAgentPresence).
 	Channels []string
+	// Echo marks an EventAgentPresence whose status is no choice to follow: the connector
+	// recognised omniroute's own push coming back, or a change older than a push still on its
+	// way. Presence and channels are updated; the state is not.
+	Echo bool
 	// Skills are the agent's skills (EventAgentSkills).
 	Skills []Skill
 	// Groups are the agent's public groups, used to pick a capacity profile (EventAgentSkills).
@@ -405,4 +409,7 @@ type Command struct {
 	Reason   Reason
 	// Disposition is the session's disposition (CommandSessionEnded).
 	Disposition string
+	// Deadline is when the wrap-up ends by itself (CommandWrapUp); zero when the plan has no
+	// wrap-up timeout.
+	Deadline time.Time
 }

@@ -3,6 +3,7 @@ package routing
 import (
 	"math"
 	"slices"
+	"time"
 )
 
 // Work: placement in buckets or with a preferred user, timers, offers, sessions and the work
@@ -62,6 +63,14 @@ func (e *Engine) onWork(w *Work) {
 			// An open offer: only its PSR id is updated. The same PSR arriving again after its
 			// DELETE (at-least-once delivery replays the CREATE) does not bring it back.
 			if w.PSR != "" && w.PSR != it.psr {
+				if it.offerPSR == "" {
+					it.offerPSR = it.psr
+				}
+				// A new PSR may also mean the offer was accepted and the work transferred in
+				// Salesforce before the accept reached the engine: kept for the accept.
+				next := *w
+				next.Skills = slices.Clone(w.Skills)
+				it.nextWork = &next
 				it.psr = w.PSR
 				it.psrGone = false
 			}
@@ -345,6 +354,7 @@ func (e *Engine) offer(it *item, a *agent) {
 	it.transferTo = ""
 	e.unplace(it)
 	it.state = stOffered
+	it.nextWork, it.offerPSR = nil, "" // a new offer: no PSR seen during an earlier one counts
 	it.agent = a
 	clear(it.decliners)
 	it.decliners = it.decliners[:0]
@@ -484,7 +494,15 @@ func (e *Engine) onAccepted(id, agentID string) {
 	it := e.items[id]
 	switch {
 	case it != nil && it.state == stOffered && it.agent.id == agentID:
+		next, offered := it.nextWork, it.offerPSR
+		it.nextWork, it.offerPSR = nil, ""
 		e.accept(it)
+		if next != nil {
+			// A new PSR came while the engine saw the offer open: the accepted work was then
+			// transferred in Salesforce, as a new PSR for an interaction says (onWork).
+			it.psr = offered
+			e.onWork(next)
+		}
 	case it != nil && it.state == stActive && it.agent.id == agentID:
 		// An auto-accepted offer: the Opened AgentWork confirms what the engine assumed.
 		it.autoPending = false
@@ -590,12 +608,14 @@ func (e *Engine) release(it *item) {
 	it.held = false
 	a.nActive--
 	a.nWrap++
-	e.emit(Command{Type: CommandWrapUp, WorkID: it.id, AgentID: a.id, Session: it.session.id})
 	if it.plan.wrapUpTimeout > 0 {
+		e.emit(Command{Type: CommandWrapUp, WorkID: it.id, AgentID: a.id, Session: it.session.id,
+			Deadline: time.Unix(0, e.now+it.plan.wrapUpTimeout).UTC()})
 		e.timers.set(it, e.now+it.plan.wrapUpTimeout)
 		e.syncState(a, false)
 		return
 	}
+	e.emit(Command{Type: CommandWrapUp, WorkID: it.id, AgentID: a.id, Session: it.session.id})
 	e.finish(it, ReasonReleased)
 }
 

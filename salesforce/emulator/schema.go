@@ -211,13 +211,15 @@ func newSchema() *schema {
 		fd("Status", P, "CUD", "New", "Working", "Escalated", "Closed"),
 		fd("Priority", P, "CUDN", "High", "Medium", "Low"),
 		fd("Origin", P, "CUN", "Phone", "Email", "Web", "Chat", "Messaging"),
-		fd("OwnerId", R, "CUD", "User", "Group"), fd("IsClosed", B, "D"), fd("ClosedDate", DT, "N"))
+		fd("OwnerId", R, "CUD", "User", "Group"), fd("IsClosed", B, "D"), fd("ClosedDate", DT, "N"),
+		fd("Disposition__c", S, "CUN"))
 	lct := crud("LiveChatTranscript", "Chat Transcript", "570")
 	lct.CDC, lct.AutoName = true, true
 	add(lct,
 		fd("Name", S, ""), fd("Status", P, "CUN", "Waiting", "InProgress", "Completed", "Missed", "Dropped", "Blocked"),
 		fd("OwnerId", R, "CUD", "User", "Group"), fd("CaseId", R, "CUN", "Case"), fd("ChatKey", S, "CUN"),
-		fd("Body", S, "CUN"), fd("RequestTime", DT, "CUN"), fd("StartTime", DT, "CUN"), fd("EndTime", DT, "CUN"))
+		fd("Body", S, "CUN"), fd("RequestTime", DT, "CUN"), fd("StartTime", DT, "CUN"), fd("EndTime", DT, "CUN"),
+		fd("Disposition__c", S, "CUN"))
 	ms := crud("MessagingSession", "Messaging Session", "0Mw")
 	ms.CDC, ms.AutoName = true, true
 	add(ms,
@@ -225,7 +227,8 @@ func newSchema() *schema {
 		fd("OwnerId", R, "CUD", "User", "Group"),
 		fd("ChannelType", P, "CUN", "EmbeddedMessaging", "Facebook", "Line", "Text", "WhatsApp", "WebChat", "AppleBusinessChat"),
 		fd("Origin", P, "CUN", "AgentInitiated", "InboundInitiated", "TriggeredOutbound"),
-		fd("CaseId", R, "CUN", "Case"), fd("AcceptTime", DT, "CUN"), fd("StartTime", DT, "CUN"), fd("EndTime", DT, "CUN"))
+		fd("CaseId", R, "CUN", "Case"), fd("AcceptTime", DT, "CUN"), fd("StartTime", DT, "CUN"), fd("EndTime", DT, "CUN"),
+		fd("Disposition__c", S, "CUN"))
 	vc := crud("VoiceCall", "Voice Call", "0LQ")
 	vc.CDC, vc.AutoName = true, true
 	add(vc,
