@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,6 +121,8 @@ type Connector struct {
 	mapping Mapping // the mapping the core holds
 	router  *Router // the running router, for admin queries
 
+	gateway *Gateway // the agent websocket at /v1/agent
+
 	elector Elector      // nil without leader election
 	leader  *leaderGauge // omniroute_leader
 }
@@ -171,9 +175,18 @@ func New(opts Options) (*Connector, error) {
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
+	// Salesforce tokens are let in once the org's id is known (startup: Gateway.SetOrg).
+	c.gateway, err = NewGateway(GatewayOptions{
+		Auth: AgentAuthFromConfig(cfg, "", opts.HTTPClient), Origins: cfg.AgentOrigins,
+		Registerer: prefixed, Logger: opts.Logger, Now: opts.Now,
+	})
+	if err != nil {
+		return nil, &ConfigError{Err: err}
+	}
 	c.http, err = NewHTTP(HTTPOptions{
 		AdminToken: cfg.AdminToken, Gatherer: opts.Registry, Registerer: prefixed,
 		Ready: c.ready, Live: c.live, Reload: c.reloader.Load, Logger: opts.Logger,
+		Agent: c.gateway,
 	})
 	if err != nil {
 		return nil, err
@@ -364,9 +377,12 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 		},
 	})
 	reader.Bind(router)
+	router.opts.Agents = c.gateway
 	c.mu.Lock()
 	c.router = router
 	c.mu.Unlock()
+	c.gateway.SetRouter(router)
+	defer c.gateway.SetRouter(nil)
 	writer, err := newWriter(writerDeps{Client: c.sf.Client, Org: org.Org, Report: router.Report,
 		Registerer: c.metrics, Logger: c.log, ShutdownTimeout: c.cfg.ShutdownTimeout, MaxDrain: c.maxDrain()})
 	if err != nil {
@@ -483,11 +499,20 @@ func (c *Connector) startup(ctx context.Context, log *slog.Logger) (OrgInfo, err
 			log.Warn("start-up step failed; retrying", "step", step, "retry_in", wait, "err", err)
 		})
 	}
-	if err := retry("login", func() error {
-		_, err := c.sf.Authenticate(ctx)
+	var tok salesforce.Token
+	if err := retry("login", func() (err error) {
+		tok, err = c.sf.Authenticate(ctx)
 		return err
 	}); err != nil {
 		return OrgInfo{}, err
+	}
+	if orgID := identityOrg(tok.ID); orgID != "" {
+		o := AgentAuthFromConfig(c.cfg, orgID, c.httpClient)
+		if err := c.gateway.SetOrg(o.OrgID, o.UserInfoURL); err != nil {
+			return OrgInfo{}, err
+		}
+	} else {
+		log.Warn("the token response has no identity URL with the org's id: the agent websocket accepts demo tokens only")
 	}
 	c.ready.Set(CondTokenHeld, true)
 	bo.Reset()
@@ -548,4 +573,18 @@ func (r *checkedRegisterer) err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return errors.Join(r.errs...)
+}
+
+// identityOrg is the organization id in an identity URL (https://login.salesforce.com/id/<org>/<user>),
+// or "" when the URL has no such path.
+func identityOrg(idURL string) string {
+	u, err := url.Parse(idURL)
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) != 3 || parts[0] != "id" || parts[1] == "" {
+		return ""
+	}
+	return parts[1]
 }

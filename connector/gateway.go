@@ -120,7 +120,8 @@ type GatewayOptions struct {
 type Gateway struct {
 	o        GatewayOptions
 	log      *slog.Logger
-	auth     *agentAuth
+	auth     atomic.Pointer[agentAuth]
+	authOpts AgentAuthOptions
 	origins  map[string]bool
 	upgrader websocket.Upgrader
 	metrics  *gatewayMetrics
@@ -165,7 +166,7 @@ func NewGateway(o GatewayOptions) (*Gateway, error) {
 	orDefault(&o.FramesPerSecond, defaultFramesPerSecond)
 	orDefault(&o.FrameBurst, defaultFrameBurst)
 	g := &Gateway{
-		o: o, log: o.Logger.With("component", "gateway"), auth: auth, origins: origins,
+		o: o, log: o.Logger.With("component", "gateway"), authOpts: o.Auth, origins: origins,
 		metrics: newGatewayMetrics(o.Registerer), conns: map[string]*agentConn{},
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout: o.WriteTimeout,
@@ -176,8 +177,23 @@ func NewGateway(o GatewayOptions) (*Gateway, error) {
 			WriteBufferPool: &sync.Pool{},
 		},
 	}
+	g.auth.Store(auth)
 	g.SetRouter(o.Router)
 	return g, nil
+}
+
+// SetOrg lets in the Salesforce access tokens of orgID's users, checked at userinfoURL, next
+// to the demo tokens. The daemon learns the org's id only when it logs in, after New: until
+// then Salesforce tokens are refused (401). Connections already open are kept.
+func (g *Gateway) SetOrg(orgID, userinfoURL string) error {
+	o := g.authOpts
+	o.OrgID, o.UserInfoURL = orgID, userinfoURL
+	a, err := newAgentAuth(o)
+	if err != nil {
+		return fmt.Errorf("agent gateway: %w", err)
+	}
+	g.auth.Store(a)
+	return nil
 }
 
 // routerRef holds an AgentRouter for atomic.Pointer.
@@ -318,7 +334,7 @@ func (g *Gateway) admit(r *http.Request) (string, *authError) {
 	if aerr != nil {
 		return "", aerr
 	}
-	user, aerr := g.auth.authenticate(r.Context(), token)
+	user, aerr := g.auth.Load().authenticate(r.Context(), token)
 	if aerr != nil {
 		return "", aerr
 	}

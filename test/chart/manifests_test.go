@@ -192,7 +192,7 @@ func TestChartKinds(t *testing.T) {
 // pendingVariables are the variables the chart sets that other branches are adding to
 // connector.Config now (leader election, the agent gateway). Once merged, connector.Variables
 // lists them and this list must be emptied: the test fails while a name is in both.
-var pendingVariables = []string{}
+var pendingVariables []string
 
 func TestDeploymentContract(t *testing.T) {
 	t.Parallel()
