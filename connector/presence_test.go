@@ -285,7 +285,9 @@ func TestPushSeenByConsoleAndStreamIsOneEcho(t *testing.T) {
 			s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: &ConsoleReport{Kind: ReportPresenceChanged,
 				Status: "Away_from_desk", StatusID: cmd.StatusID}}})
 		}
-		stream := func() { s.r.presenceSeen(s.user, "Away_from_desk", []string{"Chat"}, decided.Add(500*time.Millisecond)) }
+		stream := func() {
+			s.r.presenceSeen(s.user, "Away_from_desk", []string{"Chat"}, decided.Add(500*time.Millisecond))
+		}
 		if consoleFirst {
 			console()
 			s.now = s.now.Add(time.Second)
