@@ -167,8 +167,9 @@ func (p *presenceSync) unchanged(user, id string) {
 }
 
 // seen takes a status Salesforce reports for user, changed at at (the event's commit time;
-// zero: now). echo says the engine must not follow it: omniroute's own push coming back, or a
-// change older than the newest intent. repush is the newest intent, to push again when
+// zero: now). echo says the engine must not follow it: omniroute's own push coming back, the
+// status Omni-Channel was already known to show (one change reported by both the console and
+// the stream), or a change older than the newest intent. repush is the newest intent, to push again when
 // Salesforce now shows something else and no push is on its way.
 func (p *presenceSync) seen(user, status string, at, now time.Time) (echo bool, repush string) {
 	if at.IsZero() || at.After(now) {
@@ -176,6 +177,7 @@ func (p *presenceSync) seen(user, status string, at, now time.Time) (echo bool, 
 	}
 	a := p.agent(user)
 	pend := p.live(a, now)
+	prev := a.omni
 	a.omni = status
 	for i, pp := range pend {
 		if pp.status != status || at.Before(pp.at) {
@@ -183,6 +185,11 @@ func (p *presenceSync) seen(user, status string, at, now time.Time) (echo bool, 
 		}
 		a.pending = pend[i+1:]
 		return true, a.stale(status)
+	}
+	if status == prev {
+		// What Omni-Channel was already known to show: the same change reported again (the
+		// console and the stream both report each change, omniroute's pushes included).
+		return true, ""
 	}
 	if at.Before(a.wantAt) {
 		return true, a.stale(status) // the newest intent came after this change

@@ -264,3 +264,40 @@ func st(s string) mapping.State {
 	}
 	return v
 }
+
+// TestPushSeenByConsoleAndStreamIsOneEcho: the console reports every status change it sees,
+// omniroute's own pushes included, and Salesforce streams the same change: whichever of the two
+// comes first, the second is the same change, not the agent's new intent. Seed 003's example
+// maps Away to Away_from_desk and Away_from_desk back to Away/Break, so taking the echo for an
+// intent would change the state.
+func TestPushSeenByConsoleAndStreamIsOneEcho(t *testing.T) {
+	t.Parallel()
+	for _, consoleFirst := range []bool{true, false} {
+		s := newSyncSim(t, 1)
+		s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Event: &routing.Event{Type: routing.EventAgentState, State: st("Away")}}})
+		require.Len(t, s.landing, 1)
+		decided := s.now
+		cmd := s.landing[0].cmd
+		require.Equal(t, "Away_from_desk", cmd.Status)
+		s.now = s.now.Add(time.Second)
+		s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: &ConsoleReport{Kind: ReportResult, CommandID: cmd.ID, OK: true}}})
+		console := func() {
+			s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: &ConsoleReport{Kind: ReportPresenceChanged,
+				Status: "Away_from_desk", StatusID: cmd.StatusID}}})
+		}
+		stream := func() {
+			s.r.presenceSeen(s.user, "Away_from_desk", []string{"Chat"}, decided.Add(500*time.Millisecond))
+		}
+		if consoleFirst {
+			console()
+			s.now = s.now.Add(time.Second)
+			stream()
+		} else {
+			s.now = s.now.Add(time.Second)
+			stream()
+			console()
+		}
+		require.Equal(t, st("Away"), s.state(), "console first %v: the echo seen twice became an intent", consoleFirst)
+		require.Len(t, s.landing, 1, "console first %v: nothing pushed again", consoleFirst)
+	}
+}

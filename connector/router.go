@@ -651,7 +651,11 @@ func (r *Router) applyTracked(e routing.Event, aw *salesforce.AgentWork) {
 	case routing.EventWorkRemoved:
 		delete(r.waiting, e.WorkID)
 		delete(r.arrived, e.WorkID)
-		delete(r.workQueue, e.WorkID)
+		if _, offered := r.offers[e.WorkID]; !offered {
+			// An offered work's PSR is deleted when it is accepted, and that DELETE may come
+			// before the AgentWork's accept: the work keeps its queue for a later transfer.
+			delete(r.workQueue, e.WorkID)
+		}
 	case routing.EventWorkClosed:
 		delete(r.workQueue, e.WorkID)
 	}

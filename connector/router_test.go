@@ -423,3 +423,24 @@ func TestOffersThatEndUnacceptedLeaveNothingBehind(t *testing.T) {
 	require.Empty(t, r.sessionWork)
 	require.Empty(t, r.wrapUps)
 }
+
+// TestPSRDeletedWhileOfferedKeepsTheQueue: accepting deletes the PSR in Salesforce, and its
+// DELETE may reach the router before the AgentWork's accept does. The work's queue is kept, so a
+// later transfer to skills (a new PSR without a queue) is still routed by the plan of the queue
+// the work came from.
+func TestPSRDeletedWhileOfferedKeepsTheQueue(t *testing.T) {
+	t.Parallel()
+	r, now := newRouter(t)
+	const agent, work = "005000000000001AAA", "570000000000001AAA"
+	r.apply(routing.Event{Type: routing.EventAgentSkills, AgentID: agent, Skills: []routing.Skill{{Name: "English", Level: 5}, {Name: "Technical", Level: 3}}})
+	r.apply(routing.Event{Type: routing.EventAgentState, AgentID: agent, State: mapping.State{Major: mapping.Ready}})
+	r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: agent, Presence: "Available", Channels: []string{"Chat"}})
+	r.applyTracked(routing.Event{Type: routing.EventWorkArrived,
+		Work: routing.Work{ID: work, PSR: "0JR000000000001AAA", Queue: "Support_EN", Channel: "Chat", RequestedAt: now}}, nil)
+	require.Contains(t, r.offers, work)
+	r.applyTracked(routing.Event{Type: routing.EventWorkRemoved, WorkID: work, PSR: "0JR000000000001AAA"}, nil)
+	r.applyTracked(routing.Event{Type: routing.EventOfferAccepted, WorkID: work, AgentID: agent}, nil)
+	r.applyTracked(routing.Event{Type: routing.EventWorkArrived,
+		Work: routing.Work{ID: work, PSR: "0JR000000000002AAA", Channel: "Chat", RequestedAt: now}}, nil)
+	require.Equal(t, "Support_EN", r.workQueue[work], "the transfer's PSR lost the work's queue")
+}
