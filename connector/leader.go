@@ -92,8 +92,8 @@ func NewLeaseElector(o LeaseElectorOptions) (*LeaseElector, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("configure leader election: no %s", strings.Join(missing, ", "))
 	}
-	if o.LeaseDuration <= o.RenewDeadline || o.RenewDeadline <= o.RetryPeriod || o.RetryPeriod <= 0 {
-		return nil, fmt.Errorf("configure leader election: need lease duration (%s) > renew deadline (%s) > retry period (%s) > 0",
+	if o.LeaseDuration <= o.RenewDeadline+o.RetryPeriod || o.RenewDeadline <= o.RetryPeriod || o.RetryPeriod <= 0 {
+		return nil, fmt.Errorf("configure leader election: need lease duration (%s) > renew deadline (%s) + retry period (%s), renew deadline > retry period > 0",
 			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod)
 	}
 	if o.Logger == nil {
@@ -164,11 +164,11 @@ func (e *LeaseElector) Run(ctx context.Context, lead func(ctx context.Context) e
 		leadErr  error
 	)
 	leadDone := make(chan struct{})
-	lock := &resourcelock.LeaseLock{
+	lock := &releaseFence{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: e.opts.Namespace, Name: e.opts.Name},
 		Client:     e.opts.Client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: e.opts.Identity},
-	}
+	}}
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		Name:            e.opts.Name,
@@ -181,6 +181,7 @@ func (e *LeaseElector) Run(ctx context.Context, lead func(ctx context.Context) e
 				mu.Lock()
 				if stopping {
 					mu.Unlock()
+					lock.allowRelease()
 					cancelElect()
 					return
 				}
@@ -196,6 +197,9 @@ func (e *LeaseElector) Run(ctx context.Context, lead func(ctx context.Context) e
 				mu.Lock()
 				leadErr = err
 				mu.Unlock()
+				if lctx.Err() == nil {
+					lock.allowRelease() // nothing runs under the Lease any more
+				}
 				cancelElect() // release the Lease now that nothing runs under it
 			},
 			OnStoppedLeading: func() {},
@@ -247,6 +251,61 @@ func (e *LeaseElector) Run(ctx context.Context, lead func(ctx context.Context) e
 		e.log.Warn("leadership lost: stopped routing")
 		return ErrLeadershipLost
 	}
+}
+
+// errReleaseFenced is releaseFence's refusal, which client-go logs.
+var errReleaseFenced = errors.New("lease not released: this replica's work may still run, or another replica holds the lease; it expires by itself")
+
+// releaseFence is the Lease lock under client-go's LeaderElector, which gives the Lease up
+// only when the work under it has stopped and the Lease is still this replica's.
+//
+// client-go releases (ReleaseOnCancel) in two cases. On a stop, after Run cancelled its
+// context, which Run does only once lead returned: allowed. And when a renewal failed for the
+// renew deadline: then it releases BEFORE it cancels lead's context, while the deposed leader
+// still routes and its writer drains, so a standby would route beside it; and its release
+// (tryRelease) updates whatever Lease it just read as long as it observed itself as holder
+// before, so a leader resumed from a freeze clears its successor's holder. Both are refused
+// here: a lost Lease is left to expire, LeaseDuration after its last renewal, by which time the
+// deposed leader has stopped (maxDrain).
+type releaseFence struct {
+	resourcelock.Interface
+
+	mu         sync.Mutex
+	mayRelease bool   // lead returned with the Lease still renewed
+	lastHolder string // the holder in the last read of the Lease
+}
+
+func (f *releaseFence) allowRelease() {
+	f.mu.Lock()
+	f.mayRelease = true
+	f.mu.Unlock()
+}
+
+// Get reads the Lease and notes its holder.
+func (f *releaseFence) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	r, raw, err := f.Interface.Get(ctx)
+	f.mu.Lock()
+	f.lastHolder = ""
+	if err == nil && r != nil {
+		f.lastHolder = r.HolderIdentity
+	}
+	f.mu.Unlock()
+	return r, raw, err
+}
+
+// Update writes the record; a release (no holder) only when allowed and the Lease just read is
+// this replica's. The update carries that read's resourceVersion, so a Lease taken over in
+// between is a conflict, and client-go reads it again.
+func (f *releaseFence) Update(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	if r.HolderIdentity == "" {
+		f.mu.Lock()
+		ok := f.mayRelease && f.lastHolder == f.Identity()
+		f.mu.Unlock()
+		if !ok {
+			return errReleaseFenced
+		}
+	}
+	return f.Interface.Update(ctx, r)
 }
 
 // CondLeader is the readiness condition of leader election: true while this replica leads.
@@ -317,13 +376,18 @@ func (c *Connector) lead(ctx context.Context, log *slog.Logger, org OrgInfo, hb 
 	})
 }
 
-// maxDrain is how long the writer may finish its calls in flight once routing stops: with
-// leader election, the margin between the renew deadline (when a leader that cannot renew
-// stops) and the lease duration (when a standby may take over), so that a deposed leader's
-// last insert is answered before its successor routes; without it, no cap.
+// maxDrain is how long the writer may finish its calls in flight once routing stops. With
+// leader election: a leader that last renewed at t0 tries again at t0+RetryPeriod and is told
+// to stop RenewDeadline later (client-go's renew loop); a standby may take over at
+// t0+LeaseDuration, counted on its own clock from when it saw that renewal (so clock skew
+// between nodes does not matter; the Lease's renewTime is not used). The drain takes what is
+// left: LeaseDuration - RenewDeadline - RetryPeriod, which the configuration keeps positive
+// (3s with the defaults), so that a deposed leader's last insert is answered before its
+// successor routes. Without leader election, no cap.
 func (c *Connector) maxDrain() time.Duration {
 	if c.elector == nil {
 		return 0
 	}
-	return c.cfg.Leader.LeaseDuration.Duration - c.cfg.Leader.RenewDeadline.Duration
+	l := c.cfg.Leader
+	return l.LeaseDuration.Duration - l.RenewDeadline.Duration - l.RetryPeriod.Duration
 }

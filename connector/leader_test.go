@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	typedcoordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 )
 
 func testElector(t *testing.T, cs kubernetes.Interface, id string, frozen *atomic.Bool) *LeaseElector {
@@ -118,4 +120,136 @@ func TestLeaderElectionOutsideCluster(t *testing.T) {
 	var ce *ConfigError
 	require.ErrorAs(t, err, &ce)
 	require.ErrorContains(t, err, "OMNIROUTE_LEADER_ELECTION: the Kubernetes API")
+}
+
+// renewFails is a candidate's view of the shared fake API server in which its renewals (an
+// update naming it the holder) fail while fail is set, and, while hang is set, wait until
+// hang is cleared and then fail (a process frozen in the middle of a renewal, between its
+// read of the Lease and its update). Reads and
+// releases pass: the API server is reachable.
+type renewFails struct {
+	kubernetes.Interface
+	id         string
+	fail, hang *atomic.Bool
+	tries      *atomic.Int64
+}
+
+func (f renewFails) CoordinationV1() typedcoordinationv1.CoordinationV1Interface {
+	return renewFailsCoordination{f.Interface.CoordinationV1(), f}
+}
+
+type renewFailsCoordination struct {
+	typedcoordinationv1.CoordinationV1Interface
+	f renewFails
+}
+
+func (c renewFailsCoordination) Leases(ns string) typedcoordinationv1.LeaseInterface {
+	return renewFailsLeases{c.CoordinationV1Interface.Leases(ns), c.f}
+}
+
+type renewFailsLeases struct {
+	typedcoordinationv1.LeaseInterface
+	f renewFails
+}
+
+func (l renewFailsLeases) Update(ctx context.Context, lease *coordinationv1.Lease, o metav1.UpdateOptions) (*coordinationv1.Lease, error) {
+	if h := lease.Spec.HolderIdentity; h != nil && *h == l.f.id && l.f.fail.Load() {
+		// client-go renews optimistically first, then reads the Lease and updates it: the
+		// second update hangs while hang is set.
+		if l.f.tries.Add(1)%2 == 0 {
+			for l.f.hang.Load() {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		return nil, errors.New("renewal refused")
+	}
+	return l.LeaseInterface.Update(ctx, lease, o)
+}
+
+func renewFailsElector(t *testing.T, cs kubernetes.Interface, id string, fail, hang *atomic.Bool) *LeaseElector {
+	t.Helper()
+	e, err := NewLeaseElector(LeaseElectorOptions{Client: renewFails{cs, id, fail, hang, new(atomic.Int64)}, Namespace: "omni", Name: "omniroute", Identity: id,
+		LeaseDuration: testLease, RenewDeadline: testRenew, RetryPeriod: testRetry})
+	require.NoError(t, err)
+	return e
+}
+
+// TestLeaseElectorLostKeepsLeaseWhileDraining: a leader whose renewals fail for the renew
+// deadline while the API server still answers is told to stop; client-go then releases the
+// Lease (ReleaseOnCancel) before it even cancels lead's context. The Lease must stay held by
+// the deposed leader while lead drains its last writes: a standby takes it over only once it
+// expired, after the drain (maxDrain), never while the old leader still writes.
+func TestLeaseElectorLostKeepsLeaseWhileDraining(t *testing.T) {
+	t.Parallel()
+	cs := newLeaseClientset()
+	var fail, hang atomic.Bool
+	a := renewFailsElector(t, cs, "a", &fail, &hang)
+	var heldWhileDraining string
+	err := a.Run(t.Context(), func(lctx context.Context) error {
+		fail.Store(true)
+		<-lctx.Done()
+		heldWhileDraining = holder(t, cs) // the writer drains here
+		return nil
+	})
+	require.ErrorIs(t, err, ErrLeadershipLost)
+	require.Equal(t, "a", heldWhileDraining, "a deposed leader that still drains does not release the Lease")
+	require.Equal(t, "a", holder(t, cs), "nor after: the Lease expires, LeaseDuration after the last renewal")
+}
+
+// TestLeaseElectorResumedLeaderKeepsOffSuccessor: a leader frozen in a renewal past the lease
+// duration is replaced; when it resumes, client-go's release (tryRelease reads the Lease but
+// trusts the holder it observed before the freeze) must not clear the successor's holder,
+// or a third replica would lead beside the successor.
+func TestLeaseElectorResumedLeaderKeepsOffSuccessor(t *testing.T) {
+	t.Parallel()
+	cs := newLeaseClientset()
+	var fail, hang, never atomic.Bool
+	a := renewFailsElector(t, cs, "a", &fail, &hang)
+	aLeads := make(chan struct{})
+	aDone := make(chan error, 1)
+	go func() {
+		aDone <- a.Run(t.Context(), func(lctx context.Context) error {
+			fail.Store(true)
+			hang.Store(true)
+			close(aLeads)
+			<-lctx.Done()
+			return nil
+		})
+	}()
+	<-aLeads
+	b := renewFailsElector(t, cs, "b", &never, &never)
+	bctx, bcancel := context.WithCancel(t.Context())
+	defer bcancel()
+	bLeads := make(chan struct{})
+	bDone := make(chan error, 1)
+	go func() {
+		bDone <- b.Run(bctx, func(lctx context.Context) error {
+			close(bLeads)
+			<-lctx.Done()
+			return nil
+		})
+	}()
+	<-bLeads
+	require.Equal(t, "b", holder(t, cs))
+	hang.Store(false) // a resumes: its renewal fails, its renew deadline is long past
+	require.ErrorIs(t, <-aDone, ErrLeadershipLost)
+	require.Equal(t, "b", holder(t, cs), "the resumed leader left its successor's Lease alone")
+	bcancel()
+	require.NoError(t, <-bDone)
+}
+
+// TestMaxDrainEndsBeforeTakeover: a leader that renewed at t0 tries again at t0+RetryPeriod
+// and is told to stop when RenewDeadline more has passed (client-go's renew loop); a standby
+// may take over at t0+LeaseDuration. The writer's drain must end by then.
+func TestMaxDrainEndsBeforeTakeover(t *testing.T) {
+	t.Parallel()
+	c := &Connector{cfg: validConfig(), elector: testElector(t, newLeaseClientset(), "a", nil)}
+	c.cfg.Leader.Election = true
+	c.cfg.Leader.LeaseDuration.Duration = 15 * time.Second
+	c.cfg.Leader.RenewDeadline.Duration = 10 * time.Second
+	c.cfg.Leader.RetryPeriod.Duration = 2 * time.Second
+	l := c.cfg.Leader
+	told := l.RetryPeriod.Duration + l.RenewDeadline.Duration // after t0, at the latest
+	require.Positive(t, c.maxDrain())
+	require.LessOrEqual(t, told+c.maxDrain(), l.LeaseDuration.Duration, "the drain ends before a standby may take over")
 }
