@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -119,8 +120,9 @@ type Connector struct {
 	mapping Mapping // the mapping the core holds
 	router  *Router // the running router, for admin queries
 
-	elector Elector      // nil without leader election
-	leader  *leaderGauge // omniroute_leader
+	elector  Elector      // nil without leader election
+	leader   *leaderGauge // omniroute_leader
+	drainCut atomic.Bool  // the last route's writer cut a call at the end of its drain
 }
 
 // New validates the configuration, loads the mapping, builds the parts and listens. It makes
@@ -438,6 +440,9 @@ loop:
 	select { // the writer answers or hands back its in-flight calls; the router takes them
 	case <-writerDone:
 	case <-stop.Done():
+	}
+	if dw, ok := writer.(*drainWatch); ok {
+		c.drainCut.Store(dw.Cut())
 	}
 	cancelRouter()
 	done := make(chan struct{})

@@ -194,10 +194,15 @@ func (e *LeaseElector) Run(ctx context.Context, lead func(ctx context.Context) e
 				defer context.AfterFunc(ctx, cancel)()
 				e.log.Info("leading")
 				err := lead(rctx)
+				keep := errors.Is(err, errKeepLease)
+				if keep {
+					e.log.Warn("keeping the lease until it expires", "reason", err)
+					err = nil
+				}
 				mu.Lock()
 				leadErr = err
 				mu.Unlock()
-				if lctx.Err() == nil {
+				if lctx.Err() == nil && !keep {
 					lock.allowRelease() // nothing runs under the Lease any more
 				}
 				cancelElect() // release the Lease now that nothing runs under it
@@ -308,6 +313,12 @@ func (f *releaseFence) Update(ctx context.Context, r resourcelock.LeaderElection
 	return f.Interface.Update(ctx, r)
 }
 
+// errKeepLease, returned by lead, stops leading like nil but keeps the Lease: it expires
+// LeaseDuration after the last renewal instead of going to a standby at once. The core returns
+// it when its writer cut a call at the end of the drain: that insert may still land, and a
+// successor must not read AgentWork before it has.
+var errKeepLease = errors.New("lease kept until it expires: an AgentWork call was cut at the end of the drain")
+
 // CondLeader is the readiness condition of leader election: true while this replica leads.
 // New adds it only with OMNIROUTE_LEADER_ELECTION, so a standby's /readyz is false and the
 // Service sends agents to the leader.
@@ -372,7 +383,13 @@ func (c *Connector) lead(ctx context.Context, log *slog.Logger, org OrgInfo, hb 
 			hb.Beat()
 			leading.Store(false)
 		}()
-		return c.route(lctx, log, org, hb)
+		if err := c.route(lctx, log, org, hb); err != nil {
+			return err
+		}
+		if c.drainCut.Load() {
+			return errKeepLease
+		}
+		return nil
 	})
 }
 

@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	typedcoordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
+
+	"github.com/omniroute/omniroute/routing"
 )
 
 func testElector(t *testing.T, cs kubernetes.Interface, id string, frozen *atomic.Bool) *LeaseElector {
@@ -252,4 +254,57 @@ func TestMaxDrainEndsBeforeTakeover(t *testing.T) {
 	told := l.RetryPeriod.Duration + l.RenewDeadline.Duration // after t0, at the latest
 	require.Positive(t, c.maxDrain())
 	require.LessOrEqual(t, told+c.maxDrain(), l.LeaseDuration.Duration, "the drain ends before a standby may take over")
+}
+
+// TestLeaseElectorKeepsLeaseAfterCutDrain: a stopping leader whose writer had to cut a call at
+// the end of its drain (the insert may still land at Salesforce) keeps the Lease: it expires
+// LeaseDuration after the last renewal instead of going to a standby at once, whose reconcile
+// would otherwise read AgentWork before that insert landed. Run still returns nil.
+func TestLeaseElectorKeepsLeaseAfterCutDrain(t *testing.T) {
+	t.Parallel()
+	cs := newLeaseClientset()
+	a := testElector(t, cs, "a", nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	leading := make(chan struct{})
+	go func() {
+		done <- a.Run(ctx, func(lctx context.Context) error {
+			close(leading)
+			<-lctx.Done()
+			return errKeepLease
+		})
+	}()
+	<-leading
+	cancel()
+	require.NoError(t, <-done)
+	require.Equal(t, "a", holder(t, cs), "the Lease is left to expire")
+}
+
+// TestDrainWatchCut: the writer's Run is watched; a drain that used its whole allowance is
+// reported as cut, one that ended early is not.
+func TestDrainWatchCut(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		after time.Duration
+		cut   bool
+	}{{"answered", 0, false}, {"cut", 200 * time.Millisecond, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := &drainWatch{writerPart: slowWriter{tc.after}, drain: 100 * time.Millisecond}
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			require.NoError(t, w.Run(ctx))
+			require.Equal(t, tc.cut, w.Cut())
+		})
+	}
+}
+
+type slowWriter struct{ after time.Duration }
+
+func (slowWriter) Do(routing.Command) {}
+func (s slowWriter) Run(ctx context.Context) error {
+	<-ctx.Done()
+	time.Sleep(s.after)
+	return nil
 }
