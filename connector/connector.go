@@ -169,7 +169,11 @@ func New(opts Options) (*Connector, error) {
 	}
 	<-c.reloader.Updates() // the core starts with this mapping
 	c.ready.Set(CondMappingLoaded, true)
-	c.sf, err = NewSalesforce(cfg.Salesforce, SalesforceOptions{HTTPClient: opts.HTTPClient, Registerer: prefixed, Logger: opts.Logger})
+	sfHTTP := opts.HTTPClient
+	if cfg.Leader.Election { // inserts leave only while the Lease is fresh (leader.go)
+		sfHTTP = fenceWrites(sfHTTP, func() bool { return c.elector.Writable() })
+	}
+	c.sf, err = NewSalesforce(cfg.Salesforce, SalesforceOptions{HTTPClient: sfHTTP, Registerer: prefixed, Logger: opts.Logger})
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}

@@ -28,7 +28,9 @@
 //     1 on the leader. The Lease is released only after the routing stopped, and never by a
 //     leader that lost it (releaseFence); a leader that cannot renew stops routing at once,
 //     drains its writer for at most LeaseDuration-RenewDeadline-RetryPeriod (maxDrain), and
-//     the daemon exits (ErrLeadershipLost).
+//     the daemon exits (ErrLeadershipLost). AgentWork inserts leave only while the last
+//     renewal is fresh on the leader's own clock (Elector.Writable, fenceWrites), so a leader
+//     resumed from a freeze sends nothing it decided before.
 //   - router.go: the Router, the only goroutine that touches routing.Engine: one inbox for
 //     reads, writer results, reconcile snapshots, admin queries and one queue for stream
 //     messages; reloads from Reloader.Updates; one timer at Engine.NextDeadline. It commits a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -39,6 +40,9 @@ type Elector interface {
 	// candidate: a new leader resumes where the last one committed. Save succeeds only while
 	// this replica holds the leadership.
 	Checkpoints(channels []string) (salesforce.CheckpointStore, error)
+	// Writable says whether this replica may send an AgentWork insert now: it leads and its
+	// lease is fresh on its own clock. Checked just before each insert leaves.
+	Writable() bool
 }
 
 // ErrLeadershipLost is returned by Elector.Run when the leader could not renew its lease in
@@ -70,8 +74,25 @@ type LeaseElectorOptions struct {
 // The leader keeps the stream's replay ids in an annotation of the same Lease
 // (Checkpoints), so a new pod on any node resumes the stream where the last leader stopped.
 type LeaseElector struct {
-	opts LeaseElectorOptions
-	log  *slog.Logger
+	opts  LeaseElectorOptions
+	log   *slog.Logger
+	fence atomic.Pointer[releaseFence] // the lock of the running Run
+}
+
+// Writable says whether this replica may send a write to Salesforce now: it leads, and its
+// last renewal began less than RetryPeriod+RenewDeadline ago on its own clock, the latest
+// moment client-go tells a leader that cannot renew to stop. Checked just before an insert
+// leaves (fenceWrites), it keeps a leader resumed from a freeze from sending the inserts it
+// had decided before, whatever order its goroutines wake in; calls already sent get maxDrain
+// to be answered, which ends before a standby may take the Lease.
+func (e *LeaseElector) Writable() bool {
+	f := e.fence.Load()
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.renewedAt.IsZero() && time.Since(f.renewedAt) < e.opts.RetryPeriod+e.opts.RenewDeadline
 }
 
 // NewLeaseElector checks the options and returns the elector; it makes no request.
@@ -169,6 +190,8 @@ func (e *LeaseElector) Run(ctx context.Context, lead func(ctx context.Context) e
 		Client:     e.opts.Client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: e.opts.Identity},
 	}}
+	e.fence.Store(lock)
+	defer e.fence.CompareAndSwap(lock, nil)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		Name:            e.opts.Name,
@@ -276,8 +299,28 @@ type releaseFence struct {
 	resourcelock.Interface
 
 	mu         sync.Mutex
-	mayRelease bool   // lead returned with the Lease still renewed
-	lastHolder string // the holder in the last read of the Lease
+	mayRelease bool      // lead returned with the Lease still renewed
+	lastHolder string    // the holder in the last read of the Lease
+	renewedAt  time.Time // when the last successful acquisition or renewal began; zero once released
+}
+
+// Create creates the Lease held by this replica (the first acquisition) and notes when.
+func (f *releaseFence) Create(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	began := time.Now()
+	err := f.Interface.Create(ctx, r)
+	f.noteRenewal(r, began, err)
+	return err
+}
+
+func (f *releaseFence) noteRenewal(r resourcelock.LeaderElectionRecord, began time.Time, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case err == nil && r.HolderIdentity == f.Identity():
+		f.renewedAt = began
+	case err == nil && r.HolderIdentity == "":
+		f.renewedAt = time.Time{}
+	}
 }
 
 func (f *releaseFence) allowRelease() {
@@ -310,7 +353,46 @@ func (f *releaseFence) Update(ctx context.Context, r resourcelock.LeaderElection
 			return errReleaseFenced
 		}
 	}
-	return f.Interface.Update(ctx, r)
+	began := time.Now()
+	err := f.Interface.Update(ctx, r)
+	f.noteRenewal(r, began, err)
+	return err
+}
+
+// errNotWritable is fenceWrites' refusal of an insert.
+var errNotWritable = errors.New("agentwork insert not sent: this replica's lease lapsed (leader election)")
+
+// fenceWrites returns a copy of hc (nil: http.DefaultClient) whose AgentWork inserts (POST to
+// sobjects/AgentWork or composite/sobjects) leave only while writable says so; a refused one
+// fails before anything is sent, and the writer takes it as an insert of unknown outcome.
+// Other requests pass.
+func fenceWrites(hc *http.Client, writable func() bool) *http.Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	c := *hc
+	next := c.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	c.Transport = writeFence{next: next, writable: writable}
+	return &c
+}
+
+type writeFence struct {
+	next     http.RoundTripper
+	writable func() bool
+}
+
+func (f writeFence) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, "/sobjects/AgentWork") || strings.HasSuffix(r.URL.Path, "/composite/sobjects")) &&
+		!f.writable() {
+		if r.Body != nil {
+			_ = r.Body.Close()
+		}
+		return nil, errNotWritable
+	}
+	return f.next.RoundTrip(r)
 }
 
 // errKeepLease, returned by lead, stops leading like nil but keeps the Lease: it expires

@@ -3,6 +3,9 @@ package connector
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -307,4 +310,60 @@ func (s slowWriter) Run(ctx context.Context) error {
 	<-ctx.Done()
 	time.Sleep(s.after)
 	return nil
+}
+
+// TestLeaseElectorWritable: writes are allowed while the last renewal is fresh, and refused
+// from the moment a leader that cannot renew is told to stop at the latest (last renewal +
+// retry period + renew deadline), on its own clock: a leader resumed from a freeze sends no
+// insert it had decided before, whatever its goroutines' order.
+func TestLeaseElectorWritable(t *testing.T) {
+	t.Parallel()
+	cs := newLeaseClientset()
+	var fail, hang atomic.Bool
+	a := renewFailsElector(t, cs, "a", &fail, &hang)
+	require.False(t, a.Writable(), "not before leading")
+	var atStart, afterHorizon bool
+	err := a.Run(t.Context(), func(lctx context.Context) error {
+		atStart = a.Writable()
+		fail.Store(true)
+		time.Sleep(testRetry + testRenew + 50*time.Millisecond)
+		afterHorizon = a.Writable()
+		<-lctx.Done()
+		return nil
+	})
+	require.ErrorIs(t, err, ErrLeadershipLost)
+	require.True(t, atStart)
+	require.False(t, afterHorizon, "no write once the renewals lapsed")
+	require.False(t, a.Writable())
+}
+
+// TestWriteFence: with leader election the Salesforce client's AgentWork inserts pass only
+// while the elector allows writes; refused ones never reach the server; reads always pass.
+func TestWriteFence(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	var writable atomic.Bool
+	hc := fenceWrites(srv.Client(), writable.Load)
+	post := func(path string) error {
+		resp, err := hc.Post(srv.URL+path, "application/json", strings.NewReader("{}"))
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return err
+	}
+	require.ErrorIs(t, post("/services/data/v64.0/sobjects/AgentWork"), errNotWritable)
+	require.ErrorIs(t, post("/services/data/v64.0/composite/sobjects"), errNotWritable)
+	require.Zero(t, hits.Load())
+	resp, err := hc.Get(srv.URL + "/services/data/v64.0/query?q=SELECT+Id+FROM+AgentWork")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.NoError(t, post("/services/oauth2/token"))
+	writable.Store(true)
+	require.NoError(t, post("/services/data/v64.0/sobjects/AgentWork"))
+	require.EqualValues(t, 3, hits.Load())
 }
