@@ -35,7 +35,8 @@ func soqlAny(t *testing.T, em *emulator.Emulator, token, q, field string) any {
 }
 
 // TestFailoverLateInsert: the predecessor's insert lands after the new leader's reconcile read
-// AgentWork (a frozen leader resumed; the handover's timing rules out the other causes), and
+// AgentWork (the handover's timing and the write fence rule it out but for a freeze in the
+// instant an insert leaves; the test injects it directly), and
 // the stream delivers it only after the new leader decided to route that PSR. The new leader's
 // own insert for the same PSR must not give it a second AgentWork; the PSR ends with the
 // predecessor's offer.
@@ -110,7 +111,7 @@ func TestFailoverLateInsert(t *testing.T) {
 	require.Equal(t, user, got[0].UserID, "the predecessor's offer stands")
 	// What kept it to one: the emulator refused the second insert for a pushed PSR. Salesforce
 	// documents no such refusal, so the daemon's own guard is the timing of the handover
-	// (maxDrain, releaseFence, errKeepLease), which this test bypasses on purpose; if the
+	// (maxDrain, releaseFence, errKeepLease, Elector.Writable), which this test bypasses; if the
 	// emulator ever accepts the second insert, this test fails and the look-up guard is due.
 	require.Contains(t, b.d.logs.String(), "The work item is already pushed to an agent.")
 }

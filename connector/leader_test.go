@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -366,4 +367,30 @@ func TestWriteFence(t *testing.T) {
 	writable.Store(true)
 	require.NoError(t, post("/services/data/v64.0/sobjects/AgentWork"))
 	require.EqualValues(t, 3, hits.Load())
+}
+
+// TestLeaseElectorNoGoroutineLeak: once Run returned, after a stop and after a lost lease,
+// no goroutine of the election (client-go's included) or of the Lease checkpoint store is left.
+// Not parallel: goleak sees the whole process.
+func TestLeaseElectorNoGoroutineLeak(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	cs := newLeaseClientset()
+	a := testElector(t, cs, "a", nil)
+	store, err := a.Checkpoints([]string{"/data/x"})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	require.NoError(t, a.Run(ctx, func(lctx context.Context) error {
+		require.NoError(t, store.Save(lctx, map[string]int64{"/data/x": 1}))
+		require.NoError(t, store.Save(lctx, map[string]int64{"/data/x": 2})) // arms the timer
+		cancel()
+		<-lctx.Done()
+		return store.(*LeaseCheckpointStore).Flush(context.Background())
+	}))
+	var fail, hang atomic.Bool
+	b := renewFailsElector(t, newLeaseClientset(), "b", &fail, &hang)
+	require.ErrorIs(t, b.Run(t.Context(), func(lctx context.Context) error {
+		fail.Store(true)
+		<-lctx.Done()
+		return nil
+	}), ErrLeadershipLost)
 }
