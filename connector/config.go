@@ -85,7 +85,7 @@ type LeaderConfig struct {
 	Election      bool     `default:"false" desc:"true: replicas elect one leader on a Kubernetes Lease (in-cluster); only it subscribes, routes and writes, and it keeps the replay ids in the Lease"`
 	Lease         string   `default:"omniroute" desc:"name of the Lease (coordination.k8s.io) in the pod's namespace"`
 	LeaseDuration Duration `split_words:"true" default:"15s" desc:"how long a standby waits after the last renewal before taking the Lease over (whole seconds)"`
-	RenewDeadline Duration `split_words:"true" default:"10s" desc:"how long the leader keeps failing to renew before it stops routing and exits; below the lease duration"`
+	RenewDeadline Duration `split_words:"true" default:"10s" desc:"how long the leader keeps failing to renew before it stops routing and exits; the lease duration must exceed it plus the retry period, and the rest is the deposed leader's drain"`
 	RetryPeriod   Duration `split_words:"true" default:"2s" desc:"how often the Lease is tried and renewed, and the shortest gap between two replay id writes; below the renew deadline"`
 }
 
@@ -351,6 +351,12 @@ func (l LeaderConfig) validate() []error {
 	if l.RetryPeriod.Duration >= l.RenewDeadline.Duration {
 		errs = append(errs, fmt.Errorf("%s: %s must be below %s (%s)", env("Leader", "RetryPeriod"), l.RetryPeriod.Duration,
 			env("Leader", "RenewDeadline"), l.RenewDeadline.Duration))
+	}
+	if len(errs) == 0 && l.LeaseDuration.Duration <= l.RenewDeadline.Duration+l.RetryPeriod.Duration {
+		// the deposed leader's drain (maxDrain) fits in what is left
+		errs = append(errs, fmt.Errorf("%s: %s must exceed %s + %s (%s): a deposed leader's last writes are answered in the difference",
+			env("Leader", "LeaseDuration"), l.LeaseDuration.Duration, env("Leader", "RenewDeadline"), env("Leader", "RetryPeriod"),
+			l.RenewDeadline.Duration+l.RetryPeriod.Duration))
 	}
 	return errs
 }

@@ -355,6 +355,13 @@ func TestLeaderConfig(t *testing.T) {
 			"OMNIROUTE_LEADER_RENEW_DEADLINE: 3s must be below OMNIROUTE_LEADER_LEASE_DURATION (2.5s)",
 			"OMNIROUTE_LEADER_RETRY_PERIOD: 3s must be below OMNIROUTE_LEADER_RENEW_DEADLINE (3s)",
 		}},
+		{"no drain margin", func(l *LeaderConfig) {
+			l.LeaseDuration.Duration = 15 * time.Second
+			l.RenewDeadline.Duration = 10 * time.Second
+			l.RetryPeriod.Duration = 5 * time.Second
+		}, []string{
+			"OMNIROUTE_LEADER_LEASE_DURATION: 15s must exceed OMNIROUTE_LEADER_RENEW_DEADLINE + OMNIROUTE_LEADER_RETRY_PERIOD (15s)",
+		}},
 		{"unparsed and zero", func(l *LeaderConfig) {
 			_ = l.LeaseDuration.Decode("soon")
 			l.RetryPeriod.Duration = 0

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -123,8 +124,9 @@ type Connector struct {
 
 	gateway *Gateway // the agent websocket at /v1/agent
 
-	elector Elector      // nil without leader election
-	leader  *leaderGauge // omniroute_leader
+	elector  Elector      // nil without leader election
+	leader   *leaderGauge // omniroute_leader
+	drainCut atomic.Bool  // the last route's writer cut a call at the end of its drain
 }
 
 // New validates the configuration, loads the mapping, builds the parts and listens. It makes
@@ -171,7 +173,11 @@ func New(opts Options) (*Connector, error) {
 	}
 	<-c.reloader.Updates() // the core starts with this mapping
 	c.ready.Set(CondMappingLoaded, true)
-	c.sf, err = NewSalesforce(cfg.Salesforce, SalesforceOptions{HTTPClient: opts.HTTPClient, Registerer: prefixed, Logger: opts.Logger})
+	sfHTTP := opts.HTTPClient
+	if cfg.Leader.Election { // inserts leave only while the Lease is fresh (leader.go)
+		sfHTTP = fenceWrites(sfHTTP, func() bool { return c.elector.Writable() })
+	}
+	c.sf, err = NewSalesforce(cfg.Salesforce, SalesforceOptions{HTTPClient: sfHTTP, Registerer: prefixed, Logger: opts.Logger})
 	if err != nil {
 		return nil, &ConfigError{Err: err}
 	}
@@ -457,6 +463,9 @@ loop:
 	select { // the writer answers or hands back its in-flight calls; the router takes them
 	case <-writerDone:
 	case <-stop.Done():
+	}
+	if dw, ok := writer.(*drainWatch); ok {
+		c.drainCut.Store(dw.Cut())
 	}
 	cancelRouter()
 	done := make(chan struct{})

@@ -34,8 +34,12 @@
 //     ReleaseOnCancel. Every replica loads the mapping, logs in, reads and checks the org and
 //     serves HTTP; only the leader subscribes (from the ids in the Lease), reconciles, routes
 //     and writes. A standby's /readyz is false on its "leader" condition; omniroute_leader is
-//     1 on the leader. The Lease is released only after the routing stopped; a leader that
-//     cannot renew stops routing at once and the daemon exits (ErrLeadershipLost).
+//     1 on the leader. The Lease is released only after the routing stopped, and never by a
+//     leader that lost it (releaseFence); a leader that cannot renew stops routing at once,
+//     drains its writer for at most LeaseDuration-RenewDeadline-RetryPeriod (maxDrain), and
+//     the daemon exits (ErrLeadershipLost). AgentWork inserts leave only while the last
+//     renewal is fresh on the leader's own clock (Elector.Writable, fenceWrites), so a leader
+//     resumed from a freeze sends nothing it decided before.
 //   - router.go: the Router, the only goroutine that touches routing.Engine: one inbox for
 //     reads, writer results, reconcile snapshots, admin queries and one queue for stream
 //     messages; reloads from Reloader.Updates; one timer at Engine.NextDeadline. It commits a

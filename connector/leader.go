@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -39,6 +40,9 @@ type Elector interface {
 	// candidate: a new leader resumes where the last one committed. Save succeeds only while
 	// this replica holds the leadership.
 	Checkpoints(channels []string) (salesforce.CheckpointStore, error)
+	// Writable says whether this replica may send an AgentWork insert now: it leads and its
+	// lease is fresh on its own clock. Checked just before each insert leaves.
+	Writable() bool
 }
 
 // ErrLeadershipLost is returned by Elector.Run when the leader could not renew its lease in
@@ -70,8 +74,25 @@ type LeaseElectorOptions struct {
 // The leader keeps the stream's replay ids in an annotation of the same Lease
 // (Checkpoints), so a new pod on any node resumes the stream where the last leader stopped.
 type LeaseElector struct {
-	opts LeaseElectorOptions
-	log  *slog.Logger
+	opts  LeaseElectorOptions
+	log   *slog.Logger
+	fence atomic.Pointer[releaseFence] // the lock of the running Run
+}
+
+// Writable says whether this replica may send a write to Salesforce now: it leads, and its
+// last renewal began less than RetryPeriod+RenewDeadline ago on its own clock, the latest
+// moment client-go tells a leader that cannot renew to stop. Checked just before an insert
+// leaves (fenceWrites), it keeps a leader resumed from a freeze from sending the inserts it
+// had decided before, whatever order its goroutines wake in; calls already sent get maxDrain
+// to be answered, which ends before a standby may take the Lease.
+func (e *LeaseElector) Writable() bool {
+	f := e.fence.Load()
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.renewedAt.IsZero() && time.Since(f.renewedAt) < e.opts.RetryPeriod+e.opts.RenewDeadline
 }
 
 // NewLeaseElector checks the options and returns the elector; it makes no request.
@@ -92,8 +113,8 @@ func NewLeaseElector(o LeaseElectorOptions) (*LeaseElector, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("configure leader election: no %s", strings.Join(missing, ", "))
 	}
-	if o.LeaseDuration <= o.RenewDeadline || o.RenewDeadline <= o.RetryPeriod || o.RetryPeriod <= 0 {
-		return nil, fmt.Errorf("configure leader election: need lease duration (%s) > renew deadline (%s) > retry period (%s) > 0",
+	if o.LeaseDuration <= o.RenewDeadline+o.RetryPeriod || o.RenewDeadline <= o.RetryPeriod || o.RetryPeriod <= 0 {
+		return nil, fmt.Errorf("configure leader election: need lease duration (%s) > renew deadline (%s) + retry period (%s), renew deadline > retry period > 0",
 			o.LeaseDuration, o.RenewDeadline, o.RetryPeriod)
 	}
 	if o.Logger == nil {
@@ -164,11 +185,13 @@ func (e *LeaseElector) Run(ctx context.Context, lead func(ctx context.Context) e
 		leadErr  error
 	)
 	leadDone := make(chan struct{})
-	lock := &resourcelock.LeaseLock{
+	lock := &releaseFence{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: e.opts.Namespace, Name: e.opts.Name},
 		Client:     e.opts.Client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: e.opts.Identity},
-	}
+	}}
+	e.fence.Store(lock)
+	defer e.fence.CompareAndSwap(lock, nil)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		Name:            e.opts.Name,
@@ -181,6 +204,7 @@ func (e *LeaseElector) Run(ctx context.Context, lead func(ctx context.Context) e
 				mu.Lock()
 				if stopping {
 					mu.Unlock()
+					lock.allowRelease()
 					cancelElect()
 					return
 				}
@@ -193,9 +217,17 @@ func (e *LeaseElector) Run(ctx context.Context, lead func(ctx context.Context) e
 				defer context.AfterFunc(ctx, cancel)()
 				e.log.Info("leading")
 				err := lead(rctx)
+				keep := errors.Is(err, errKeepLease)
+				if keep {
+					e.log.Warn("keeping the lease until it expires", "reason", err)
+					err = nil
+				}
 				mu.Lock()
 				leadErr = err
 				mu.Unlock()
+				if lctx.Err() == nil && !keep {
+					lock.allowRelease() // nothing runs under the Lease any more
+				}
 				cancelElect() // release the Lease now that nothing runs under it
 			},
 			OnStoppedLeading: func() {},
@@ -248,6 +280,126 @@ func (e *LeaseElector) Run(ctx context.Context, lead func(ctx context.Context) e
 		return ErrLeadershipLost
 	}
 }
+
+// errReleaseFenced is releaseFence's refusal, which client-go logs.
+var errReleaseFenced = errors.New("lease not released: this replica's work may still run, or another replica holds the lease; it expires by itself")
+
+// releaseFence is the Lease lock under client-go's LeaderElector, which gives the Lease up
+// only when the work under it has stopped and the Lease is still this replica's.
+//
+// client-go releases (ReleaseOnCancel) in two cases. On a stop, after Run cancelled its
+// context, which Run does only once lead returned: allowed. And when a renewal failed for the
+// renew deadline: then it releases BEFORE it cancels lead's context, while the deposed leader
+// still routes and its writer drains, so a standby would route beside it; and its release
+// (tryRelease) updates whatever Lease it just read as long as it observed itself as holder
+// before, so a leader resumed from a freeze clears its successor's holder. Both are refused
+// here: a lost Lease is left to expire, LeaseDuration after its last renewal, by which time the
+// deposed leader has stopped (maxDrain).
+type releaseFence struct {
+	resourcelock.Interface
+
+	mu         sync.Mutex
+	mayRelease bool      // lead returned with the Lease still renewed
+	lastHolder string    // the holder in the last read of the Lease
+	renewedAt  time.Time // when the last successful acquisition or renewal began; zero once released
+}
+
+// Create creates the Lease held by this replica (the first acquisition) and notes when.
+func (f *releaseFence) Create(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	began := time.Now()
+	err := f.Interface.Create(ctx, r)
+	f.noteRenewal(r, began, err)
+	return err
+}
+
+func (f *releaseFence) noteRenewal(r resourcelock.LeaderElectionRecord, began time.Time, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case err == nil && r.HolderIdentity == f.Identity():
+		f.renewedAt = began
+	case err == nil && r.HolderIdentity == "":
+		f.renewedAt = time.Time{}
+	}
+}
+
+func (f *releaseFence) allowRelease() {
+	f.mu.Lock()
+	f.mayRelease = true
+	f.mu.Unlock()
+}
+
+// Get reads the Lease and notes its holder.
+func (f *releaseFence) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	r, raw, err := f.Interface.Get(ctx)
+	f.mu.Lock()
+	f.lastHolder = ""
+	if err == nil && r != nil {
+		f.lastHolder = r.HolderIdentity
+	}
+	f.mu.Unlock()
+	return r, raw, err
+}
+
+// Update writes the record; a release (no holder) only when allowed and the Lease just read is
+// this replica's. The update carries that read's resourceVersion, so a Lease taken over in
+// between is a conflict, and client-go reads it again.
+func (f *releaseFence) Update(ctx context.Context, r resourcelock.LeaderElectionRecord) error {
+	if r.HolderIdentity == "" {
+		f.mu.Lock()
+		ok := f.mayRelease && f.lastHolder == f.Identity()
+		f.mu.Unlock()
+		if !ok {
+			return errReleaseFenced
+		}
+	}
+	began := time.Now()
+	err := f.Interface.Update(ctx, r)
+	f.noteRenewal(r, began, err)
+	return err
+}
+
+// errNotWritable is fenceWrites' refusal of an insert.
+var errNotWritable = errors.New("agentwork insert not sent: this replica's lease lapsed (leader election)")
+
+// fenceWrites returns a copy of hc (nil: http.DefaultClient) whose AgentWork inserts (POST to
+// sobjects/AgentWork or composite/sobjects) leave only while writable says so; a refused one
+// fails before anything is sent, and the writer takes it as an insert of unknown outcome.
+// Other requests pass.
+func fenceWrites(hc *http.Client, writable func() bool) *http.Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	c := *hc
+	next := c.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	c.Transport = writeFence{next: next, writable: writable}
+	return &c
+}
+
+type writeFence struct {
+	next     http.RoundTripper
+	writable func() bool
+}
+
+func (f writeFence) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && (strings.HasSuffix(r.URL.Path, "/sobjects/AgentWork") || strings.HasSuffix(r.URL.Path, "/composite/sobjects")) &&
+		!f.writable() {
+		if r.Body != nil {
+			_ = r.Body.Close()
+		}
+		return nil, errNotWritable
+	}
+	return f.next.RoundTrip(r)
+}
+
+// errKeepLease, returned by lead, stops leading like nil but keeps the Lease: it expires
+// LeaseDuration after the last renewal instead of going to a standby at once. The core returns
+// it when its writer cut a call at the end of the drain: that insert may still land, and a
+// successor must not read AgentWork before it has.
+var errKeepLease = errors.New("lease kept until it expires: an AgentWork call was cut at the end of the drain")
 
 // CondLeader is the readiness condition of leader election: true while this replica leads.
 // New adds it only with OMNIROUTE_LEADER_ELECTION, so a standby's /readyz is false and the
@@ -313,17 +465,28 @@ func (c *Connector) lead(ctx context.Context, log *slog.Logger, org OrgInfo, hb 
 			hb.Beat()
 			leading.Store(false)
 		}()
-		return c.route(lctx, log, org, hb)
+		if err := c.route(lctx, log, org, hb); err != nil {
+			return err
+		}
+		if c.drainCut.Load() {
+			return errKeepLease
+		}
+		return nil
 	})
 }
 
-// maxDrain is how long the writer may finish its calls in flight once routing stops: with
-// leader election, the margin between the renew deadline (when a leader that cannot renew
-// stops) and the lease duration (when a standby may take over), so that a deposed leader's
-// last insert is answered before its successor routes; without it, no cap.
+// maxDrain is how long the writer may finish its calls in flight once routing stops. With
+// leader election: a leader that last renewed at t0 tries again at t0+RetryPeriod and is told
+// to stop RenewDeadline later (client-go's renew loop); a standby may take over at
+// t0+LeaseDuration, counted on its own clock from when it saw that renewal (so clock skew
+// between nodes does not matter; the Lease's renewTime is not used). The drain takes what is
+// left: LeaseDuration - RenewDeadline - RetryPeriod, which the configuration keeps positive
+// (3s with the defaults), so that a deposed leader's last insert is answered before its
+// successor routes. Without leader election, no cap.
 func (c *Connector) maxDrain() time.Duration {
 	if c.elector == nil {
 		return 0
 	}
-	return c.cfg.Leader.LeaseDuration.Duration - c.cfg.Leader.RenewDeadline.Duration
+	l := c.cfg.Leader
+	return l.LeaseDuration.Duration - l.RenewDeadline.Duration - l.RetryPeriod.Duration
 }

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,5 +40,36 @@ func newWriter(d writerDeps) (writerPart, error) {
 	o := WriterOptions{Client: d.Client, Report: d.Report, Registerer: d.Registerer, Logger: d.Logger,
 		DrainTimeout: drain}
 	o.UseOrg(d.Org)
-	return NewWriter(o)
+	w, err := NewWriter(o)
+	if err != nil {
+		return nil, err
+	}
+	return &drainWatch{writerPart: w, drain: drain}, nil
 }
+
+// drainWatch tells whether the writer's drain used its whole allowance: then the writer
+// cancelled a call still in flight, whose insert Salesforce may yet carry out, and a leader
+// keeps its Lease (errKeepLease) rather than handing it to a standby at once. Measured from
+// outside, so the writer is unchanged; a drain that ends just at its limit counts as cut,
+// which only makes the handover wait for the Lease to expire.
+type drainWatch struct {
+	writerPart
+	drain time.Duration
+	cut   atomic.Bool
+}
+
+// Run runs the writer and notes whether its drain was cut.
+func (w *drainWatch) Run(ctx context.Context) error {
+	stopped := make(chan time.Time, 1)
+	defer context.AfterFunc(ctx, func() { stopped <- time.Now() })()
+	err := w.writerPart.Run(ctx)
+	select {
+	case at := <-stopped:
+		w.cut.Store(time.Since(at) >= w.drain)
+	default: // the writer returned before its context ended
+	}
+	return err
+}
+
+// Cut says whether the last drain was cut.
+func (w *drainWatch) Cut() bool { return w.cut.Load() }
