@@ -90,11 +90,34 @@ type psrProxy struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
 	n    atomic.Int64
+	// kinds counts REST requests by method and path (ids and query text normalised).
+	kinds map[string]int
 }
+
+var idInPath = regexp.MustCompile(`/[0-9A-Za-z]{15}([0-9A-Za-z]{3})?(/|$)`)
+
+// requestKind names a REST request for the breakdown: method, path with ids as {id}, and a
+// query's FROM clause onwards.
+func requestKind(r *http.Request) string {
+	k := r.Method + " " + idInPath.ReplaceAllString(r.URL.Path, "/{id}$2")
+	if q := r.URL.Query().Get("q"); q != "" {
+		if _, from, ok := strings.Cut(q, " FROM "); ok {
+			k += " FROM " + idList.ReplaceAllString(from, "(…)")
+		}
+	}
+	return k
+}
+
+var idList = regexp.MustCompile(`\('[^)]*\)`)
 
 var psrInBody = regexp.MustCompile(`"PendingServiceRoutingId"\s*:\s*"([0-9A-Za-z]+)"`)
 
 func (p *psrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/services/data/") {
+		p.mu.Lock()
+		p.kinds[requestKind(r)]++
+		p.mu.Unlock()
+	}
 	if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/services/data/") {
 		at := time.Now()
 		body, err := io.ReadAll(r.Body)
@@ -129,7 +152,7 @@ func benchMapping(b *testing.B) string {
 // startBenchDaemonOn starts the daemon against em behind the proxy and returns once its
 // first reconcile is applied, with how long that took from Run.
 func startBenchDaemonOn(b *testing.B, em *emulator.Emulator) (*benchDaemon, time.Duration) {
-	proxy := &psrProxy{lat: &latencyProxy{next: em, rng: mrand.New(mrand.NewPCG(1, 2))}, seen: map[string]time.Time{}}
+	proxy := &psrProxy{lat: &latencyProxy{next: em, rng: mrand.New(mrand.NewPCG(1, 2))}, seen: map[string]time.Time{}, kinds: map[string]int{}}
 	srv := httptest.NewServer(proxy)
 	b.Cleanup(srv.Close)
 	cfg := DefaultConfig()
@@ -263,6 +286,9 @@ func benchDaemonLoad(b *testing.B, rate int) {
 	created := make(map[string]time.Time, total)
 	var createdMu sync.Mutex
 	bd.proxy.lat.calls.Store(0)
+	bd.proxy.mu.Lock()
+	clear(bd.proxy.kinds)
+	bd.proxy.mu.Unlock()
 	peak := peakGoroutines()
 	b.ResetTimer()
 	start := time.Now()
@@ -315,6 +341,11 @@ func benchDaemonLoad(b *testing.B, rate int) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	calls := bd.proxy.lat.calls.Load()
+	bd.proxy.mu.Lock()
+	for k, n := range bd.proxy.kinds {
+		b.Logf("%6d %s", n, k)
+	}
+	bd.proxy.mu.Unlock()
 	goroutines := peak()
 	require.Equal(b, total, routed, "every work item routed once")
 
@@ -399,4 +430,40 @@ func benchReconcile(b *testing.B, n, m int) {
 	b.ReportMetric(ready/float64(b.N), "ready-s")
 	b.ReportMetric(heap, "heap-MiB")
 	b.ReportMetric(rss, "rss-MiB")
+}
+
+// TestDaemonCallsPerItem: work routed at a slow rate, each item offered and left unanswered,
+// costs one REST call per item, the AgentWork insert, and nothing else: the light check of
+// waiting PSRs (every 300 ms here) makes no query while nothing has waited that long.
+func TestDaemonCallsPerItem(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false, nil)
+	e.presence(agent1, "Available")
+	time.Sleep(500 * time.Millisecond) // the presence event reaches the router
+	rest := func() []emulator.RequestRecord {
+		var out []emulator.RequestRecord
+		for _, r := range e.em.Requests() {
+			if strings.HasPrefix(r.Path, "/services/data/") {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	before := len(rest())
+	const items = 4
+	for range items {
+		w := e.work(emulator.WorkRequest{})
+		e.waitAW(w.WorkItemID, "Assigned", agent1)
+		time.Sleep(400 * time.Millisecond) // more than the light check's period
+	}
+	calls := rest()[before:]
+	var kinds []string
+	for _, r := range calls {
+		kinds = append(kinds, r.Method+" "+r.Path)
+	}
+	require.Len(t, calls, items, "one call per item: %v", kinds)
+	for _, r := range calls {
+		require.Equal(t, http.MethodPost, r.Method, "%v", kinds)
+		require.Contains(t, r.Path, "/sobjects/AgentWork", "%v", kinds)
+	}
 }
