@@ -634,10 +634,10 @@ func addedTime(inserts []span, got, sent time.Time) time.Duration {
 
 // TestDaemonCallsPerItem: work routed at a slow rate, each item offered and left unanswered,
 // costs one REST call per item, the AgentWork insert, and nothing else: the light check of
-// waiting PSRs (every 300 ms here) makes no query while nothing has waited that long.
+// waiting PSRs (every 500 ms here) makes no query while nothing has waited that long.
 func TestDaemonCallsPerItem(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, false, nil)
+	e := newEnv(t, false, func(c *Config) { c.WaitingCheck.Duration = 500 * time.Millisecond })
 	e.presence(agent1, "Available")
 	time.Sleep(500 * time.Millisecond) // the presence event reaches the router
 	rest := func() []emulator.RequestRecord {
@@ -650,11 +650,11 @@ func TestDaemonCallsPerItem(t *testing.T) {
 		return out
 	}
 	before := len(rest())
-	const items = 4
+	const items = 3
 	for range items {
 		w := e.work(emulator.WorkRequest{})
 		e.waitAW(w.WorkItemID, "Assigned", agent1)
-		time.Sleep(400 * time.Millisecond) // more than the light check's period
+		time.Sleep(700 * time.Millisecond) // more than the light check's period
 	}
 	calls := rest()[before:]
 	var kinds []string
