@@ -1,48 +1,63 @@
 package salesforce
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
-// queryPage is one page of a SOQL result.
+// queryPage is the header of one page of a SOQL result (its records are decoded apart).
 type queryPage struct {
-	TotalSize      int               `json:"totalSize"`
-	Done           bool              `json:"done"`
-	NextRecordsURL string            `json:"nextRecordsUrl"`
-	Records        []json.RawMessage `json:"records"`
+	TotalSize      int    `json:"totalSize"`
+	Done           bool   `json:"done"`
+	NextRecordsURL string `json:"nextRecordsUrl"`
 }
 
 // Query runs a SOQL query and yields its records one by one as raw JSON
-// objects (with their "attributes"). Pages are read ahead by one: while the
-// caller consumes a page, the next is requested, at nextRecordsUrl exactly as
-// Salesforce returned it, so decoding and applying overlap the next round
-// trip; no more than one page is held beyond the one being consumed.
+// objects (with their "attributes"). Pages are read ahead by one: as soon as
+// a page's body is in and its nextRecordsUrl known (Salesforce writes it
+// before the records), the next page is requested, at nextRecordsUrl exactly
+// as Salesforce returned it, so decoding and applying a page overlap the next
+// round trip; no more than one page is held beyond the one being consumed.
 // Stopping the range early abandons the query locator (and cancels the page
 // being read ahead). An error ends the iteration after being yielded once.
 func (c *Client) Query(ctx context.Context, soql string) iter.Seq2[json.RawMessage, error] {
-	return c.query(ctx, "query", soql)
+	return queryRecords[json.RawMessage](ctx, c, "query", soql)
 }
 
 // QueryAll is Query over deleted and archived records too (queryAll).
 func (c *Client) QueryAll(ctx context.Context, soql string) iter.Seq2[json.RawMessage, error] {
-	return c.query(ctx, "queryAll", soql)
+	return queryRecords[json.RawMessage](ctx, c, "queryAll", soql)
 }
 
-// pageResult is a page read ahead, or why it could not be.
-type pageResult struct {
-	page queryPage
-	err  error
+// QueryAs is Query with each record decoded into a T (each page in one pass).
+func QueryAs[T any](ctx context.Context, c *Client, soql string) iter.Seq2[T, error] {
+	return queryRecords[T](ctx, c, "query", soql)
 }
 
-func (c *Client) query(ctx context.Context, resource, soql string) iter.Seq2[json.RawMessage, error] {
-	return func(yield func(json.RawMessage, error) bool) {
+// pageOf is one page of a query result, decoded.
+type pageOf[T any] struct {
+	records []T
+	// next delivers the next page, requested once the caller has finished the page before
+	// this one (never more than one page ahead); nil after the last page.
+	next <-chan pageOf[T]
+	// finished is closed by the caller once it has consumed these records: the page after
+	// next may then be requested.
+	finished chan struct{}
+	err      error
+}
+
+func queryRecords[T any](ctx context.Context, c *Client, resource, soql string) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
 		r := request{
 			op: "query", method: http.MethodGet, path: c.dataPath("/" + resource + "/"),
 			query: url.Values{"q": {soql}}, safe: true,
@@ -50,61 +65,124 @@ func (c *Client) query(ctx context.Context, resource, soql string) iter.Seq2[jso
 		if n := c.opts.QueryBatchSize; n > 0 {
 			r.header = http.Header{"Sforce-Query-Options": {"batchSize=" + strconv.Itoa(n)}}
 		}
-		var p queryPage
-		if err := c.do(ctx, r, decodeJSON("query", &p)); err != nil {
-			yield(nil, fmt.Errorf("query page 1: %w", err))
-			return
-		}
-		for page := 1; ; page++ {
-			var next func() (queryPage, error)
-			abandon := func() {}
-			if !p.Done && p.NextRecordsURL != "" {
-				path, err := relativePath(p.NextRecordsURL)
-				if err != nil {
-					yield(nil, fmt.Errorf("query page %d: %w", page+1, err))
-					return
-				}
-				r = request{op: "query_more", method: http.MethodGet, path: path, safe: true, header: r.header}
-				next, abandon = c.readAhead(ctx, r)
+		ctx, cancel := context.WithCancel(ctx)
+		begun := make(chan struct{})
+		close(begun)
+		ch := fetchPage[T](ctx, c, r, begun)
+		defer func() {
+			// Abandoned or failed: cancel the page read ahead and wait for its request.
+			cancel()
+			for ch != nil {
+				ch = (<-ch).next
 			}
-			for _, rec := range p.Records {
+		}()
+		for page := 1; ch != nil; page++ {
+			p := <-ch
+			ch = p.next
+			if p.err != nil {
+				var zero T
+				yield(zero, fmt.Errorf("query page %d: %w", page, p.err))
+				return
+			}
+			for _, rec := range p.records {
 				if !yield(rec, nil) {
-					abandon()
 					return
 				}
 			}
-			if next == nil {
-				return
-			}
-			var err error
-			if p, err = next(); err != nil {
-				yield(nil, fmt.Errorf("query page %d: %w", page+1, err))
-				return
-			}
+			close(p.finished)
 		}
 	}
 }
 
-// readAhead requests the page r in the background. next waits for it; abandon cancels it
-// and waits for the request to end. One of the two must be called.
-func (c *Client) readAhead(ctx context.Context, r request) (next func() (queryPage, error), abandon func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	ch := make(chan pageResult, 1)
+// fetchPage requests the page r in the background and delivers it on the returned channel
+// (exactly one value). Once the body is in, and the caller has finished the page before
+// (prev closed), it requests the next page at nextRecordsUrl (Salesforce writes it before
+// the records), then decodes this page's records while that request travels.
+func fetchPage[T any](ctx context.Context, c *Client, r request, prev <-chan struct{}) <-chan pageOf[T] {
+	ch := make(chan pageOf[T], 1)
 	go func() {
-		var p queryPage
-		err := c.do(ctx, r, decodeJSON("query", &p))
-		ch <- pageResult{p, err}
+		out := pageOf[T]{finished: make(chan struct{})}
+		err := c.do(ctx, r, func(body []byte) error {
+			h, err := pageHeader(body)
+			if err != nil {
+				return backoff.Permanent(fmt.Errorf("decode query response: %w", err))
+			}
+			var next request
+			if !h.Done && h.NextRecordsURL != "" {
+				path, err := relativePath(h.NextRecordsURL)
+				if err != nil {
+					return backoff.Permanent(err)
+				}
+				next = request{op: "query_more", method: http.MethodGet, path: path, safe: true, header: r.header}
+			}
+			start := func() {
+				if next.path != "" && out.next == nil {
+					out.next = fetchPage[T](ctx, c, next, out.finished)
+				}
+			}
+			select {
+			case <-prev:
+				start() // the caller has finished the page before this one: the next is one ahead
+			default:
+			}
+			var recs struct {
+				Records []T `json:"records"`
+			}
+			if err := json.Unmarshal(body, &recs); err != nil {
+				return backoff.Permanent(fmt.Errorf("decode query response: %w", err))
+			}
+			out.records = recs.Records
+			if next.path != "" && out.next == nil {
+				select {
+				case <-prev:
+					start()
+				case <-ctx.Done():
+					return backoff.Permanent(ctx.Err())
+				}
+			}
+			return nil
+		})
+		out.err = err
+		ch <- out
 	}()
-	next = func() (queryPage, error) {
-		res := <-ch
-		cancel()
-		return res.page, res.err
+	return ch
+}
+
+// pageHeader reads a query page's done and nextRecordsUrl without decoding its records when
+// they come after them, as Salesforce writes them.
+func pageHeader(body []byte) (queryPage, error) {
+	var h queryPage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return h, fmt.Errorf("a query page is a JSON object: %w", errors.Join(err, errors.New("not an object")))
 	}
-	abandon = func() {
-		cancel()
-		<-ch
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return h, err
+		}
+		switch t {
+		case "done":
+			err = dec.Decode(&h.Done)
+		case "nextRecordsUrl":
+			err = dec.Decode(&h.NextRecordsURL)
+		case "totalSize":
+			err = dec.Decode(&h.TotalSize)
+		case "records":
+			if h.NextRecordsURL != "" || h.Done {
+				return h, nil // the rest is records
+			}
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return h, err
+		}
 	}
-	return next, abandon
+	return h, nil
 }
 
 // relativePath accepts nextRecordsUrl as Salesforce sends it (a path on
@@ -115,24 +193,4 @@ func relativePath(next string) (string, error) {
 		return "", fmt.Errorf("follow nextRecordsUrl %q: want a path on the instance", next)
 	}
 	return next, nil
-}
-
-// QueryAs runs Query and decodes each record into a T.
-func QueryAs[T any](ctx context.Context, c *Client, soql string) iter.Seq2[T, error] {
-	return func(yield func(T, error) bool) {
-		for raw, err := range c.Query(ctx, soql) {
-			var v T
-			if err != nil {
-				yield(v, err)
-				return
-			}
-			if err := json.Unmarshal(raw, &v); err != nil {
-				yield(v, fmt.Errorf("decode query record: %w", err))
-				return
-			}
-			if !yield(v, nil) {
-				return
-			}
-		}
-	}
 }

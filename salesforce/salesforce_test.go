@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -492,4 +493,42 @@ func TestCreateRetriedWhenTheConnectionIsRefused(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, 2, retries(t, c), "refused connections are retried")
 	require.Equal(t, 3.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("create", "error")))
+}
+
+// awaitedRecord is a record whose decoding waits (up to 5 s) until awaitServed reaches 2: the
+// second page has been requested.
+type awaitedRecord struct{ ID string }
+
+var awaitServed *atomic.Int64
+
+func (r *awaitedRecord) UnmarshalJSON(b []byte) error {
+	for deadline := time.Now().Add(5 * time.Second); awaitServed.Load() < 2; {
+		if time.Now().After(deadline) {
+			return errors.New("the next page was not requested while this one decoded")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var v struct {
+		ID string `json:"Id"`
+	}
+	err := json.Unmarshal(b, &v)
+	r.ID = v.ID
+	return err
+}
+
+// TestQueryRequestsTheNextPageBeforeDecoding: the next page's request leaves as soon as a
+// page's body is in (its nextRecordsUrl comes before the records), so that decoding overlaps
+// the round trip.
+func TestQueryRequestsTheNextPageBeforeDecoding(t *testing.T) {
+	f := newFakeOrg(t)
+	awaitServed = &atomic.Int64{}
+	pagedQuery(f, 15, 10, awaitServed)
+	c, _ := testClient(t, f, nil)
+	n := 0
+	for rec, err := range QueryAs[awaitedRecord](t.Context(), c, "SELECT Id, Serial FROM PendingServiceRouting") {
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("0JR%015d", n), rec.ID)
+		n++
+	}
+	require.Equal(t, 15, n)
 }
