@@ -1,9 +1,7 @@
 package connector
 
 import (
-	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -13,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,31 +20,36 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/omniroute/omniroute/salesforce/emulator"
 )
 
-// BenchmarkDaemonLoad runs the whole daemon (New + Run) against the in-process emulator over
-// loopback, with 100 ms ± 30 ms of REST latency added by latencyProxy, and offers new work at
-// a steady rate. One b.N iteration is one second of offered load: -benchtime=60x runs the
-// issue's 60 s per rate, -benchtime=1x is the smoke run. Nobody accepts: the agents' capacity
-// (in the org and in the mapping) is large enough for every offer.
+// BenchmarkDaemonLoad runs the daemon binary (`go build ./cmd/omniroute`, `omniroute run` in
+// its own process) against the in-process emulator over loopback, with 100 ms ± 30 ms of REST
+// latency added by latencyProxy, and offers new work at a steady rate. One b.N iteration is
+// one second of offered load: -benchtime=60x runs the issue's 60 s per rate, -benchtime=1x is
+// the smoke run. Nobody accepts: the agents' capacity (in the org and in the mapping) is large
+// enough for every offer.
 //
 // Reported per rate:
-//   - routed/s: AgentWork records created per second of offered load (per second of the run
-//     if the last one came later);
+//   - offered/s: the generator's own pace (work created per second; it falls behind the
+//     rate when the cores are busy), and routed/s: AgentWork inserts arrived at the proxy per
+//     second, both over the run up to their last one;
 //   - e2r-p50-ms, e2r-p99-ms: from just before the PSR is created in the emulator to the
 //     arrival at the proxy of the AgentWork insert request that carries it (before the added
 //     latency);
-//   - calls/item: REST calls (/services/data/) per routed item while the load ran;
-//   - peak-rss-MiB: VmHWM of the test process, emulator included (a high-water mark of the
-//     whole process: never lower than an earlier sub-benchmark's);
-//   - peak-goroutines: the most goroutines seen, sampled every 10 ms (emulator included).
+//   - added-p50-ms, added-p99-ms: what the daemon added: from the CometD response naming
+//     the PSR written to the daemon to that insert's arrival, less the time an insert call
+//     that does not carry it was in flight (addedTime);
+//   - calls/item: REST calls (/services/data/) per routed item while the load ran, and
+//     their breakdown by method and path in the log;
+//   - peak-rss-MiB: VmHWM of the daemon's process;
+//   - peak-goroutines: the daemon's most go_goroutines, sampled every 250 ms.
 func BenchmarkDaemonLoad(b *testing.B) {
+	bin := buildOmniroute(b)
 	for _, rate := range []int{1, 100, 500, 1000} {
-		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) { benchDaemonLoad(b, rate) })
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) { benchDaemonLoad(b, bin, rate) })
 	}
 }
 
@@ -75,15 +77,6 @@ func benchSeed(agents int) emulator.Seed {
 		seed.RoutingConfigs[i].PushTimeout = 0
 	}
 	return seed
-}
-
-// benchDaemon is a daemon under benchmark with the emulator behind a latency proxy.
-type benchDaemon struct {
-	em    *emulator.Emulator
-	proxy *psrProxy
-	c     *Connector
-	reg   *prometheus.Registry
-	stop  func()
 }
 
 // psrProxy is latencyProxy that also notes when each PSR first arrives in the body of a
@@ -199,73 +192,6 @@ func benchMapping(b *testing.B) string {
 	return path
 }
 
-// startBenchDaemonOn starts the daemon against em behind the proxy and returns once its
-// first reconcile is applied, with how long that took from Run.
-func startBenchDaemonOn(b *testing.B, em *emulator.Emulator) (*benchDaemon, time.Duration) {
-	proxy := &psrProxy{lat: &latencyProxy{next: em, rng: mrand.New(mrand.NewPCG(1, 2))}, seen: map[string]time.Time{}, kinds: map[string]int{}, delivered: map[string]time.Time{}}
-	srv := httptest.NewServer(proxy)
-	b.Cleanup(srv.Close)
-	cfg := DefaultConfig()
-	cfg.Salesforce.LoginURL = srv.URL
-	cfg.Salesforce.ClientID = emulator.DemoClientID
-	cfg.Salesforce.ClientSecret = NewSecret(emulator.DemoClientSecret)
-	cfg.Salesforce.Username = emulator.DemoUsername
-	cfg.Salesforce.Password = NewSecret(emulator.DemoPassword)
-	cfg.MappingFile = benchMapping(b)
-	cfg.AdminToken = NewSecret(adminValue)
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.LogLevel = "error"
-	cfg.ShutdownTimeout.Duration = 5 * time.Second
-	reg := prometheus.NewRegistry()
-	c, err := New(Options{Config: cfg, Registry: reg, Version: "bench"})
-	require.NoError(b, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	bd := &benchDaemon{em: em, proxy: proxy, c: c, reg: reg, stop: func() {
-		once.Do(func() {
-			cancel()
-			require.NoError(b, <-done)
-		})
-	}}
-	b.Cleanup(bd.stop)
-	// Applied once the reconcile counter moves.
-	deadline := time.Now().Add(5 * time.Minute)
-	for counterValue(b, reg, "omniroute_reconcile_applied_total") < 1 {
-		require.True(b, time.Now().Before(deadline), "no reconcile applied within 5 min")
-		select {
-		case err := <-done:
-			b.Fatalf("Run returned: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	return bd, time.Since(start)
-}
-
-// counterValue returns a counter's value (or a histogram's sum) from the registry; 0 if absent.
-func counterValue(b *testing.B, reg *prometheus.Registry, name string) float64 {
-	families, err := reg.Gather()
-	require.NoError(b, err)
-	for _, mf := range families {
-		if mf.GetName() != name {
-			continue
-		}
-		v := 0.0
-		for _, m := range mf.GetMetric() {
-			if c := m.GetCounter(); c != nil {
-				v += c.GetValue()
-			}
-			if h := m.GetHistogram(); h != nil {
-				v += h.GetSampleSum()
-			}
-		}
-		return v
-	}
-	return 0
-}
-
 // onlineAll sets every agent of the org Available.
 func onlineAll(b *testing.B, em *emulator.Emulator, seed emulator.Seed) {
 	for _, u := range seed.Users {
@@ -275,59 +201,22 @@ func onlineAll(b *testing.B, em *emulator.Emulator, seed emulator.Seed) {
 	}
 }
 
-// peakGoroutines samples runtime.NumGoroutine every 10 ms until stop is called.
-func peakGoroutines() (stop func() int) {
-	var peak atomic.Int64
-	quit := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if n := int64(runtime.NumGoroutine()); n > peak.Load() {
-				peak.Store(n)
-			}
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() int {
-		close(quit)
-		<-done
-		return int(peak.Load())
-	}
-}
-
-// procStatusMiB reads a kB field of /proc/self/status (VmHWM, VmRSS) in MiB.
-func procStatusMiB(b *testing.B, field string) float64 {
-	f, err := os.Open("/proc/self/status")
-	require.NoError(b, err)
-	defer func() { _ = f.Close() }()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-		require.NoError(b, err)
-		return kb / 1024
-	}
-	b.Fatalf("no %s in /proc/self/status", field)
-	return 0
-}
-
-func benchDaemonLoad(b *testing.B, rate int) {
+func benchDaemonLoad(b *testing.B, bin string, rate int) {
 	seed := benchSeed(500)
 	em, err := emulator.New(emulator.Options{Seed: seed, RandSeed: 1, MaxEvents: 20_000})
 	require.NoError(b, err)
 	defer em.Close()
-	bd, _ := startBenchDaemonOn(b, em)
-	defer bd.stop()
+	proxy := &psrProxy{lat: &latencyProxy{next: em, rng: mrand.New(mrand.NewPCG(1, 2))}, seen: map[string]time.Time{},
+		kinds: map[string]int{}, delivered: map[string]time.Time{}}
+	srv := httptest.NewServer(proxy)
+	defer srv.Close()
+	d := startDaemonProcess(b, bin, srv.URL)
+	defer d.stop(b)
+	d.waitReconciled(b)
+	bd := struct {
+		em    *emulator.Emulator
+		proxy *psrProxy
+	}{em, proxy}
 	onlineAll(b, bd.em, seed)
 	// Let the presence events reach the router before the load starts.
 	time.Sleep(time.Second)
@@ -339,7 +228,7 @@ func benchDaemonLoad(b *testing.B, rate int) {
 	bd.proxy.mu.Lock()
 	clear(bd.proxy.kinds)
 	bd.proxy.mu.Unlock()
-	peak := peakGoroutines()
+	peak := d.peakGoroutines(b)
 	b.ResetTimer()
 	start := time.Now()
 	genErr := make(chan error, 1)
@@ -431,7 +320,7 @@ func benchDaemonLoad(b *testing.B, rate int) {
 	b.ReportMetric(ms(quantile(e2r, 0.50)), "e2r-p50-ms")
 	b.ReportMetric(ms(quantile(e2r, 0.99)), "e2r-p99-ms")
 	b.ReportMetric(float64(calls)/float64(routed), "calls/item")
-	b.ReportMetric(procStatusMiB(b, "VmHWM"), "peak-rss-MiB")
+	b.ReportMetric(procStatusOf(b, d.cmd.Process.Pid, "VmHWM"), "peak-rss-MiB")
 	b.ReportMetric(float64(goroutines), "peak-goroutines")
 	b.ReportMetric(0, "ns/op") // one op is one second of load: ns/op says nothing
 }
@@ -521,6 +410,133 @@ func procStatusOf(b *testing.B, pid int, field string) float64 {
 	return 0
 }
 
+// daemonProcess is `omniroute run` in its own process, against the org at a login URL.
+type daemonProcess struct {
+	cmd     *exec.Cmd
+	exited  chan error
+	stderr  *syncBuffer
+	metrics string // its /metrics URL
+	hc      *http.Client
+	start   time.Time
+	stopped bool
+}
+
+// startDaemonProcess starts the daemon binary with the bench mapping and waits until it
+// logs its HTTP address.
+func startDaemonProcess(b *testing.B, bin, loginURL string) *daemonProcess {
+	d := &daemonProcess{exited: make(chan error, 1), stderr: &syncBuffer{}, hc: &http.Client{Timeout: 5 * time.Second}}
+	d.cmd = exec.Command(bin, "run")
+	d.cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"OMNIROUTE_SALESFORCE_LOGIN_URL=" + loginURL,
+		"OMNIROUTE_SALESFORCE_CLIENT_ID=" + emulator.DemoClientID,
+		"OMNIROUTE_SALESFORCE_CLIENT_SECRET=" + emulator.DemoClientSecret,
+		"OMNIROUTE_SALESFORCE_USERNAME=" + emulator.DemoUsername,
+		"OMNIROUTE_SALESFORCE_PASSWORD=" + emulator.DemoPassword,
+		"OMNIROUTE_MAPPING_FILE=" + benchMapping(b),
+		"OMNIROUTE_HTTP_ADDR=127.0.0.1:0",
+		"OMNIROUTE_LOG_FORMAT=json",
+		"OMNIROUTE_LOG_LEVEL=info",
+		"OMNIROUTE_SHUTDOWN_TIMEOUT=5s",
+	}
+	d.cmd.Stderr = d.stderr
+	d.start = time.Now()
+	require.NoError(b, d.cmd.Start())
+	go func() { d.exited <- d.cmd.Wait() }()
+	b.Cleanup(func() { d.stop(b) })
+	d.await(b, time.Minute, "omniroute logs its HTTP address", func() bool {
+		m := httpAddrLog.FindStringSubmatch(d.stderr.String())
+		if m != nil {
+			d.metrics = "http://" + m[1] + "/metrics"
+		}
+		return m != nil
+	})
+	return d
+}
+
+// await polls done every 5 ms until it holds; the daemon exiting or within fails b.
+func (d *daemonProcess) await(b *testing.B, within time.Duration, what string, done func() bool) {
+	deadline := time.Now().Add(within)
+	for !done() {
+		require.True(b, time.Now().Before(deadline), "%s: not within %v: %s", what, within, d.stderr.String())
+		select {
+		case err := <-d.exited:
+			d.stopped = true
+			b.Fatalf("omniroute exited: %v: %s", err, d.stderr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// scrape returns the daemon's /metrics text ("" when it does not answer).
+func (d *daemonProcess) scrape() string {
+	resp, err := d.hc.Get(d.metrics)
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return ""
+	}
+	return string(body)
+}
+
+// waitReconciled waits until the daemon's first reconcile is applied and returns its
+// /metrics text then.
+func (d *daemonProcess) waitReconciled(b *testing.B) string {
+	var text string
+	d.await(b, 5*time.Minute, "a reconcile applied", func() bool {
+		text = d.scrape()
+		v, ok := metricValue(text, "omniroute_reconcile_applied_total")
+		return ok && v >= 1
+	})
+	return text
+}
+
+// peakGoroutines samples the daemon's go_goroutines every 250 ms until stop is called.
+func (d *daemonProcess) peakGoroutines(b *testing.B) (stop func() int) {
+	var peak atomic.Int64
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, ok := metricValue(d.scrape(), "go_goroutines"); ok && int64(v) > peak.Load() {
+				peak.Store(int64(v))
+			}
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int {
+		close(quit)
+		<-done
+		require.Positive(b, peak.Load(), "go_goroutines sampled")
+		return int(peak.Load())
+	}
+}
+
+// stop stops the daemon with SIGTERM and checks that it exits cleanly.
+func (d *daemonProcess) stop(b *testing.B) {
+	if d.stopped {
+		return
+	}
+	d.stopped = true
+	require.NoError(b, d.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-d.exited:
+		require.NoError(b, err, "omniroute stops cleanly: %s", d.stderr.String())
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		b.Fatalf("omniroute did not stop within 30 s: %s", d.stderr.String())
+	}
+}
+
 func benchReconcile(b *testing.B, n, m int) {
 	bin := buildOmniroute(b)
 	seed := benchSeed(m)
@@ -535,71 +551,22 @@ func benchReconcile(b *testing.B, n, m int) {
 	proxy := &latencyProxy{next: em, rng: mrand.New(mrand.NewPCG(1, 2))}
 	srv := httptest.NewServer(proxy)
 	defer srv.Close()
-	env := []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"OMNIROUTE_SALESFORCE_LOGIN_URL=" + srv.URL,
-		"OMNIROUTE_SALESFORCE_CLIENT_ID=" + emulator.DemoClientID,
-		"OMNIROUTE_SALESFORCE_CLIENT_SECRET=" + emulator.DemoClientSecret,
-		"OMNIROUTE_SALESFORCE_USERNAME=" + emulator.DemoUsername,
-		"OMNIROUTE_SALESFORCE_PASSWORD=" + emulator.DemoPassword,
-		"OMNIROUTE_MAPPING_FILE=" + benchMapping(b),
-		"OMNIROUTE_HTTP_ADDR=127.0.0.1:0",
-		"OMNIROUTE_LOG_FORMAT=json",
-		"OMNIROUTE_LOG_LEVEL=info",
-		"OMNIROUTE_SHUTDOWN_TIMEOUT=5s",
-	}
-	hc := &http.Client{Timeout: 5 * time.Second}
 	var reconcile, ready, rss, hwm, heap []float64
 	b.ResetTimer()
 	for range b.N {
-		var stderr syncBuffer
-		cmd := exec.Command(bin, "run")
-		cmd.Env, cmd.Stderr = env, &stderr
-		start := time.Now()
-		require.NoError(b, cmd.Start())
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		var url, text string
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			require.True(b, time.Now().Before(deadline), "no reconcile applied within 5 min: %s", stderr.String())
-			select {
-			case err := <-exited:
-				b.Fatalf("omniroute exited: %v: %s", err, stderr.String())
-			case <-time.After(5 * time.Millisecond):
-			}
-			if url == "" {
-				if mm := httpAddrLog.FindStringSubmatch(stderr.String()); mm != nil {
-					url = "http://" + mm[1] + "/metrics"
-				}
-				continue
-			}
-			resp, err := hc.Get(url)
-			if err != nil {
-				continue
-			}
-			body, err := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
-			if err != nil {
-				continue
-			}
-			if v, ok := metricValue(string(body), "omniroute_reconcile_applied_total"); ok && v >= 1 {
-				text = string(body)
-				break
-			}
-		}
+		d := startDaemonProcess(b, bin, srv.URL)
+		text := d.waitReconciled(b)
 		b.StopTimer()
-		ready = append(ready, time.Since(start).Seconds())
+		ready = append(ready, time.Since(d.start).Seconds())
 		v, ok := metricValue(text, "omniroute_reconcile_duration_seconds_sum")
 		require.True(b, ok, "omniroute_reconcile_duration_seconds")
 		reconcile = append(reconcile, v)
-		rss = append(rss, procStatusOf(b, cmd.Process.Pid, "VmRSS"))
-		hwm = append(hwm, procStatusOf(b, cmd.Process.Pid, "VmHWM"))
+		rss = append(rss, procStatusOf(b, d.cmd.Process.Pid, "VmRSS"))
+		hwm = append(hwm, procStatusOf(b, d.cmd.Process.Pid, "VmHWM"))
 		v, ok = metricValue(text, "go_memstats_heap_inuse_bytes")
 		require.True(b, ok, "go_memstats_heap_inuse_bytes")
 		heap = append(heap, v/(1<<20))
-		require.NoError(b, cmd.Process.Signal(syscall.SIGTERM))
-		require.NoError(b, <-exited, "omniroute stops cleanly: %s", stderr.String())
+		d.stop(b)
 		require.Zero(b, em.Counters().Records["AgentWork"], "the PSRs stay waiting")
 		b.StartTimer()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -196,6 +197,10 @@ func Reconcile(ctx context.Context, c *salesforce.Client, names Names, org OrgIn
 		d.skills = append(d.skills, routing.Event{Type: routing.EventAgentSkills, AgentID: u, Skills: sks})
 	}
 	d.took = time.Since(start)
+	// The rows and their pages were the reconcile's largest allocation (about 3 times the
+	// snapshot at 100,000 PSRs) and are garbage now: give their memory back to the OS at once,
+	// rather than let the process keep its peak until the scavenger returns it.
+	debug.FreeOSMemory()
 	return d, nil
 }
 
