@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,7 +40,9 @@ func (c *Client) QueryAll(ctx context.Context, soql string) iter.Seq2[json.RawMe
 	return queryRecords[json.RawMessage](ctx, c, "queryAll", soql)
 }
 
-// QueryAs is Query with each record decoded into a T (each page in one pass).
+// QueryAs is Query with each record decoded into a T (each page in one pass). A record that
+// does not decode into a T is skipped, logged with its sObject and Id, and counted
+// (salesforce_query_records_skipped_total); the others, on its page and after, still arrive.
 func QueryAs[T any](ctx context.Context, c *Client, soql string) iter.Seq2[T, error] {
 	return queryRecords[T](ctx, c, "query", soql)
 }
@@ -125,13 +128,11 @@ func fetchPage[T any](ctx context.Context, c *Client, r request, prev <-chan str
 				start() // the caller has finished the page before this one: the next is one ahead
 			default:
 			}
-			var recs struct {
-				Records []T `json:"records"`
-			}
-			if err := json.Unmarshal(body, &recs); err != nil {
+			recs, err := decodeRecords[T](c, body)
+			if err != nil {
 				return backoff.Permanent(fmt.Errorf("decode query response: %w", err))
 			}
-			out.records = recs.Records
+			out.records = recs
 			if next.path != "" && out.next == nil {
 				select {
 				case <-prev:
@@ -146,6 +147,44 @@ func fetchPage[T any](ctx context.Context, c *Client, r request, prev <-chan str
 		ch <- out
 	}()
 	return ch
+}
+
+// decodeRecords decodes a page's records into their type, the whole page in one pass. When
+// that fails, it decodes them one by one and skips (logs with its Id, and counts) each record
+// that does not decode: one bad record costs only itself, never its page or its query. An
+// error means the page itself is not a query result.
+func decodeRecords[T any](c *Client, body []byte) ([]T, error) {
+	var page struct {
+		Records []T `json:"records"`
+	}
+	if json.Unmarshal(body, &page) == nil {
+		return page.Records, nil
+	}
+	var raw struct {
+		Records []json.RawMessage `json:"records"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, err
+	}
+	recs := make([]T, 0, len(raw.Records))
+	for _, r := range raw.Records {
+		var v T
+		if err := json.Unmarshal(r, &v); err != nil {
+			var id struct {
+				Attributes struct {
+					Type string `json:"type"`
+				} `json:"attributes"`
+				ID string `json:"Id"`
+			}
+			_ = json.Unmarshal(r, &id)
+			sobject := cmp.Or(id.Attributes.Type, "unknown")
+			c.metrics.skipped.WithLabelValues(sobject).Inc()
+			c.log.Warn("query record skipped: it does not decode", "sobject", sobject, "id", id.ID, "err", err)
+			continue
+		}
+		recs = append(recs, v)
+	}
+	return recs, nil
 }
 
 // pageHeader reads a query page's done and nextRecordsUrl without decoding its records when
