@@ -695,6 +695,13 @@ func (r *Router) send2writer(c routing.Command) {
 // processResult learns from a writer result.
 func (r *Router) processResult(res WriteResult) {
 	c := res.Command
+	if o, ok := r.offers[c.WorkID]; ok && c.Type == routing.CommandCheckOffer && (o.psr != c.PSR || o.agent != c.AgentID) {
+		// The answer of a check made for an earlier offer of this work (a check may wait
+		// CheckWait for its look-up): it is about that offer's AgentWork, and outcomes name
+		// only the work and the agent, so it must not end the current offer.
+		r.m.events.WithLabelValues("stale_check").Inc()
+		return
+	}
 	if res.AgentWorkID != "" {
 		r.agentWork[res.AgentWorkID] = AgentWorkRef{UserID: c.AgentID, WorkID: c.WorkID, PSR: c.PSR, Ours: true}
 		if o, ok := r.offers[c.WorkID]; ok && o.agent == c.AgentID && o.awID == "" {

@@ -42,6 +42,11 @@ import (
 //     own result will answer it. A check because an offer timed out (ReasonOfferTimeout) is a
 //     fall-back for an outcome the stream did not deliver, not urgent: it waits up to
 //     CheckWait for other checks to share its query (any other look-up takes it at once).
+//     A decline or push timeout the stream delivers ends the offer at once; only one the
+//     stream lost waits for the check, so its re-route comes at most the offer timeout plus
+//     CheckWait (and one query) after the offer. The router drops an answer that comes after
+//     the work has a new offer (another PSR or agent). At shutdown, waiting checks are
+//     dropped, never sent: a check never writes, and the next reconcile reads the AgentWork.
 //   - CommandRequeue: the work item's OwnerId becomes the queue (one PATCH, or one PATCH
 //     /composite/sobjects for several).
 //

@@ -1270,3 +1270,27 @@ func TestWriterOfferTimeoutChecksShareAQuery(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 	require.Equal(t, before+1, o.queries())
 }
+
+// TestWriterShutdownDropsWaitingChecks: an offer-timeout check still waiting for company
+// (CheckWait) does not hold up a shutdown, and is dropped, not sent: a check never writes,
+// and the next start's reconcile reads the offer's AgentWork.
+func TestWriterShutdownDropsWaitingChecks(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	wr := o.work(t, "Chat")
+	_, err := o.em.AssignWork(wr.PSRID, agent(1))
+	require.NoError(t, err)
+	c := o.offer(wr, "Chat", 1)
+	c.Type, c.Weight, c.Reason = routing.CommandCheckOffer, 0, routing.ReasonOfferTimeout
+	before := o.queries()
+	r := o.startWriter(t, func(wo *WriterOptions) { wo.CheckWait = time.Minute })
+	r.w.Do(c)
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	r.shutdown(t, 5*time.Second)
+	require.Less(t, time.Since(start), 2*time.Second)
+	require.Equal(t, before, o.queries(), "a waiting check was sent at shutdown")
+	require.Empty(t, r.results, "a dropped check has no answer")
+	require.Contains(t, r.logs.String(), "checks=1")
+}
