@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,11 +130,11 @@ func TestQueryAsSkipsAMalformedRecord(t *testing.T) {
 func TestQueryReadAheadEndsOnEveryExit(t *testing.T) {
 	// Not parallel: goleak looks at every goroutine of the process.
 	f := newFakeOrg(t)
-	var served atomicCounter
+	var served atomic.Int64
 	failAt := 30
 	f.mux.HandleFunc("GET /services/data/v63.0/query/", func(w http.ResponseWriter, r *http.Request) {
 		if f.authorized(w, r) {
-			served.add()
+			served.Add(1)
 			slowPage(w, 0, failAt)
 		}
 	})
@@ -141,7 +142,7 @@ func TestQueryReadAheadEndsOnEveryExit(t *testing.T) {
 		if !f.authorized(w, r) {
 			return
 		}
-		served.add()
+		served.Add(1)
 		_, from, _ := strings.Cut(r.PathValue("locator"), "-")
 		i, _ := strconv.Atoi(from)
 		if i >= failAt {
@@ -219,20 +220,7 @@ func TestQueryReadAheadEndsOnEveryExit(t *testing.T) {
 		}
 		settled(t)
 	})
-	require.Positive(t, served.get())
-}
-
-// atomicCounter counts served pages.
-type atomicCounter struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (a *atomicCounter) add() { a.mu.Lock(); a.n++; a.mu.Unlock() }
-func (a *atomicCounter) get() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.n
+	require.Positive(t, served.Load())
 }
 
 // slowPage writes the 10 records from from after 20 ms, with a next page always.
