@@ -315,7 +315,7 @@ func (r *Router) Run(ctx context.Context) error {
 			r.flushLogouts("", true)
 			r.apply(routing.Event{Type: routing.EventTick})
 		case <-checkC:
-			if !r.checking && !r.reconciling && r.opts.Reader != nil {
+			if !r.checking && !r.reconciling && r.opts.Reader != nil && r.checkDue() {
 				r.checking = true
 				ext := make([]string, 0, len(r.external))
 				for id := range r.external {
@@ -729,6 +729,13 @@ func (r *Router) send2writer(c routing.Command) {
 // processResult learns from a writer result.
 func (r *Router) processResult(res WriteResult) {
 	c := res.Command
+	if o, ok := r.offers[c.WorkID]; ok && c.Type == routing.CommandCheckOffer && (o.psr != c.PSR || o.agent != c.AgentID) {
+		// The answer of a check made for an earlier offer of this work (a check may wait
+		// CheckWait for its look-up): it is about that offer's AgentWork, and outcomes name
+		// only the work and the agent, so it must not end the current offer.
+		r.m.events.WithLabelValues("stale_check").Inc()
+		return
+	}
 	if res.AgentWorkID != "" {
 		r.agentWork[res.AgentWorkID] = AgentWorkRef{UserID: c.AgentID, WorkID: c.WorkID, PSR: c.PSR, Ours: true}
 		if o, ok := r.offers[c.WorkID]; ok && o.agent == c.AgentID && o.awID == "" {
@@ -1100,6 +1107,24 @@ func (r *Router) gap(m inMsg, covered bool) {
 func asksReconcile(m inMsg) bool {
 	sm := m.stream
 	return m.kind == msgStream && (sm.Missed != nil || sm.Bad != nil || (sm.Event != nil && sm.Event.ChangeType.IsGapEvent()))
+}
+
+// checkDue reports whether the light check has anything to find: work waiting for longer
+// than its period (a PSR deleted without a delivered DELETE is found within two periods), or
+// work Salesforce routed that the engine counts. Otherwise the check costs no query: offered
+// work ends through its AgentWork, and work that arrived within the period is checked by a
+// later tick if it is still waiting then.
+func (r *Router) checkDue() bool {
+	if len(r.external) > 0 {
+		return true
+	}
+	old := r.opts.Now().Add(-r.opts.CheckInterval)
+	for _, w := range r.waiting {
+		if !w.since.After(old) {
+			return true
+		}
+	}
+	return false
 }
 
 // applyCheck removes work whose PSR Salesforce no longer has, among the PSRs the router

@@ -444,3 +444,46 @@ func TestPSRDeletedWhileOfferedKeepsTheQueue(t *testing.T) {
 		Work: routing.Work{ID: work, PSR: "0JR000000000002AAA", Channel: "Chat", RequestedAt: now}}, nil)
 	require.Equal(t, "Support_EN", r.workQueue[work], "the transfer's PSR lost the work's queue")
 }
+
+// TestCheckOfAnEarlierPSRLeavesTheOffer: an offer-timeout check waits (CheckWait) before its
+// look-up, so its answer can come after the work has a new PSR offered to the same agent (it
+// was accepted, then transferred back to a queue). The answer is about the earlier PSR's
+// AgentWork: it must not end, or accept, the current offer. An answer about the current offer
+// still applies.
+func TestCheckOfAnEarlierPSRLeavesTheOffer(t *testing.T) {
+	t.Parallel()
+	r, now := newRouter(t)
+	const work, agent, psr1, psr2 = "500000000000001AAA", "005000000000001AAA", "0JR000000000001AAA", "0JR000000000002AAA"
+	snap := &reconcileData{agentWork: map[string]AgentWorkRef{"0Bz000000000002AAA": {UserID: agent, WorkID: work, PSR: psr2, Ours: true}},
+		uspUser: map[string]string{}}
+	snap.snap.Offers = []routing.Assignment{{AgentID: agent,
+		Work: routing.Work{ID: work, PSR: psr2, Queue: "Support_EN", Channel: "Chat", RequestedAt: now}}}
+	r.handle(inMsg{kind: msgReconcile})
+	r.handle(inMsg{kind: msgSnapshot, snap: snap})
+	require.Equal(t, psr2, r.offers[work].psr)
+	status := func() string {
+		x, ok := r.eng.Explain(now, work)
+		if !ok {
+			return "gone"
+		}
+		return x.Status
+	}
+	require.Equal(t, "offered", status())
+
+	check := func(psr string) routing.Command {
+		return routing.Command{Type: routing.CommandCheckOffer, WorkID: work, PSR: psr, AgentID: agent, Reason: routing.ReasonOfferTimeout}
+	}
+	closed := &routing.Event{Type: routing.EventWorkTransferred, WorkID: work, AgentID: agent}
+	accepted := &routing.Event{Type: routing.EventOfferAccepted, WorkID: work, AgentID: agent}
+	r.handle(inMsg{kind: msgResult, result: WriteResult{Command: check(psr1), AgentWorkID: "0Bz000000000001AAA", Event: accepted, After: closed}})
+	require.Equal(t, "offered", status(), "the earlier PSR's accepted and transferred AgentWork ended the current offer")
+	require.Equal(t, offerRef{psr: psr2, agent: agent, at: now, awID: "0Bz000000000002AAA"}, r.offers[work])
+	declined := &routing.Event{Type: routing.EventOfferDeclined, WorkID: work, AgentID: agent, Outcome: routing.OutcomeDeclined}
+	r.handle(inMsg{kind: msgResult, result: WriteResult{Command: check(psr1), AgentWorkID: "0Bz000000000001AAA", Event: declined}})
+	require.Equal(t, "offered", status(), "the earlier PSR's declined AgentWork ended the current offer")
+
+	// The current offer's own answer applies.
+	r.handle(inMsg{kind: msgResult, result: WriteResult{Command: check(psr2), AgentWorkID: "0Bz000000000002AAA", Event: declined}})
+	require.NotContains(t, r.offers, work)
+	require.NotEqual(t, "offered", status())
+}

@@ -39,7 +39,14 @@ import (
 //     still found. At most one open AgentWork per PSR attempt follows.
 //   - CommandCheckOffer: the same look-up, never an insert. A check for an offer the writer
 //     still holds (queued, in flight or being looked up) is answered with nothing: the offer's
-//     own result will answer it.
+//     own result will answer it. A check because an offer timed out (ReasonOfferTimeout) is a
+//     fall-back for an outcome the stream did not deliver, not urgent: it waits up to
+//     CheckWait for other checks to share its query (any other look-up takes it at once).
+//     A decline or push timeout the stream delivers ends the offer at once; only one the
+//     stream lost waits for the check, so its re-route comes at most the offer timeout plus
+//     CheckWait (and one query) after the offer. The router drops an answer that comes after
+//     the work has a new offer (another PSR or agent). At shutdown, waiting checks are
+//     dropped, never sent: a check never writes, and the next reconcile reads the AgentWork.
 //   - CommandRequeue: the work item's OwnerId becomes the queue (one PATCH, or one PATCH
 //     /composite/sobjects for several).
 //
@@ -51,6 +58,7 @@ const (
 	DefaultAPIBudgetShare = 0.9
 	DefaultMaxAttempts    = 3
 	DefaultDrainTimeout   = 10 * time.Second
+	DefaultCheckWait      = 30 * time.Second
 )
 
 // lookupBatch is the most offers and checks one look-up query carries: two IN lists of 18
@@ -99,6 +107,12 @@ type WriterOptions struct {
 	// finish and their results be reported. Default DefaultDrainTimeout; set it from the
 	// shutdown timeout.
 	DrainTimeout time.Duration
+	// CheckWait is how long a CommandCheckOffer for an offer timeout (ReasonOfferTimeout)
+	// may wait for other checks, so that the checks of a steady trickle of offers share one
+	// query instead of one each. Other checks (ReasonPSRDeleted), look-ups of unknown
+	// insert outcomes and a full batch go at once and take the waiting checks along.
+	// Default DefaultCheckWait; negative: no wait.
+	CheckWait time.Duration
 }
 
 // UseOrg fills Channels, Queues and Entities from the org's metadata (ReadOrg), keeping
@@ -173,6 +187,7 @@ type Writer struct {
 	offers      []*offer // ready to insert, oldest first
 	verify      []*offer // outcome unknown: look up before anything else
 	checks      []routing.Command
+	checksDue   time.Time // when the queued checks must go (the earliest of theirs)
 	requeues    []routing.Command
 	pending     map[string]int // offers held, by PSR and user: checks on them wait
 	inserting   bool
@@ -224,6 +239,9 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = DefaultDrainTimeout
 	}
+	if o.CheckWait == 0 {
+		o.CheckWait = DefaultCheckWait
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("configure the agentwork writer: %w", err)
 	}
@@ -258,6 +276,13 @@ func (w *Writer) Do(cmd routing.Command) {
 		w.pending[offerKey(cmd.PSR, cmd.AgentID)]++
 		wake = w.wakeInsert
 	case routing.CommandCheckOffer:
+		due := now
+		if cmd.Reason == routing.ReasonOfferTimeout {
+			due = now.Add(max(w.o.CheckWait, 0))
+		}
+		if len(w.checks) == 0 || due.Before(w.checksDue) {
+			w.checksDue = due
+		}
 		w.checks = append(w.checks, cmd)
 	case routing.CommandRequeue:
 		w.requeues = append(w.requeues, cmd)
@@ -624,7 +649,7 @@ func (w *Writer) sideLoop(ctx, callCtx context.Context) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = 250*time.Millisecond, 30*time.Second, 0
 	for ctx.Err() == nil {
-		verify, checks, requeues := w.takeSide()
+		verify, checks, requeues, wait := w.takeSide(time.Now())
 		var failed bool
 		switch {
 		case len(verify)+len(checks) > 0:
@@ -632,10 +657,17 @@ func (w *Writer) sideLoop(ctx, callCtx context.Context) {
 		case len(requeues) > 0:
 			w.requeue(callCtx, requeues)
 		default:
+			var due <-chan time.Time
+			t := time.NewTimer(wait)
+			if wait > 0 {
+				due = t.C
+			}
 			select {
 			case <-ctx.Done():
 			case <-w.wakeSide:
+			case <-due:
 			}
+			t.Stop()
 			continue
 		}
 		if !failed {
@@ -651,9 +683,11 @@ func (w *Writer) sideLoop(ctx, callCtx context.Context) {
 	}
 }
 
-// takeSide takes the next side job. Over budget, checks and requeues wait while inserts are
-// queued or in flight: the remaining calls go to routing first.
-func (w *Writer) takeSide() (verify []*offer, checks, requeues []routing.Command) {
+// takeSide takes the next side job at now. Over budget, checks and requeues wait while
+// inserts are queued or in flight: the remaining calls go to routing first. Checks not due
+// yet (CheckWait) stay queued unless a look-up goes anyway or they fill one; wait is then how
+// long until they are due.
+func (w *Writer) takeSide(now time.Time) (verify []*offer, checks, requeues []routing.Command, wait time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	defer w.gaugesLocked()
@@ -661,18 +695,22 @@ func (w *Writer) takeSide() (verify []*offer, checks, requeues []routing.Command
 	verify = slices.Clone(w.verify[:n])
 	w.verify = slices.Delete(w.verify, 0, n)
 	if w.over.Load() && (w.inserting || len(w.offers) > 0) {
-		return verify, nil, nil
+		return verify, nil, nil, 0
 	}
-	n = min(len(w.checks), lookupBatch-len(verify))
-	checks = slices.Clone(w.checks[:n])
-	w.checks = slices.Delete(w.checks, 0, n)
+	if len(w.checks) > 0 && len(verify) == 0 && len(w.checks) < lookupBatch && now.Before(w.checksDue) {
+		wait = w.checksDue.Sub(now)
+	} else {
+		n = min(len(w.checks), lookupBatch-len(verify))
+		checks = slices.Clone(w.checks[:n])
+		w.checks = slices.Delete(w.checks, 0, n)
+	}
 	if len(verify)+len(checks) > 0 {
-		return verify, checks, nil
+		return verify, checks, nil, 0
 	}
 	n = min(len(w.requeues), w.o.MaxBatch)
 	requeues = slices.Clone(w.requeues[:n])
 	w.requeues = slices.Delete(w.requeues, 0, n)
-	return nil, nil, requeues
+	return nil, nil, requeues, wait
 }
 
 // lookup reads, in one query, the AgentWork of the offers whose insert outcome is unknown and

@@ -734,7 +734,8 @@ func TestWriterCheckOffer(t *testing.T) {
 
 	// decl, canceled were decided before the clock moved; timeout was still Assigned.
 	checks := []routing.Command{assigned, opened, closed, decl, canceled, timeout, unavailable, absent}
-	r := o.startWriter(t, nil, checks...)
+	// CheckWait -1: the offer-timeout checks go at once (TestWriterOfferTimeoutChecksShareAQuery).
+	r := o.startWriter(t, func(wo *WriterOptions) { wo.CheckWait = -1 }, checks...)
 	got := r.collect(t, len(checks))
 
 	accepted := func(c routing.Command) *routing.Event {
@@ -1213,4 +1214,83 @@ func TestWriterLookupBacksOff(t *testing.T) {
 		cancel()
 		require.NoError(t, <-done)
 	})
+}
+
+// queries counts the SOQL queries the emulator served.
+func (o *writerOrg) queries() int {
+	n := 0
+	for _, r := range o.em.Requests() {
+		if r.Method == http.MethodGet && strings.Contains(r.Path, "/query") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWriterOfferTimeoutChecksShareAQuery: checks because offers timed out, arriving one by
+// one, share one query (they wait up to CheckWait); a check because a PSR was deleted goes at
+// once and takes them along; alone, they go when CheckWait has passed.
+func TestWriterOfferTimeoutChecksShareAQuery(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	check := func(reason routing.Reason) routing.Command {
+		wr := o.work(t, "Chat")
+		_, err := o.em.AssignWork(wr.PSRID, agent(1))
+		require.NoError(t, err)
+		c := o.offer(wr, "Chat", 1)
+		c.Type, c.Weight, c.Reason = routing.CommandCheckOffer, 0, reason
+		return c
+	}
+	var timedOut []routing.Command
+	for range 3 {
+		timedOut = append(timedOut, check(routing.ReasonOfferTimeout))
+	}
+	deleted := check(routing.ReasonPSRDeleted)
+	before := o.queries()
+	r := o.startWriter(t, nil)
+	for _, c := range timedOut {
+		r.w.Do(c)
+		time.Sleep(150 * time.Millisecond)
+	}
+	require.Equal(t, before, o.queries(), "offer-timeout checks wait for company")
+	r.w.Do(deleted)
+	got := r.collect(t, 4)
+	require.Len(t, got, 4)
+	require.Equal(t, before+1, o.queries(), "one query for the four checks")
+
+	// Alone, they go once CheckWait has passed.
+	r2 := o.startWriter(t, func(wo *WriterOptions) { wo.CheckWait = 300 * time.Millisecond })
+	start := time.Now()
+	before = o.queries()
+	for _, c := range timedOut {
+		r2.w.Do(c)
+	}
+	require.Len(t, r2.collect(t, 3), 3)
+	require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	require.Equal(t, before+1, o.queries())
+}
+
+// TestWriterShutdownDropsWaitingChecks: an offer-timeout check still waiting for company
+// (CheckWait) does not hold up a shutdown, and is dropped, not sent: a check never writes,
+// and the next start's reconcile reads the offer's AgentWork.
+func TestWriterShutdownDropsWaitingChecks(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	wr := o.work(t, "Chat")
+	_, err := o.em.AssignWork(wr.PSRID, agent(1))
+	require.NoError(t, err)
+	c := o.offer(wr, "Chat", 1)
+	c.Type, c.Weight, c.Reason = routing.CommandCheckOffer, 0, routing.ReasonOfferTimeout
+	before := o.queries()
+	r := o.startWriter(t, func(wo *WriterOptions) { wo.CheckWait = time.Minute })
+	r.w.Do(c)
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	r.shutdown(t, 5*time.Second)
+	require.Less(t, time.Since(start), 2*time.Second)
+	require.Equal(t, before, o.queries(), "a waiting check was sent at shutdown")
+	require.Empty(t, r.results, "a dropped check has no answer")
+	require.Contains(t, r.logs.String(), "checks=1")
 }

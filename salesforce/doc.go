@@ -56,7 +56,10 @@
 //     Sforce-Limit-Info: api-usage=used/max, which becomes two gauges.
 //   - Queries: done=false pages carry nextRecordsUrl, a path on the
 //     instance, which is followed exactly as returned (its API version may
-//     differ from ours).
+//     differ from ours). The next page is requested as soon as a page's
+//     header is in, never more than one page ahead of the caller, so a page
+//     decodes while the next travels. A record that does not decode into
+//     its type is skipped, logged and counted, never failing its page.
 //   - Collections: composite/sobjects takes at most 200 records and
 //     answers one result per record, in order, with allOrNone per request.
 //   - Streaming: CometD at {instance_url}/cometd/{version}, long polling,

@@ -44,6 +44,7 @@ type clientMetrics struct {
 	retries  *prometheus.CounterVec
 	apiUsed  prometheus.Gauge
 	apiLimit prometheus.Gauge
+	skipped  *prometheus.CounterVec
 }
 
 func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
@@ -61,6 +62,8 @@ func newClientMetrics(reg prometheus.Registerer) (*clientMetrics, error) {
 				"API requests used in the org's rolling 24-hour allocation, from the last Sforce-Limit-Info header."),
 			apiLimit: gauge(f, "salesforce_api_requests_limit",
 				"The org's rolling 24-hour API request allocation, from the last Sforce-Limit-Info header."),
+			skipped: counterVec(f, "salesforce_query_records_skipped_total",
+				"Query records skipped because they do not decode into their type (each logged with its Id), by sObject.", "sobject"),
 		}
 	})
 }

@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -121,7 +122,9 @@ func pagedQuery(f *fakeOrg, n, size int, served *atomic.Int64) {
 	})
 }
 
-func TestQueryFollowsNextRecordsURLOnePageAtATime(t *testing.T) {
+// TestQueryFollowsNextRecordsURLOnePageAhead: the next page is requested while the caller
+// consumes the current one (so decoding overlaps the round trip), never more than one ahead.
+func TestQueryFollowsNextRecordsURLOnePageAhead(t *testing.T) {
 	t.Parallel()
 	f := newFakeOrg(t)
 	var served atomic.Int64
@@ -133,8 +136,9 @@ func TestQueryFollowsNextRecordsURLOnePageAtATime(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, fmt.Sprintf("0JR%015d", n), rec.ID)
 		require.Equal(t, n, *rec.Serial)
-		// Page k is fetched only when record 10k is reached.
-		require.Equal(t, int64(n/10+1), served.Load(), "record %d", n)
+		// While page k is consumed, page k+1 is requested, and no page after it.
+		ahead := int64(min(n/10+2, 5))
+		require.Eventually(t, func() bool { return served.Load() == ahead }, 5*time.Second, time.Millisecond, "record %d", n)
 		n++
 	}
 	require.Equal(t, 45, n)
@@ -144,13 +148,16 @@ func TestQueryFollowsNextRecordsURLOnePageAtATime(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query", "200")))
 	require.Equal(t, 4.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("query_more", "200")))
 
-	// Stopping early requests no further page.
+	// Stopping early requests no page beyond the one read ahead, which has ended (or been
+	// cancelled) when the range returns.
 	served.Store(0)
 	for _, err := range c.Query(t.Context(), "SELECT Id, Serial FROM PendingServiceRouting") {
 		require.NoError(t, err)
 		break
 	}
-	require.Equal(t, int64(1), served.Load())
+	require.LessOrEqual(t, served.Load(), int64(2))
+	time.Sleep(50 * time.Millisecond)
+	require.LessOrEqual(t, served.Load(), int64(2))
 }
 
 func TestQueryErrorIsTypedAndFinal(t *testing.T) {
@@ -486,4 +493,42 @@ func TestCreateRetriedWhenTheConnectionIsRefused(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, 2, retries(t, c), "refused connections are retried")
 	require.Equal(t, 3.0, testutil.ToFloat64(c.metrics.requests.WithLabelValues("create", "error")))
+}
+
+// awaitedRecord is a record whose decoding waits (up to 5 s) until awaitServed reaches 2: the
+// second page has been requested.
+type awaitedRecord struct{ ID string }
+
+var awaitServed *atomic.Int64
+
+func (r *awaitedRecord) UnmarshalJSON(b []byte) error {
+	for deadline := time.Now().Add(5 * time.Second); awaitServed.Load() < 2; {
+		if time.Now().After(deadline) {
+			return errors.New("the next page was not requested while this one decoded")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var v struct {
+		ID string `json:"Id"`
+	}
+	err := json.Unmarshal(b, &v)
+	r.ID = v.ID
+	return err
+}
+
+// TestQueryRequestsTheNextPageBeforeDecoding: the next page's request leaves as soon as a
+// page's body is in (its nextRecordsUrl comes before the records), so that decoding overlaps
+// the round trip.
+func TestQueryRequestsTheNextPageBeforeDecoding(t *testing.T) {
+	f := newFakeOrg(t)
+	awaitServed = &atomic.Int64{}
+	pagedQuery(f, 15, 10, awaitServed)
+	c, _ := testClient(t, f, nil)
+	n := 0
+	for rec, err := range QueryAs[awaitedRecord](t.Context(), c, "SELECT Id, Serial FROM PendingServiceRouting") {
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprintf("0JR%015d", n), rec.ID)
+		n++
+	}
+	require.Equal(t, 15, n)
 }
