@@ -58,6 +58,11 @@ type syncSim struct {
 	now    time.Time
 	user   string
 	status string // what Omni-Channel shows
+	// skew is how far Salesforce's clock (the events' commit times) is ahead of the daemon's.
+	skew time.Duration
+	// consoleReports: the console reports the agent's own picks in Omni-Channel as it sees
+	// them (ReportPresenceChanged, ReportLoggedOut), as the real console does.
+	consoleReports bool
 	// landing are console commands not yet carried out; events are Salesforce's reports not
 	// yet delivered, in commit order.
 	landing []landing
@@ -110,7 +115,7 @@ func (s *syncSim) commit(status string) {
 	if n := len(s.events); n > 0 && due.Before(s.events[n-1].due) {
 		due = s.events[n-1].due // in commit order
 	}
-	s.events = append(s.events, sfEvent{status: status, at: s.now, due: due})
+	s.events = append(s.events, sfEvent{status: status, at: s.now.Add(s.skew), due: due})
 }
 
 // step moves the clock to the next landing or event and carries it out; false when none is left.
@@ -126,6 +131,12 @@ func (s *syncSim) step() bool {
 		l := s.landing[li]
 		s.landing = slices.Delete(s.landing, li, li+1)
 		s.now = maxTime(s.now, l.at)
+		if l.cmd.ExpectStatus != "" && l.cmd.ExpectStatus != s.status {
+			// Compare-and-set: the agent changed the status since the push was decided.
+			s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: &ConsoleReport{Kind: ReportResult,
+				CommandID: l.cmd.ID, Error: ConsoleStatusChanged, Status: s.status, StatusID: s.r.statusID(s.status)}}})
+			break
+		}
 		status := l.cmd.Status
 		if l.cmd.Op == ConsoleLogout {
 			status = mapping.OfflineStatus
@@ -134,6 +145,10 @@ func (s *syncSim) step() bool {
 		s.commit(status)
 		s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: &ConsoleReport{Kind: ReportResult,
 			CommandID: l.cmd.ID, OK: true, Unchanged: unchanged}}})
+		if s.consoleReports && !unchanged {
+			// The console sees the change it made, as every other.
+			s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: s.presenceReport()}})
+		}
 	case len(s.events) > 0:
 		ev := s.events[0]
 		s.events = s.events[1:]
@@ -182,11 +197,30 @@ func (s *syncSim) state() mapping.State {
 // system they made it, with the state and the status agreeing.
 func TestPresenceSyncConverges(t *testing.T) {
 	t.Parallel()
+	testPresenceSyncConverges(t, 0)
+}
+
+// TestPresenceSyncConvergesClockSkew: the same with Salesforce's clock 10 s ahead of the
+// daemon's and 10 s behind (more than the push-to-echo delay), the console honouring the
+// compare-and-set of presence commands (ExpectStatus).
+func TestPresenceSyncConvergesClockSkew(t *testing.T) {
+	t.Parallel()
+	for _, skew := range []time.Duration{10 * time.Second, -10 * time.Second} {
+		t.Run(skew.String(), func(t *testing.T) {
+			t.Parallel()
+			testPresenceSyncConverges(t, skew)
+		})
+	}
+}
+
+func testPresenceSyncConverges(t *testing.T, skew time.Duration) {
+	t.Helper()
 	m, err := mapping.Parse([]byte(syncMapping), "sync.yaml")
 	require.NoError(t, err)
 	p := &m.Presence
 	for seed := range uint64(1000) {
 		s := newSyncSim(t, seed)
+		s.skew, s.consoleReports = skew, true
 		intents := 0
 		var last func() // asserts the last intent won
 		n := 1 + s.rng.IntN(6)
@@ -213,6 +247,11 @@ func TestPresenceSyncConverges(t *testing.T) {
 					continue
 				}
 				s.commit(status)
+				if s.consoleReports {
+					// The console reports the agent's pick at once, in order with the pad's
+					// inputs on the same websocket.
+					s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: s.presenceReport()}})
+				}
 				last = func() {
 					require.Equal(t, status, s.status, "seed %d: the agent's pick in Omni-Channel is the newer intent", seed)
 				}
@@ -231,6 +270,14 @@ func TestPresenceSyncConverges(t *testing.T) {
 		require.LessOrEqual(t, s.stateChanges, intents, "seed %d: the state flapped: %v", seed, s.states)
 		require.LessOrEqual(t, s.pushes, 2*intents, "seed %d: too many pushes", seed)
 	}
+}
+
+// presenceReport is the console's report of the status Omni-Channel shows.
+func (s *syncSim) presenceReport() *ConsoleReport {
+	if s.status == mapping.OfflineStatus {
+		return &ConsoleReport{Kind: ReportLoggedOut}
+	}
+	return &ConsoleReport{Kind: ReportPresenceChanged, Status: s.status, StatusID: s.r.statusID(s.status)}
 }
 
 // inFlight reports whether a console command not yet carried out sets status.
