@@ -348,3 +348,47 @@ func TestPushSeenByConsoleAndStreamIsOneEcho(t *testing.T) {
 		require.Len(t, s.landing, 1, "console first %v: nothing pushed again", consoleFirst)
 	}
 }
+
+// TestPushOvertakenByTheAgentIsNotPushedAgain: a push carries the status Omni-Channel shows;
+// when the agent picked another one in Omni-Channel before it landed, the console refuses it
+// (status_changed, with the status it saw), the engine follows the agent's pick and nothing is
+// pushed again, even when Salesforce's event of that pick carries a commit time from before the
+// push (Salesforce's clock behind the daemon's).
+func TestPushOvertakenByTheAgentIsNotPushedAgain(t *testing.T) {
+	t.Parallel()
+	s := newSyncSim(t, 1)
+	s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Event: &routing.Event{Type: routing.EventAgentState, State: st("Ready")}}})
+	require.Len(t, s.landing, 1)
+	login := s.landing[0].cmd
+	require.Equal(t, ConsoleLogin, login.Op)
+	require.Equal(t, mapping.OfflineStatus, login.ExpectStatus, "after a snapshot, an agent it does not list is offline")
+	for s.step() {
+	}
+	require.Equal(t, "Ready_for_cases", s.status)
+
+	s.now = s.now.Add(time.Second)
+	s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Event: &routing.Event{Type: routing.EventAgentState, State: st("Away")}}})
+	require.Len(t, s.landing, 1)
+	push := s.landing[0].cmd
+	require.Equal(t, "Away_from_desk", push.Status)
+	require.Equal(t, "Ready_for_cases", push.ExpectStatus)
+	require.Equal(t, s.r.statusID("Ready_for_cases"), push.ExpectStatusID)
+	s.landing = nil
+
+	// The agent picks Taking_notes in Omni-Channel before the push lands; Salesforce's clock is
+	// 10 s behind.
+	s.now = s.now.Add(time.Second)
+	s.status = "Taking_notes"
+	s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: &ConsoleReport{Kind: ReportResult, CommandID: push.ID,
+		Error: ConsoleStatusChanged, Status: "Taking_notes", StatusID: s.r.statusID("Taking_notes")}}})
+	require.Equal(t, st("Away/Notes"), s.state(), "the engine follows the agent's pick")
+	s.r.presenceSeen(s.user, "Taking_notes", []string{"Chat"}, s.now.Add(-10*time.Second))
+	require.Empty(t, s.landing, "the agent's pick is not overridden")
+	require.Equal(t, "Taking_notes", s.r.agentSnapshot(s.user).Agent.Presence)
+
+	// Then a pad choice is pushed over the agent's pick.
+	s.now = s.now.Add(time.Second)
+	s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Event: &routing.Event{Type: routing.EventAgentState, State: st("Ready")}}})
+	require.Len(t, s.landing, 1)
+	require.Equal(t, "Taking_notes", s.landing[0].cmd.ExpectStatus)
+}
