@@ -20,13 +20,28 @@ import (
 //	                          offline or unknown; else set status), with the ServicePresenceStatus
 //	                          Id of the org metadata; nothing when Omni-Channel already shows it
 //	                          and no push is on its way
-//	Salesforce -> omniroute   a UserServicePresence event (its commit time) or the console's
-//	                          presence report (its arrival time):
-//	                          echo of a pending push (made at or after   Event.Echo: no state change;
-//	                            the push was decided)                   re-push the newest intent if
+//	                          Each push carries the status Omni-Channel will show when the
+//	                          pushes before it have landed (ExpectStatus): the console carries it
+//	                          out only over that status (compare-and-set) and else answers
+//	                          ConsoleStatusChanged with the status it saw
+//	Salesforce -> omniroute   a UserServicePresence event (its commit time), the console's
+//	                          presence report (its arrival: in order with the pad's choices) or
+//	                          its refusal of a push:
+//	                          a change the console reported already     Event.Echo
+//	                            (the stream's report of it)
+//	                          echo of a pending push                    Event.Echo: no state change;
+//	                                                                    re-push the newest intent if
 //	                                                                    the push was overtaken
-//	                          made before the newest intent (a pad      Event.Echo; re-push the newest
-//	                            choice or a push decided later)         intent when none is on its way
+//	                          a stream event while a checked push is    Event.Echo: it came before the
+//	                            on its way                              push landed, and the push's
+//	                                                                    answer says who is newer
+//	                          a refusal (status_changed): the status    the engine follows it (the
+//	                            the console reported after the push     agent's pick wins); nothing
+//	                            was decided, or never                   is pushed again
+//	                          a refusal: a status reported before the   Event.Echo; the newest intent
+//	                            push was decided                        is pushed again over it
+//	                          made before the newest intent (the time   Event.Echo; re-push the newest
+//	                            rule, pushes without ExpectStatus)      intent when none is on its way
 //	                          any other                                 the engine follows it; it is
 //	                                                                    the agent's newest intent
 //
@@ -299,6 +314,7 @@ func (p *presenceSync) snapshot(ps []routing.AgentPresence) {
 	p.snapped = true
 	for _, a := range p.agents {
 		a.omni = mapping.OfflineStatus
+		a.unstreamed = nil // the snapshot is newer than what the console reported
 	}
 	for _, ap := range ps {
 		p.agent(ap.AgentID).omni = ap.Presence
@@ -544,11 +560,6 @@ func (r *Router) presenceResult(ref consoleRef, rep *ConsoleReport) {
 			id = r.statusID(seen)
 		}
 		echo, repush := r.presence.overtaken(ref.user, ref.cmd.ID, seen, now)
-		defer func() {
-			if repush != "" {
-				r.pushPresence(ref.user, repush, true)
-			}
-		}()
 		result := syncOK
 		if echo {
 			result = syncSuppressed
@@ -556,8 +567,11 @@ func (r *Router) presenceResult(ref consoleRef, rep *ConsoleReport) {
 		r.m.presenceSync.WithLabelValues(syncFromSalesforce, result).Inc()
 		r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: ref.user, Presence: seen,
 			Channels: r.org.StatusChannels[id], Echo: echo})
-		r.log.Info("the agent changed the presence status before the push landed; theirs stands", "agent", ref.user,
-			"pushed", ref.cmd.Status, "seen", seen)
+		r.log.Info("the console found another presence status than the push expected", "agent", ref.user,
+			"pushed", ref.cmd.Status, "seen", seen, "pushed_again", repush != "")
+		if repush != "" {
+			r.pushPresence(ref.user, repush, true)
+		}
 	default:
 		r.m.presenceSync.WithLabelValues(syncToSalesforce, syncFailed).Inc()
 		r.presence.failed(ref.user, ref.cmd.ID, ref.shown)
