@@ -94,6 +94,14 @@ type ConsoleCommand struct {
 	// (ConsoleSetStatus, ConsoleLogin).
 	StatusID string
 	Status   string
+	// ExpectStatusID and ExpectStatus (ConsoleSetStatus, ConsoleLogin, ConsoleLogout) are the
+	// status the router believes Omni-Channel shows (ExpectStatus Offline, with no Id: logged
+	// out); empty: unknown, no check. The console compares them with the status it reads
+	// (getServicePresenceStatusId) before calling the toolkit and, when the agent has changed it
+	// since, does not call it and answers OK false, Error ConsoleStatusChanged, with the status
+	// it saw (compare-and-set: the agent's own newer choice wins over the push).
+	ExpectStatusID string
+	ExpectStatus   string
 	// WorkID and AgentWorkID name the work (ConsoleAccept, ConsoleDecline, ConsoleCloseWork).
 	WorkID      string
 	AgentWorkID string
@@ -136,6 +144,11 @@ const (
 	ReportDeclineRequest
 )
 
+// ConsoleStatusChanged is the Error of a presence command's ReportResult when the console did
+// not carry it out because Omni-Channel showed another status than the command's ExpectStatus:
+// the report's StatusID/Status are the status it saw (Offline, with no Id: logged out).
+const ConsoleStatusChanged = "status_changed"
+
 // ConsoleReport is what the console reports.
 type ConsoleReport struct {
 	Kind      ReportKind
@@ -144,8 +157,10 @@ type ConsoleReport struct {
 	// Unchanged (ReportResult of a presence command): Omni-Channel already showed that status,
 	// so nothing changed and no UserServicePresence event will follow. The console knows it
 	// from the status it last saw (getServicePresenceStatusId, lightning:omniChannelStatusChanged).
-	Unchanged   bool
-	Error       string
+	Unchanged bool
+	Error     string
+	// StatusID and Status: ReportPresenceChanged's new status, or the status the console saw
+	// when it refused a presence command (Error ConsoleStatusChanged).
 	StatusID    string
 	Status      string
 	WorkID      string

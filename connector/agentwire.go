@@ -80,7 +80,9 @@ type clientFrame struct {
 	CommandID string `json:"command_id,omitempty"`
 	OK        *bool  `json:"ok,omitempty"`
 	Error     string `json:"error,omitempty"`
-	// StatusID and Status: presence_changed (ServicePresenceStatus Id and DeveloperName).
+	// StatusID and Status: presence_changed (ServicePresenceStatus Id and DeveloperName), and
+	// the status the console saw when it refused a presence command (command_result, error
+	// status_changed).
 	StatusID string `json:"status_id,omitempty"`
 	Status   string `json:"status,omitempty"`
 	// AgentWorkID: work_accepted, work_declined, work_closed.
@@ -175,7 +177,7 @@ var clientTypes = map[string]clientType{
 	"transfer":    {required: []string{"work_id", "target", "target_id"}, build: action(routing.ActionTransfer)},
 	"elevate":     {required: []string{"work_id"}, optional: []string{"mode", "new_work_id", "channel"}, build: action(routing.ActionElevate)},
 	"disposition": {required: []string{"work_id", "disposition"}, build: action(routing.ActionDisposition)},
-	"command_result": {required: []string{"command_id", "ok"}, optional: []string{"error"},
+	"command_result": {required: []string{"command_id", "ok"}, optional: []string{"error", "status_id", "status"},
 		build: report(ReportResult)},
 	"presence_changed": {required: []string{"status"}, optional: []string{"status_id"}, build: report(ReportPresenceChanged)},
 	"logged_out":       {build: report(ReportLoggedOut)},
@@ -403,13 +405,17 @@ type interactionFrame struct {
 
 // consoleFrame asks the console component for an Omni-Channel toolkit call.
 type consoleFrame struct {
-	Type        string `json:"type"` // console
-	ID          string `json:"id"`
-	Op          string `json:"op"`
-	StatusID    string `json:"status_id,omitempty"`
-	Status      string `json:"status,omitempty"`
-	WorkID      string `json:"work_id,omitempty"`
-	AgentWorkID string `json:"agent_work_id,omitempty"`
+	Type     string `json:"type"` // console
+	ID       string `json:"id"`
+	Op       string `json:"op"`
+	StatusID string `json:"status_id,omitempty"`
+	Status   string `json:"status,omitempty"`
+	// ExpectStatusID and ExpectStatus: the status a presence command expects Omni-Channel to
+	// show (compare-and-set); absent: unknown, no check.
+	ExpectStatusID string `json:"expect_status_id,omitempty"`
+	ExpectStatus   string `json:"expect_status,omitempty"`
+	WorkID         string `json:"work_id,omitempty"`
+	AgentWorkID    string `json:"agent_work_id,omitempty"`
 }
 
 // errorFrame reports a refused action (code refused, with the engine's typed reason), a bad
@@ -478,7 +484,7 @@ type wrapUps interface {
 func encodeMessage(m AgentMessage, now time.Time, w wrapUps) (frame any, ok bool) {
 	if c := m.Console; c != nil {
 		return consoleFrame{Type: "console", ID: c.ID, Op: c.Op.String(), StatusID: c.StatusID, Status: c.Status,
-			WorkID: c.WorkID, AgentWorkID: c.AgentWorkID}, true
+			ExpectStatusID: c.ExpectStatusID, ExpectStatus: c.ExpectStatus, WorkID: c.WorkID, AgentWorkID: c.AgentWorkID}, true
 	}
 	c := m.Command
 	if c == nil {

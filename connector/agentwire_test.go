@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -133,4 +134,34 @@ func TestDecodeAgentFrameStrictKeys(t *testing.T) {
 	require.Error(t, err)
 	_, err = DecodeAgentFrame(agentA, []byte(` { "type" : "release" , "work_\u0069d" : "a" } `))
 	require.NoError(t, err)
+}
+
+// TestConsoleCompareAndSetWire: a presence command carries the status the router expects
+// Omni-Channel to show (expect_status_id, expect_status), and a console that refused it
+// because the agent changed the status answers command_result with error status_changed and
+// the status it saw (status_id, status), which reaches the router.
+func TestConsoleCompareAndSetWire(t *testing.T) {
+	t.Parallel()
+	frame, ok := encodeMessage(AgentMessage{Console: &ConsoleCommand{ID: "c7", Op: ConsoleSetStatus, StatusID: "0N51",
+		Status: "Available", ExpectStatusID: "0N52", ExpectStatus: "Away_from_desk"}}, time.Time{}, nil)
+	require.True(t, ok)
+	b, err := json.Marshal(frame)
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(b, &got))
+	require.Equal(t, map[string]any{"type": "console", "id": "c7", "op": "set_status", "status_id": "0N51", "status": "Available",
+		"expect_status_id": "0N52", "expect_status": "Away_from_desk"}, got)
+
+	frame, ok = encodeMessage(AgentMessage{Console: &ConsoleCommand{ID: "c8", Op: ConsoleLogin, StatusID: "0N51", Status: "Available",
+		ExpectStatus: "Offline"}}, time.Time{}, nil)
+	require.True(t, ok)
+	b, err = json.Marshal(frame)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"type":"console","id":"c8","op":"login","status_id":"0N51","status":"Available","expect_status":"Offline"}`, string(b))
+
+	fr, err := DecodeAgentFrame(agentA, []byte(`{"type":"command_result","command_id":"c7","ok":false,"error":"status_changed",`+
+		`"status_id":"0N53","status":"On_a_call"}`))
+	require.NoError(t, err)
+	require.Equal(t, &ConsoleReport{Kind: ReportResult, CommandID: "c7", Error: ConsoleStatusChanged, StatusID: "0N53", Status: "On_a_call"},
+		fr.Input.Report)
 }

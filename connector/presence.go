@@ -20,13 +20,28 @@ import (
 //	                          offline or unknown; else set status), with the ServicePresenceStatus
 //	                          Id of the org metadata; nothing when Omni-Channel already shows it
 //	                          and no push is on its way
-//	Salesforce -> omniroute   a UserServicePresence event (its commit time) or the console's
-//	                          presence report (its arrival time):
-//	                          echo of a pending push (made at or after   Event.Echo: no state change;
-//	                            the push was decided)                   re-push the newest intent if
+//	                          Each push carries the status Omni-Channel will show when the
+//	                          pushes before it have landed (ExpectStatus): the console carries it
+//	                          out only over that status (compare-and-set) and else answers
+//	                          ConsoleStatusChanged with the status it saw
+//	Salesforce -> omniroute   a UserServicePresence event (its commit time), the console's
+//	                          presence report (its arrival: in order with the pad's choices) or
+//	                          its refusal of a push:
+//	                          a change the console reported already     Event.Echo
+//	                            (the stream's report of it)
+//	                          echo of a pending push                    Event.Echo: no state change;
+//	                                                                    re-push the newest intent if
 //	                                                                    the push was overtaken
-//	                          made before the newest intent (a pad      Event.Echo; re-push the newest
-//	                            choice or a push decided later)         intent when none is on its way
+//	                          a stream event while a checked push is    Event.Echo: it came before the
+//	                            on its way                              push landed, and the push's
+//	                                                                    answer says who is newer
+//	                          a refusal (status_changed): the status    the engine follows it (the
+//	                            the console reported after the push     agent's pick wins); nothing
+//	                            was decided, or never                   is pushed again
+//	                          a refusal: a status reported before the   Event.Echo; the newest intent
+//	                            push was decided                        is pushed again over it
+//	                          made before the newest intent (the time   Event.Echo; re-push the newest
+//	                            rule, pushes without ExpectStatus)      intent when none is on its way
 //	                          any other                                 the engine follows it; it is
 //	                                                                    the agent's newest intent
 //
@@ -55,6 +70,9 @@ const (
 type presenceSync struct {
 	window time.Duration
 	agents map[string]*agentSync
+	// snapped: a reconcile snapshot listed every agent Omni-Channel shows present, so an agent
+	// not known yet is offline.
+	snapped bool
 }
 
 // agentSync is what presence sync knows about one agent.
@@ -66,12 +84,23 @@ type agentSync struct {
 	// want is the newest intent: the latest push, or the agent's own later pick; wantAt its time.
 	want   string
 	wantAt time.Time
+	// unstreamed are the changes the console reported that the stream has not reported yet,
+	// oldest first: both report the agent's changes in the order they happened.
+	unstreamed []string
+	// reports counts the statuses the console reported; reported is the latest.
+	reports  uint64
+	reported string
 }
 
 type pendingPush struct {
 	status string
 	at     time.Time
 	cmd    string
+	// reports is how many statuses the console had reported when the push was decided.
+	reports uint64
+	// checked: the push carries the status Omni-Channel showed (ExpectStatus), so the console
+	// carries it out only over that status (compare-and-set); answered: the console did.
+	checked, answered bool
 }
 
 func newPresenceSync(window time.Duration) *presenceSync {
@@ -85,6 +114,9 @@ func (p *presenceSync) agent(id string) *agentSync {
 	a := p.agents[id]
 	if a == nil {
 		a = &agentSync{}
+		if p.snapped {
+			a.omni = mapping.OfflineStatus
+		}
 		p.agents[id] = a
 	}
 	return a
@@ -124,9 +156,9 @@ func (p *presenceSync) push(user, status string, now time.Time, repush bool) (op
 
 // pushed records a push handed to the agent's console as command id. A new intent (not a
 // re-push of the newest one, which keeps its time) becomes the newest intent.
-func (p *presenceSync) pushed(user, status, id string, now time.Time, repush bool) {
+func (p *presenceSync) pushed(user, status, id string, now time.Time, repush, checked bool) {
 	a := p.agent(user)
-	a.pending = append(p.live(a, now), pendingPush{status: status, at: now, cmd: id})
+	a.pending = append(p.live(a, now), pendingPush{status: status, at: now, cmd: id, checked: checked, reports: a.reports})
 	if len(a.pending) > maxPendingPushes {
 		a.pending = a.pending[len(a.pending)-maxPendingPushes:]
 	}
@@ -154,6 +186,52 @@ func (p *presenceSync) intend(user string, st mapping.State, tables *mapping.Pre
 	a.wantAt = now
 }
 
+// answered records that the console carried out the push of command id.
+func (p *presenceSync) answered(user, id string) {
+	a := p.agent(user)
+	for i := range a.pending {
+		if a.pending[i].cmd == id {
+			a.pending[i].answered = true
+		}
+	}
+}
+
+// overtaken takes the status the console saw instead of the one a push expected (it did not
+// carry the push out). The console reports the agent's picks in the order they come with the
+// pad's choices: a pick it reported after the push was decided, or never, is the agent's
+// newer choice and stands (echo: the engine follows it already); one it reported before is
+// older than the push, whose status is pushed again (repush) over it.
+func (p *presenceSync) overtaken(user, id, seen string, now time.Time) (echo bool, repush string) {
+	a := p.agent(user)
+	var pp pendingPush
+	for _, q := range a.pending {
+		if q.cmd == id {
+			pp = q
+		}
+	}
+	p.unchanged(user, id)
+	a.omni = seen
+	if pp.cmd != "" && a.reported == seen && a.reports <= pp.reports {
+		return true, a.stale(seen) // known when the push was decided: the push is newer
+	}
+	if a.want == seen || (pp.cmd != "" && a.reported == seen) {
+		return true, "" // reported after the push was decided: already the newest intent
+	}
+	a.want, a.wantAt = seen, now
+	return false, ""
+}
+
+// expect is the status Omni-Channel will show when the pushes on their way have landed.
+func (p *presenceSync) expect(user string) string {
+	a := p.agent(user)
+	for i := len(a.pending) - 1; i >= 0; i-- {
+		if !a.pending[i].answered {
+			return a.pending[i].status
+		}
+	}
+	return a.omni
+}
+
 // unchanged forgets the push of command id: it changed nothing, so no echo will come (a later
 // change to the same status is the agent's).
 func (p *presenceSync) unchanged(user, id string) {
@@ -172,16 +250,32 @@ func (p *presenceSync) unchanged(user, id string) {
 // the stream), or a change older than the newest intent. repush is the newest intent, to push again when
 // Salesforce now shows something else and no push is on its way.
 func (p *presenceSync) seen(user, status string, at, now time.Time) (echo bool, repush string) {
+	console := at.IsZero()
 	if at.IsZero() || at.After(now) {
 		at = now
 	}
 	a := p.agent(user)
 	pend := p.live(a, now)
+	if console {
+		a.reports++
+		a.reported = status
+		a.unstreamed = append(a.unstreamed, status)
+		if len(a.unstreamed) > maxPendingPushes {
+			a.unstreamed = a.unstreamed[len(a.unstreamed)-maxPendingPushes:]
+		}
+	} else if i := slices.Index(a.unstreamed, status); i >= 0 {
+		// A change the console reported already, and everything before it.
+		a.unstreamed = a.unstreamed[i+1:]
+		return true, ""
+	}
 	prev := a.omni
 	a.omni = status
 	for i, pp := range pend {
-		if pp.status != status || at.Before(pp.at) {
-			continue // a change made before the push was decided is not its echo
+		if pp.status != status || (!pp.checked && at.Before(pp.at)) {
+			// Without compare-and-set, a change made before the push was decided is not its
+			// echo. With it, the push lands only over the status expected, so a change to
+			// its status before it landed made the console refuse it.
+			continue
 		}
 		a.pending = pend[i+1:]
 		return true, a.stale(status)
@@ -190,6 +284,14 @@ func (p *presenceSync) seen(user, status string, at, now time.Time) (echo bool, 
 		// What Omni-Channel was already known to show: the same change reported again (the
 		// console and the stream both report each change, omniroute's pushes included).
 		return true, ""
+	}
+	for _, pp := range pend {
+		if !console && pp.checked {
+			// The stream reports changes in commit order: this one came before the checked
+			// push landed, and the console's answer to the push says whether the agent
+			// changed the status after it was decided.
+			return true, ""
+		}
 	}
 	if at.Before(a.wantAt) {
 		return true, a.stale(status) // the newest intent came after this change
@@ -209,8 +311,10 @@ func (a *agentSync) stale(status string) string {
 
 // snapshot takes what Omni-Channel shows after a reconcile.
 func (p *presenceSync) snapshot(ps []routing.AgentPresence) {
+	p.snapped = true
 	for _, a := range p.agents {
 		a.omni = mapping.OfflineStatus
+		a.unstreamed = nil // the snapshot is newer than what the console reported
 	}
 	for _, ap := range ps {
 		p.agent(ap.AgentID).omni = ap.Presence
@@ -422,27 +526,56 @@ func (r *Router) consoleResult(user string, rep *ConsoleReport) {
 		return
 	}
 	delete(r.consoleRefs, rep.CommandID)
-	r.consoleResultOf(ref, rep.OK, rep.Unchanged, rep.Error)
-}
-
-func (r *Router) consoleResultOf(ref consoleRef, ok, unchanged bool, errText string) {
 	switch ref.cmd.Op {
 	case ConsoleSetStatus, ConsoleLogin, ConsoleLogout:
-		if ok {
-			r.m.presenceSync.WithLabelValues(syncToSalesforce, syncOK).Inc()
-			if unchanged {
-				r.presence.unchanged(ref.user, ref.cmd.ID)
-			}
-			return
+		r.presenceResult(ref, rep)
+	default:
+		if !rep.OK {
+			r.log.Warn("the console could not carry out a work command", "agent", ref.user, "op", ref.cmd.Op.String(),
+				"work", ref.cmd.WorkID, "err", rep.Error)
 		}
+	}
+}
+
+// presenceResult takes the console's answer to a presence push. A push refused because the
+// agent changed the status since it was decided (ConsoleStatusChanged) is not pushed again: the
+// status the console saw is the agent's newest intent.
+func (r *Router) presenceResult(ref consoleRef, rep *ConsoleReport) {
+	now := r.opts.Now()
+	switch {
+	case rep.OK:
+		r.m.presenceSync.WithLabelValues(syncToSalesforce, syncOK).Inc()
+		if rep.Unchanged {
+			r.presence.unchanged(ref.user, ref.cmd.ID)
+		} else {
+			r.presence.answered(ref.user, ref.cmd.ID)
+		}
+	case rep.Error == ConsoleStatusChanged && ref.cmd.ExpectStatus != "" && (rep.Status != "" || rep.StatusID != ""):
+		r.m.presenceSync.WithLabelValues(syncToSalesforce, syncSuppressed).Inc()
+		seen, id := rep.Status, rep.StatusID
+		if seen == "" {
+			seen = r.org.StatusName(id)
+		}
+		if id == "" {
+			id = r.statusID(seen)
+		}
+		echo, repush := r.presence.overtaken(ref.user, ref.cmd.ID, seen, now)
+		result := syncOK
+		if echo {
+			result = syncSuppressed
+		}
+		r.m.presenceSync.WithLabelValues(syncFromSalesforce, result).Inc()
+		r.apply(routing.Event{Type: routing.EventAgentPresence, AgentID: ref.user, Presence: seen,
+			Channels: r.org.StatusChannels[id], Echo: echo})
+		r.log.Info("the console found another presence status than the push expected", "agent", ref.user,
+			"pushed", ref.cmd.Status, "seen", seen, "pushed_again", repush != "")
+		if repush != "" {
+			r.pushPresence(ref.user, repush, true)
+		}
+	default:
 		r.m.presenceSync.WithLabelValues(syncToSalesforce, syncFailed).Inc()
 		r.presence.failed(ref.user, ref.cmd.ID, ref.shown)
-		r.log.Warn("the console could not set the presence status", "agent", ref.user, "status", ref.cmd.Status, "err", errText)
-	default:
-		if !ok {
-			r.log.Warn("the console could not carry out a work command", "agent", ref.user, "op", ref.cmd.Op.String(),
-				"work", ref.cmd.WorkID, "err", errText)
-		}
+		r.log.Warn("the console could not set the presence status", "agent", ref.user, "status", ref.cmd.Status, "err", rep.Error)
 	}
 }
 
@@ -481,12 +614,17 @@ func (r *Router) pushPresence(user, status string, repush bool) {
 		}
 	}
 	shown := r.presence.agent(user).omni
+	if expect := r.presence.expect(user); expect != "" {
+		// Compare-and-set: the console sets it only over the status Omni-Channel shows once
+		// the pushes before it have landed.
+		cmd.ExpectStatus, cmd.ExpectStatusID = expect, r.statusID(expect)
+	}
 	id := r.console(user, cmd, shown)
 	if id == "" {
 		r.m.presenceSync.WithLabelValues(syncToSalesforce, syncFailed).Inc()
 		return
 	}
-	r.presence.pushed(user, status, id, now, repush)
+	r.presence.pushed(user, status, id, now, repush, cmd.ExpectStatus != "")
 }
 
 // console hands a ConsoleCommand to the agent's console and returns its id, or "" when no

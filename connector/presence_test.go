@@ -58,6 +58,11 @@ type syncSim struct {
 	now    time.Time
 	user   string
 	status string // what Omni-Channel shows
+	// skew is how far Salesforce's clock (the events' commit times) is ahead of the daemon's.
+	skew time.Duration
+	// consoleReports: the console reports the agent's own picks in Omni-Channel as it sees
+	// them (ReportPresenceChanged, ReportLoggedOut), as the real console does.
+	consoleReports bool
 	// landing are console commands not yet carried out; events are Salesforce's reports not
 	// yet delivered, in commit order.
 	landing []landing
@@ -110,7 +115,7 @@ func (s *syncSim) commit(status string) {
 	if n := len(s.events); n > 0 && due.Before(s.events[n-1].due) {
 		due = s.events[n-1].due // in commit order
 	}
-	s.events = append(s.events, sfEvent{status: status, at: s.now, due: due})
+	s.events = append(s.events, sfEvent{status: status, at: s.now.Add(s.skew), due: due})
 }
 
 // step moves the clock to the next landing or event and carries it out; false when none is left.
@@ -126,6 +131,12 @@ func (s *syncSim) step() bool {
 		l := s.landing[li]
 		s.landing = slices.Delete(s.landing, li, li+1)
 		s.now = maxTime(s.now, l.at)
+		if l.cmd.ExpectStatus != "" && l.cmd.ExpectStatus != s.status {
+			// Compare-and-set: the agent changed the status since the push was decided.
+			s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: &ConsoleReport{Kind: ReportResult,
+				CommandID: l.cmd.ID, Error: ConsoleStatusChanged, Status: s.status, StatusID: s.r.statusID(s.status)}}})
+			break
+		}
 		status := l.cmd.Status
 		if l.cmd.Op == ConsoleLogout {
 			status = mapping.OfflineStatus
@@ -134,6 +145,10 @@ func (s *syncSim) step() bool {
 		s.commit(status)
 		s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: &ConsoleReport{Kind: ReportResult,
 			CommandID: l.cmd.ID, OK: true, Unchanged: unchanged}}})
+		if s.consoleReports && !unchanged {
+			// The console sees the change it made, as every other.
+			s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: s.presenceReport()}})
+		}
 	case len(s.events) > 0:
 		ev := s.events[0]
 		s.events = s.events[1:]
@@ -182,11 +197,30 @@ func (s *syncSim) state() mapping.State {
 // system they made it, with the state and the status agreeing.
 func TestPresenceSyncConverges(t *testing.T) {
 	t.Parallel()
+	testPresenceSyncConverges(t, 0)
+}
+
+// TestPresenceSyncConvergesClockSkew: the same with Salesforce's clock 10 s ahead of the
+// daemon's and 10 s behind (more than the push-to-echo delay), the console honouring the
+// compare-and-set of presence commands (ExpectStatus).
+func TestPresenceSyncConvergesClockSkew(t *testing.T) {
+	t.Parallel()
+	for _, skew := range []time.Duration{10 * time.Second, -10 * time.Second} {
+		t.Run(skew.String(), func(t *testing.T) {
+			t.Parallel()
+			testPresenceSyncConverges(t, skew)
+		})
+	}
+}
+
+func testPresenceSyncConverges(t *testing.T, skew time.Duration) {
+	t.Helper()
 	m, err := mapping.Parse([]byte(syncMapping), "sync.yaml")
 	require.NoError(t, err)
 	p := &m.Presence
 	for seed := range uint64(1000) {
 		s := newSyncSim(t, seed)
+		s.skew, s.consoleReports = skew, true
 		intents := 0
 		var last func() // asserts the last intent won
 		n := 1 + s.rng.IntN(6)
@@ -213,6 +247,11 @@ func TestPresenceSyncConverges(t *testing.T) {
 					continue
 				}
 				s.commit(status)
+				if s.consoleReports {
+					// The console reports the agent's pick at once, in order with the pad's
+					// inputs on the same websocket.
+					s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: s.presenceReport()}})
+				}
 				last = func() {
 					require.Equal(t, status, s.status, "seed %d: the agent's pick in Omni-Channel is the newer intent", seed)
 				}
@@ -231,6 +270,14 @@ func TestPresenceSyncConverges(t *testing.T) {
 		require.LessOrEqual(t, s.stateChanges, intents, "seed %d: the state flapped: %v", seed, s.states)
 		require.LessOrEqual(t, s.pushes, 2*intents, "seed %d: too many pushes", seed)
 	}
+}
+
+// presenceReport is the console's report of the status Omni-Channel shows.
+func (s *syncSim) presenceReport() *ConsoleReport {
+	if s.status == mapping.OfflineStatus {
+		return &ConsoleReport{Kind: ReportLoggedOut}
+	}
+	return &ConsoleReport{Kind: ReportPresenceChanged, Status: s.status, StatusID: s.r.statusID(s.status)}
 }
 
 // inFlight reports whether a console command not yet carried out sets status.
@@ -300,4 +347,48 @@ func TestPushSeenByConsoleAndStreamIsOneEcho(t *testing.T) {
 		require.Equal(t, st("Away"), s.state(), "console first %v: the echo seen twice became an intent", consoleFirst)
 		require.Len(t, s.landing, 1, "console first %v: nothing pushed again", consoleFirst)
 	}
+}
+
+// TestPushOvertakenByTheAgentIsNotPushedAgain: a push carries the status Omni-Channel shows;
+// when the agent picked another one in Omni-Channel before it landed, the console refuses it
+// (status_changed, with the status it saw), the engine follows the agent's pick and nothing is
+// pushed again, even when Salesforce's event of that pick carries a commit time from before the
+// push (Salesforce's clock behind the daemon's).
+func TestPushOvertakenByTheAgentIsNotPushedAgain(t *testing.T) {
+	t.Parallel()
+	s := newSyncSim(t, 1)
+	s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Event: &routing.Event{Type: routing.EventAgentState, State: st("Ready")}}})
+	require.Len(t, s.landing, 1)
+	login := s.landing[0].cmd
+	require.Equal(t, ConsoleLogin, login.Op)
+	require.Equal(t, mapping.OfflineStatus, login.ExpectStatus, "after a snapshot, an agent it does not list is offline")
+	for s.step() {
+	}
+	require.Equal(t, "Ready_for_cases", s.status)
+
+	s.now = s.now.Add(time.Second)
+	s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Event: &routing.Event{Type: routing.EventAgentState, State: st("Away")}}})
+	require.Len(t, s.landing, 1)
+	push := s.landing[0].cmd
+	require.Equal(t, "Away_from_desk", push.Status)
+	require.Equal(t, "Ready_for_cases", push.ExpectStatus)
+	require.Equal(t, s.r.statusID("Ready_for_cases"), push.ExpectStatusID)
+	s.landing = nil
+
+	// The agent picks Taking_notes in Omni-Channel before the push lands; Salesforce's clock is
+	// 10 s behind.
+	s.now = s.now.Add(time.Second)
+	s.status = "Taking_notes"
+	s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Report: &ConsoleReport{Kind: ReportResult, CommandID: push.ID,
+		Error: ConsoleStatusChanged, Status: "Taking_notes", StatusID: s.r.statusID("Taking_notes")}}})
+	require.Equal(t, st("Away/Notes"), s.state(), "the engine follows the agent's pick")
+	s.r.presenceSeen(s.user, "Taking_notes", []string{"Chat"}, s.now.Add(-10*time.Second))
+	require.Empty(t, s.landing, "the agent's pick is not overridden")
+	require.Equal(t, "Taking_notes", s.r.agentSnapshot(s.user).Agent.Presence)
+
+	// Then a pad choice is pushed over the agent's pick.
+	s.now = s.now.Add(time.Second)
+	s.r.handle(inMsg{kind: msgAgent, agent: &AgentInput{User: s.user, Event: &routing.Event{Type: routing.EventAgentState, State: st("Ready")}}})
+	require.Len(t, s.landing, 1)
+	require.Equal(t, "Taking_notes", s.landing[0].cmd.ExpectStatus)
 }
