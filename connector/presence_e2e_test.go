@@ -117,6 +117,12 @@ func newPresenceEnv(t *testing.T, postCall string, mutate ...func(*Config)) *pre
 	for _, u := range []string{agent1, agent2, agent3} {
 		c.connect(p.ids[u])
 	}
+	// Every frame the consoles sent was one the protocol takes, and the router took it.
+	t.Cleanup(func() {
+		for _, u := range []string{agent1, agent2, agent3} {
+			require.Empty(t, c.otherErrors(p.ids[u]), "errors other than refusals for %s", u)
+		}
+	})
 	p.console = c
 	return p
 }
