@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -170,7 +171,9 @@ func TestE2EWSStandbyRefusesUpgrades(t *testing.T) {
 	go func() { d.done <- c.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-d.done // after the leadership is lost, Run may end with an error of its own
+		if err := <-d.done; err != nil && !errors.Is(err, ErrLeadershipLost) {
+			t.Errorf("Run: %v", err)
+		}
 	})
 	d.waitCondition(t, CondOrgChecked) // warm: logged in, org read
 
