@@ -74,16 +74,7 @@ func TestE2EWSSalesforceTokenAfterLogin(t *testing.T) {
 	tok, err := p.em.IssueToken(agent2)
 	require.NoError(t, err)
 	url := "ws://" + p.d.c.Addr().String() + AgentPath
-	dial := func(token string) (*websocket.Conn, int, error) {
-		d := websocket.Dialer{Subprotocols: []string{AgentSubprotocol, AgentTokenProtocol(token)}, HandshakeTimeout: 10 * time.Second}
-		c, resp, err := d.Dial(url, nil)
-		code := 0
-		if resp != nil {
-			code = resp.StatusCode
-			_ = resp.Body.Close()
-		}
-		return c, code, err
-	}
+	dial := func(token string) (*websocket.Conn, int, error) { return dialAgent(url, token) }
 	c, _, err := dial(tok)
 	require.NoError(t, err)
 	defer func() { _ = c.Close() }()

@@ -65,19 +65,28 @@ func (c *wsConsole) dial(user string) (*websocket.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := websocket.Dialer{Subprotocols: []string{AgentSubprotocol, AgentTokenProtocol(tok)}, HandshakeTimeout: 10 * time.Second}
-	conn, resp, err := d.Dial(c.url, nil)
+	conn, _, err := dialAgent(c.url, tok)
+	return conn, err
+}
+
+// dialAgent opens a websocket at url with token in the omniroute.bearer. subprotocol; it
+// returns the handshake's status.
+func dialAgent(url, token string) (*websocket.Conn, int, error) {
+	d := websocket.Dialer{Subprotocols: []string{AgentSubprotocol, AgentTokenProtocol(token)}, HandshakeTimeout: 10 * time.Second}
+	conn, resp, err := d.Dial(url, nil)
+	code := 0
 	if resp != nil {
+		code = resp.StatusCode
 		_ = resp.Body.Close()
 	}
 	if err != nil {
-		return nil, err
+		return nil, code, err
 	}
 	if p := conn.Subprotocol(); p != AgentSubprotocol {
 		_ = conn.Close()
-		return nil, fmt.Errorf("subprotocol %q", p)
+		return nil, code, fmt.Errorf("subprotocol %q", p)
 	}
-	return conn, nil
+	return conn, code, nil
 }
 
 // connect connects user's console and waits for its hello and snapshot.
