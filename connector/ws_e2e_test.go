@@ -209,3 +209,19 @@ func TestIdentityOrg(t *testing.T) {
 		require.Equal(t, tc.want, identityOrg(tc.url), tc.url)
 	}
 }
+
+// TestCommandResultUnchanged: a console's command_result says whether the presence command
+// changed nothing (Omni-Channel already showed the status), as ConsoleReport.Unchanged needs:
+// then no echo will come and the router forgets the push.
+func TestCommandResultUnchanged(t *testing.T) {
+	t.Parallel()
+	f, err := DecodeAgentFrame(agentA, []byte(`{"type":"command_result","command_id":"c-1","ok":true,"unchanged":true}`))
+	require.NoError(t, err)
+	require.NotNil(t, f.Input.Report)
+	require.True(t, f.Input.Report.Unchanged)
+	f, err = DecodeAgentFrame(agentA, []byte(`{"type":"command_result","command_id":"c-1","ok":true}`))
+	require.NoError(t, err)
+	require.False(t, f.Input.Report.Unchanged)
+	_, err = DecodeAgentFrame(agentA, []byte(`{"type":"logged_out","unchanged":true}`))
+	require.Error(t, err, "only command_result takes unchanged")
+}

@@ -171,7 +171,9 @@ func (c *wsConsole) work(ctx context.Context, a *wsAgent) {
 			if err != nil {
 				f["error"] = err.Error()
 			}
-			_ = unchanged // the wire has no field for it: the router learns it from the status echo
+			if unchanged {
+				f["unchanged"] = true
+			}
 			if a.write(f) != nil {
 				return
 			}
