@@ -80,6 +80,9 @@ type clientFrame struct {
 	CommandID string `json:"command_id,omitempty"`
 	OK        *bool  `json:"ok,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// Unchanged: command_result of a presence command that changed nothing (Omni-Channel
+	// already showed the status), so no UserServicePresence event will follow.
+	Unchanged *bool `json:"unchanged,omitempty"`
 	// StatusID and Status: presence_changed (ServicePresenceStatus Id and DeveloperName), and
 	// the status the console saw when it refused a presence command (command_result, error
 	// status_changed).
@@ -103,7 +106,7 @@ func (f *clientFrame) fields() []field {
 		{"mode", f.Mode != "", f.Mode}, {"new_work_id", f.NewWorkID != "", f.NewWorkID},
 		{"channel", f.Channel != "", f.Channel}, {"disposition", f.Disposition != "", f.Disposition},
 		{"command_id", f.CommandID != "", f.CommandID}, {"ok", f.OK != nil, ""},
-		{"error", f.Error != "", f.Error}, {"status_id", f.StatusID != "", f.StatusID},
+		{"error", f.Error != "", f.Error}, {"unchanged", f.Unchanged != nil, ""}, {"status_id", f.StatusID != "", f.StatusID},
 		{"status", f.Status != "", f.Status}, {"agent_work_id", f.AgentWorkID != "", f.AgentWorkID},
 	}
 }
@@ -146,6 +149,9 @@ func report(kind ReportKind) func(f *clientFrame) (AgentInput, *FrameError) {
 		if f.OK != nil {
 			r.OK = *f.OK
 		}
+		if f.Unchanged != nil {
+			r.Unchanged = *f.Unchanged
+		}
 		if kind == ReportResult && !r.OK && r.Error == "" {
 			return AgentInput{}, frameErr(badFrameField, "a failed command_result needs an error")
 		}
@@ -177,7 +183,7 @@ var clientTypes = map[string]clientType{
 	"transfer":    {required: []string{"work_id", "target", "target_id"}, build: action(routing.ActionTransfer)},
 	"elevate":     {required: []string{"work_id"}, optional: []string{"mode", "new_work_id", "channel"}, build: action(routing.ActionElevate)},
 	"disposition": {required: []string{"work_id", "disposition"}, build: action(routing.ActionDisposition)},
-	"command_result": {required: []string{"command_id", "ok"}, optional: []string{"error", "status_id", "status"},
+	"command_result": {required: []string{"command_id", "ok"}, optional: []string{"error", "unchanged", "status_id", "status"},
 		build: report(ReportResult)},
 	"presence_changed": {required: []string{"status"}, optional: []string{"status_id"}, build: report(ReportPresenceChanged)},
 	"logged_out":       {build: report(ReportLoggedOut)},

@@ -2,12 +2,10 @@ package connector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,109 +51,6 @@ capacity:
   postCallState: %s
 `
 
-// consoleJob is a ConsoleCommand for one agent's console.
-type consoleJob struct {
-	user string
-	cmd  ConsoleCommand
-}
-
-// testConsole is the agents' side in these tests, one small type: an AgentSink that keeps
-// what each agent's console gets and, as the console component does with the Omni toolkit,
-// carries out each ConsoleCommand (against the emulator's control API) and reports the result
-// through the router's FromAgent. Over the real websocket the gateway takes its place.
-type testConsole struct {
-	t      *testing.T
-	em     *emulator.Emulator
-	router AgentRouter
-	users  map[string]string // user id -> username
-	// omni reads the agent's current status, as the console knows it from the widget.
-	omni   func(username string) string
-	jobs   chan consoleJob
-	mu     sync.Mutex
-	msgs   map[string][]AgentMessage
-	silent map[string]bool
-}
-
-// Deliver implements AgentSink; it never blocks.
-func (c *testConsole) Deliver(user string, m AgentMessage) bool {
-	c.mu.Lock()
-	c.msgs[user] = append(c.msgs[user], m)
-	silent := c.silent[user]
-	c.mu.Unlock()
-	if m.Console != nil && !silent {
-		select {
-		case c.jobs <- consoleJob{user: user, cmd: *m.Console}:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// run carries out console commands in order, as one console per agent would.
-func (c *testConsole) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-c.jobs:
-			unchanged, err := c.carryOut(j)
-			rep := &ConsoleReport{Kind: ReportResult, CommandID: j.cmd.ID, OK: err == nil, Unchanged: unchanged}
-			if err != nil {
-				rep.Error = err.Error()
-			}
-			if c.router.FromAgent(ctx, AgentInput{User: j.user, Report: rep}) != nil {
-				return
-			}
-		}
-	}
-}
-
-func (c *testConsole) carryOut(j consoleJob) (unchanged bool, err error) {
-	name := c.users[j.user]
-	switch j.cmd.Op {
-	case ConsoleSetStatus, ConsoleLogin:
-		if j.cmd.StatusID == "" {
-			return false, errors.New("no status id")
-		}
-		unchanged = c.omni(name) == j.cmd.Status
-		return unchanged, c.em.SetPresence(name, j.cmd.Status)
-	case ConsoleLogout:
-		unchanged = c.omni(name) == mapping.OfflineStatus
-		return unchanged, c.em.SetPresence(name, mapping.OfflineStatus)
-	case ConsoleAccept:
-		return false, c.em.AcceptWork(j.cmd.AgentWorkID)
-	case ConsoleDecline:
-		return false, c.em.DeclineWork(j.cmd.AgentWorkID, "")
-	case ConsoleCloseWork:
-		return false, c.em.CloseWork(j.cmd.AgentWorkID)
-	}
-	return false, fmt.Errorf("unknown console op %s", j.cmd.Op)
-}
-
-func (c *testConsole) messages(user string) []AgentMessage {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.msgs[user])
-}
-
-func (c *testConsole) setSilent(user string, silent bool) {
-	c.mu.Lock()
-	c.silent[user] = silent
-	c.mu.Unlock()
-}
-
-// consoleOps returns the console operations user's console got, in order.
-func (c *testConsole) consoleOps(user string) []ConsoleCommand {
-	var out []ConsoleCommand
-	for _, m := range c.messages(user) {
-		if m.Console != nil {
-			out = append(out, *m.Console)
-		}
-	}
-	return out
-}
-
 // waitCommand waits for a command of type typ (matching f, when given) for user.
 func (p *presenceEnv) waitCommand(user string, typ routing.CommandType, f func(routing.Command) bool) routing.Command {
 	p.t.Helper()
@@ -175,7 +70,7 @@ func (p *presenceEnv) waitCommand(user string, typ routing.CommandType, f func(r
 // presenceEnv is a daemon routing an emulator org, with every agent's console.
 type presenceEnv struct {
 	*org
-	console *testConsole
+	console *wsConsole
 	ids     map[string]string // username -> user id
 	status  map[string]string // status id -> DeveloperName
 }
@@ -186,6 +81,7 @@ func newPresenceEnv(t *testing.T, postCall string, mutate ...func(*Config)) *pre
 	require.NoError(t, os.WriteFile(path, fmt.Appendf(nil, presenceMapping, postCall), 0o600))
 	e := newEnv(t, false, func(c *Config) {
 		c.MappingFile = path
+		c.AgentTokenKey = NewSecret(testAgentKey)
 		for _, m := range mutate {
 			m(c)
 		}
@@ -208,8 +104,7 @@ func newPresenceEnv(t *testing.T, postCall string, mutate ...func(*Config)) *pre
 		require.NoError(t, err)
 		p.status[r.ID] = r.Name
 	}
-	c := &testConsole{t: t, em: e.em, users: map[string]string{}, jobs: make(chan consoleJob, 1024),
-		msgs: map[string][]AgentMessage{}, silent: map[string]bool{}}
+	c := newWSConsole(t, e.em, "ws://"+e.d.c.Addr().String()+AgentPath, NewSecret(testAgentKey), e.clock.Now)
 	for name, id := range p.ids {
 		c.users[id] = name
 	}
@@ -217,11 +112,17 @@ func newPresenceEnv(t *testing.T, postCall string, mutate ...func(*Config)) *pre
 		s, _ := p.omniStatus(ctx, username) // an error (the test ended) only costs the hint
 		return s
 	}
-	e.query(func(r *Router) {
-		c.router = r
-		r.opts.Agents = c
+	// Every agent's console is connected before anything happens, as in a contact centre
+	// where the consoles are open: the gateway delivers only to live connections.
+	for _, u := range []string{agent1, agent2, agent3} {
+		c.connect(p.ids[u])
+	}
+	// Every frame the consoles sent was one the protocol takes, and the router took it.
+	t.Cleanup(func() {
+		for _, u := range []string{agent1, agent2, agent3} {
+			require.Empty(t, c.otherErrors(p.ids[u]), "errors other than refusals for %s", u)
+		}
 	})
-	go c.run(ctx)
 	p.console = c
 	return p
 }
@@ -270,10 +171,23 @@ func (p *presenceEnv) waitState(username, want string) {
 		"%s never reached %s (is %s)", username, want, p.agent(username).State)
 }
 
-// send hands an event from the agent's pad to the router.
+// send sends an event from the agent's pad as its client frame.
 func (p *presenceEnv) send(username string, ev routing.Event) {
 	p.t.Helper()
-	require.NoError(p.t, p.console.router.FromAgent(p.t.Context(), AgentInput{User: p.ids[username], Event: &ev}))
+	p.console.send(p.ids[username], eventFrame(ev))
+}
+
+// report sends a console report as its client frame.
+func (p *presenceEnv) report(username string, r ConsoleReport) {
+	p.t.Helper()
+	p.console.send(p.ids[username], reportFrame(r))
+}
+
+// router is the daemon's router.
+func (p *presenceEnv) router() *Router {
+	p.d.c.mu.Lock()
+	defer p.d.c.mu.Unlock()
+	return p.d.c.router
 }
 
 func (p *presenceEnv) choose(username, state string) {
@@ -386,9 +300,10 @@ func TestE2EPresenceWrapUpAndRevert(t *testing.T) {
 	p.waitAW(w, "Closed", agent1) // closeAgentWork through the console
 	p.waitOmni(agent1, "Taking_notes")
 	p.waitState(agent1, "WrapUp")
-	snap, err := p.console.router.AgentSnapshot(t.Context(), a1)
+	snap, err := p.router().AgentSnapshot(t.Context(), a1)
 	require.NoError(t, err)
-	require.Equal(t, wrap.Deadline, snap.WrapUps[w])
+	// The frame's deadline is the gateway's (the plan's timeout from when it wrote the frame).
+	require.WithinDuration(t, snap.WrapUps[w], wrap.Deadline, time.Second)
 	_ = aw
 
 	p.advance(11 * time.Second)
@@ -422,7 +337,6 @@ func TestE2EBusyInbound(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			p := newPresenceEnv(t, "Ready", func(c *Config) { c.Events = mode })
-			a1 := p.ids[agent1]
 			p.presence(agent1, "Available")
 			p.waitState(agent1, "Ready")
 			native, err := p.em.NativeRoute(emulator.NativeRequest{Channel: "Chat", User: agent1})
@@ -430,8 +344,7 @@ func TestE2EBusyInbound(t *testing.T) {
 			require.NoError(t, p.em.AcceptWork(native.AgentWorkID))
 			report := func(kind ReportKind) {
 				if mode == EventsChannel { // the console's lightning:omniChannelWork* events
-					require.NoError(t, p.console.router.FromAgent(t.Context(), AgentInput{User: a1, Report: &ConsoleReport{
-						Kind: kind, WorkID: native.WorkItemID, AgentWorkID: native.AgentWorkID}}))
+					p.report(agent1, ConsoleReport{Kind: kind, WorkID: native.WorkItemID, AgentWorkID: native.AgentWorkID})
 				}
 			}
 			report(ReportWorkAccepted)
@@ -487,7 +400,7 @@ func TestE2EActions(t *testing.T) {
 	require.Equal(t, aw, ops[i].AgentWorkID)
 	// The AgentWork is still open in Salesforce (the console never closed it): a reconcile
 	// does not bring the abandoned interaction back.
-	require.NoError(t, p.console.router.(*Router).RequestReconcile(t.Context()))
+	require.NoError(t, p.router().RequestReconcile(t.Context()))
 	p.settle()
 	p.settle()
 	require.Empty(t, p.agent(agent1).Work, "an abandoned interaction stays abandoned")
@@ -589,7 +502,7 @@ func TestE2EAcceptFromThePad(t *testing.T) {
 	aw := p.waitAW(w.WorkItemID, "Assigned", agent1)
 	p.waitCommand(a1, routing.CommandOffer, func(c routing.Command) bool { return c.WorkID == w.WorkItemID })
 	report := func(kind ReportKind, work string) {
-		require.NoError(t, p.console.router.FromAgent(t.Context(), AgentInput{User: a1, Report: &ConsoleReport{Kind: kind, WorkID: work}}))
+		p.report(agent1, ConsoleReport{Kind: kind, WorkID: work})
 	}
 	report(ReportDeclineRequest, "570000000000999AAA")
 	p.waitCommand(a1, routing.CommandRefused, func(c routing.Command) bool { return c.WorkID == "570000000000999AAA" })
