@@ -64,12 +64,26 @@ func TestFailoverLateInsert(t *testing.T) {
 
 	// The predecessor's insert, on its own API version, lands just after the new leader's
 	// reconcile read AgentWork; its change events reach the stream half a second late.
-	var once sync.Once
+	// The reconcile runs its queries at once: the insert goes in once both the waiting PSRs and
+	// the open AgentWork have been read, whichever came last.
+	var (
+		once                 sync.Once
+		mu                   sync.Mutex
+		readPSRs, readOffers bool
+	)
 	lateStatus := make(chan int, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		em.ServeHTTP(w, r)
-		if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/services/data/v63.0/query") &&
-			strings.Contains(r.URL.Query().Get("q"), "FROM AgentWork WHERE Status IN") {
+		if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/services/data/v63.0/query") {
+			return
+		}
+		q := r.URL.Query().Get("q")
+		mu.Lock()
+		readPSRs = readPSRs || strings.Contains(q, "FROM PendingServiceRouting")
+		readOffers = readOffers || strings.Contains(q, "FROM AgentWork WHERE Status IN")
+		both := readPSRs && readOffers
+		mu.Unlock()
+		if both {
 			once.Do(func() {
 				require.NoError(t, em.SetLatency(emulator.LatencyFault{MS: 500, Scope: "cometd"}))
 				body, _ := json.Marshal(map[string]any{"ServiceChannelId": channel, "WorkItemId": work.WorkItemID,

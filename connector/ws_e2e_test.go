@@ -28,6 +28,9 @@ func TestE2EWSReconnectSameSnapshot(t *testing.T) {
 	w, _ := p.acceptChat("Support_EN", agent1)
 	p.waitOmni(agent1, "On_a_call")
 	p.waitState(agent1, "Busy")
+	// The daemon, too, must have seen the status the accept brought, or the two snapshots
+	// differ by that event, not by the reconnect.
+	require.Eventually(t, func() bool { return p.agent(agent1).Presence == "On_a_call" }, 20*time.Second, 20*time.Millisecond)
 
 	p.console.connect(a1)
 	first := p.console.snapshots(a1)
