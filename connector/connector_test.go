@@ -1,7 +1,6 @@
 package connector
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/omniroute/omniroute/internal/syncbuf"
 	"github.com/omniroute/omniroute/salesforce/emulator"
 )
 
@@ -28,27 +28,10 @@ type daemon struct {
 	c    *Connector
 	url  string
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	cfg  Config
 	done chan error
 	stop context.CancelFunc
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // demoSeed is the demo org with secrets no other string contains, so that a leak is found.
@@ -100,7 +83,7 @@ func startDaemonWith(t *testing.T, cfg Config, hc *http.Client) *daemon {
 // startDaemonClock is startDaemonWith on a clock (nil: time.Now).
 func startDaemonClock(t *testing.T, cfg Config, hc *http.Client, now func() time.Time) *daemon {
 	t.Helper()
-	d := &daemon{reg: prometheus.NewPedanticRegistry(), logs: &syncBuffer{}, cfg: cfg, done: make(chan error, 1)}
+	d := &daemon{reg: prometheus.NewPedanticRegistry(), logs: &syncbuf.Buffer{}, cfg: cfg, done: make(chan error, 1)}
 	c, err := New(Options{
 		Config:     cfg,
 		Logger:     slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -313,7 +296,7 @@ func TestShutdownTimeout(t *testing.T) {
 	t.Parallel()
 	cfg := daemonConfig(t, testOrg(t, demoSeed()))
 	cfg.ShutdownTimeout.Duration = 300 * time.Millisecond
-	d := &daemon{reg: prometheus.NewRegistry(), logs: &syncBuffer{}, cfg: cfg, done: make(chan error, 1)}
+	d := &daemon{reg: prometheus.NewRegistry(), logs: &syncbuf.Buffer{}, cfg: cfg, done: make(chan error, 1)}
 	c, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(d.logs, nil)), Registry: d.reg})
 	require.NoError(t, err)
 	release := make(chan struct{})

@@ -22,6 +22,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/omniroute/omniroute/internal/syncbuf"
 	"github.com/omniroute/omniroute/salesforce/emulator"
 )
 
@@ -414,7 +415,7 @@ func procStatusOf(b *testing.B, pid int, field string) float64 {
 type daemonProcess struct {
 	cmd     *exec.Cmd
 	exited  chan error
-	stderr  *syncBuffer
+	stderr  *syncbuf.Buffer
 	metrics string // its /metrics URL
 	hc      *http.Client
 	start   time.Time
@@ -424,7 +425,7 @@ type daemonProcess struct {
 // startDaemonProcess starts the daemon binary with the bench mapping and waits until it
 // logs its HTTP address.
 func startDaemonProcess(b *testing.B, bin, loginURL string) *daemonProcess {
-	d := &daemonProcess{exited: make(chan error, 1), stderr: &syncBuffer{}, hc: &http.Client{Timeout: 5 * time.Second}}
+	d := &daemonProcess{exited: make(chan error, 1), stderr: &syncbuf.Buffer{}, hc: &http.Client{Timeout: 5 * time.Second}}
 	d.cmd = exec.Command(bin, "run")
 	d.cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	typedcoordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 
+	"github.com/omniroute/omniroute/internal/syncbuf"
 	"github.com/omniroute/omniroute/salesforce/emulator"
 )
 
@@ -148,7 +149,7 @@ func startCandidate(t *testing.T, srvURL, name, version string, cs kubernetes.In
 	cfg.Leader.RenewDeadline.Duration = testRenew
 	cfg.Leader.RetryPeriod.Duration = testRetry
 	cfg.PodName = name
-	d := &daemon{reg: prometheus.NewPedanticRegistry(), logs: &syncBuffer{}, cfg: cfg, done: make(chan error, 1)}
+	d := &daemon{reg: prometheus.NewPedanticRegistry(), logs: &syncbuf.Buffer{}, cfg: cfg, done: make(chan error, 1)}
 	logger := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("candidate", name)
 	le, err := NewLeaseElector(LeaseElectorOptions{
 		Client: freezable{cs, &c.frozen}, Namespace: "omni", Name: cfg.Leader.Lease, Identity: name,

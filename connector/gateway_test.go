@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/omniroute/omniroute/internal/syncbuf"
 	"github.com/omniroute/omniroute/mapping"
 	"github.com/omniroute/omniroute/routing"
 	"github.com/omniroute/omniroute/salesforce/emulator"
@@ -79,7 +80,7 @@ type gwEnv struct {
 	gw     *Gateway
 	router *fakeAgentRouter
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	base   string // http://127.0.0.1:port
 	ws     string // ws://127.0.0.1:port/v1/agent
 	key    Secret
@@ -97,7 +98,7 @@ const (
 
 func newGatewayEnv(t *testing.T, mod func(*GatewayOptions)) *gwEnv {
 	t.Helper()
-	e := &gwEnv{router: newFakeAgentRouter(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}, key: NewSecret(testAgentKey), now: time.Now}
+	e := &gwEnv{router: newFakeAgentRouter(), reg: prometheus.NewRegistry(), logs: &syncbuf.Buffer{}, key: NewSecret(testAgentKey), now: time.Now}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	prefixed := prometheus.WrapRegistererWithPrefix(MetricsPrefix, e.reg)
 	o := GatewayOptions{

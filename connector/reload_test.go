@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/omniroute/omniroute/internal/syncbuf"
 	"github.com/omniroute/omniroute/mapping"
 	"github.com/omniroute/omniroute/routing"
 )
@@ -124,7 +125,7 @@ type fixture struct {
 	path string
 	rec  *swapRecorder
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	r    *Reloader
 }
 
@@ -134,7 +135,7 @@ func newFixture(t *testing.T, content string) *fixture {
 		path: filepath.Join(t.TempDir(), "mapping.yaml"),
 		rec:  newSwapRecorder(),
 		reg:  prometheus.NewRegistry(),
-		logs: &syncBuffer{},
+		logs: &syncbuf.Buffer{},
 	}
 	writeFile(t, f.path, content)
 	logger := slog.New(slog.NewTextHandler(f.logs, nil))

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/omniroute/omniroute/internal/syncbuf"
 	"github.com/omniroute/omniroute/mapping"
 	"github.com/omniroute/omniroute/routing"
 	"github.com/omniroute/omniroute/salesforce"
@@ -223,14 +224,14 @@ type writerRun struct {
 	w       *Writer
 	reg     *prometheus.Registry
 	results chan WriteResult
-	logs    *syncBuffer
+	logs    *syncbuf.Buffer
 	stop    context.CancelFunc
 	done    chan error
 }
 
 func (o *writerOrg) startWriter(t *testing.T, set func(*WriterOptions), cmds ...routing.Command) *writerRun {
 	t.Helper()
-	r := &writerRun{reg: prometheus.NewPedanticRegistry(), results: make(chan WriteResult, 1000), logs: &syncBuffer{}, done: make(chan error, 1)}
+	r := &writerRun{reg: prometheus.NewPedanticRegistry(), results: make(chan WriteResult, 1000), logs: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	opts := WriterOptions{
 		Client: o.client, Registerer: r.reg,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/omniroute/omniroute/internal/syncbuf"
 	"github.com/omniroute/omniroute/salesforce/emulator"
 )
 
@@ -157,7 +158,7 @@ func TestE2EWSStandbyRefusesUpgrades(t *testing.T) {
 		LeaseDuration: testLease, RenewDeadline: testRenew, RetryPeriod: testRetry, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	gate := &gatedElector{Elector: le, open: make(chan struct{}), lose: make(chan struct{})}
-	d := &daemon{reg: prometheus.NewPedanticRegistry(), logs: &syncBuffer{}, cfg: cfg, done: make(chan error, 1)}
+	d := &daemon{reg: prometheus.NewPedanticRegistry(), logs: &syncbuf.Buffer{}, cfg: cfg, done: make(chan error, 1)}
 	c, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(d.logs, nil)), Registry: d.reg, Version: "test", Elector: gate})
 	require.NoError(t, err)
 	d.c, d.url = c, "http://"+c.Addr().String()

@@ -1,7 +1,6 @@
 package salesforce
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/omniroute/omniroute/internal/syncbuf"
 )
 
 // badPages serves "SELECT Id, Serial FROM PendingServiceRouting" as pages of size records,
@@ -76,24 +76,6 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 	return 0
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestQueryAsSkipsAMalformedRecord: one record that does not decode into its type is skipped,
 // logged with its Id and counted; the records around it, on its page and the next, arrive,
 // and the query does not fail.
@@ -102,7 +84,7 @@ func TestQueryAsSkipsAMalformedRecord(t *testing.T) {
 	f := newFakeOrg(t)
 	badPages(f, 25, 10, map[int]bool{13: true})
 	reg := prometheus.NewPedanticRegistry()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	c, _ := testClient(t, f, func(o *Options) {
 		o.Registerer = reg
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))

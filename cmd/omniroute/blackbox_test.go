@@ -13,12 +13,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/omniroute/omniroute/internal/syncbuf"
 )
 
 // The black-box tests run the two binaries as an operator does: `sfemulator --seed demo` and
@@ -98,27 +99,9 @@ func TestBlackBox(t *testing.T) {
 
 type blackBoxBinaries struct{ emulator, omniroute string }
 
-// syncBuffer collects a process's output for the failure message.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startProcess starts a binary whose process the test stops (SIGTERM, then SIGKILL) at its end.
 // A *io.PipeWriter stdout is closed when the process exits.
-func startProcess(t *testing.T, name string, env []string, stdout io.Writer, stderr *syncBuffer, args ...string) (*exec.Cmd, <-chan struct{}) {
+func startProcess(t *testing.T, name string, env []string, stdout io.Writer, stderr *syncbuf.Buffer, args ...string) (*exec.Cmd, <-chan struct{}) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = env
@@ -179,7 +162,7 @@ type bbOrg struct {
 func startEmulator(t *testing.T, bins blackBoxBinaries) *bbOrg {
 	t.Helper()
 	pr, pw := io.Pipe()
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	_, _ = startProcess(t, bins.emulator, cleanEnv(), pw, stderr, "--addr", "127.0.0.1:0", "--seed", "demo", "--log-level", "warn")
 	banner := map[string]string{}
 	got := make(chan struct{})
@@ -460,7 +443,7 @@ type bbDaemon struct {
 	cmd    *exec.Cmd
 	exited <-chan struct{}
 	url    string
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	client *http.Client
 }
 
@@ -485,7 +468,7 @@ func startOmniroute(t *testing.T, bins blackBoxBinaries, org *bbOrg, stateDir st
 		"OMNIROUTE_SHUTDOWN_TIMEOUT=5s",
 		"OMNIROUTE_WAITING_CHECK=1s",
 	)
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	cmd, exited := startProcess(t, bins.omniroute, env, io.Discard, stderr, "run")
 	d := &bbDaemon{cmd: cmd, exited: exited, stderr: stderr}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
