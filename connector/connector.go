@@ -368,7 +368,9 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 			_ = router.send(rctx, msg)
 		}()
 	}
+	workItems := NewWorkItems(c.sf.Client, c.metrics, c.log)
 	router = NewRouter(RouterOptions{
+		Agents: c.gateway, WorkItems: workItems,
 		Table: m.Table, Names: names, Org: org, Reader: reader, Commit: commit.Commit, Reconcile: reconcile,
 		CheckInterval: c.cfg.WaitingCheck.Duration, Now: c.now, Logger: c.log, Metrics: c.routerMetrics,
 		Updates: c.reloader.Updates(),
@@ -383,7 +385,6 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 		},
 	})
 	reader.Bind(router)
-	router.opts.Agents = c.gateway
 	c.mu.Lock()
 	c.router = router
 	c.mu.Unlock()
@@ -395,8 +396,6 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 		return err
 	}
 	router.opts.Writer = writer
-	workItems := NewWorkItems(c.sf.Client, c.metrics, c.log)
-	router.opts.WorkItems = workItems
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)

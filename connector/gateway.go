@@ -121,7 +121,6 @@ type Gateway struct {
 	o        GatewayOptions
 	log      *slog.Logger
 	auth     atomic.Pointer[agentAuth]
-	authOpts AgentAuthOptions
 	origins  map[string]bool
 	upgrader websocket.Upgrader
 	metrics  *gatewayMetrics
@@ -166,7 +165,7 @@ func NewGateway(o GatewayOptions) (*Gateway, error) {
 	orDefault(&o.FramesPerSecond, defaultFramesPerSecond)
 	orDefault(&o.FrameBurst, defaultFrameBurst)
 	g := &Gateway{
-		o: o, log: o.Logger.With("component", "gateway"), authOpts: o.Auth, origins: origins,
+		o: o, log: o.Logger.With("component", "gateway"), origins: origins,
 		metrics: newGatewayMetrics(o.Registerer), conns: map[string]*agentConn{},
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout: o.WriteTimeout,
@@ -186,7 +185,7 @@ func NewGateway(o GatewayOptions) (*Gateway, error) {
 // to the demo tokens. The daemon learns the org's id only when it logs in, after New: until
 // then Salesforce tokens are refused (401). Connections already open are kept.
 func (g *Gateway) SetOrg(orgID, userinfoURL string) error {
-	o := g.authOpts
+	o := g.o.Auth
 	o.OrgID, o.UserInfoURL = orgID, userinfoURL
 	a, err := newAgentAuth(o)
 	if err != nil {
