@@ -47,10 +47,17 @@ import (
 //     their breakdown by method and path in the log;
 //   - peak-rss-MiB: VmHWM of the daemon's process;
 //   - peak-goroutines: the daemon's most go_goroutines, sampled every 250 ms.
+//
+// OMNIROUTE_BENCH_DAEMON_ENV adds variables to the daemon's environment (KEY=VALUE, separated
+// by spaces; GOGC=400, for example). OMNIROUTE_BENCH_PROFILE=dir profiles the daemon
+// (loadProfiler): its binary gets a pprof listener, GODEBUG=gctrace=1 is set, and dir
+// receives, per rate, a CPU profile, an execution trace and an allocation profile taken
+// during the load, the daemon's stderr, every item's times and every REST call.
 func BenchmarkDaemonLoad(b *testing.B) {
-	bin := buildOmniroute(b)
+	prof := newLoadProfiler(b, os.Getenv("OMNIROUTE_BENCH_PROFILE"))
+	bin := prof.build(b)
 	for _, rate := range []int{1, 100, 500, 1000} {
-		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) { benchDaemonLoad(b, bin, rate) })
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) { benchDaemonLoad(b, bin, rate, prof) })
 	}
 }
 
@@ -94,6 +101,14 @@ type psrProxy struct {
 	// arrival to response written.
 	delivered map[string]time.Time
 	inserts   []span
+	// calls: every REST call, when the load is profiled (nil otherwise).
+	calls []restCall
+}
+
+// restCall is a REST call at the proxy.
+type restCall struct {
+	kind string
+	span
 }
 
 // span is one request at the proxy, from arrival to response written.
@@ -137,12 +152,15 @@ var idList = regexp.MustCompile(`\('[^)]*\)`)
 var psrInBody = regexp.MustCompile(`"PendingServiceRoutingId"\s*:\s*"([0-9A-Za-z]+)"`)
 
 func (p *psrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The request's arrival: taken first, before the proxy's own lock and scans.
+	at := time.Now()
 	if strings.HasPrefix(r.URL.Path, "/cometd/") {
 		rec := &bodyRecorder{ResponseWriter: w}
 		p.lat.ServeHTTP(rec, r)
 		at := time.Now()
+		ids := psrID.FindAllString(rec.buf.String(), -1)
 		p.mu.Lock()
-		for _, id := range psrID.FindAllString(rec.buf.String(), -1) {
+		for _, id := range ids {
 			if _, ok := p.delivered[id]; !ok {
 				p.delivered[id] = at
 			}
@@ -151,12 +169,19 @@ func (p *psrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/services/data/") {
+		kind := requestKind(r)
 		p.mu.Lock()
-		p.kinds[requestKind(r)]++
+		p.kinds[kind]++
 		p.mu.Unlock()
+		if p.calls != nil {
+			defer func() {
+				p.mu.Lock()
+				p.calls = append(p.calls, restCall{kind, span{at, time.Now()}})
+				p.mu.Unlock()
+			}()
+		}
 	}
 	if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/services/data/") {
-		at := time.Now()
 		if strings.Contains(r.URL.Path, "/sobjects/AgentWork") || strings.HasSuffix(r.URL.Path, "/composite/sobjects") {
 			defer func() {
 				p.mu.Lock()
@@ -202,18 +227,23 @@ func onlineAll(b *testing.B, em *emulator.Emulator, seed emulator.Seed) {
 	}
 }
 
-func benchDaemonLoad(b *testing.B, bin string, rate int) {
+func benchDaemonLoad(b *testing.B, bin string, rate int, prof *loadProfiler) {
 	seed := benchSeed(500)
 	em, err := emulator.New(emulator.Options{Seed: seed, RandSeed: 1, MaxEvents: 20_000})
 	require.NoError(b, err)
 	defer em.Close()
 	proxy := &psrProxy{lat: &latencyProxy{next: em, rng: mrand.New(mrand.NewPCG(1, 2))}, seen: map[string]time.Time{},
 		kinds: map[string]int{}, delivered: map[string]time.Time{}}
+	if prof != nil {
+		proxy.calls = []restCall{}
+	}
 	srv := httptest.NewServer(proxy)
 	defer srv.Close()
-	d := startDaemonProcess(b, bin, srv.URL)
+	d := startDaemonProcess(b, bin, srv.URL, append(prof.env(), strings.Fields(os.Getenv("OMNIROUTE_BENCH_DAEMON_ENV"))...)...)
 	defer d.stop(b)
 	d.waitReconciled(b)
+	name := fmt.Sprintf("rate=%d", rate)
+	defer prof.saveLog(b, d, name)
 	bd := struct {
 		em    *emulator.Emulator
 		proxy *psrProxy
@@ -232,6 +262,7 @@ func benchDaemonLoad(b *testing.B, bin string, rate int) {
 	peak := d.peakGoroutines(b)
 	b.ResetTimer()
 	start := time.Now()
+	profiled := prof.during(b, d, name, time.Duration(b.N)*time.Second)
 	genErr := make(chan error, 1)
 	go func() {
 		interval := time.Second / time.Duration(rate)
@@ -286,6 +317,7 @@ func benchDaemonLoad(b *testing.B, bin string, rate int) {
 	}
 	bd.proxy.mu.Unlock()
 	goroutines := peak()
+	profiled()
 	require.Equal(b, total, routed, "every work item routed once")
 
 	var e2r, added []time.Duration
@@ -307,9 +339,16 @@ func benchDaemonLoad(b *testing.B, bin string, rate int) {
 		got, ok := bd.proxy.delivered[psr]
 		require.True(b, ok, "PSR %s never delivered to the daemon", psr)
 		added = append(added, addedTime(inserts, got, sent))
+		prof.item(psr, got.Sub(start), sent.Sub(start), added[len(added)-1])
 	}
 	createdMu.Unlock()
 	bd.proxy.mu.Unlock()
+	if prof != nil {
+		bd.proxy.mu.Lock()
+		rest := slices.Clone(bd.proxy.calls)
+		bd.proxy.mu.Unlock()
+		prof.saveItems(b, name, start, rest)
+	}
 
 	// offered/s is the generator's own pace (it falls behind when the two cores are busy);
 	// routed/s counts up to the last insert's arrival at the proxy (not its 100 ms latency).
@@ -424,7 +463,7 @@ type daemonProcess struct {
 
 // startDaemonProcess starts the daemon binary with the bench mapping and waits until it
 // logs its HTTP address.
-func startDaemonProcess(b *testing.B, bin, loginURL string) *daemonProcess {
+func startDaemonProcess(b *testing.B, bin, loginURL string, env ...string) *daemonProcess {
 	d := &daemonProcess{exited: make(chan error, 1), stderr: &syncbuf.Buffer{}, hc: &http.Client{Timeout: 5 * time.Second}}
 	d.cmd = exec.Command(bin, "run")
 	d.cmd.Env = []string{
@@ -440,6 +479,7 @@ func startDaemonProcess(b *testing.B, bin, loginURL string) *daemonProcess {
 		"OMNIROUTE_LOG_LEVEL=info",
 		"OMNIROUTE_SHUTDOWN_TIMEOUT=5s",
 	}
+	d.cmd.Env = append(d.cmd.Env, env...)
 	d.cmd.Stderr = d.stderr
 	d.start = time.Now()
 	require.NoError(b, d.cmd.Start())
@@ -469,9 +509,16 @@ func (d *daemonProcess) await(b *testing.B, within time.Duration, what string, d
 	}
 }
 
-// scrape returns the daemon's /metrics text ("" when it does not answer).
+// scrape returns the daemon's /metrics text ("" when it does not answer). It asks for it
+// uncompressed: gzip would cost the daemon more than the text does, four times a second
+// during a load.
 func (d *daemonProcess) scrape() string {
-	resp, err := d.hc.Get(d.metrics)
+	req, err := http.NewRequest(http.MethodGet, d.metrics, nil)
+	if err != nil {
+		return ""
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := d.hc.Do(req)
 	if err != nil {
 		return ""
 	}
