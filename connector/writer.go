@@ -31,10 +31,6 @@ import (
 //     allOrNone false, at most MaxBatch records). At most one insert call is in flight; while it
 //     is, new offers queue, and the next call takes everything queued. No timer ever waits for
 //     more: a lone offer goes at once, and a burst costs one call per in-flight round trip.
-//     Between two calls the writer only reads the answer and sends the next call: a call's
-//     results are reported by a goroutine of their own, in the order of the calls, and offers
-//     are checked when Do queues them, so that the router, queueing more, never waits for the
-//     lock the writer takes between two calls.
 //   - An insert whose outcome is unknown (a 500, 502 or 504, a network error after sending, a
 //     cut or undecodable body) is never sent again blindly: the AgentWork is looked up by its
 //     PSR (and work item) and user first. Found: it is reported as created. Certainly absent:
@@ -201,7 +197,6 @@ type Writer struct {
 // offer is a CommandOffer the writer holds until it is answered.
 type offer struct {
 	cmd      routing.Command
-	invalid  bool      // malformed ids or an unknown channel: refused, never sent
 	queued   time.Time // Do
 	ready    time.Time
 	sent     time.Time // first request
@@ -274,16 +269,10 @@ func (w *Writer) OverBudget() bool { return w.over.Load() }
 func (w *Writer) Do(cmd routing.Command) {
 	now := time.Now()
 	wake := w.wakeSide
-	var o *offer
-	if cmd.Type == routing.CommandOffer {
-		// Checked here, in the caller's goroutine, rather than under the lock the insert
-		// loop takes between two calls.
-		o = &offer{cmd: cmd, queued: now, invalid: !w.valid(cmd)}
-	}
 	w.mu.Lock()
 	switch cmd.Type {
 	case routing.CommandOffer:
-		w.offers = append(w.offers, o)
+		w.offers = append(w.offers, &offer{cmd: cmd, queued: now})
 		w.pending[offerKey(cmd.PSR, cmd.AgentID)]++
 		wake = w.wakeInsert
 	case routing.CommandCheckOffer:
@@ -353,29 +342,15 @@ func (w *Writer) abandon() {
 	}
 }
 
-// insertLoop sends the queued offers, one call at a time. A call's results are reported by a
-// goroutine of their own while the loop goes on (the next call included), one call's after
-// the other's: between two calls the loop only reads the answer and sends what queued
-// meanwhile, and a router slow to take results holds it back only once a whole call's worth
-// waits.
+// insertLoop sends the queued offers, one call at a time.
 func (w *Writer) insertLoop(ctx, callCtx context.Context) {
-	reported := make(chan struct{})
-	close(reported)
-	defer func() { <-reported }()
 	for ctx.Err() == nil {
 		batch, bad := w.takeOffers()
 		for _, o := range bad {
-			w.report(callCtx, w.refuse(o, "invalid_command", fmt.Errorf("offer of %q to %q on channel %q: %w", o.cmd.WorkID, o.cmd.AgentID, o.cmd.Channel, ErrInvalidCommand)))
+			w.refuse(callCtx, o, "invalid_command", fmt.Errorf("offer of %q to %q on channel %q: %w", o.cmd.WorkID, o.cmd.AgentID, o.cmd.Channel, ErrInvalidCommand))
 		}
 		if len(batch) > 0 {
-			results := w.insert(callCtx, batch)
-			<-reported // the results of the call before first
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				w.reportAll(callCtx, results)
-			}()
-			reported = done
+			w.insert(callCtx, batch)
 			continue
 		}
 		if len(bad) > 0 {
@@ -388,12 +363,6 @@ func (w *Writer) insertLoop(ctx, callCtx context.Context) {
 	}
 }
 
-func (w *Writer) reportAll(ctx context.Context, rs []WriteResult) {
-	for _, r := range rs {
-		w.report(ctx, r)
-	}
-}
-
 // takeOffers takes up to MaxBatch queued offers for one call, and the offers that cannot be
 // sent at all. With nothing queued it marks the insert side idle.
 func (w *Writer) takeOffers() (batch, bad []*offer) {
@@ -403,7 +372,7 @@ func (w *Writer) takeOffers() (batch, bad []*offer) {
 	for n < len(w.offers) && len(batch) < w.o.MaxBatch {
 		o := w.offers[n]
 		n++
-		if o.invalid {
+		if !w.valid(o.cmd) {
 			bad = append(bad, o)
 			continue
 		}
@@ -432,9 +401,8 @@ func (w *Writer) valid(c routing.Command) bool {
 	return ok && idPattern.MatchString(c.PSR) && idPattern.MatchString(c.WorkID) && idPattern.MatchString(c.AgentID)
 }
 
-// insert sends one insert call for batch and settles every offer in it. It returns the
-// results to report.
-func (w *Writer) insert(ctx context.Context, batch []*offer) (done []WriteResult) {
+// insert sends one insert call for batch and settles every offer in it.
+func (w *Writer) insert(ctx context.Context, batch []*offer) {
 	sent := time.Now()
 	for _, o := range batch {
 		if o.sent.IsZero() {
@@ -479,25 +447,24 @@ func (w *Writer) insert(ctx context.Context, batch []*offer) (done []WriteResult
 		w.log.Warn("agentwork insert call failed", "records", len(batch), "class", class, "code", code, "err", err)
 		var look []*offer
 		for _, o := range batch {
-			look, done = w.settle(o, class, code, err, look, done)
+			look = w.settle(ctx, o, class, code, err, look)
 		}
 		w.toVerify(look...)
-		return done
+		return
 	}
 	var look []*offer
 	for i, o := range batch {
 		r := results[i]
 		if r.Success {
-			done = append(done, w.created(o, r.ID, salesforce.AgentWorkAssigned, "created"))
+			w.created(ctx, o, r.ID, salesforce.AgentWorkAssigned, "created")
 			continue
 		}
 		rerr := r.Err()
 		class, code := classify(rerr)
 		w.m.errors.WithLabelValues("insert", code).Inc()
-		look, done = w.settle(o, class, code, rerr, look, done)
+		look = w.settle(ctx, o, class, code, rerr, look)
 	}
 	w.toVerify(look...)
-	return done
 }
 
 // agentWork is the insert body of an offer: the engine's weight (taken from the PSR), the
@@ -576,23 +543,23 @@ func errorCode(c string) string {
 }
 
 // settle decides what happens to an offer whose insert failed; offers to look up are
-// appended to look, so that one look-up serves a whole call, and a refusal's result to done.
-func (w *Writer) settle(o *offer, class, code string, err error, look []*offer, done []WriteResult) ([]*offer, []WriteResult) {
+// appended to look, so that one look-up serves a whole call.
+func (w *Writer) settle(ctx context.Context, o *offer, class, code string, err error, look []*offer) []*offer {
 	switch {
 	case class == classUnknown:
 		o.unknown = true
-		return append(look, o), done
+		return append(look, o)
 	case class == classRefused && o.unknown && !o.final:
 		// A refusal after an unknown outcome may be our own first insert, applied late:
 		// look once more.
 		o.final = true
-		return append(look, o), done
+		return append(look, o)
 	case class == classRetry && o.attempts < w.o.MaxAttempts:
 		w.requeueOffer(o)
 	default:
-		done = append(done, w.refuse(o, code, err))
+		w.refuse(ctx, o, code, err)
 	}
-	return look, done
+	return look
 }
 
 func (w *Writer) toVerify(os ...*offer) {
@@ -615,18 +582,16 @@ func (w *Writer) requeueOffer(o *offer) {
 	signal(w.wakeInsert)
 }
 
-// created releases an offer whose AgentWork was inserted, or found by a look-up in status,
-// and returns the result to report.
-func (w *Writer) created(o *offer, id, status, outcome string) WriteResult {
+// created reports an offer's AgentWork: inserted, or found by a look-up in status.
+func (w *Writer) created(ctx context.Context, o *offer, id, status, outcome string) {
 	ev, after := lookedUp(o.cmd, status)
 	w.m.offers.WithLabelValues(outcome).Inc()
 	w.release(o)
-	return WriteResult{Command: o.cmd, AgentWorkID: id, Event: ev, After: after, Sent: o.sent, ready: o.ready}
+	w.report(ctx, WriteResult{Command: o.cmd, AgentWorkID: id, Event: ev, After: after, Sent: o.sent, ready: o.ready})
 }
 
-// refuse releases an offer Salesforce did not take and returns the result to report: the
-// engine offers the work to someone else.
-func (w *Writer) refuse(o *offer, code string, err error) WriteResult {
+// refuse reports an offer Salesforce did not take: the engine offers the work to someone else.
+func (w *Writer) refuse(ctx context.Context, o *offer, code string, err error) {
 	w.m.offers.WithLabelValues("refused").Inc()
 	if code == "invalid_command" {
 		w.m.errors.WithLabelValues("insert", code).Inc()
@@ -635,7 +600,7 @@ func (w *Writer) refuse(o *offer, code string, err error) WriteResult {
 		"work", o.cmd.WorkID, "psr", o.cmd.PSR, "agent", o.cmd.AgentID, "code", code, "err", err)
 	w.release(o)
 	ev := routing.Event{Type: routing.EventOfferDeclined, WorkID: o.cmd.WorkID, AgentID: o.cmd.AgentID, Outcome: routing.OutcomeInsertFailed}
-	return WriteResult{Command: o.cmd, Event: &ev, Sent: o.sent, ready: o.ready}
+	w.report(ctx, WriteResult{Command: o.cmd, Event: &ev, Sent: o.sent, ready: o.ready})
 }
 
 // release forgets an answered offer.
@@ -809,9 +774,9 @@ func (w *Writer) lookup(ctx context.Context, verify []*offer, checks []routing.C
 		switch {
 		case ok:
 			w.log.Info("agentwork insert of unknown outcome found by look-up", "work", o.cmd.WorkID, "agentwork", aw.ID, "status", aw.Status)
-			w.report(ctx, w.created(o, aw.ID, aw.Status, "found"))
+			w.created(ctx, o, aw.ID, aw.Status, "found")
 		case o.final || o.attempts >= w.o.MaxAttempts:
-			w.report(ctx, w.refuse(o, "not_found", errors.New("agentwork insert not applied")))
+			w.refuse(ctx, o, "not_found", errors.New("agentwork insert not applied"))
 		default:
 			w.requeueOffer(o) // certainly absent: insert again
 		}

@@ -420,43 +420,6 @@ func TestWriterBatchesWhileACallIsInFlight(t *testing.T) {
 	require.Less(t, got[first.PSR].Sent.Sub(got[first.PSR].ready), 50*time.Millisecond)
 }
 
-// TestWriterNextCallDoesNotWaitForTheRouter: a call's results are reported while the next
-// call is in flight, so a router slow to take them does not hold back the offers queued
-// meanwhile; the results still arrive in the order of the calls.
-func TestWriterNextCallDoesNotWaitForTheRouter(t *testing.T) {
-	t.Parallel()
-	o := newWriterOrg(t, emulator.Options{})
-	o.online(t, 1, 2)
-	first, second := o.offer(o.work(t, "Chat"), "Chat", 1), o.offer(o.work(t, "Chat"), "Chat", 2)
-	release, blocked := make(chan struct{}), make(chan struct{}, 1)
-	r := o.startWriter(t, func(opts *WriterOptions) {
-		report := opts.Report
-		opts.Report = func(ctx context.Context, res WriteResult) error {
-			if res.Command.PSR == first.PSR {
-				signal(blocked)
-				select {
-				case <-release:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			return report(ctx, res)
-		}
-	})
-	r.w.Do(first)
-	<-blocked // the router does not take the first result
-	r.w.Do(second)
-	require.Eventually(t, func() bool { return len(o.agentWorks(second.PSR)) == 1 }, 5*time.Second, 5*time.Millisecond,
-		"the second offer is inserted while the first result waits for the router")
-	close(release)
-	for _, c := range []routing.Command{first, second} {
-		res := r.next(t)
-		require.Equal(t, c.PSR, res.Command.PSR)
-		require.NotEmpty(t, res.AgentWorkID)
-	}
-	require.Equal(t, []string{"insert", "insert"}, o.proxy.requests())
-}
-
 // TestWriterMaxBatch: a queue longer than MaxBatch is sent in calls of at most MaxBatch.
 func TestWriterMaxBatch(t *testing.T) {
 	t.Parallel()
