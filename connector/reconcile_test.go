@@ -1,17 +1,23 @@
 package connector
 
 import (
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/omniroute/omniroute/mapping"
+	"github.com/omniroute/omniroute/salesforce"
 	"github.com/omniroute/omniroute/salesforce/emulator"
 )
 
 // TestReconcileQueriesRunAtOnce: the reconcile's six queries run at the same time, so with
-// 1 s on every REST call it takes about one call's time, not six.
+// 1 s on every REST call it takes about one call's time, not six (plus the one round trip
+// that sizes the PSR query).
 func TestReconcileQueriesRunAtOnce(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
@@ -29,5 +35,117 @@ func TestReconcileQueriesRunAtOnce(t *testing.T) {
 	require.Len(t, d.snap.Waiting, 3)
 	require.Len(t, d.snap.Presence, 2)
 	require.NotEmpty(t, d.skills)
-	require.Less(t, took, 3*time.Second, "six queries of 1 s each, at once")
+	require.Less(t, took, 4*time.Second, "six queries of 1 s each, at once, after one sizing round trip")
+}
+
+// isPSRChunk reports whether a request is the first page of a PSR query bounded by Id.
+func isPSRChunk(r *http.Request) bool {
+	q := r.URL.Query().Get("q")
+	return strings.Contains(q, "FROM PendingServiceRouting") && (strings.Contains(q, "Id < ") || strings.Contains(q, "Id >= "))
+}
+
+// waitingPSRs returns the PSR ids of a reconcile's waiting work, in order.
+func waitingPSRs(d *reconcileData) []string {
+	var ids []string
+	for _, w := range d.snap.Waiting {
+		ids = append(ids, w.PSR)
+	}
+	return ids
+}
+
+// TestReconcileReadsPSRsInIdRangesAtOnce: many waiting PSRs are read by several queries at
+// once, each a contiguous range of Id, and every PSR arrives exactly once: those there at
+// the start, and those created after the ranges were chosen (they sort after the highest Id
+// seen, into the last, open-ended range).
+func TestReconcileReadsPSRsInIdRangesAtOnce(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	c, err := salesforce.New(salesforce.Options{Tokens: o.client.Tokens(), QueryBatchSize: 200})
+	require.NoError(t, err)
+	var want []string
+	for range 4*200 + 1 {
+		want = append(want, o.work(t, "Chat").PSRID)
+	}
+	info, err := orgInfo(t.Context(), c, o.org)
+	require.NoError(t, err)
+
+	var (
+		mu              sync.Mutex
+		inFlight, peak  int
+		chunks          []string
+		createdMeantime sync.Once
+	)
+	o.proxy.setFault(func(_ http.ResponseWriter, r *http.Request) bool {
+		if !isPSRChunk(r) {
+			return false
+		}
+		createdMeantime.Do(func() {
+			for range 2 {
+				want = append(want, o.work(t, "Chat").PSRID)
+			}
+		})
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		chunks = append(chunks, r.URL.Query().Get("q"))
+		mu.Unlock()
+		time.Sleep(300 * time.Millisecond) // so that queries sent at once overlap
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+		return false
+	})
+	d, err := Reconcile(t.Context(), c, NewNames(o.org, &mapping.Config{}), info)
+	require.NoError(t, err)
+	got := waitingPSRs(d)
+	require.ElementsMatch(t, want, got, "every waiting PSR exactly once")
+	require.Len(t, got, 4*200+3)
+	require.Len(t, chunks, maxPSRChunks, "one query per range: %q", chunks)
+	require.Equal(t, maxPSRChunks, peak, "the ranges are read at once")
+}
+
+// TestPSRChunksPartitionAtBoundaries: ranges whose boundaries are the Ids of waiting PSRs
+// (18 or 15 characters) read each PSR exactly once; the one at a boundary belongs to the
+// range that starts there.
+func TestPSRChunksPartitionAtBoundaries(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	var ids []string
+	for range 10 {
+		ids = append(ids, o.work(t, "Chat").PSRID)
+	}
+	slices.Sort(ids) // the emulator's ids are base 62 in ASCII order, as Ids compare
+	for _, bounds := range [][]string{
+		{ids[2], ids[5][:15], ids[7]},
+		{ids[0]},
+		{ids[9]},
+		{ids[0][:15], ids[9]},
+		{ids[3], ids[4]},
+	} {
+		psrs, err := readPSRChunks(t.Context(), o.client, bounds)
+		require.NoError(t, err)
+		var got []string
+		for _, p := range psrs {
+			got = append(got, p.ID)
+		}
+		require.ElementsMatch(t, ids, got, "bounds %q", bounds)
+		require.Len(t, got, len(ids), "bounds %q", bounds)
+	}
+}
+
+// TestIDBounds: the boundaries between k ranges of Ids from lo to hi, base 62, strictly
+// increasing, above lo and at most hi; fewer when there are fewer Ids between them.
+func TestIDBounds(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, []string{"0Rz5g0000000100", "0Rz5g0000000200", "0Rz5g0000000300"},
+		idBounds("0Rz5g0000000000AAA", "0Rz5g0000000400AAA", 4))
+	require.Equal(t, []string{"0Rz5g000000000z"}, idBounds("0Rz5g000000000yAAA", "0Rz5g000000000zAAA", 4),
+		"one Id between them: one boundary")
+	require.Equal(t, []string{"0Rz5g000000000L", "0Rz5g000000000f"}, idBounds("0Rz5g0000000000", "0Rz5g000000000z", 3),
+		"base 62: 0-9, A-Z, a-z")
+	require.Nil(t, idBounds("0Rz5g0000000001AAA", "0Rz5g0000000001AAA", 4), "one Id")
+	require.Nil(t, idBounds("0Rz5g0000000002AAA", "0Rz5g0000000001AAA", 4), "reversed")
+	require.Nil(t, idBounds("0Rz5g00000000-1AAA", "0Rz5g0000000002AAA", 4), "not an id")
+	require.Nil(t, idBounds("0Rz", "0Rz5g0000000002AAA", 4), "too short")
 }

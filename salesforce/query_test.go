@@ -215,3 +215,18 @@ func slowPage(w http.ResponseWriter, from, _ int) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"totalSize": 1000, "done": false, "records": recs,
 		"nextRecordsUrl": fmt.Sprintf("/services/data/v63.0/query/01gSLOW-%d", from+10)})
 }
+
+// TestCountReadsTotalSize: Count returns a query's totalSize from its first page alone, and
+// QueryPageSize is the batch size asked for, or Salesforce's 2,000.
+func TestCountReadsTotalSize(t *testing.T) {
+	t.Parallel()
+	f := newFakeOrg(t)
+	badPages(f, 25, 10, nil)
+	c, _ := testClient(t, f, func(o *Options) { o.QueryBatchSize = 200 })
+	n, err := c.Count(t.Context(), "SELECT COUNT() FROM PendingServiceRouting")
+	require.NoError(t, err)
+	require.Equal(t, 25, n)
+	require.Equal(t, 200, c.QueryPageSize())
+	c2, _ := testClient(t, f, func(*Options) {})
+	require.Equal(t, 2000, c2.QueryPageSize())
+}
