@@ -201,9 +201,6 @@ func (b *binder) compile(n node) (cond, *Error) {
 				return nil, b.errAt(CodeMalformedQuery, x.opPos,
 					outsideSubset("operator "+x.opTxt+" on a field that is not an id ("+name+")")+useEqNeIn)
 			}
-			if x.lit.kind == litNull {
-				return nil, b.errAt(CodeMalformedQuery, x.opPos, outsideSubset("operator "+x.opTxt+" with null"))
-			}
 		}
 		if x.op == opIn {
 			for _, l := range x.list {
@@ -219,6 +216,9 @@ func (b *binder) compile(n node) (cond, *Error) {
 		l, err := b.checkLit(x.lit, name, typ)
 		if err != nil {
 			return nil, err
+		}
+		if isRange(x.op) && l.kind == litNull { // null, or '' (null on an id field)
+			return nil, b.errAt(CodeMalformedQuery, x.opPos, outsideSubset("operator "+x.opTxt+" with null"))
 		}
 		k.lit = l
 		return k, nil

@@ -718,6 +718,7 @@ func TestIDRangesOnly(t *testing.T) {
 		{"SELECT Id FROM Case WHERE Subject >= 'a'", ">=", "operator >= on a field that is not an id (Subject): not in the emulator's SOQL subset (what omniroute sends); use =, != or IN"},
 		{"SELECT Id FROM Case WHERE OwnerId < '005000000000001AAA'", "<", "operator < on a field that is not an id (OwnerId): not in the emulator's SOQL subset (what omniroute sends); use =, != or IN"},
 		{"SELECT Id FROM Case WHERE Id > null", ">", "operator > with null: not in the emulator's SOQL subset (what omniroute sends)"},
+		{"SELECT Id FROM Case WHERE Id <= ''", "<=", "operator <= with null: not in the emulator's SOQL subset (what omniroute sends)"},
 	} {
 		err := parseAndRun(o, tc.stmt)
 		var e *soql.Error
