@@ -75,6 +75,8 @@ func TestReconcileReadsPSRsInIdRangesAtOnce(t *testing.T) {
 		inFlight, peak  int
 		chunks          []string
 		createdMeantime sync.Once
+		allIn           = make(chan struct{})
+		closed          bool
 	)
 	o.proxy.setFault(func(_ http.ResponseWriter, r *http.Request) bool {
 		if !isPSRChunk(r) {
@@ -89,8 +91,17 @@ func TestReconcileReadsPSRsInIdRangesAtOnce(t *testing.T) {
 		inFlight++
 		peak = max(peak, inFlight)
 		chunks = append(chunks, r.URL.Query().Get("q"))
+		if inFlight == maxPSRChunks && !closed {
+			closed = true
+			close(allIn)
+		}
 		mu.Unlock()
-		time.Sleep(300 * time.Millisecond) // so that queries sent at once overlap
+		// Held until every range's request is in: ranges read one after the other never
+		// get there, and fail the peak below after the timeout.
+		select {
+		case <-allIn:
+		case <-time.After(10 * time.Second):
+		}
 		mu.Lock()
 		inFlight--
 		mu.Unlock()
