@@ -269,9 +269,11 @@ func readPSRs(ctx context.Context, c *salesforce.Client) ([]salesforce.PendingSe
 }
 
 // readPSRChunks reads the waiting PSRs as len(bounds)+1 queries at once: Id < bounds[0],
-// bounds[i-1] <= Id < bounds[i], and Id >= the last bound (one query without bounds). The
-// ranges partition the PSRs whatever order the org compares Ids in, as long as < and >= are
-// each other's opposites: each PSR is read exactly once.
+// bounds[i-1] <= Id < bounds[i], and Id >= the last bound (one query without bounds). Each
+// PSR is in at least one range whatever order the org compares Ids in, as long as < and >=
+// are each other's opposites; it is in exactly one when the bounds increase in that order.
+// The org's order of Ids is not documented and the bounds are chosen in base-62 order, so a
+// PSR read by two ranges is kept once: each PSR is returned exactly once.
 func readPSRChunks(ctx context.Context, c *salesforce.Client, bounds []string) ([]salesforce.PendingServiceRouting, error) {
 	base := "SELECT " + salesforce.PendingServiceRoutingFields + " FROM PendingServiceRouting WHERE " + psrWhere
 	queries := []string{base}
@@ -293,7 +295,13 @@ func readPSRChunks(ctx context.Context, c *salesforce.Client, bounds []string) (
 	if len(parts) == 1 {
 		return parts[0], nil
 	}
-	return slices.Concat(parts...), nil
+	all := slices.Concat(parts...)
+	seen := make(map[string]struct{}, len(all))
+	return slices.DeleteFunc(all, func(p salesforce.PendingServiceRouting) bool {
+		_, dup := seen[p.ID]
+		seen[p.ID] = struct{}{}
+		return dup
+	}), nil
 }
 
 // base62 are the digits of an Id in their order: 0-9, A-Z, a-z (ASCII).

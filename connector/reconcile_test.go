@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/omniroute/omniroute/mapping"
 	"github.com/omniroute/omniroute/salesforce"
@@ -159,4 +160,81 @@ func TestIDBounds(t *testing.T) {
 	require.Nil(t, idBounds("0Rz5g0000000002AAA", "0Rz5g0000000001AAA", 4), "reversed")
 	require.Nil(t, idBounds("0Rz5g00000000-1AAA", "0Rz5g0000000002AAA", 4), "not an id")
 	require.Nil(t, idBounds("0Rz", "0Rz5g0000000002AAA", 4), "too short")
+}
+
+// TestPSRChunksReadEachOnceWhateverTheBoundsOrder: how a real org orders Ids is not
+// documented, so bounds chosen in base-62 order may not be increasing in the org's order.
+// The ranges then overlap (never leave a gap: < and >= are each other's opposites), and a
+// PSR in the overlap must still arrive once.
+func TestPSRChunksReadEachOnceWhateverTheBoundsOrder(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	var ids []string
+	for range 10 {
+		ids = append(ids, o.work(t, "Chat").PSRID)
+	}
+	slices.Sort(ids)
+	for _, bounds := range [][]string{
+		{ids[5], ids[2]},              // decreasing: ids[2..4] in the first and the last range
+		{ids[7], ids[3][:15], ids[8]}, // not monotonic
+		{ids[4], ids[4]},              // equal: an empty middle range
+	} {
+		psrs, err := readPSRChunks(t.Context(), o.client, bounds)
+		require.NoError(t, err)
+		var got []string
+		for _, p := range psrs {
+			got = append(got, p.ID)
+		}
+		require.ElementsMatch(t, ids, got, "bounds %q", bounds)
+		require.Len(t, got, len(ids), "bounds %q", bounds)
+	}
+}
+
+// TestReconcileFailsCleanlyWhenARangeFails: when one range's query fails mid-way (its next
+// page refused), the reconcile fails as a whole, with no snapshot, and leaves no goroutine:
+// the other ranges and the read-ahead of their pages end. Not parallel: goleak sees the
+// whole process.
+func TestReconcileFailsCleanlyWhenARangeFails(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last, after the org's cleanups
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	c, err := salesforce.New(salesforce.Options{Tokens: o.client.Tokens(), QueryBatchSize: 200})
+	require.NoError(t, err)
+	for range 4 * 400 {
+		o.work(t, "Chat")
+	}
+	info, err := orgInfo(t.Context(), c, o.org)
+	require.NoError(t, err)
+	var (
+		mu      sync.Mutex
+		ranges  int
+		refused int
+	)
+	o.proxy.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if isPSRChunk(r) {
+			ranges++
+			return false
+		}
+		// The first next page asked for once every range is under way: a range's, as only
+		// the PSRs fill more than a page here.
+		if ranges == maxPSRChunks && refused == 0 && strings.Contains(r.URL.Path, "/query/") && r.URL.Query().Get("q") == "" {
+			refused++
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`[{"errorCode":"INVALID_QUERY_LOCATOR","message":"invalid query locator"}]`))
+			return true
+		}
+		return false
+	})
+	d, err := Reconcile(t.Context(), c, NewNames(o.org, &mapping.Config{}), info)
+	require.ErrorContains(t, err, "reconcile: read PendingServiceRouting")
+	require.ErrorContains(t, err, "INVALID_QUERY_LOCATOR")
+	require.Nil(t, d, "no partial snapshot")
+	mu.Lock()
+	require.Equal(t, maxPSRChunks, ranges)
+	require.Equal(t, 1, refused)
+	mu.Unlock()
 }
