@@ -48,7 +48,8 @@ func QueryAs[T any](ctx context.Context, c *Client, soql string) iter.Seq2[T, er
 }
 
 // Count runs a SOQL query, typically SELECT COUNT(), and returns its totalSize: how many
-// records match (one request; meant for COUNT(), whose page has no records).
+// records match (one request; meant for COUNT(), whose page has no records). A response
+// without a totalSize of 0 or more is an error, not a count.
 func (c *Client) Count(ctx context.Context, soql string) (int, error) {
 	r := request{
 		op: "query", method: http.MethodGet, path: c.dataPath("/query/"),
@@ -56,14 +57,22 @@ func (c *Client) Count(ctx context.Context, soql string) (int, error) {
 	}
 	var n int
 	err := c.do(ctx, r, func(body []byte) error {
-		var h queryPage
+		var h struct {
+			TotalSize *int `json:"totalSize"`
+		}
 		if err := json.Unmarshal(body, &h); err != nil {
 			return backoff.Permanent(fmt.Errorf("decode query response: %w", err))
 		}
-		n = h.TotalSize
+		if h.TotalSize == nil || *h.TotalSize < 0 {
+			return backoff.Permanent(errors.New("decode query response: no totalSize of 0 or more"))
+		}
+		n = *h.TotalSize
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // QueryPageSize is how many records a full query page holds: QueryBatchSize when set, else

@@ -230,3 +230,21 @@ func TestCountReadsTotalSize(t *testing.T) {
 	c2, _ := testClient(t, f, func(*Options) {})
 	require.Equal(t, 2000, c2.QueryPageSize())
 }
+
+// TestCountRefusesWhatIsNotACount: a response that is not a query result with a totalSize
+// (or a negative one) is an error, never a count of 0.
+func TestCountRefusesWhatIsNotACount(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{"done":true,"records":[]}`, `{}`, `{"totalSize":-1,"done":true,"records":[]}`, `[]`, `{"totalSize":"3"}`} {
+		f := newFakeOrg(t)
+		f.mux.HandleFunc("GET /services/data/v63.0/query/", func(w http.ResponseWriter, r *http.Request) {
+			if f.authorized(w, r) {
+				_, _ = w.Write([]byte(body))
+			}
+		})
+		c, _ := testClient(t, f, func(*Options) {})
+		n, err := c.Count(t.Context(), "SELECT COUNT() FROM PendingServiceRouting")
+		require.ErrorContains(t, err, "decode query response", body)
+		require.Zero(t, n, body)
+	}
+}
