@@ -85,9 +85,9 @@ type reconcileData struct {
 // Reconcile reads Salesforce's state with SOQL, page by page as they arrive: external-routing
 // PSRs with their SkillRequirements (waiting, or offered with their Assigned AgentWork), open
 // AgentWork, current presence and agents' skills (ServiceResourceSkill). The six queries run
-// at once (each on its own query locator; an org allows ten open per user), and each decodes a
-// page while the client fetches the next, so a reconcile takes about as long as its longest
-// query's round trips. The PSRs, the longest, are read as up to four queries at once over
+// at once (each on its own query locator; API 56.0 and later set no limit on open ones,
+// earlier versions ten per user), and each decodes a page while the client fetches the next,
+// so a reconcile takes about as long as its longest query's round trips. The PSRs, the longest, are read as up to four queries at once over
 // ranges of Id when they fill more than one page (readPSRs).
 func Reconcile(ctx context.Context, c *salesforce.Client, names Names, org OrgInfo) (*reconcileData, error) {
 	start := time.Now()
@@ -227,7 +227,9 @@ func readAll[T any](ctx context.Context, c *salesforce.Client, out *[]T, what, s
 const psrWhere = "RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true"
 
 // maxPSRChunks is how many queries at most read the PSRs at once. With the reconcile's five
-// other queries that is nine open query locators, within the ten an org allows per user.
+// other queries that is nine open query locators: within the ten per user that API versions
+// before 56.0 allowed (the oldest released beyond), though the daemon's 63.0 has no such limit
+// ("API Query Cursor Limits", Salesforce limits cheat sheet).
 const maxPSRChunks = 4
 
 // idRow is a record's Id alone.
