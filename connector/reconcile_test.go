@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,4 +238,39 @@ func TestReconcileFailsCleanlyWhenARangeFails(t *testing.T) {
 	require.Equal(t, maxPSRChunks, ranges)
 	require.Equal(t, 1, refused)
 	mu.Unlock()
+}
+
+// TestReconcileFailsCleanlyWhenSizingFails: when the count of the PSRs is refused, the
+// reconcile fails with the count named, reads no range, and leaves no goroutine. Not
+// parallel: goleak sees the whole process.
+func TestReconcileFailsCleanlyWhenSizingFails(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	c, err := salesforce.New(salesforce.Options{Tokens: o.client.Tokens(), QueryBatchSize: 200})
+	require.NoError(t, err)
+	for range 2*200 + 1 {
+		o.work(t, "Chat")
+	}
+	info, err := orgInfo(t.Context(), c, o.org)
+	require.NoError(t, err)
+	var ranges atomic.Int32
+	o.proxy.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if isPSRChunk(r) {
+			ranges.Add(1)
+		}
+		if !strings.Contains(r.URL.Query().Get("q"), "SELECT COUNT() FROM PendingServiceRouting") {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`[{"errorCode":"MALFORMED_QUERY","message":"refused"}]`))
+		return true
+	})
+	d, err := Reconcile(t.Context(), c, NewNames(o.org, &mapping.Config{}), info)
+	require.ErrorContains(t, err, "reconcile: count PendingServiceRouting")
+	require.ErrorContains(t, err, "MALFORMED_QUERY")
+	require.Nil(t, d)
+	require.Zero(t, ranges.Load(), "no range is read once the sizing failed")
 }
