@@ -77,6 +77,7 @@ func TestReconcileReadsPSRsInIdRangesAtOnce(t *testing.T) {
 		inFlight, peak  int
 		chunks          []string
 		createdMeantime sync.Once
+		createErrs      []error
 		allIn           = make(chan struct{})
 		closed          bool
 	)
@@ -85,8 +86,11 @@ func TestReconcileReadsPSRsInIdRangesAtOnce(t *testing.T) {
 			return false
 		}
 		createdMeantime.Do(func() {
+			// In the server's goroutine: errors are checked by the test's own once it returns.
 			for range 2 {
-				want = append(want, o.work(t, "Chat").PSRID)
+				wr, err := o.em.CreateWork(emulator.WorkRequest{Channel: "Chat", Queue: "Support_EN"})
+				createErrs = append(createErrs, err)
+				want = append(want, wr.PSRID)
 			}
 		})
 		mu.Lock()
@@ -111,6 +115,13 @@ func TestReconcileReadsPSRsInIdRangesAtOnce(t *testing.T) {
 	})
 	d, err := Reconcile(t.Context(), c, NewNames(o.org, &mapping.Config{}), info)
 	require.NoError(t, err)
+	require.Len(t, createErrs, 2)
+	for _, err := range createErrs {
+		require.NoError(t, err)
+	}
+	for _, id := range want {
+		require.NotEmpty(t, id)
+	}
 	got := waitingPSRs(d)
 	require.ElementsMatch(t, want, got, "every waiting PSR exactly once")
 	require.Len(t, got, 4*200+3)
