@@ -40,6 +40,36 @@ func TestReconcileQueriesRunAtOnce(t *testing.T) {
 	require.Less(t, took, 4*time.Second, "six queries of 1 s each, at once, after one sizing round trip")
 }
 
+// pagedPSROrg is an org with one agent online and n waiting PSRs (their ids returned), a
+// client reading 200 records a page, and the org's info.
+func pagedPSROrg(t *testing.T, n int) (*writerOrg, *salesforce.Client, OrgInfo, []string) {
+	t.Helper()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1)
+	c, err := salesforce.New(salesforce.Options{Tokens: o.client.Tokens(), QueryBatchSize: 200})
+	require.NoError(t, err)
+	var ids []string
+	for range n {
+		ids = append(ids, o.work(t, "Chat").PSRID)
+	}
+	info, err := orgInfo(t.Context(), c, o.org)
+	require.NoError(t, err)
+	return o, c, info, ids
+}
+
+// requireEachPSROnce: the ranges of bounds read the PSRs ids, each exactly once.
+func requireEachPSROnce(t *testing.T, c *salesforce.Client, ids, bounds []string) {
+	t.Helper()
+	psrs, err := readPSRChunks(t.Context(), c, bounds)
+	require.NoError(t, err)
+	var got []string
+	for _, p := range psrs {
+		got = append(got, p.ID)
+	}
+	require.ElementsMatch(t, ids, got, "bounds %q", bounds)
+	require.Len(t, got, len(ids), "bounds %q", bounds)
+}
+
 // isPSRChunk reports whether a request is the first page of a PSR query bounded by Id.
 func isPSRChunk(r *http.Request) bool {
 	q := r.URL.Query().Get("q")
@@ -61,16 +91,7 @@ func waitingPSRs(d *reconcileData) []string {
 // seen, into the last, open-ended range).
 func TestReconcileReadsPSRsInIdRangesAtOnce(t *testing.T) {
 	t.Parallel()
-	o := newWriterOrg(t, emulator.Options{})
-	o.online(t, 1)
-	c, err := salesforce.New(salesforce.Options{Tokens: o.client.Tokens(), QueryBatchSize: 200})
-	require.NoError(t, err)
-	var want []string
-	for range 4*200 + 1 {
-		want = append(want, o.work(t, "Chat").PSRID)
-	}
-	info, err := orgInfo(t.Context(), c, o.org)
-	require.NoError(t, err)
+	o, c, info, want := pagedPSROrg(t, 4*200+1)
 
 	var (
 		mu              sync.Mutex
@@ -129,17 +150,25 @@ func TestReconcileReadsPSRsInIdRangesAtOnce(t *testing.T) {
 	require.Equal(t, maxPSRChunks, peak, "the ranges are read at once")
 }
 
-// TestPSRChunksPartitionAtBoundaries: ranges whose boundaries are the Ids of waiting PSRs
-// (18 or 15 characters) read each PSR exactly once; the one at a boundary belongs to the
-// range that starts there.
-func TestPSRChunksPartitionAtBoundaries(t *testing.T) {
-	t.Parallel()
+// tenSortedPSRs is an org with ten waiting PSRs, their ids sorted: the emulator's ids are
+// base 62 in ASCII order, as Ids compare.
+func tenSortedPSRs(t *testing.T) (*writerOrg, []string) {
+	t.Helper()
 	o := newWriterOrg(t, emulator.Options{})
 	var ids []string
 	for range 10 {
 		ids = append(ids, o.work(t, "Chat").PSRID)
 	}
-	slices.Sort(ids) // the emulator's ids are base 62 in ASCII order, as Ids compare
+	slices.Sort(ids)
+	return o, ids
+}
+
+// TestPSRChunksPartitionAtBoundaries: ranges whose boundaries are the Ids of waiting PSRs
+// (18 or 15 characters) read each PSR exactly once; the one at a boundary belongs to the
+// range that starts there.
+func TestPSRChunksPartitionAtBoundaries(t *testing.T) {
+	t.Parallel()
+	o, ids := tenSortedPSRs(t)
 	for _, bounds := range [][]string{
 		{ids[2], ids[5][:15], ids[7]},
 		{ids[0]},
@@ -147,14 +176,7 @@ func TestPSRChunksPartitionAtBoundaries(t *testing.T) {
 		{ids[0][:15], ids[9]},
 		{ids[3], ids[4]},
 	} {
-		psrs, err := readPSRChunks(t.Context(), o.client, bounds)
-		require.NoError(t, err)
-		var got []string
-		for _, p := range psrs {
-			got = append(got, p.ID)
-		}
-		require.ElementsMatch(t, ids, got, "bounds %q", bounds)
-		require.Len(t, got, len(ids), "bounds %q", bounds)
+		requireEachPSROnce(t, o.client, ids, bounds)
 	}
 }
 
@@ -180,25 +202,13 @@ func TestIDBounds(t *testing.T) {
 // PSR in the overlap must still arrive once.
 func TestPSRChunksReadEachOnceWhateverTheBoundsOrder(t *testing.T) {
 	t.Parallel()
-	o := newWriterOrg(t, emulator.Options{})
-	var ids []string
-	for range 10 {
-		ids = append(ids, o.work(t, "Chat").PSRID)
-	}
-	slices.Sort(ids)
+	o, ids := tenSortedPSRs(t)
 	for _, bounds := range [][]string{
 		{ids[5], ids[2]},              // decreasing: ids[2..4] in the first and the last range
 		{ids[7], ids[3][:15], ids[8]}, // not monotonic
 		{ids[4], ids[4]},              // equal: an empty middle range
 	} {
-		psrs, err := readPSRChunks(t.Context(), o.client, bounds)
-		require.NoError(t, err)
-		var got []string
-		for _, p := range psrs {
-			got = append(got, p.ID)
-		}
-		require.ElementsMatch(t, ids, got, "bounds %q", bounds)
-		require.Len(t, got, len(ids), "bounds %q", bounds)
+		requireEachPSROnce(t, o.client, ids, bounds)
 	}
 }
 
@@ -209,15 +219,7 @@ func TestPSRChunksReadEachOnceWhateverTheBoundsOrder(t *testing.T) {
 func TestReconcileFailsCleanlyWhenARangeFails(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last, after the org's cleanups
-	o := newWriterOrg(t, emulator.Options{})
-	o.online(t, 1)
-	c, err := salesforce.New(salesforce.Options{Tokens: o.client.Tokens(), QueryBatchSize: 200})
-	require.NoError(t, err)
-	for range 4 * 400 {
-		o.work(t, "Chat")
-	}
-	info, err := orgInfo(t.Context(), c, o.org)
-	require.NoError(t, err)
+	o, c, info, _ := pagedPSROrg(t, 4*400)
 	var (
 		mu      sync.Mutex
 		ranges  int
@@ -257,15 +259,7 @@ func TestReconcileFailsCleanlyWhenARangeFails(t *testing.T) {
 func TestReconcileFailsCleanlyWhenSizingFails(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	o := newWriterOrg(t, emulator.Options{})
-	o.online(t, 1)
-	c, err := salesforce.New(salesforce.Options{Tokens: o.client.Tokens(), QueryBatchSize: 200})
-	require.NoError(t, err)
-	for range 2*200 + 1 {
-		o.work(t, "Chat")
-	}
-	info, err := orgInfo(t.Context(), c, o.org)
-	require.NoError(t, err)
+	o, c, info, _ := pagedPSROrg(t, 2*200+1)
 	var ranges atomic.Int32
 	o.proxy.setFault(func(w http.ResponseWriter, r *http.Request) bool {
 		if isPSRChunk(r) {
