@@ -61,8 +61,9 @@
 //   - reader.go: the reads the router needs (PSRs whole with their skills, an AgentWork it
 //     does not know, the light check of waiting PSRs), answered through the inbox.
 //   - reconcile.go: the SOQL snapshot (waiting and offered PSRs with their skills, open
-//     AgentWork, current presence, agents' skills; the six queries at once) and the channels
-//     of each presence status.
+//     AgentWork, current presence, agents' skills; the six queries at once, the PSRs as up to
+//     four ranges of Id at once when they fill more than a page) and the channels of each
+//     presence status.
 //   - events.go: the channels of each OMNIROUTE_EVENTS mode, PushTopic creation, the
 //     committer of replay ids.
 //   - writer.go: the AgentWork writer (inserts, batches, look-ups, requeues).

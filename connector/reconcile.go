@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/big"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -83,9 +85,10 @@ type reconcileData struct {
 // Reconcile reads Salesforce's state with SOQL, page by page as they arrive: external-routing
 // PSRs with their SkillRequirements (waiting, or offered with their Assigned AgentWork), open
 // AgentWork, current presence and agents' skills (ServiceResourceSkill). The six queries run
-// at once (each on its own query locator; an org allows ten open per user), and each decodes a
-// page while the client fetches the next, so a reconcile takes about as long as its longest
-// query's round trips.
+// at once (each on its own query locator; API 56.0 and later set no limit on open ones,
+// earlier versions ten per user), and each decodes a page while the client fetches the next,
+// so a reconcile takes about as long as its longest query's round trips. The PSRs, the longest, are read as up to four queries at once over
+// ranges of Id when they fill more than one page (readPSRs).
 func Reconcile(ctx context.Context, c *salesforce.Client, names Names, org OrgInfo) (*reconcileData, error) {
 	start := time.Now()
 	d := &reconcileData{agentWork: map[string]AgentWorkRef{}, uspUser: map[string]string{}}
@@ -98,8 +101,11 @@ func Reconcile(ctx context.Context, c *salesforce.Client, names Names, org OrgIn
 		srsRows   []salesforce.ServiceResourceSkill
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(readAll(gctx, c, &psrRows, "PendingServiceRouting",
-		"SELECT "+salesforce.PendingServiceRoutingFields+" FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true"))
+	g.Go(func() error {
+		var err error
+		psrRows, err = readPSRs(gctx, c)
+		return err
+	})
 	g.Go(readAll(gctx, c, &skillRows, "SkillRequirement",
 		"SELECT "+salesforce.SkillRequirementFields+" FROM SkillRequirement"))
 	g.Go(readAll(gctx, c, &awRows, "AgentWork",
@@ -215,4 +221,148 @@ func readAll[T any](ctx context.Context, c *salesforce.Client, out *[]T, what, s
 		}
 		return nil
 	}
+}
+
+// psrWhere selects the PSRs the daemon routes.
+const psrWhere = "RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true"
+
+// maxPSRChunks is how many queries at most read the PSRs at once. With the reconcile's five
+// other queries that is nine open query locators: within the ten per user that API versions
+// before 56.0 allowed (the oldest released beyond), though the daemon's 63.0 has no such limit
+// ("API Query Cursor Limits", Salesforce limits cheat sheet).
+const maxPSRChunks = 4
+
+// idRow is a record's Id alone.
+type idRow struct {
+	ID string `json:"Id"`
+}
+
+// readPSRs reads the waiting PSRs. When they fill more than one query page, it reads them as
+// several queries at once, each a contiguous range of Id (how Salesforce's PK chunking reads
+// large tables), so their pages come in several chains instead of one. How many there are
+// and the lowest and highest Id are read first, at once (three one-page queries); the ranges
+// split the Ids between them evenly (base 62), and the first and last are open-ended, so a
+// PSR created meanwhile is read too.
+func readPSRs(ctx context.Context, c *salesforce.Client) ([]salesforce.PendingServiceRouting, error) {
+	var (
+		n      int
+		lo, hi []idRow
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		n, err = c.Count(gctx, "SELECT COUNT() FROM PendingServiceRouting WHERE "+psrWhere)
+		if err != nil {
+			return fmt.Errorf("reconcile: count PendingServiceRouting: %w", err)
+		}
+		return nil
+	})
+	g.Go(readAll(gctx, c, &lo, "PendingServiceRouting", "SELECT Id FROM PendingServiceRouting WHERE "+psrWhere+" ORDER BY Id ASC LIMIT 1"))
+	g.Go(readAll(gctx, c, &hi, "PendingServiceRouting", "SELECT Id FROM PendingServiceRouting WHERE "+psrWhere+" ORDER BY Id DESC LIMIT 1"))
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var bounds []string
+	page := c.QueryPageSize()
+	if k := min(maxPSRChunks, (n+page-1)/page); k > 1 && len(lo) == 1 && len(hi) == 1 {
+		bounds = idBounds(lo[0].ID, hi[0].ID, k)
+	}
+	return readPSRChunks(ctx, c, bounds)
+}
+
+// readPSRChunks reads the waiting PSRs as len(bounds)+1 queries at once: Id < bounds[0],
+// bounds[i-1] <= Id < bounds[i], and Id >= the last bound (one query without bounds). Each
+// PSR is in at least one range whatever order the org compares Ids in, as long as < and >=
+// are each other's opposites; it is in exactly one when the bounds increase in that order.
+// The org's order of Ids is not documented and the bounds are chosen in base-62 order, so a
+// PSR read by two ranges is kept once: each PSR is returned exactly once.
+func readPSRChunks(ctx context.Context, c *salesforce.Client, bounds []string) ([]salesforce.PendingServiceRouting, error) {
+	base := "SELECT " + salesforce.PendingServiceRoutingFields + " FROM PendingServiceRouting WHERE " + psrWhere
+	queries := []string{base}
+	if len(bounds) > 0 {
+		queries = []string{base + " AND Id < '" + bounds[0] + "'"}
+		for i := 1; i < len(bounds); i++ {
+			queries = append(queries, base+" AND Id >= '"+bounds[i-1]+"' AND Id < '"+bounds[i]+"'")
+		}
+		queries = append(queries, base+" AND Id >= '"+bounds[len(bounds)-1]+"'")
+	}
+	parts := make([][]salesforce.PendingServiceRouting, len(queries))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, q := range queries {
+		g.Go(readAll(gctx, c, &parts[i], "PendingServiceRouting", q))
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	all := slices.Concat(parts...)
+	seen := make(map[string]struct{}, len(all))
+	return slices.DeleteFunc(all, func(p salesforce.PendingServiceRouting) bool {
+		_, dup := seen[p.ID]
+		seen[p.ID] = struct{}{}
+		return dup
+	}), nil
+}
+
+// base62 are the digits of an Id in their order: 0-9, A-Z, a-z (ASCII).
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// idBounds returns the boundaries that split the Ids from lo to hi into k ranges of about
+// equal width: up to k-1 15-character Ids, strictly increasing, above lo and at most hi
+// (fewer when fewer Ids lie between them). Ids are numbers in base 62 over their first 15
+// characters (the last 3 of an 18-character Id only encode the case of these), as PK
+// chunking's boundaries are. Nil when lo and hi are not Ids or lo is not below hi.
+func idBounds(lo, hi string, k int) []string {
+	a, okA := parseBase62(lo)
+	b, okB := parseBase62(hi)
+	if !okA || !okB || a.Cmp(b) >= 0 {
+		return nil
+	}
+	span := new(big.Int).Sub(b, a)
+	var out []string
+	prev := a
+	for i := 1; i < k; i++ {
+		// a + ceil(span*i/k): above a as soon as span > 0.
+		v := new(big.Int).Mul(span, big.NewInt(int64(i)))
+		v.Add(v, big.NewInt(int64(k-1)))
+		v.Quo(v, big.NewInt(int64(k)))
+		v.Add(v, a)
+		if v.Cmp(prev) <= 0 {
+			continue
+		}
+		prev = v
+		out = append(out, formatBase62(v))
+	}
+	return out
+}
+
+// parseBase62 reads the first 15 characters of an Id as a base-62 number.
+func parseBase62(id string) (*big.Int, bool) {
+	if len(id) != 15 && len(id) != 18 {
+		return nil, false
+	}
+	v, d := new(big.Int), new(big.Int)
+	for i := range 15 {
+		x := strings.IndexByte(base62, id[i])
+		if x < 0 {
+			return nil, false
+		}
+		v.Mul(v, big.NewInt(62))
+		v.Add(v, d.SetInt64(int64(x)))
+	}
+	return v, true
+}
+
+// formatBase62 writes v as a 15-character base-62 Id.
+func formatBase62(v *big.Int) string {
+	var b [15]byte
+	v = new(big.Int).Set(v)
+	r, n62 := new(big.Int), big.NewInt(62)
+	for i := 14; i >= 0; i-- {
+		v.QuoRem(v, n62, r)
+		b[i] = base62[r.Int64()]
+	}
+	return string(b[:])
 }

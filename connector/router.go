@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -1043,6 +1044,10 @@ func (r *Router) applySnapshot(d *reconcileData) {
 	r.log.Info("reconcile applied", "waiting", len(d.snap.Waiting), "offers", len(d.snap.Offers),
 		"interactions", len(d.snap.Interactions), "external", len(d.snap.External), "presence", len(d.snap.Presence),
 		"buffered", len(r.buffer))
+	// Applied: the snapshot's rows are garbage (a third of the heap at 100,000 PSRs); let
+	// them go and give their memory back to the OS, off the router's goroutine.
+	d.snap = routing.Snapshot{}
+	go debug.FreeOSMemory()
 	r.reconciling = false
 	buf, covered := r.buffer, r.covered
 	r.buffer = nil

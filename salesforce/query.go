@@ -47,6 +47,40 @@ func QueryAs[T any](ctx context.Context, c *Client, soql string) iter.Seq2[T, er
 	return queryRecords[T](ctx, c, "query", soql)
 }
 
+// Count runs a SOQL query, typically SELECT COUNT(), and returns its totalSize: how many
+// records match (one request; meant for COUNT(), whose page has no records). A response
+// without a totalSize of 0 or more is an error, not a count.
+func (c *Client) Count(ctx context.Context, soql string) (int, error) {
+	r := request{
+		op: "query", method: http.MethodGet, path: c.dataPath("/query/"),
+		query: url.Values{"q": {soql}}, safe: true,
+	}
+	var n int
+	err := c.do(ctx, r, func(body []byte) error {
+		var h struct {
+			TotalSize *int `json:"totalSize"`
+		}
+		if err := json.Unmarshal(body, &h); err != nil {
+			return backoff.Permanent(fmt.Errorf("decode query response: %w", err))
+		}
+		if h.TotalSize == nil || *h.TotalSize < 0 {
+			return backoff.Permanent(errors.New("decode query response: no totalSize of 0 or more"))
+		}
+		n = *h.TotalSize
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// QueryPageSize is how many records a full query page holds: QueryBatchSize when set, else
+// Salesforce's default of 2,000.
+func (c *Client) QueryPageSize() int {
+	return cmp.Or(c.opts.QueryBatchSize, 2000)
+}
+
 // pageOf is one page of a query result, decoded.
 type pageOf[T any] struct {
 	records []T

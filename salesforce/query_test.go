@@ -215,3 +215,36 @@ func slowPage(w http.ResponseWriter, from, _ int) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"totalSize": 1000, "done": false, "records": recs,
 		"nextRecordsUrl": fmt.Sprintf("/services/data/v63.0/query/01gSLOW-%d", from+10)})
 }
+
+// TestCountReadsTotalSize: Count returns a query's totalSize from its first page alone, and
+// QueryPageSize is the batch size asked for, or Salesforce's 2,000.
+func TestCountReadsTotalSize(t *testing.T) {
+	t.Parallel()
+	f := newFakeOrg(t)
+	badPages(f, 25, 10, nil)
+	c, _ := testClient(t, f, func(o *Options) { o.QueryBatchSize = 200 })
+	n, err := c.Count(t.Context(), "SELECT COUNT() FROM PendingServiceRouting")
+	require.NoError(t, err)
+	require.Equal(t, 25, n)
+	require.Equal(t, 200, c.QueryPageSize())
+	c2, _ := testClient(t, f, func(*Options) {})
+	require.Equal(t, 2000, c2.QueryPageSize())
+}
+
+// TestCountRefusesWhatIsNotACount: a response that is not a query result with a totalSize
+// (or a negative one) is an error, never a count of 0.
+func TestCountRefusesWhatIsNotACount(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{"done":true,"records":[]}`, `{}`, `{"totalSize":-1,"done":true,"records":[]}`, `[]`, `{"totalSize":"3"}`} {
+		f := newFakeOrg(t)
+		f.mux.HandleFunc("GET /services/data/v63.0/query/", func(w http.ResponseWriter, r *http.Request) {
+			if f.authorized(w, r) {
+				_, _ = w.Write([]byte(body))
+			}
+		})
+		c, _ := testClient(t, f, func(*Options) {})
+		n, err := c.Count(t.Context(), "SELECT COUNT() FROM PendingServiceRouting")
+		require.ErrorContains(t, err, "decode query response", body)
+		require.Zero(t, n, body)
+	}
+}

@@ -19,7 +19,16 @@ const (
 	opEq op = iota
 	opNe
 	opIn
+	// The range operators, on id fields only (ids compare by their first 15 characters,
+	// case-sensitively: base-62 order).
+	opLt
+	opLe
+	opGt
+	opGe
 )
+
+// rangeOps are the range operators by their text.
+var rangeOps = map[string]op{"<": opLt, "<=": opLe, ">": opGt, ">=": opGe}
 
 type litKind int
 
@@ -49,10 +58,12 @@ type logicNode struct {
 }
 
 type cmpNode struct {
-	path pathRef
-	op   op
-	lit  literal
-	list []literal
+	path  pathRef
+	op    op
+	opPos int
+	opTxt string
+	lit   literal
+	list  []literal
 }
 
 func (*logicNode) isNode() {}

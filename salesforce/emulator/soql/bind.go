@@ -31,6 +31,7 @@ type colPlan struct {
 type orderPlan struct {
 	acc  accessor
 	desc bool
+	ids  bool // an id or reference field: ids sort case-sensitively (compareIDs)
 }
 
 // Object returns the canonical object name.
@@ -102,11 +103,11 @@ func bind(q *Query, s Schema) (*Plan, error) {
 	}
 	b.collect = nil
 	for _, o := range q.orderBy {
-		acc, _, err := b.resolve(o.path)
+		acc, typ, err := b.resolve(o.path)
 		if err != nil {
 			return nil, err
 		}
-		b.plan.order = append(b.plan.order, orderPlan{acc: acc, desc: o.desc})
+		b.plan.order = append(b.plan.order, orderPlan{acc: acc, desc: o.desc, ids: typ == ID || typ == Reference})
 	}
 	return b.plan, nil
 }
@@ -195,6 +196,12 @@ func (b *binder) compile(n node) (cond, *Error) {
 		}
 		name := acc.colName
 		k := &cmpCond{acc: acc, op: x.op}
+		if isRange(x.op) {
+			if typ != ID {
+				return nil, b.errAt(CodeMalformedQuery, x.opPos,
+					outsideSubset("operator "+x.opTxt+" on a field that is not an id ("+name+")")+useEqNeIn)
+			}
+		}
 		if x.op == opIn {
 			for _, l := range x.list {
 				l, err := b.checkLit(l, name, typ)
@@ -209,6 +216,9 @@ func (b *binder) compile(n node) (cond, *Error) {
 		l, err := b.checkLit(x.lit, name, typ)
 		if err != nil {
 			return nil, err
+		}
+		if isRange(x.op) && l.kind == litNull { // null, or '' (null on an id field)
+			return nil, b.errAt(CodeMalformedQuery, x.opPos, outsideSubset("operator "+x.opTxt+" with null"))
 		}
 		k.lit = l
 		return k, nil

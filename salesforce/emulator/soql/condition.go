@@ -76,6 +76,9 @@ func compileUntyped(p *parser, n node, addPath func(string)) (cond, *Error) {
 	}
 	switch x := n.(type) {
 	case *cmpNode:
+		if isRange(x.op) {
+			return nil, p.errAt(x.opPos, outsideSubset("operator "+x.opTxt+" in a filter expression")+useEqNeIn)
+		}
 		addPath(x.path.text)
 		k := &cmpCond{acc: accessor{path: x.path.text, rel: -1}, op: x.op, lit: x.lit, list: x.list}
 		if x.op == opIn {

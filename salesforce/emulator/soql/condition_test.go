@@ -145,7 +145,7 @@ func TestParseConditionErrors(t *testing.T) {
 		{"A IN (LAST_N_DAYS:2)", "date literals (LAST_N_DAYS): not in the emulator's SOQL subset (what omniroute sends) at column 7"},
 		{"A LIKE 'x%'", "LIKE: not in the emulator's SOQL subset (what omniroute sends); use =, != or IN at column 3"},
 		{"NOT A = 1", "NOT: not in the emulator's SOQL subset (what omniroute sends); use =, != or IN at column 1"},
-		{"A > 1", "operator >: not in the emulator's SOQL subset (what omniroute sends); use =, != or IN at column 3"},
+		{"A > 1", "operator > in a filter expression: not in the emulator's SOQL subset (what omniroute sends); use =, != or IN at column 3"},
 		{"A = 2026-11-22", "date and dateTime literals (2026-11-22): not in the emulator's SOQL subset (what omniroute sends) at column 5"},
 		{"A = 'open", "unterminated string literal at column 5"},
 		{"A.B. = 1", "unexpected token: '.' at column 4"},

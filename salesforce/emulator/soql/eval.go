@@ -129,8 +129,33 @@ func (k *cmpCond) eval(c *evalCtx) bool {
 		return equal(v, &k.lit)
 	case opNe:
 		return !equal(v, &k.lit)
+	case opIn:
+		return k.in(v)
 	}
-	return k.in(v)
+	s, ok := v.(string)
+	if !ok {
+		return false // null (or not an id) is in no range
+	}
+	r := compareIDs(s, k.lit.s)
+	switch k.op {
+	case opLt:
+		return r < 0
+	case opLe:
+		return r <= 0
+	case opGt:
+		return r > 0
+	}
+	return r >= 0
+}
+
+func isRange(o op) bool { return o == opLt || o == opLe || o == opGt || o == opGe }
+
+// compareIDs orders two ids by their first 15 characters, byte by byte: base-62 digits in
+// ASCII order (0-9, A-Z, a-z), case-sensitively, as PK chunking's base-62 boundaries are. The
+// last 3 characters of an 18-character id only encode the case of the first 15, so an id and
+// its 15-character form compare equal.
+func compareIDs(a, b string) int {
+	return strings.Compare(a[:min(len(a), 15)], b[:min(len(b), 15)])
 }
 
 func (k *cmpCond) in(v any) bool {

@@ -358,13 +358,15 @@ func (p *parser) comparison() (node, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &cmpNode{path: ref}
 	opTok := p.next()
+	c := &cmpNode{path: ref, opPos: opTok.pos, opTxt: opTok.text}
 	switch {
 	case opTok.kind == tOp && opTok.text == "=":
 		c.op = opEq
 	case opTok.kind == tOp && opTok.text == "!=":
 		c.op = opNe
+	case opTok.kind == tOp && rangeOps[opTok.text] != 0:
+		c.op = rangeOps[opTok.text] // on id fields only: checked when bound to the schema
 	case opTok.kind == tOp:
 		return nil, p.errAt(opTok.pos, outsideSubset("operator "+opTok.text)+useEqNeIn)
 	case isKw(opTok, "IN"):

@@ -115,7 +115,13 @@ func (p *Plan) sort(c *evalCtx, recs []Record) []Record {
 			case vb == nil:
 				return 1
 			}
-			r = compareValues(va, vb)
+			if sa, ok := va.(string); ok && o.ids {
+				if sb, ok := vb.(string); ok {
+					r = compareIDs(sa, sb)
+				}
+			} else {
+				r = compareValues(va, vb)
+			}
 			if o.desc {
 				r = -r
 			}

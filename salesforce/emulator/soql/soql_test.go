@@ -404,6 +404,13 @@ var frozenInventory = []string{
 	"SELECT Id, DeveloperName, RoutingModel, PushTimeout FROM QueueRoutingConfig WHERE RoutingModel = 'ExternalRouting' LIMIT 200",
 	"SELECT Id, Username, IsActive FROM User WHERE Id IN ('005000000000001AAA', '005000000000002AAA') AND IsActive = true",
 	"SELECT Id, Skill.DeveloperName, SkillLevel, IsAdditionalSkill FROM SkillRequirement WHERE RelatedRecordId = '0JR000000000001AAA'",
+	// the reconcile's PSR read in ranges of Id (PK chunking's way), widened deliberately
+	"SELECT COUNT() FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true",
+	"SELECT Id FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true ORDER BY Id ASC LIMIT 1",
+	"SELECT Id FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true ORDER BY Id DESC LIMIT 1",
+	"SELECT Id, WorkItemId FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true AND Id < '0JR5g0000000100'",
+	"SELECT Id, WorkItemId FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true AND Id >= '0JR5g0000000100' AND Id < '0JR5g0000000200AAA'",
+	"SELECT Id, WorkItemId FROM PendingServiceRouting WHERE RoutingModel = 'ExternalRouting' AND IsReadyForRouting = true AND Id >= '0JR5g0000000200'",
 }
 
 // Every statement of the inventory parses: the freeze keeps what omniroute sends.
@@ -425,10 +432,10 @@ func TestOutsideFrozenSubset(t *testing.T) {
 		stmt, at, feature, hint string
 	}{
 		{"SELECT Id FROM Case WHERE Status <> 'New'", "<>", "operator <>", use},
-		{"SELECT Id FROM Case WHERE Amount__c > 0", ">", "operator >", use},
-		{"SELECT Id FROM Case WHERE Amount__c >= 0", ">=", "operator >=", use},
-		{"SELECT Id FROM Case WHERE Amount__c < 0", "<", "operator <", use},
-		{"SELECT Id FROM Case WHERE Amount__c <= 3.25", "<=", "operator <=", use},
+		{"SELECT Id FROM Case WHERE Amount__c > 0", ">", "operator > on a field that is not an id (Amount__c)", use},
+		{"SELECT Id FROM Case WHERE Amount__c >= 0", ">=", "operator >= on a field that is not an id (Amount__c)", use},
+		{"SELECT Id FROM Case WHERE Amount__c < 0", "<", "operator < on a field that is not an id (Amount__c)", use},
+		{"SELECT Id FROM Case WHERE Amount__c <= 3.25", "<=", "operator <= on a field that is not an id (Amount__c)", use},
 		{"SELECT Id FROM Case WHERE Priority NOT IN ('High')", "NOT", "NOT IN", use},
 		{"SELECT Id FROM Case WHERE Subject LIKE 'printer%'", "LIKE", "LIKE", use},
 		{"select id from case where subject like 'x'", "like", "LIKE", use},
@@ -643,4 +650,87 @@ func TestCountWithOrderByIsRefused(t *testing.T) {
 	col := strings.Index(stmt, "Subject") + 1
 	require.Equal(t, "\n"+stmt+"\n"+strings.Repeat(" ", col-1)+"^\nERROR at Row:1:Column:"+itoa(col)+
 		"\nOrdered field must be grouped or aggregated: Subject", e.Message)
+}
+
+// Ids compare and sort by their first 15 characters, case-sensitively, in base-62 order
+// (0-9, A-Z, a-z: ASCII), as PK chunking's boundaries do ("PK Chunking", Bulk API 1.0:
+// "Id >= 001300000000000 AND Id < 00130000000132G"). Text still sorts case-insensitively.
+func TestIDRanges(t *testing.T) {
+	t.Parallel()
+	o := newOrg()
+	// Three cases whose ids differ only in case at one position, plus their 18-character
+	// suffixes that would sort otherwise if compared case-insensitively.
+	add := func(id string) {
+		r := &memRec{typ: "Case", id: id, vals: map[string]any{"Id": id, "Subject": id}}
+		o.src.recs["Case"] = append(o.src.recs["Case"], r)
+		o.src.byID[id] = r
+	}
+	const upper, lower, digit = "500Zz0000000000AAA", "500zZ0000000000AAA", "5009z0000000000AAA"
+	add(lower)
+	add(upper)
+	add(digit)
+	rows := func(stmt string) []string {
+		var ids []string
+		for _, r := range run(t, o, stmt, opts()).Rows {
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	all := []string{o.c1, o.c2, o.c3, o.c4, o.c5, o.c6, digit, upper, lower} // base-62 order
+	require.Equal(t, all, rows("SELECT Id FROM Case ORDER BY Id"))
+	require.Equal(t, []string{lower, upper, digit}, rows("SELECT Id FROM Case ORDER BY Id DESC LIMIT 3"))
+	require.Equal(t, []string{o.c1}, rows("SELECT Id FROM Case ORDER BY Id ASC LIMIT 1"))
+
+	require.Equal(t, []string{upper, lower}, rows("SELECT Id FROM Case WHERE Id >= '"+upper+"' ORDER BY Id"))
+	require.Equal(t, []string{lower}, rows("SELECT Id FROM Case WHERE Id > '"+upper+"' ORDER BY Id"))
+	require.Equal(t, all[:7], rows("SELECT Id FROM Case WHERE Id < '"+upper+"' ORDER BY Id"))
+	require.Equal(t, all[:8], rows("SELECT Id FROM Case WHERE Id <= '"+upper+"' ORDER BY Id"))
+	// A 15-character boundary compares with the first 15 characters of the ids.
+	require.Equal(t, []string{upper, lower}, rows("SELECT Id FROM Case WHERE Id >= '"+upper[:15]+"' ORDER BY Id"))
+	require.Equal(t, []string{upper}, rows("SELECT Id FROM Case WHERE Id >= '"+upper[:15]+"' AND Id < '"+lower[:15]+"'"))
+	// Contiguous ranges partition the records: each exactly once.
+	bounds := []string{o.c3, digit[:15], lower}
+	var got []string
+	got = append(got, rows("SELECT Id FROM Case WHERE Id < '"+bounds[0]+"'")...)
+	for i := 1; i < len(bounds); i++ {
+		got = append(got, rows("SELECT Id FROM Case WHERE Id >= '"+bounds[i-1]+"' AND Id < '"+bounds[i]+"'")...)
+	}
+	got = append(got, rows("SELECT Id FROM Case WHERE Id >= '"+bounds[len(bounds)-1]+"'")...)
+	require.ElementsMatch(t, all, got)
+	require.Len(t, got, len(all))
+	// Through a parent's Id too.
+	require.Equal(t, []string{o.c2, o.c6}, rows("SELECT Id FROM Case WHERE Owner.Id >= '"+o.queue+"'"))
+	// Text still sorts without regard to case.
+	require.Equal(t, []string{"bob builder", "Alice Agent"}, func() []string {
+		var names []string
+		for _, r := range run(t, o, "SELECT Name FROM User ORDER BY Name DESC", opts()).Rows {
+			names = append(names, r.Cols[0].Value.(string))
+		}
+		return names
+	}())
+}
+
+// The range operators work on id fields only; anywhere else they stay outside the subset.
+func TestIDRangesOnly(t *testing.T) {
+	t.Parallel()
+	o := newOrg()
+	for _, tc := range []struct{ stmt, at, reason string }{
+		{"SELECT Id FROM Case WHERE Subject >= 'a'", ">=", "operator >= on a field that is not an id (Subject): not in the emulator's SOQL subset (what omniroute sends); use =, != or IN"},
+		{"SELECT Id FROM Case WHERE OwnerId < '005000000000001AAA'", "<", "operator < on a field that is not an id (OwnerId): not in the emulator's SOQL subset (what omniroute sends); use =, != or IN"},
+		{"SELECT Id FROM Case WHERE Id > null", ">", "operator > with null: not in the emulator's SOQL subset (what omniroute sends)"},
+		{"SELECT Id FROM Case WHERE Id <= ''", "<=", "operator <= with null: not in the emulator's SOQL subset (what omniroute sends)"},
+	} {
+		err := parseAndRun(o, tc.stmt)
+		var e *soql.Error
+		require.True(t, errors.As(err, &e), "%s: %v", tc.stmt, err)
+		require.Equal(t, soql.CodeMalformedQuery, e.Code, tc.stmt)
+		col := strings.Index(tc.stmt, tc.at) + 1
+		require.Equal(t, "\n"+tc.stmt+"\n"+strings.Repeat(" ", col-1)+"^\nERROR at Row:1:Column:"+itoa(col)+"\n"+tc.reason, e.Message)
+	}
+	err := parseAndRun(o, "SELECT Id FROM Case WHERE Id >= 'nope'")
+	var e *soql.Error
+	require.True(t, errors.As(err, &e))
+	require.Equal(t, soql.CodeInvalidFilterOperator, e.Code, "an id boundary must be a valid id")
+	_, err = soql.ParseCondition("Id >= '500000000000001AAA'")
+	require.ErrorContains(t, err, "operator >= in a filter expression: not in the emulator's SOQL subset")
 }
