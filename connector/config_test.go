@@ -32,6 +32,7 @@ var contractVariables = []string{
 	"OMNIROUTE_ADMIN_TOKEN",
 	"OMNIROUTE_AGENT_TOKEN_KEY",
 	"OMNIROUTE_AGENT_ORIGINS",
+	"OMNIROUTE_AGENT_SEND_BUFFER",
 	"OMNIROUTE_LOG_LEVEL",
 	"OMNIROUTE_LOG_FORMAT",
 	"OMNIROUTE_SHUTDOWN_TIMEOUT",
@@ -133,6 +134,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.AdminToken = NewSecret("short-" + secretValue[:3])
 	c.AgentTokenKey = NewSecret("short-" + agentKeyValue[:5])
 	c.AgentOrigins = []string{"https://ok.example.com", "ftp://example.com/path"}
+	c.AgentSendBuffer = -1
 	c.LogLevel = "verbose"
 	c.LogFormat = "yaml"
 	c.MappingFile = ""
@@ -149,6 +151,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		`OMNIROUTE_HTTP_ADDR: "8080" is not a listen address`,
 		`OMNIROUTE_ADMIN_TOKEN: too short (9 characters)`,
 		`OMNIROUTE_AGENT_TOKEN_KEY: too short (11 characters)`,
+		`OMNIROUTE_AGENT_SEND_BUFFER: -1 is negative`,
 		`OMNIROUTE_AGENT_ORIGINS: origin "ftp://example.com/path" is not scheme://host[:port]`,
 		`OMNIROUTE_LOG_LEVEL: "verbose" is not one of`,
 		`OMNIROUTE_LOG_FORMAT: "yaml" is not text or json`,

@@ -91,6 +91,14 @@ type GatewayOptions struct {
 	// fill is dropped. MaxFrameBytes is the largest client frame (default 64 KiB).
 	SendQueue     int
 	MaxFrameBytes int64
+	// SendBuffer, when above 0, is each connection's socket send buffer in bytes (SO_SNDBUF;
+	// Linux doubles it for its bookkeeping). 0 leaves it to the kernel's autotuning, which
+	// grows with the path: on loopback some 1.6 MB of frames wait in the kernel for a client
+	// that stopped reading before the writer blocks and the queue starts to fill. A smaller
+	// buffer bounds the kernel memory a stalled client holds and finds it sooner; it also caps
+	// one connection's throughput at about SendBuffer per round trip (a snapshot of a large
+	// directory takes longer to far consoles).
+	SendBuffer int
 	// PingInterval is how often the gateway pings (default 25 s); PongTimeout how long a
 	// client may stay silent, pongs included (default 60 s); WriteTimeout how long one write
 	// may take (default 10 s; 90 to 100% of it, as the deadline is renewed once a tenth has
@@ -284,6 +292,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		g.metrics.refused.WithLabelValues(refusedNotWebsocket).Inc()
 		return // the upgrader answered the client
+	}
+	if g.o.SendBuffer > 0 {
+		if tc, ok := ws.NetConn().(interface{ SetWriteBuffer(int) error }); ok {
+			if err := tc.SetWriteBuffer(g.o.SendBuffer); err != nil {
+				g.log.Warn("set the agent connection's send buffer", "user", user, "err", err)
+			}
+		}
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &agentConn{g: g, user: user, ws: ws, send: make(chan outItem, g.o.SendQueue), done: make(chan struct{}), ctx: ctx, cancel: cancel,
@@ -508,6 +523,9 @@ func (c *agentConn) close(code int, text, reason string) {
 	c.once.Do(func() {
 		c.code, c.text, c.reason = code, text, reason
 		c.g.metrics.disconnects.WithLabelValues(reason).Inc()
+		if reason == discSlow {
+			c.g.log.Warn("agent connection dropped: too slow; its console reconnects for a snapshot", "user", c.user, "queue", cap(c.send))
+		}
 		close(c.done)
 		c.cancel()
 	})
