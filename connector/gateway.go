@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -477,10 +478,12 @@ func (g *Gateway) wrapUpDeadline(plan string, now time.Time) *time.Time {
 	return &t
 }
 
-// outItem is one queued message: the router's, or a frame the reader answers with.
+// outItem is one queued item: the router's message, a frame the reader answers with, or a
+// ping. The zero item only wakes the writer (close).
 type outItem struct {
 	msg   AgentMessage
 	frame any
+	ping  bool
 }
 
 // agentConn is one agent's websocket.
@@ -502,6 +505,8 @@ type agentConn struct {
 
 	// deadlineSet is when the writer last set the write deadline (writer only).
 	deadlineSet time.Time
+	// pinger queues a ping every PingInterval (the writer sets it; its callback reads it).
+	pinger atomic.Pointer[time.Timer]
 
 	// workPlan is the plan of each of the agent's work items, for wrap-up deadlines. Written
 	// before the writer starts, then only by the writer.
@@ -528,6 +533,12 @@ func (c *agentConn) close(code int, text, reason string) {
 		}
 		close(c.done)
 		c.cancel()
+		// Wake the writer. When the queue is full the writer has an item to take, after which it
+		// sees done.
+		select {
+		case c.send <- outItem{}:
+		default:
+		}
 	})
 }
 
@@ -554,37 +565,59 @@ func (c *agentConn) wrapUpDeadline(workID, plan string, now time.Time) *time.Tim
 func (c *agentConn) writeLoop(first []any) {
 	g := c.g
 	defer func() { _ = c.ws.Close() }()
-	ping := time.NewTicker(g.o.PingInterval)
+	ping := time.AfterFunc(math.MaxInt64, c.queuePing) // armed once stored
+	c.pinger.Store(ping)
+	ping.Reset(g.o.PingInterval)
 	defer ping.Stop()
 	for _, f := range first {
 		if !c.write(f) {
 			return
 		}
 	}
+	// The writer waits on its queue alone (one channel is cheaper to wait on and wake than a
+	// select of three, at every frame): close and the ping timer put items in it too.
 	for {
-		select {
-		case <-c.done:
+		it := <-c.send
+		if c.isClosed() {
 			if c.code != websocket.CloseAbnormalClosure { // 1006 is never sent (RFC 6455 §7.4.1)
 				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.text), time.Now().Add(closeWriteTimeout))
 			}
 			return
-		case it := <-c.send:
-			f := it.frame
-			if f == nil {
-				var ok bool
-				if f, ok = c.encode(it.msg); !ok {
-					continue
-				}
-			}
-			if !c.write(f) {
-				return
-			}
-		case <-ping.C:
+		}
+		f := it.frame
+		switch {
+		case it.ping:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(g.o.WriteTimeout)); err != nil {
 				c.close(websocket.CloseAbnormalClosure, "", discWriteFailed)
 				return
 			}
+			ping.Reset(g.o.PingInterval)
+			continue
+		case f == nil && it.msg.Command == nil && it.msg.Console == nil:
+			continue // a wake-up
+		case f == nil:
+			var ok bool
+			if f, ok = c.encode(it.msg); !ok {
+				continue
+			}
 		}
+		if !c.write(f) {
+			return
+		}
+	}
+}
+
+// queuePing is the ping timer's: it queues a ping for the writer, which sends it and sets the
+// timer again. A full queue means the writer is busy: the timer tries again later (until the
+// connection is closed).
+func (c *agentConn) queuePing() {
+	if c.isClosed() {
+		return
+	}
+	select {
+	case c.send <- outItem{ping: true}:
+	default:
+		c.pinger.Load().Reset(c.g.o.PingInterval)
 	}
 }
 
@@ -600,19 +633,30 @@ func (c *agentConn) encode(m AgentMessage) (any, bool) {
 	return f, ok
 }
 
-// framePool holds the buffers frames are encoded into: borrowed for one write, so an idle
-// connection holds none, and no frame allocates its own.
-var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// frameBuf is a buffer frames are encoded into, with its encoder.
+type frameBuf struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// framePool holds the buffers frames are encoded into, each with its encoder: borrowed for one
+// write, so an idle connection holds none, and no frame allocates a buffer or an encoder.
+var framePool = sync.Pool{New: func() any {
+	fb := new(frameBuf)
+	fb.enc = json.NewEncoder(&fb.buf)
+	return fb
+}}
 
 // write encodes f into a pooled buffer and writes it as one text message (gorilla copies it
 // into its pooled write buffer: one write system call). A frame that cannot be encoded is
 // logged and skipped; a write that fails ends the connection.
 func (c *agentConn) write(f any) bool {
 	g := c.g
-	buf := framePool.Get().(*bytes.Buffer)
-	defer framePool.Put(buf)
+	fb := framePool.Get().(*frameBuf)
+	defer framePool.Put(fb)
+	buf := &fb.buf
 	buf.Reset()
-	if err := json.NewEncoder(buf).Encode(f); err != nil {
+	if err := fb.enc.Encode(f); err != nil {
 		g.log.Error("encode agent frame", "user", c.user, "err", err)
 		return true // skip the frame, keep the connection
 	}
