@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -478,12 +477,11 @@ func (g *Gateway) wrapUpDeadline(plan string, now time.Time) *time.Time {
 	return &t
 }
 
-// outItem is one queued item: the router's message, a frame the reader answers with, or a
-// ping. The zero item only wakes the writer (close).
+// outItem is one queued item: the router's message or a frame the reader answers with. The
+// zero item only wakes the writer (close, a ping due).
 type outItem struct {
 	msg   AgentMessage
 	frame any
-	ping  bool
 }
 
 // agentConn is one agent's websocket.
@@ -505,8 +503,8 @@ type agentConn struct {
 
 	// deadlineSet is when the writer last set the write deadline (writer only).
 	deadlineSet time.Time
-	// pinger queues a ping every PingInterval (the writer sets it; its callback reads it).
-	pinger atomic.Pointer[time.Timer]
+	// pingDue is set by the ping timer; the writer sends the ping and sets the timer again.
+	pingDue atomic.Bool
 
 	// workPlan is the plan of each of the agent's work items, for wrap-up deadlines. Written
 	// before the writer starts, then only by the writer.
@@ -565,9 +563,7 @@ func (c *agentConn) wrapUpDeadline(workID, plan string, now time.Time) *time.Tim
 func (c *agentConn) writeLoop(first []any) {
 	g := c.g
 	defer func() { _ = c.ws.Close() }()
-	ping := time.AfterFunc(math.MaxInt64, c.queuePing) // armed once stored
-	c.pinger.Store(ping)
-	ping.Reset(g.o.PingInterval)
+	ping := time.AfterFunc(g.o.PingInterval, c.pingFallsDue)
 	defer ping.Stop()
 	for _, f := range first {
 		if !c.write(f) {
@@ -575,7 +571,7 @@ func (c *agentConn) writeLoop(first []any) {
 		}
 	}
 	// The writer waits on its queue alone (one channel is cheaper to wait on and wake than a
-	// select of three, at every frame): close and the ping timer put items in it too.
+	// select of three, at every frame): close and the ping timer put wake-up items in it too.
 	for {
 		it := <-c.send
 		if c.isClosed() {
@@ -584,15 +580,16 @@ func (c *agentConn) writeLoop(first []any) {
 			}
 			return
 		}
-		f := it.frame
-		switch {
-		case it.ping:
+		if c.pingDue.Load() {
+			c.pingDue.Store(false)
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(g.o.WriteTimeout)); err != nil {
 				c.close(websocket.CloseAbnormalClosure, "", discWriteFailed)
 				return
 			}
 			ping.Reset(g.o.PingInterval)
-			continue
+		}
+		f := it.frame
+		switch {
 		case f == nil && it.msg.Command == nil && it.msg.Console == nil:
 			continue // a wake-up
 		case f == nil:
@@ -607,17 +604,14 @@ func (c *agentConn) writeLoop(first []any) {
 	}
 }
 
-// queuePing is the ping timer's: it queues a ping for the writer, which sends it and sets the
-// timer again. A full queue means the writer is busy: the timer tries again later (until the
-// connection is closed).
-func (c *agentConn) queuePing() {
-	if c.isClosed() {
-		return
-	}
+// pingFallsDue is the ping timer's: it marks a ping due and wakes the writer, which sends the
+// ping before its next item and sets the timer again. A full queue needs no wake-up: the writer
+// has items to take, and sends the ping with the first of them.
+func (c *agentConn) pingFallsDue() {
+	c.pingDue.Store(true)
 	select {
-	case c.send <- outItem{ping: true}:
+	case c.send <- outItem{}:
 	default:
-		c.pinger.Load().Reset(c.g.o.PingInterval)
 	}
 }
 

@@ -518,6 +518,77 @@ func TestGatewayHeartbeat(t *testing.T) {
 	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discHeartbeat)), 0)
 }
 
+// TestGatewayPingNotDelayedByFullQueue: a ping that falls due while the writer is busy and
+// the connection's queue is full (a burst the client is still taking) is sent as soon as the
+// writer gets to it, not a whole PingInterval later: the server pings every PingInterval
+// (docs/agent-protocol.md), and a client whose pings come late gets less of PongTimeout.
+func TestGatewayPingNotDelayedByFullQueue(t *testing.T) {
+	t.Parallel()
+	const interval = 400 * time.Millisecond
+	e := newGatewayEnv(t, func(o *GatewayOptions) {
+		o.PingInterval = interval
+		o.PongTimeout = 10 * time.Second
+		o.SendQueue = 4
+	})
+	// The writer stalls after a frame while stall is set, as it would in a slow write. Set under
+	// the gateway's lock, which every connection's register takes before its writer starts.
+	var stall atomic.Bool
+	stalled, release := make(chan struct{}, 1), make(chan struct{})
+	e.gw.mu.Lock()
+	e.gw.wrote = func(user string) {
+		if user == agentA && stall.Load() {
+			stalled <- struct{}{}
+			<-release
+		}
+	}
+	e.gw.mu.Unlock()
+	c := e.connectReady(t, agentA)
+	pings := make(chan time.Time, 64)
+	c.SetPingHandler(func(data string) error {
+		pings <- time.Now()
+		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	nextPing := func() time.Time {
+		t.Helper()
+		select {
+		case at := <-pings:
+			return at
+		case <-time.After(5 * time.Second):
+			t.Fatal("no ping")
+			return time.Time{}
+		}
+	}
+	p0 := nextPing()
+
+	// Right after a ping the writer stalls on a frame and the queue fills behind it; the next
+	// ping falls due meanwhile, at p0 + interval.
+	stall.Store(true)
+	msg := AgentMessage{Command: &routing.Command{Type: routing.CommandNotify, AgentID: agentA, WorkID: "w"}}
+	require.True(t, e.gw.Deliver(agentA, msg))
+	<-stalled
+	e.gw.mu.RLock()
+	conn := e.gw.conns[agentA]
+	e.gw.mu.RUnlock()
+	for len(conn.send) < cap(conn.send) {
+		require.True(t, e.gw.Deliver(agentA, msg))
+	}
+	time.Sleep(time.Until(p0.Add(interval + interval/4)))
+	stall.Store(false)
+	released := time.Now()
+	close(release)
+
+	late := nextPing().Sub(released)
+	require.Less(t, late, interval/3, "the ping due during the stall came %s after the writer was free", late)
+	require.InDelta(t, 0, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discSlow)), 0)
+}
+
 // TestGatewayOutlivesServerTimeouts: the HTTP server's ReadTimeout and WriteTimeout do not end
 // an upgraded connection.
 func TestGatewayOutlivesServerTimeouts(t *testing.T) {
