@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -289,8 +290,11 @@ func (c Config) validateCommon() []error {
 		errs = append(errs, fmt.Errorf("%s: too short (%d characters); use at least %d, e.g. from `openssl rand -hex 32`",
 			env("AgentTokenKey"), len(k), MinAgentTokenKeyLength))
 	}
-	if c.AgentSendBuffer < 0 {
+	switch {
+	case c.AgentSendBuffer < 0:
 		errs = append(errs, fmt.Errorf("%s: %d is negative", env("AgentSendBuffer"), c.AgentSendBuffer))
+	case c.AgentSendBuffer > math.MaxInt32: // SO_SNDBUF is a C int: more would wrap to a tiny buffer
+		errs = append(errs, fmt.Errorf("%s: %d is over %d", env("AgentSendBuffer"), c.AgentSendBuffer, math.MaxInt32))
 	}
 	if _, err := parseOrigins(c.AgentOrigins); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", env("AgentOrigins"), err))

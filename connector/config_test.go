@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -165,6 +166,25 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	require.NotContains(t, err.Error(), secretValue[:3]+"\n")
 	require.NotContains(t, err.Error(), "short-")
 	require.NotContains(t, err.Error(), agentKeyValue[:5])
+}
+
+// TestValidateAgentSendBuffer: a send buffer the socket option cannot hold is refused. The
+// kernel takes SO_SNDBUF as a 32-bit int: 4 GiB would arrive as 0, the kernel's smallest
+// buffer, the opposite of what was asked, without a word.
+func TestValidateAgentSendBuffer(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []int{0, 4096, 16384, math.MaxInt32} {
+		c := validConfig()
+		c.AgentSendBuffer = ok
+		require.NoError(t, c.Validate(), ok)
+	}
+	for _, bad := range []int{math.MaxInt32 + 1, 1 << 32} {
+		c := validConfig()
+		c.AgentSendBuffer = bad
+		err := c.Validate()
+		require.Error(t, err, bad)
+		require.Contains(t, err.Error(), fmt.Sprintf("OMNIROUTE_AGENT_SEND_BUFFER: %d is over %d", bad, math.MaxInt32))
+	}
 }
 
 // TestAPIVersionInCDCModes: below 63.0 is refused in the CDC modes, with the reason, and allowed
