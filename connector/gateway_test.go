@@ -497,6 +497,31 @@ func TestGatewayDeliversFrames(t *testing.T) {
 	require.False(t, e.gw.Deliver(agentB, cases[0].msg), "no connection, no delivery")
 }
 
+// TestGatewayFramesAreCompactJSON: every frame, written one after another through the pooled
+// encoders, is exactly its json.Marshal form: compact, no trailing newline, HTML characters
+// escaped as always; nothing of one frame's encoding carries into the next.
+func TestGatewayFramesAreCompactJSON(t *testing.T) {
+	t.Parallel()
+	e := newGatewayEnv(t, nil)
+	c := e.connectReady(t, agentA)
+	msgs := []AgentMessage{
+		{Command: &routing.Command{Type: routing.CommandConsult, WorkID: "0Mw<1>", AgentID: agentA, Target: routing.TargetNumber, TargetID: "+44 & <b>"}},
+		{Console: &ConsoleCommand{ID: "c1", Op: ConsoleSetStatus, StatusID: "0N51", Status: "Away \u2028 <now>"}},
+		{Command: &routing.Command{Type: routing.CommandOffer, WorkID: "0Mw2", AgentID: agentA, Channel: "Chat", Plan: "support", Weight: 1}},
+		{Command: &routing.Command{Type: routing.CommandSetState, AgentID: agentA, State: mapping.State{Major: mapping.Away, Minor: "Break"}, Presence: "Break"}},
+	}
+	for range 3 {
+		for _, m := range msgs {
+			require.True(t, e.gw.Deliver(agentA, m))
+			f, ok := encodeMessage(m, time.Now(), nil)
+			require.True(t, ok)
+			want, err := json.Marshal(f)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(readRaw(t, c)))
+		}
+	}
+}
+
 // TestGatewayHeartbeat: a client that answers pings outlives the pong timeout (and the HTTP
 // server's own deadlines); one that never reads is dropped for its silence.
 func TestGatewayHeartbeat(t *testing.T) {
@@ -587,6 +612,38 @@ func TestGatewayPingNotDelayedByFullQueue(t *testing.T) {
 	late := nextPing().Sub(released)
 	require.Less(t, late, interval/3, "the ping due during the stall came %s after the writer was free", late)
 	require.InDelta(t, 0, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discSlow)), 0)
+}
+
+// TestGatewayFullQueueStillGetsCloseFrame: a connection dropped while its writer is busy and
+// its queue is full (no room for the close's wake-up) still gets its 4001 once the writer is
+// free.
+func TestGatewayFullQueueStillGetsCloseFrame(t *testing.T) {
+	t.Parallel()
+	e := newGatewayEnv(t, func(o *GatewayOptions) { o.SendQueue = 4 })
+	var stall atomic.Bool
+	stalled, release := make(chan struct{}, 1), make(chan struct{})
+	e.gw.mu.Lock() // see TestGatewayPingNotDelayedByFullQueue
+	e.gw.wrote = func(user string) {
+		if user == agentA && stall.Load() {
+			stalled <- struct{}{}
+			<-release
+		}
+	}
+	e.gw.mu.Unlock()
+	c := e.connectReady(t, agentA)
+	stall.Store(true)
+	msg := AgentMessage{Command: &routing.Command{Type: routing.CommandNotify, AgentID: agentA, WorkID: "w"}}
+	require.True(t, e.gw.Deliver(agentA, msg))
+	<-stalled
+	for e.gw.Deliver(agentA, msg) {
+	}
+	stall.Store(false)
+	close(release)
+	require.Equal(t, "w", readFrame(t, c)["work_id"], "the frame written before the drop")
+	ce := readClose(t, c)
+	require.Equal(t, CloseTooSlow, ce.Code)
+	require.Equal(t, "too slow: reconnect for a snapshot", ce.Text)
+	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discSlow)), 0)
 }
 
 // TestGatewayOutlivesServerTimeouts: the HTTP server's ReadTimeout and WriteTimeout do not end
