@@ -324,6 +324,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	c.readLoop()
 	<-wrote
+	// Logged here, not where the connection is dropped: Deliver (the router's goroutine) never
+	// waits for the log.
+	if c.reason == discSlow {
+		g.log.Warn("agent connection dropped: too slow; its console reconnects for a snapshot", "user", user, "queue", cap(c.send))
+	}
 	g.log.Debug("agent disconnected", "user", user, "reason", c.reason)
 }
 
@@ -526,9 +531,6 @@ func (c *agentConn) close(code int, text, reason string) {
 	c.once.Do(func() {
 		c.code, c.text, c.reason = code, text, reason
 		c.g.metrics.disconnects.WithLabelValues(reason).Inc()
-		if reason == discSlow {
-			c.g.log.Warn("agent connection dropped: too slow; its console reconnects for a snapshot", "user", c.user, "queue", cap(c.send))
-		}
 		close(c.done)
 		c.cancel()
 		// Wake the writer. When the queue is full the writer has an item to take, after which it

@@ -332,6 +332,65 @@ func TestGatewaySlowClientDropped(t *testing.T) {
 	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discSlow)), 0)
 }
 
+// gatedWriter is a log destination that blocks while gated: stderr to a log shipper that
+// stopped reading.
+type gatedWriter struct {
+	gate chan struct{} // closed: writes go through
+	mu   sync.Mutex
+	buf  strings.Builder
+}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	<-w.gate
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *gatedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// TestGatewayDropDoesNotWaitForTheLog: Deliver runs on the router's goroutine and never
+// blocks, also when it drops a slow client: the warning that names the dropped agent is not
+// written from Deliver, so a log destination that blocks holds up that connection's handler,
+// never the router.
+func TestGatewayDropDoesNotWaitForTheLog(t *testing.T) {
+	t.Parallel()
+	w := &gatedWriter{gate: make(chan struct{})}
+	e := newGatewayEnv(t, func(o *GatewayOptions) {
+		o.SendQueue = 4
+		o.Logger = slog.New(slog.NewTextHandler(w, nil)) // info: connections log nothing
+	})
+	t.Cleanup(func() {
+		select {
+		case <-w.gate:
+		default:
+			close(w.gate)
+		}
+	})
+	_ = e.connectReady(t, agentA) // never read again
+	big := AgentMessage{Command: &routing.Command{Type: routing.CommandNotify, AgentID: agentA, WorkID: strings.Repeat("w", 4000)}}
+	dropped := make(chan struct{})
+	go func() {
+		defer close(dropped)
+		for e.gw.Deliver(agentA, big) {
+		}
+	}()
+	select {
+	case <-dropped:
+	case <-time.After(10 * time.Second):
+		close(w.gate)
+		<-dropped
+		t.Fatal("Deliver waited for the log while it dropped the slow client")
+	}
+	close(w.gate)
+	require.Eventually(t, func() bool { return strings.Contains(w.String(), "agent connection dropped: too slow") }, 15*time.Second, 10*time.Millisecond)
+	require.Contains(t, w.String(), "user="+agentA)
+}
+
 // clientCases are every client message and the AgentInput it becomes (for agentA).
 var clientCases = []struct {
 	name  string

@@ -134,6 +134,8 @@ func TestE2EWSSlowClientDropped(t *testing.T) {
 	fastRound()
 	require.Less(t, worst, 5*time.Second, "agent 2's frames waited for the slow client")
 	require.Regexp(t, `omniroute_gateway_disconnects_total\{reason="slow"\} 1\n`, p.metric(t, "omniroute_gateway_disconnects_total")+"\n")
+	// The warning is logged when the connection's handler ends, just after the close.
+	require.Eventually(t, func() bool { return strings.Contains(p.d.logs.String(), "agent connection dropped: too slow") }, 10*time.Second, 5*time.Millisecond)
 	logs := p.d.logs.String()
 	require.Contains(t, logs, "agent connection dropped: too slow")
 	require.Contains(t, logs, "user="+a1)
