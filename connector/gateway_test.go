@@ -336,21 +336,12 @@ func TestGatewaySlowClientDropped(t *testing.T) {
 // stopped reading.
 type gatedWriter struct {
 	gate chan struct{} // closed: writes go through
-	mu   sync.Mutex
-	buf  strings.Builder
+	syncbuf.Buffer
 }
 
 func (w *gatedWriter) Write(p []byte) (int, error) {
 	<-w.gate
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *gatedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
+	return w.Buffer.Write(p)
 }
 
 // TestGatewayDropDoesNotWaitForTheLog: Deliver runs on the router's goroutine and never
@@ -602,6 +593,48 @@ func TestGatewayHeartbeat(t *testing.T) {
 	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discHeartbeat)), 0)
 }
 
+// writerStall holds a user's writer after a frame, as a slow write would.
+type writerStall struct {
+	on      atomic.Bool
+	stalled chan struct{}
+	release chan struct{}
+}
+
+// stallWriter makes user's writer stall after a frame while the stall is on (stallOn, free).
+// The hook is set under the gateway's lock, which every connection's register takes before
+// its writer starts; call it before user connects.
+func (e *gwEnv) stallWriter(user string) *writerStall {
+	s := &writerStall{stalled: make(chan struct{}, 1), release: make(chan struct{})}
+	e.gw.mu.Lock()
+	defer e.gw.mu.Unlock()
+	e.gw.wrote = func(u string) {
+		if u == user && s.on.Load() {
+			s.stalled <- struct{}{}
+			<-s.release
+		}
+	}
+	return s
+}
+
+// stallOn turns the stall on, runs deliver (which must queue a frame) and returns once the
+// writer has written that frame and stalls.
+func (s *writerStall) stallOn(t *testing.T, deliver func()) {
+	t.Helper()
+	s.on.Store(true)
+	deliver()
+	select {
+	case <-s.stalled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer did not stall")
+	}
+}
+
+// free turns the stall off and lets the writer go on.
+func (s *writerStall) free() {
+	s.on.Store(false)
+	close(s.release)
+}
+
 // TestGatewayPingNotDelayedByFullQueue: a ping that falls due while the writer is busy and
 // the connection's queue is full (a burst the client is still taking) is sent as soon as the
 // writer gets to it, not a whole PingInterval later: the server pings every PingInterval
@@ -614,18 +647,7 @@ func TestGatewayPingNotDelayedByFullQueue(t *testing.T) {
 		o.PongTimeout = 10 * time.Second
 		o.SendQueue = 4
 	})
-	// The writer stalls after a frame while stall is set, as it would in a slow write. Set under
-	// the gateway's lock, which every connection's register takes before its writer starts.
-	var stall atomic.Bool
-	stalled, release := make(chan struct{}, 1), make(chan struct{})
-	e.gw.mu.Lock()
-	e.gw.wrote = func(user string) {
-		if user == agentA && stall.Load() {
-			stalled <- struct{}{}
-			<-release
-		}
-	}
-	e.gw.mu.Unlock()
+	ws := e.stallWriter(agentA)
 	c := e.connectReady(t, agentA)
 	pings := make(chan time.Time, 64)
 	c.SetPingHandler(func(data string) error {
@@ -653,10 +675,8 @@ func TestGatewayPingNotDelayedByFullQueue(t *testing.T) {
 
 	// Right after a ping the writer stalls on a frame and the queue fills behind it; the next
 	// ping falls due meanwhile, at p0 + interval.
-	stall.Store(true)
 	msg := AgentMessage{Command: &routing.Command{Type: routing.CommandNotify, AgentID: agentA, WorkID: "w"}}
-	require.True(t, e.gw.Deliver(agentA, msg))
-	<-stalled
+	ws.stallOn(t, func() { require.True(t, e.gw.Deliver(agentA, msg)) })
 	e.gw.mu.RLock()
 	conn := e.gw.conns[agentA]
 	e.gw.mu.RUnlock()
@@ -664,9 +684,8 @@ func TestGatewayPingNotDelayedByFullQueue(t *testing.T) {
 		require.True(t, e.gw.Deliver(agentA, msg))
 	}
 	time.Sleep(time.Until(p0.Add(interval + interval/4)))
-	stall.Store(false)
 	released := time.Now()
-	close(release)
+	ws.free()
 
 	late := nextPing().Sub(released)
 	require.Less(t, late, interval/3, "the ping due during the stall came %s after the writer was free", late)
@@ -679,25 +698,13 @@ func TestGatewayPingNotDelayedByFullQueue(t *testing.T) {
 func TestGatewayFullQueueStillGetsCloseFrame(t *testing.T) {
 	t.Parallel()
 	e := newGatewayEnv(t, func(o *GatewayOptions) { o.SendQueue = 4 })
-	var stall atomic.Bool
-	stalled, release := make(chan struct{}, 1), make(chan struct{})
-	e.gw.mu.Lock() // see TestGatewayPingNotDelayedByFullQueue
-	e.gw.wrote = func(user string) {
-		if user == agentA && stall.Load() {
-			stalled <- struct{}{}
-			<-release
-		}
-	}
-	e.gw.mu.Unlock()
+	ws := e.stallWriter(agentA)
 	c := e.connectReady(t, agentA)
-	stall.Store(true)
 	msg := AgentMessage{Command: &routing.Command{Type: routing.CommandNotify, AgentID: agentA, WorkID: "w"}}
-	require.True(t, e.gw.Deliver(agentA, msg))
-	<-stalled
+	ws.stallOn(t, func() { require.True(t, e.gw.Deliver(agentA, msg)) })
 	for e.gw.Deliver(agentA, msg) {
 	}
-	stall.Store(false)
-	close(release)
+	ws.free()
 	require.Equal(t, "w", readFrame(t, c)["work_id"], "the frame written before the drop")
 	ce := readClose(t, c)
 	require.Equal(t, CloseTooSlow, ce.Code)
