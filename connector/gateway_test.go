@@ -593,22 +593,23 @@ func TestGatewayHeartbeat(t *testing.T) {
 	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discHeartbeat)), 0)
 }
 
-// writerStall holds a user's writer after a frame, as a slow write would.
+// writerStall holds a user's writer after one frame, as a slow write would.
 type writerStall struct {
-	on      atomic.Bool
+	written atomic.Int64
 	stalled chan struct{}
 	release chan struct{}
 }
 
-// stallWriter makes user's writer stall after a frame while the stall is on (stallOn, free).
-// The hook is set under the gateway's lock, which every connection's register takes before
-// its writer starts; call it before user connects.
+// stallWriter makes user's writer stall after the first frame delivered once connected (its
+// third: hello and the snapshot come first) until free. The hook is set under the gateway's
+// lock, which every connection's register takes before its writer starts; call it before user
+// connects, once.
 func (e *gwEnv) stallWriter(user string) *writerStall {
 	s := &writerStall{stalled: make(chan struct{}, 1), release: make(chan struct{})}
 	e.gw.mu.Lock()
 	defer e.gw.mu.Unlock()
 	e.gw.wrote = func(u string) {
-		if u == user && s.on.Load() {
+		if u == user && s.written.Add(1) == 3 {
 			s.stalled <- struct{}{}
 			<-s.release
 		}
@@ -616,11 +617,10 @@ func (e *gwEnv) stallWriter(user string) *writerStall {
 	return s
 }
 
-// stallOn turns the stall on, runs deliver (which must queue a frame) and returns once the
-// writer has written that frame and stalls.
+// stallOn runs deliver (which must queue the frame to stall on) and returns once the writer
+// has written that frame and stalls.
 func (s *writerStall) stallOn(t *testing.T, deliver func()) {
 	t.Helper()
-	s.on.Store(true)
 	deliver()
 	select {
 	case <-s.stalled:
@@ -629,9 +629,8 @@ func (s *writerStall) stallOn(t *testing.T, deliver func()) {
 	}
 }
 
-// free turns the stall off and lets the writer go on.
+// free lets the writer go on.
 func (s *writerStall) free() {
-	s.on.Store(false)
 	close(s.release)
 }
 
