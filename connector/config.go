@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -66,6 +67,7 @@ type Config struct {
 	AdminToken      Secret   `split_words:"true" desc:"bearer token of the admin endpoints (/v1/..., POST /-/reload); empty refuses them all (secret)"`
 	AgentTokenKey   Secret   `split_words:"true" desc:"HMAC key of the short-lived demo tokens the agent websocket accepts (omniroute demo); empty refuses them; at least 32 characters (secret)"`
 	AgentOrigins    []string `split_words:"true" desc:"comma-separated browser origins (scheme://host[:port]) allowed to open the agent websocket; empty refuses every browser origin"`
+	AgentSendBuffer int      `split_words:"true" desc:"socket send buffer of each agent websocket, in bytes; 0 leaves it to the kernel; a smaller one finds a stalled console sooner (docs/agent-protocol.md)"`
 	LogLevel        string   `split_words:"true" default:"info" desc:"log level: debug, info, warn or error"`
 	LogFormat       string   `split_words:"true" default:"text" desc:"log format: text or json"`
 	ShutdownTimeout Duration `split_words:"true" default:"30s" desc:"how long a graceful stop (SIGTERM, SIGINT) may take before the daemon exits anyway"`
@@ -288,6 +290,12 @@ func (c Config) validateCommon() []error {
 		errs = append(errs, fmt.Errorf("%s: too short (%d characters); use at least %d, e.g. from `openssl rand -hex 32`",
 			env("AgentTokenKey"), len(k), MinAgentTokenKeyLength))
 	}
+	switch {
+	case c.AgentSendBuffer < 0:
+		errs = append(errs, fmt.Errorf("%s: %d is negative", env("AgentSendBuffer"), c.AgentSendBuffer))
+	case c.AgentSendBuffer > math.MaxInt32: // SO_SNDBUF is a C int: more would wrap to a tiny buffer
+		errs = append(errs, fmt.Errorf("%s: %d is over %d", env("AgentSendBuffer"), c.AgentSendBuffer, math.MaxInt32))
+	}
 	if _, err := parseOrigins(c.AgentOrigins); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", env("AgentOrigins"), err))
 	}
@@ -477,6 +485,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("admin_token", c.AdminToken),
 		slog.Any("agent_token_key", c.AgentTokenKey),
 		slog.Any("agent_origins", c.AgentOrigins),
+		slog.Int("agent_send_buffer", c.AgentSendBuffer),
 		slog.String("log_level", c.LogLevel),
 		slog.String("log_format", c.LogFormat),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout.Duration),

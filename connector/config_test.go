@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -32,6 +33,7 @@ var contractVariables = []string{
 	"OMNIROUTE_ADMIN_TOKEN",
 	"OMNIROUTE_AGENT_TOKEN_KEY",
 	"OMNIROUTE_AGENT_ORIGINS",
+	"OMNIROUTE_AGENT_SEND_BUFFER",
 	"OMNIROUTE_LOG_LEVEL",
 	"OMNIROUTE_LOG_FORMAT",
 	"OMNIROUTE_SHUTDOWN_TIMEOUT",
@@ -133,6 +135,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.AdminToken = NewSecret("short-" + secretValue[:3])
 	c.AgentTokenKey = NewSecret("short-" + agentKeyValue[:5])
 	c.AgentOrigins = []string{"https://ok.example.com", "ftp://example.com/path"}
+	c.AgentSendBuffer = -1
 	c.LogLevel = "verbose"
 	c.LogFormat = "yaml"
 	c.MappingFile = ""
@@ -149,6 +152,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		`OMNIROUTE_HTTP_ADDR: "8080" is not a listen address`,
 		`OMNIROUTE_ADMIN_TOKEN: too short (9 characters)`,
 		`OMNIROUTE_AGENT_TOKEN_KEY: too short (11 characters)`,
+		`OMNIROUTE_AGENT_SEND_BUFFER: -1 is negative`,
 		`OMNIROUTE_AGENT_ORIGINS: origin "ftp://example.com/path" is not scheme://host[:port]`,
 		`OMNIROUTE_LOG_LEVEL: "verbose" is not one of`,
 		`OMNIROUTE_LOG_FORMAT: "yaml" is not text or json`,
@@ -162,6 +166,25 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	require.NotContains(t, err.Error(), secretValue[:3]+"\n")
 	require.NotContains(t, err.Error(), "short-")
 	require.NotContains(t, err.Error(), agentKeyValue[:5])
+}
+
+// TestValidateAgentSendBuffer: a send buffer the socket option cannot hold is refused. The
+// kernel takes SO_SNDBUF as a 32-bit int: 4 GiB would arrive as 0, the kernel's smallest
+// buffer, the opposite of what was asked, without a word.
+func TestValidateAgentSendBuffer(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []int{0, 4096, 16384, math.MaxInt32} {
+		c := validConfig()
+		c.AgentSendBuffer = ok
+		require.NoError(t, c.Validate(), ok)
+	}
+	for _, bad := range []int{math.MaxInt32 + 1, 1 << 32} {
+		c := validConfig()
+		c.AgentSendBuffer = bad
+		err := c.Validate()
+		require.Error(t, err, bad)
+		require.Contains(t, err.Error(), fmt.Sprintf("OMNIROUTE_AGENT_SEND_BUFFER: %d is over %d", bad, math.MaxInt32))
+	}
 }
 
 // TestAPIVersionInCDCModes: below 63.0 is refused in the CDC modes, with the reason, and allowed

@@ -183,7 +183,7 @@ func New(opts Options) (*Connector, error) {
 	}
 	// Salesforce tokens are let in once the org's id is known (startup: Gateway.SetOrg).
 	c.gateway, err = NewGateway(GatewayOptions{
-		Auth: AgentAuthFromConfig(cfg, "", opts.HTTPClient), Origins: cfg.AgentOrigins,
+		Auth: AgentAuthFromConfig(cfg, "", opts.HTTPClient), Origins: cfg.AgentOrigins, SendBuffer: cfg.AgentSendBuffer,
 		Registerer: prefixed, Logger: opts.Logger, Now: opts.Now,
 	})
 	if err != nil {

@@ -91,6 +91,14 @@ type GatewayOptions struct {
 	// fill is dropped. MaxFrameBytes is the largest client frame (default 64 KiB).
 	SendQueue     int
 	MaxFrameBytes int64
+	// SendBuffer, when above 0, is each connection's socket send buffer in bytes (SO_SNDBUF;
+	// Linux doubles it for its bookkeeping). 0 leaves it to the kernel's autotuning, which
+	// grows with the path: on loopback some 1.6 MB of frames wait in the kernel for a client
+	// that stopped reading before the writer blocks and the queue starts to fill. A smaller
+	// buffer bounds the kernel memory a stalled client holds and finds it sooner; it also caps
+	// one connection's throughput at about SendBuffer per round trip (a snapshot of a large
+	// directory takes longer to far consoles).
+	SendBuffer int
 	// PingInterval is how often the gateway pings (default 25 s); PongTimeout how long a
 	// client may stay silent, pongs included (default 60 s); WriteTimeout how long one write
 	// may take (default 10 s; 90 to 100% of it, as the deadline is renewed once a tenth has
@@ -285,6 +293,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.metrics.refused.WithLabelValues(refusedNotWebsocket).Inc()
 		return // the upgrader answered the client
 	}
+	if g.o.SendBuffer > 0 {
+		if tc, ok := ws.NetConn().(interface{ SetWriteBuffer(int) error }); ok {
+			if err := tc.SetWriteBuffer(g.o.SendBuffer); err != nil {
+				g.log.Warn("set the agent connection's send buffer", "user", user, "err", err)
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	c := &agentConn{g: g, user: user, ws: ws, send: make(chan outItem, g.o.SendQueue), done: make(chan struct{}), ctx: ctx, cancel: cancel,
 		pace: rate.NewLimiter(rate.Limit(g.o.FramesPerSecond), g.o.FrameBurst)}
@@ -309,6 +324,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	c.readLoop()
 	<-wrote
+	// Logged here, not where the connection is dropped: Deliver (the router's goroutine) never
+	// waits for the log.
+	if c.reason == discSlow {
+		g.log.Warn("agent connection dropped: too slow; its console reconnects for a snapshot", "user", user, "queue", cap(c.send))
+	}
 	g.log.Debug("agent disconnected", "user", user, "reason", c.reason)
 }
 
@@ -462,7 +482,8 @@ func (g *Gateway) wrapUpDeadline(plan string, now time.Time) *time.Time {
 	return &t
 }
 
-// outItem is one queued message: the router's, or a frame the reader answers with.
+// outItem is one queued item: the router's message or a frame the reader answers with. The
+// zero item only wakes the writer (close, a ping due).
 type outItem struct {
 	msg   AgentMessage
 	frame any
@@ -487,6 +508,8 @@ type agentConn struct {
 
 	// deadlineSet is when the writer last set the write deadline (writer only).
 	deadlineSet time.Time
+	// pingDue is set by the ping timer; the writer sends the ping and sets the timer again.
+	pingDue atomic.Bool
 
 	// workPlan is the plan of each of the agent's work items, for wrap-up deadlines. Written
 	// before the writer starts, then only by the writer.
@@ -510,6 +533,12 @@ func (c *agentConn) close(code int, text, reason string) {
 		c.g.metrics.disconnects.WithLabelValues(reason).Inc()
 		close(c.done)
 		c.cancel()
+		// Wake the writer. When the queue is full the writer has an item to take, after which it
+		// sees done.
+		select {
+		case c.send <- outItem{}:
+		default:
+		}
 	})
 }
 
@@ -536,37 +565,55 @@ func (c *agentConn) wrapUpDeadline(workID, plan string, now time.Time) *time.Tim
 func (c *agentConn) writeLoop(first []any) {
 	g := c.g
 	defer func() { _ = c.ws.Close() }()
-	ping := time.NewTicker(g.o.PingInterval)
+	ping := time.AfterFunc(g.o.PingInterval, c.pingFallsDue)
 	defer ping.Stop()
 	for _, f := range first {
 		if !c.write(f) {
 			return
 		}
 	}
+	// The writer waits on its queue alone (one channel is cheaper to wait on and wake than a
+	// select of three, at every frame): close and the ping timer put wake-up items in it too.
 	for {
-		select {
-		case <-c.done:
+		it := <-c.send
+		if c.isClosed() {
 			if c.code != websocket.CloseAbnormalClosure { // 1006 is never sent (RFC 6455 §7.4.1)
 				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, c.text), time.Now().Add(closeWriteTimeout))
 			}
 			return
-		case it := <-c.send:
-			f := it.frame
-			if f == nil {
-				var ok bool
-				if f, ok = c.encode(it.msg); !ok {
-					continue
-				}
-			}
-			if !c.write(f) {
-				return
-			}
-		case <-ping.C:
+		}
+		if c.pingDue.Load() {
+			c.pingDue.Store(false)
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(g.o.WriteTimeout)); err != nil {
 				c.close(websocket.CloseAbnormalClosure, "", discWriteFailed)
 				return
 			}
+			ping.Reset(g.o.PingInterval)
 		}
+		f := it.frame
+		switch {
+		case f == nil && it.msg.Command == nil && it.msg.Console == nil:
+			continue // a wake-up
+		case f == nil:
+			var ok bool
+			if f, ok = c.encode(it.msg); !ok {
+				continue
+			}
+		}
+		if !c.write(f) {
+			return
+		}
+	}
+}
+
+// pingFallsDue is the ping timer's: it marks a ping due and wakes the writer, which sends the
+// ping before its next item and sets the timer again. A full queue needs no wake-up: the writer
+// has items to take, and sends the ping with the first of them.
+func (c *agentConn) pingFallsDue() {
+	c.pingDue.Store(true)
+	select {
+	case c.send <- outItem{}:
+	default:
 	}
 }
 
@@ -582,19 +629,30 @@ func (c *agentConn) encode(m AgentMessage) (any, bool) {
 	return f, ok
 }
 
-// framePool holds the buffers frames are encoded into: borrowed for one write, so an idle
-// connection holds none, and no frame allocates its own.
-var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// frameBuf is a buffer frames are encoded into, with its encoder.
+type frameBuf struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// framePool holds the buffers frames are encoded into, each with its encoder: borrowed for one
+// write, so an idle connection holds none, and no frame allocates a buffer or an encoder.
+var framePool = sync.Pool{New: func() any {
+	fb := new(frameBuf)
+	fb.enc = json.NewEncoder(&fb.buf)
+	return fb
+}}
 
 // write encodes f into a pooled buffer and writes it as one text message (gorilla copies it
 // into its pooled write buffer: one write system call). A frame that cannot be encoded is
 // logged and skipped; a write that fails ends the connection.
 func (c *agentConn) write(f any) bool {
 	g := c.g
-	buf := framePool.Get().(*bytes.Buffer)
-	defer framePool.Put(buf)
+	fb := framePool.Get().(*frameBuf)
+	defer framePool.Put(fb)
+	buf := &fb.buf
 	buf.Reset()
-	if err := json.NewEncoder(buf).Encode(f); err != nil {
+	if err := fb.enc.Encode(f); err != nil {
 		g.log.Error("encode agent frame", "user", c.user, "err", err)
 		return true // skip the frame, keep the connection
 	}

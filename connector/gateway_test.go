@@ -332,6 +332,56 @@ func TestGatewaySlowClientDropped(t *testing.T) {
 	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discSlow)), 0)
 }
 
+// gatedWriter is a log destination that blocks while gated: stderr to a log shipper that
+// stopped reading.
+type gatedWriter struct {
+	gate chan struct{} // closed: writes go through
+	syncbuf.Buffer
+}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	<-w.gate
+	return w.Buffer.Write(p)
+}
+
+// TestGatewayDropDoesNotWaitForTheLog: Deliver runs on the router's goroutine and never
+// blocks, also when it drops a slow client: the warning that names the dropped agent is not
+// written from Deliver, so a log destination that blocks holds up that connection's handler,
+// never the router.
+func TestGatewayDropDoesNotWaitForTheLog(t *testing.T) {
+	t.Parallel()
+	w := &gatedWriter{gate: make(chan struct{})}
+	e := newGatewayEnv(t, func(o *GatewayOptions) {
+		o.SendQueue = 4
+		o.Logger = slog.New(slog.NewTextHandler(w, nil)) // info: connections log nothing
+	})
+	t.Cleanup(func() {
+		select {
+		case <-w.gate:
+		default:
+			close(w.gate)
+		}
+	})
+	_ = e.connectReady(t, agentA) // never read again
+	big := AgentMessage{Command: &routing.Command{Type: routing.CommandNotify, AgentID: agentA, WorkID: strings.Repeat("w", 4000)}}
+	dropped := make(chan struct{})
+	go func() {
+		defer close(dropped)
+		for e.gw.Deliver(agentA, big) {
+		}
+	}()
+	select {
+	case <-dropped:
+	case <-time.After(10 * time.Second):
+		close(w.gate)
+		<-dropped
+		t.Fatal("Deliver waited for the log while it dropped the slow client")
+	}
+	close(w.gate)
+	require.Eventually(t, func() bool { return strings.Contains(w.String(), "agent connection dropped: too slow") }, 15*time.Second, 10*time.Millisecond)
+	require.Contains(t, w.String(), "user="+agentA)
+}
+
 // clientCases are every client message and the AgentInput it becomes (for agentA).
 var clientCases = []struct {
 	name  string
@@ -497,6 +547,31 @@ func TestGatewayDeliversFrames(t *testing.T) {
 	require.False(t, e.gw.Deliver(agentB, cases[0].msg), "no connection, no delivery")
 }
 
+// TestGatewayFramesAreCompactJSON: every frame, written one after another through the pooled
+// encoders, is exactly its json.Marshal form: compact, no trailing newline, HTML characters
+// escaped as always; nothing of one frame's encoding carries into the next.
+func TestGatewayFramesAreCompactJSON(t *testing.T) {
+	t.Parallel()
+	e := newGatewayEnv(t, nil)
+	c := e.connectReady(t, agentA)
+	msgs := []AgentMessage{
+		{Command: &routing.Command{Type: routing.CommandConsult, WorkID: "0Mw<1>", AgentID: agentA, Target: routing.TargetNumber, TargetID: "+44 & <b>"}},
+		{Console: &ConsoleCommand{ID: "c1", Op: ConsoleSetStatus, StatusID: "0N51", Status: "Away \u2028 <now>"}},
+		{Command: &routing.Command{Type: routing.CommandOffer, WorkID: "0Mw2", AgentID: agentA, Channel: "Chat", Plan: "support", Weight: 1}},
+		{Command: &routing.Command{Type: routing.CommandSetState, AgentID: agentA, State: mapping.State{Major: mapping.Away, Minor: "Break"}, Presence: "Break"}},
+	}
+	for range 3 {
+		for _, m := range msgs {
+			require.True(t, e.gw.Deliver(agentA, m))
+			f, ok := encodeMessage(m, time.Now(), nil)
+			require.True(t, ok)
+			want, err := json.Marshal(f)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(readRaw(t, c)))
+		}
+	}
+}
+
 // TestGatewayHeartbeat: a client that answers pings outlives the pong timeout (and the HTTP
 // server's own deadlines); one that never reads is dropped for its silence.
 func TestGatewayHeartbeat(t *testing.T) {
@@ -516,6 +591,124 @@ func TestGatewayHeartbeat(t *testing.T) {
 	require.Equal(t, websocket.CloseGoingAway, ce.Code)
 	require.Equal(t, "no heartbeat", ce.Text)
 	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discHeartbeat)), 0)
+}
+
+// writerStall holds a user's writer after one frame, as a slow write would.
+type writerStall struct {
+	written atomic.Int64
+	stalled chan struct{}
+	release chan struct{}
+}
+
+// stallWriter makes user's writer stall after the first frame delivered once connected (its
+// third: hello and the snapshot come first) until free. The hook is set under the gateway's
+// lock, which every connection's register takes before its writer starts; call it before user
+// connects, once.
+func (e *gwEnv) stallWriter(user string) *writerStall {
+	s := &writerStall{stalled: make(chan struct{}, 1), release: make(chan struct{})}
+	e.gw.mu.Lock()
+	defer e.gw.mu.Unlock()
+	e.gw.wrote = func(u string) {
+		if u == user && s.written.Add(1) == 3 {
+			s.stalled <- struct{}{}
+			<-s.release
+		}
+	}
+	return s
+}
+
+// stallOn runs deliver (which must queue the frame to stall on) and returns once the writer
+// has written that frame and stalls.
+func (s *writerStall) stallOn(t *testing.T, deliver func()) {
+	t.Helper()
+	deliver()
+	select {
+	case <-s.stalled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer did not stall")
+	}
+}
+
+// free lets the writer go on.
+func (s *writerStall) free() {
+	close(s.release)
+}
+
+// TestGatewayPingNotDelayedByFullQueue: a ping that falls due while the writer is busy and
+// the connection's queue is full (a burst the client is still taking) is sent as soon as the
+// writer gets to it, not a whole PingInterval later: the server pings every PingInterval
+// (docs/agent-protocol.md), and a client whose pings come late gets less of PongTimeout.
+func TestGatewayPingNotDelayedByFullQueue(t *testing.T) {
+	t.Parallel()
+	const interval = 400 * time.Millisecond
+	e := newGatewayEnv(t, func(o *GatewayOptions) {
+		o.PingInterval = interval
+		o.PongTimeout = 10 * time.Second
+		o.SendQueue = 4
+	})
+	ws := e.stallWriter(agentA)
+	c := e.connectReady(t, agentA)
+	pings := make(chan time.Time, 64)
+	c.SetPingHandler(func(data string) error {
+		pings <- time.Now()
+		return c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	nextPing := func() time.Time {
+		t.Helper()
+		select {
+		case at := <-pings:
+			return at
+		case <-time.After(5 * time.Second):
+			t.Fatal("no ping")
+			return time.Time{}
+		}
+	}
+	p0 := nextPing()
+
+	// Right after a ping the writer stalls on a frame and the queue fills behind it; the next
+	// ping falls due meanwhile, at p0 + interval.
+	msg := AgentMessage{Command: &routing.Command{Type: routing.CommandNotify, AgentID: agentA, WorkID: "w"}}
+	ws.stallOn(t, func() { require.True(t, e.gw.Deliver(agentA, msg)) })
+	e.gw.mu.RLock()
+	conn := e.gw.conns[agentA]
+	e.gw.mu.RUnlock()
+	for len(conn.send) < cap(conn.send) {
+		require.True(t, e.gw.Deliver(agentA, msg))
+	}
+	time.Sleep(time.Until(p0.Add(interval + interval/4)))
+	released := time.Now()
+	ws.free()
+
+	late := nextPing().Sub(released)
+	require.Less(t, late, interval/3, "the ping due during the stall came %s after the writer was free", late)
+	require.InDelta(t, 0, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discSlow)), 0)
+}
+
+// TestGatewayFullQueueStillGetsCloseFrame: a connection dropped while its writer is busy and
+// its queue is full (no room for the close's wake-up) still gets its 4001 once the writer is
+// free.
+func TestGatewayFullQueueStillGetsCloseFrame(t *testing.T) {
+	t.Parallel()
+	e := newGatewayEnv(t, func(o *GatewayOptions) { o.SendQueue = 4 })
+	ws := e.stallWriter(agentA)
+	c := e.connectReady(t, agentA)
+	msg := AgentMessage{Command: &routing.Command{Type: routing.CommandNotify, AgentID: agentA, WorkID: "w"}}
+	ws.stallOn(t, func() { require.True(t, e.gw.Deliver(agentA, msg)) })
+	for e.gw.Deliver(agentA, msg) {
+	}
+	ws.free()
+	require.Equal(t, "w", readFrame(t, c)["work_id"], "the frame written before the drop")
+	ce := readClose(t, c)
+	require.Equal(t, CloseTooSlow, ce.Code)
+	require.Equal(t, "too slow: reconnect for a snapshot", ce.Text)
+	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.disconnects.WithLabelValues(discSlow)), 0)
 }
 
 // TestGatewayOutlivesServerTimeouts: the HTTP server's ReadTimeout and WriteTimeout do not end
