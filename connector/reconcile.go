@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -203,10 +202,9 @@ func Reconcile(ctx context.Context, c *salesforce.Client, names Names, org OrgIn
 		d.skills = append(d.skills, routing.Event{Type: routing.EventAgentSkills, AgentID: u, Skills: sks})
 	}
 	d.took = time.Since(start)
-	// The rows and their pages were the reconcile's largest allocation (about 3 times the
-	// snapshot at 100,000 PSRs) and are garbage now: give their memory back to the OS at once,
-	// rather than let the process keep its peak until the scavenger returns it.
-	debug.FreeOSMemory()
+	// The rows and their pages, the reconcile's largest allocation (about 3 times the snapshot
+	// at 100,000 PSRs), are garbage now; their memory goes back to the OS together with the
+	// snapshot's once the router has applied it (Router.applySnapshot).
 	return d, nil
 }
 

@@ -1044,8 +1044,10 @@ func (r *Router) applySnapshot(d *reconcileData) {
 	r.log.Info("reconcile applied", "waiting", len(d.snap.Waiting), "offers", len(d.snap.Offers),
 		"interactions", len(d.snap.Interactions), "external", len(d.snap.External), "presence", len(d.snap.Presence),
 		"buffered", len(r.buffer))
-	// Applied: the snapshot's rows are garbage (a third of the heap at 100,000 PSRs); let
-	// them go and give their memory back to the OS, off the router's goroutine.
+	// Applied: the snapshot and the rows it was read from are garbage (most of the heap at
+	// 100,000 PSRs); let them go and give their memory back to the OS at once, off the
+	// router's goroutine, rather than let the process keep its peak until the scavenger
+	// returns it.
 	d.snap = routing.Snapshot{}
 	go debug.FreeOSMemory()
 	r.reconciling = false
