@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -168,6 +169,9 @@ func (p *loadProfiler) saveItems(b *testing.B, name string, start time.Time, cal
 		fmt.Fprintf(&sb, "%s\t%.3f\t%.3f\n", c.kind, ms(c.start.Sub(start)), ms(c.end.Sub(start)))
 	}
 	require.NoError(b, os.WriteFile(filepath.Join(p.dir, name+".calls.tsv"), []byte(sb.String()), 0o644))
+	// The load's start on the wall clock (Unix ns), to line the files up with the trace's
+	// clock snapshot.
+	require.NoError(b, os.WriteFile(filepath.Join(p.dir, name+".start"), []byte(strconv.FormatInt(start.UnixNano(), 10)+"\n"), 0o644))
 }
 
 // saveLog writes the daemon's stderr.

@@ -31,6 +31,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if target := os.Getenv(loadProxyEnv); target != "" {
+		if err := runLoadProxy(target, os.Getenv(loadProxyProfiledEnv) == "1", os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "load proxy:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

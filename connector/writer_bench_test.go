@@ -39,23 +39,41 @@ func BenchmarkWriter(b *testing.B) {
 	}
 }
 
-// latencyProxy delays every REST request by 100 ms ± 30 ms and counts them.
+// latencyProxy delays every REST request by 100 ms ± 30 ms and counts them. With split, half
+// of the delay comes before the request reaches next and half after next answered (the answer
+// is held, then written), as on a network: the org's work on a request then happens mid-call,
+// not at the instant the answer reaches the client.
 type latencyProxy struct {
 	next  http.Handler
+	split bool
 	calls atomic.Int64
 	mu    sync.Mutex
 	rng   *mrand.Rand
 }
 
 func (p *latencyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/services/data/") {
-		p.calls.Add(1)
-		p.mu.Lock()
-		d := 70*time.Millisecond + time.Duration(p.rng.Int64N(int64(60*time.Millisecond)))
-		p.mu.Unlock()
-		time.Sleep(d)
+	if !strings.HasPrefix(r.URL.Path, "/services/data/") {
+		p.next.ServeHTTP(w, r)
+		return
 	}
-	p.next.ServeHTTP(w, r)
+	p.calls.Add(1)
+	p.mu.Lock()
+	d := 70*time.Millisecond + time.Duration(p.rng.Int64N(int64(60*time.Millisecond)))
+	p.mu.Unlock()
+	if !p.split {
+		time.Sleep(d)
+		p.next.ServeHTTP(w, r)
+		return
+	}
+	time.Sleep(d / 2)
+	rec := httptest.NewRecorder()
+	p.next.ServeHTTP(rec, r)
+	time.Sleep(d - d/2)
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
 }
 
 // benchOrg is the demo org made to measure the writer rather than the emulator: 500 agents

@@ -1,0 +1,346 @@
+package connector
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// loadProxyEnv, set to the emulator's URL, makes the test binary BenchmarkDaemonLoad's
+// measuring proxy instead of running tests (TestMain): psrProxy in front of a reverse proxy to
+// that URL. It runs in a process of its own, between the daemon and the emulator, like the
+// network edge of a real org: its time stamps are taken in a process that is idle between
+// requests, so they do not wait for the emulator's busy process to be scheduled (they did:
+// up to 24 ms of a request's arrival, measured against the daemon's execution trace). What
+// the emulator takes to answer is inside the call, where it belongs.
+const loadProxyEnv = "OMNIROUTE_BENCH_LOAD_PROXY"
+
+// loadProxyProfiledEnv, set to 1 beside loadProxyEnv, makes the proxy keep every REST call.
+const loadProxyProfiledEnv = "OMNIROUTE_BENCH_LOAD_PROXY_PROFILED"
+
+// runLoadProxy is the proxy process: it serves psrProxy, forwarding to target, on a loopback
+// port it prints ("listening <addr>"), with its records under /bench/. It returns when stdin
+// ends (the benchmark's process is gone).
+func runLoadProxy(target string, profiled bool, stdin io.Reader, stdout io.Writer) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return err
+	}
+	fw := &forwarder{target: u, hc: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, DisableCompression: true}}}
+	p := &psrProxy{lat: &latencyProxy{next: fw, split: true, rng: mrand.New(mrand.NewPCG(1, 2))}, seen: map[string]time.Time{},
+		kinds: map[string]int{}, delivered: map[string]time.Time{}}
+	if profiled {
+		p.calls = []restCall{}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /bench/seen", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = fmt.Fprint(w, p.n.Load())
+	})
+	mux.HandleFunc("POST /bench/reset", func(w http.ResponseWriter, _ *http.Request) {
+		p.lat.calls.Store(0)
+		p.conns.Store(0)
+		p.mu.Lock()
+		clear(p.kinds)
+		p.mu.Unlock()
+	})
+	mux.HandleFunc("GET /bench/records", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(p.records())
+	})
+	mux.Handle("/", p)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: time.Minute, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			p.conns.Add(1)
+		}
+	}}
+	go func() { _ = srv.Serve(ln) }()
+	if _, err := fmt.Fprintf(stdout, "listening %s\n", ln.Addr()); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, stdin)
+	return srv.Close()
+}
+
+// forwarder passes a request on to target and its answer back, each whole: the proxy's
+// stamps need whole bodies anyway, and a CometD long poll's answer is one response.
+type forwarder struct {
+	target *url.URL
+	hc     *http.Client
+}
+
+func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "load proxy: read request: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, f.target.String()+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		http.Error(w, "load proxy: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	out.Header = r.Header.Clone()
+	out.Host = r.Host // the org's URLs (instance_url, CometD) name the proxy
+	resp, err := f.hc.Do(out)
+	if err != nil {
+		http.Error(w, "load proxy: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		http.Error(w, "load proxy: read response: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(data)
+}
+
+// proxyRecords is what the proxy noted, times as Unix nanoseconds (the two processes share
+// the wall clock).
+type proxyRecords struct {
+	Calls     int64            `json:"calls"`
+	Conns     int64            `json:"conns"`
+	Kinds     map[string]int   `json:"kinds"`
+	Seen      map[string]int64 `json:"seen"`
+	Delivered map[string]int64 `json:"delivered"`
+	Inserts   [][2]int64       `json:"inserts"`
+	Rest      []proxyCall      `json:"rest,omitempty"`
+}
+
+type proxyCall struct {
+	Kind  string `json:"kind"`
+	Start int64  `json:"start"`
+	End   int64  `json:"end"`
+}
+
+func (p *psrProxy) records() proxyRecords {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := proxyRecords{Calls: p.lat.calls.Load(), Conns: p.conns.Load(), Kinds: map[string]int{}, Seen: map[string]int64{}, Delivered: map[string]int64{}}
+	for k, n := range p.kinds {
+		r.Kinds[k] = n
+	}
+	for id, t := range p.seen {
+		r.Seen[id] = t.UnixNano()
+	}
+	for id, t := range p.delivered {
+		r.Delivered[id] = t.UnixNano()
+	}
+	for _, s := range p.inserts {
+		r.Inserts = append(r.Inserts, [2]int64{s.start.UnixNano(), s.end.UnixNano()})
+	}
+	for _, c := range p.calls {
+		r.Rest = append(r.Rest, proxyCall{c.kind, c.start.UnixNano(), c.end.UnixNano()})
+	}
+	return r
+}
+
+// loadProxy is the benchmark's side of the proxy process.
+type loadProxy struct {
+	url string
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	hc  *http.Client
+}
+
+// startLoadProxy starts the proxy process in front of target and waits for its address.
+func startLoadProxy(b *testing.B, target string, profiled bool) *loadProxy {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), loadProxyEnv+"="+target)
+	if profiled {
+		cmd.Env = append(cmd.Env, loadProxyProfiledEnv+"=1")
+	}
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	require.NoError(b, err)
+	out, err := cmd.StdoutPipe()
+	require.NoError(b, err)
+	require.NoError(b, cmd.Start())
+	p := &loadProxy{cmd: cmd, in: in, hc: &http.Client{Timeout: 30 * time.Second}}
+	b.Cleanup(func() {
+		_ = in.Close()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(b, err, "the proxy process prints its address")
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	require.True(b, ok, "proxy process: %q", line)
+	p.url = "http://" + addr
+	return p
+}
+
+func (p *loadProxy) get(b *testing.B, path string) []byte {
+	resp, err := p.hc.Get(p.url + path)
+	require.NoError(b, err)
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(b, err)
+	require.Equal(b, http.StatusOK, resp.StatusCode, "%s: %s", path, data)
+	return data
+}
+
+// reset forgets the REST calls counted so far.
+func (p *loadProxy) reset(b *testing.B) {
+	resp, err := p.hc.Post(p.url+"/bench/reset", "", nil)
+	require.NoError(b, err)
+	_ = resp.Body.Close()
+	require.Equal(b, http.StatusOK, resp.StatusCode)
+}
+
+// seen is how many PSRs have been named in an insert.
+func (p *loadProxy) seen(b *testing.B) int64 {
+	var n int64
+	require.NoError(b, json.Unmarshal(p.get(b, "/bench/seen"), &n))
+	return n
+}
+
+func (p *loadProxy) records(b *testing.B) proxyRecords {
+	var r proxyRecords
+	require.NoError(b, json.Unmarshal(p.get(b, "/bench/records"), &r))
+	return r
+}
+
+// psrProxy is latencyProxy that also notes when each PSR first arrives in the body of a
+// POST (the AgentWork inserts, single or sObject Collections).
+type psrProxy struct {
+	lat  *latencyProxy
+	mu   sync.Mutex
+	seen map[string]time.Time
+	n    atomic.Int64
+	// conns counts the connections opened to the proxy.
+	conns atomic.Int64
+	// kinds counts REST requests by method and path (ids and query text normalised).
+	kinds map[string]int
+	// delivered: when each PSR was first named in a CometD response written to the daemon
+	// (the daemon's stream handler has the event then); inserts: the AgentWork POSTs, from
+	// arrival to response written.
+	delivered map[string]time.Time
+	inserts   []span
+	// calls: every REST call, when the load is profiled (nil otherwise).
+	calls []restCall
+}
+
+// restCall is a REST call at the proxy.
+type restCall struct {
+	kind string
+	span
+}
+
+// span is one request at the proxy, from arrival to response written.
+type span struct{ start, end time.Time }
+
+// bodyRecorder keeps a copy of a response body.
+type bodyRecorder struct {
+	http.ResponseWriter
+	buf bytes.Buffer
+}
+
+func (r *bodyRecorder) Write(p []byte) (int, error) {
+	r.buf.Write(p)
+	return r.ResponseWriter.Write(p)
+}
+
+func (r *bodyRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+var psrID = regexp.MustCompile(`0JR[0-9A-Za-z]{15}`)
+
+var idInPath = regexp.MustCompile(`/[0-9A-Za-z]{15}([0-9A-Za-z]{3})?(/|$)`)
+
+// requestKind names a REST request for the breakdown: method, path with ids as {id}, and a
+// query's FROM clause onwards.
+func requestKind(r *http.Request) string {
+	k := r.Method + " " + idInPath.ReplaceAllString(r.URL.Path, "/{id}$2")
+	if q := r.URL.Query().Get("q"); q != "" {
+		if _, from, ok := strings.Cut(q, " FROM "); ok {
+			k += " FROM " + idList.ReplaceAllString(from, "(…)")
+		}
+	}
+	return k
+}
+
+var idList = regexp.MustCompile(`\('[^)]*\)`)
+
+var psrInBody = regexp.MustCompile(`"PendingServiceRoutingId"\s*:\s*"([0-9A-Za-z]+)"`)
+
+func (p *psrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The request's arrival: taken first, before the proxy's own lock and scans.
+	at := time.Now()
+	if strings.HasPrefix(r.URL.Path, "/cometd/") {
+		rec := &bodyRecorder{ResponseWriter: w}
+		p.lat.ServeHTTP(rec, r)
+		at := time.Now()
+		ids := psrID.FindAllString(rec.buf.String(), -1)
+		p.mu.Lock()
+		for _, id := range ids {
+			if _, ok := p.delivered[id]; !ok {
+				p.delivered[id] = at
+			}
+		}
+		p.mu.Unlock()
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/services/data/") {
+		kind := requestKind(r)
+		p.mu.Lock()
+		p.kinds[kind]++
+		p.mu.Unlock()
+		if p.calls != nil {
+			defer func() {
+				p.mu.Lock()
+				p.calls = append(p.calls, restCall{kind, span{at, time.Now()}})
+				p.mu.Unlock()
+			}()
+		}
+	}
+	if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/services/data/") {
+		if strings.Contains(r.URL.Path, "/sobjects/AgentWork") || strings.HasSuffix(r.URL.Path, "/composite/sobjects") {
+			defer func() {
+				p.mu.Lock()
+				p.inserts = append(p.inserts, span{at, time.Now()})
+				p.mu.Unlock()
+			}()
+		}
+		body, err := io.ReadAll(r.Body)
+		if err == nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			p.mu.Lock()
+			for _, m := range psrInBody.FindAllSubmatch(body, -1) {
+				id := string(m[1])
+				if _, ok := p.seen[id]; !ok {
+					p.seen[id] = at
+					p.n.Add(1)
+				}
+			}
+			p.mu.Unlock()
+		}
+	}
+	p.lat.ServeHTTP(w, r)
+}
