@@ -216,7 +216,7 @@ func (rd *Reader) check(ctx context.Context, seq uint64, external []string) *lig
 func soqlIDs(ids []string) string {
 	var ok []string
 	for _, id := range ids {
-		if idPattern.MatchString(id) {
+		if salesforceID(id) {
 			ok = append(ok, id)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -393,12 +392,10 @@ func (w *Writer) takeOffers() (batch, bad []*offer) {
 	return batch, bad
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$`)
-
 // valid says whether an offer can be sent: ids well formed, channel known.
 func (w *Writer) valid(c routing.Command) bool {
 	_, ok := w.o.Channels[c.Channel]
-	return ok && idPattern.MatchString(c.PSR) && idPattern.MatchString(c.WorkID) && idPattern.MatchString(c.AgentID)
+	return ok && salesforceID(c.PSR) && salesforceID(c.WorkID) && salesforceID(c.AgentID)
 }
 
 // insert sends one insert call for batch and settles every offer in it.
@@ -623,25 +620,24 @@ func (w *Writer) report(ctx context.Context, r WriteResult) {
 // Assigned nothing (the offer stands), Opened accepted, Closed and Transferred accepted then
 // that, Declined and Canceled declined, DeclinedOnPushTimeout, Unavailable.
 func lookedUp(c routing.Command, status string) (ev, after *routing.Event) {
-	base := routing.Event{WorkID: c.WorkID, AgentID: c.AgentID}
-	accepted := base
-	accepted.Type = routing.EventOfferAccepted
+	// Events are made only where one is returned: an Assigned insert, the common case, makes
+	// none.
+	event := func(t routing.EventType) *routing.Event {
+		return &routing.Event{Type: t, WorkID: c.WorkID, AgentID: c.AgentID}
+	}
 	switch status {
 	case salesforce.AgentWorkAssigned:
 		return nil, nil
 	case salesforce.AgentWorkOpened:
-		return &accepted, nil
-	case salesforce.AgentWorkClosed, salesforce.AgentWorkTransferred:
-		a := base
-		a.Type = routing.EventWorkClosed
-		if status == salesforce.AgentWorkTransferred {
-			a.Type = routing.EventWorkTransferred
-		}
-		return &accepted, &a
+		return event(routing.EventOfferAccepted), nil
+	case salesforce.AgentWorkClosed:
+		return event(routing.EventOfferAccepted), event(routing.EventWorkClosed)
+	case salesforce.AgentWorkTransferred:
+		return event(routing.EventOfferAccepted), event(routing.EventWorkTransferred)
 	}
-	declined := base
-	declined.Type, declined.Outcome = routing.EventOfferDeclined, outcomes[status]
-	return &declined, nil
+	declined := event(routing.EventOfferDeclined)
+	declined.Outcome = outcomes[status]
+	return declined, nil
 }
 
 // sideLoop makes the look-ups (unknown outcomes first, then checks) and the requeues.
@@ -729,7 +725,7 @@ func (w *Writer) lookup(ctx context.Context, verify []*offer, checks []routing.C
 		case held:
 			w.m.checks.WithLabelValues("held").Inc()
 			w.report(ctx, WriteResult{Command: c})
-		case !idPattern.MatchString(c.PSR) || !idPattern.MatchString(c.WorkID) || !idPattern.MatchString(c.AgentID):
+		case !salesforceID(c.PSR) || !salesforceID(c.WorkID) || !salesforceID(c.AgentID):
 			w.m.checks.WithLabelValues("failed").Inc()
 			w.m.errors.WithLabelValues("check", "invalid_command").Inc()
 			w.report(ctx, WriteResult{Command: c, Err: fmt.Errorf("check offer: malformed id in %q, %q, %q", c.PSR, c.WorkID, c.AgentID)})
@@ -833,7 +829,7 @@ func (w *Writer) queryAgentWork(ctx context.Context, psrs, works []string) ([]sa
 	return rows, nil
 }
 
-// quoteIDs writes ids (checked against idPattern) as a SOQL IN list.
+// quoteIDs writes ids (checked by salesforceID) as a SOQL IN list.
 func quoteIDs(ids []string) string {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
@@ -928,11 +924,11 @@ func (w *Writer) requeue(ctx context.Context, cmds []routing.Command) {
 var workItemTypes = map[string]string{"500": "Case", "570": "LiveChatTranscript", "0Mw": "MessagingSession", "0LQ": "VoiceCall"}
 
 func (w *Writer) requeueRecord(c routing.Command) (salesforce.Record, error) {
-	if !idPattern.MatchString(c.WorkID) {
+	if !salesforceID(c.WorkID) {
 		return salesforce.Record{}, fmt.Errorf("requeue: malformed work item id %q", c.WorkID)
 	}
 	queue, ok := w.o.Queues[c.TargetID]
-	if !ok && idPattern.MatchString(c.TargetID) && strings.HasPrefix(c.TargetID, "00G") {
+	if !ok && salesforceID(c.TargetID) && strings.HasPrefix(c.TargetID, "00G") {
 		queue, ok = c.TargetID, true
 	}
 	if !ok {

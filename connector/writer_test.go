@@ -987,7 +987,7 @@ func TestWriterMetricsLint(t *testing.T) {
 		require.True(t, strings.HasPrefix(mf.GetName(), "writer_"), mf.GetName())
 		for _, m := range mf.GetMetric() {
 			for _, lp := range m.GetLabel() {
-				require.False(t, idPattern.MatchString(lp.GetValue()), "%s{%s=%q}", mf.GetName(), lp.GetName(), lp.GetValue())
+				require.False(t, salesforceID(lp.GetValue()), "%s{%s=%q}", mf.GetName(), lp.GetName(), lp.GetValue())
 				for _, id := range []string{cmd.WorkID, cmd.PSR, cmd.AgentID, bad.AgentID} {
 					require.NotContains(t, lp.GetValue(), id)
 				}

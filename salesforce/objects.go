@@ -49,6 +49,12 @@ func (t Time) MarshalJSON() ([]byte, error) {
 
 // ParseTime parses a Salesforce dateTime or date string.
 func ParseTime(s string) (time.Time, error) {
+	if strings.HasSuffix(s, "Z") {
+		// Change events write UTC with a Z: the one layout that takes it, tried first.
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t, nil
+		}
+	}
 	for _, l := range timeLayouts {
 		if t, err := time.Parse(l, s); err == nil {
 			return t, nil

@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -89,4 +90,51 @@ func TestFieldListsMatchTypes(t *testing.T) {
 		}
 		require.ElementsMatch(t, tags, strings.Split(list, ", "), typ.Name())
 	}
+}
+
+// TestRecordJSONAsAMap: the record written out by hand is the JSON the plain way gives (a map
+// of the fields plus attributes and id, through encoding/json), byte for byte, including the
+// key order, escaping, values of every kind, and fields that clash with the record's own
+// members; a value encoding/json refuses is an error naming the field.
+func TestRecordJSONAsAMap(t *testing.T) {
+	t.Parallel()
+	plain := func(r Record) []byte {
+		m := map[string]any{}
+		for k, v := range r.Fields {
+			m[k] = v
+		}
+		m["attributes"] = map[string]string{"type": r.Type}
+		if r.ID != "" {
+			m["id"] = r.ID
+		}
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		return b
+	}
+	weight := 1.5
+	records := []Record{
+		{Type: "AgentWork"},
+		{Type: "AgentWork", Fields: map[string]any{"UserId": "005x", "WorkItemId": "0Mw", "CapacityWeight": weight, "PendingServiceRoutingId": "0JR"}},
+		{Type: "Case", ID: "500000000000001AAA", Fields: map[string]any{"OwnerId": "00G", "Subject": `<a & "b">\é`, "IsEscalated": false, "Priority": nil}},
+		{Type: "Case", ID: "500000000000001AAA", Fields: map[string]any{"id": "other", "attributes": "x", "Nested": map[string]any{"b": 1, "a": []int{2}}}},
+		{Type: "Case", Fields: map[string]any{"id": "kept without ID", "Weight": &weight, "Count": int64(7)}},
+	}
+	for _, r := range records {
+		got, err := json.Marshal(r)
+		require.NoError(t, err)
+		require.Equal(t, string(plain(r)), string(got))
+	}
+	body, err := encodeCollection(true, records)
+	require.NoError(t, err)
+	want, err := json.Marshal(struct {
+		AllOrNone bool     `json:"allOrNone"`
+		Records   []Record `json:"records"`
+	}{true, records})
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(body))
+
+	_, err = json.Marshal(Record{Type: "Case", Fields: map[string]any{"Bad": math.Inf(1)}})
+	require.ErrorContains(t, err, "field Bad")
+	_, err = encodeCollection(false, []Record{{Type: "Case"}, {Type: "Case", Fields: map[string]any{"Bad": make(chan int)}}})
+	require.ErrorContains(t, err, "record 1: field Bad")
 }

@@ -1,6 +1,7 @@
 package salesforce
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -38,17 +41,87 @@ type Record struct {
 	Fields map[string]any
 }
 
-// MarshalJSON writes {"attributes":{"type":T},"id":ID,...fields}.
+// MarshalJSON writes {"attributes":{"type":T},"id":ID,...fields}, members in key order (as
+// for a map). A field named attributes, or id when ID is set, is left out: the record's own
+// members win.
 func (r Record) MarshalJSON() ([]byte, error) {
-	m := make(map[string]any, len(r.Fields)+2)
-	for k, v := range r.Fields {
-		m[k] = v
+	var b bytes.Buffer
+	if err := r.appendJSON(&b); err != nil {
+		return nil, err
 	}
-	m["attributes"] = map[string]string{"type": r.Type}
+	return b.Bytes(), nil
+}
+
+// appendJSON writes the record as MarshalJSON does. It is written out by hand, without a map
+// of the whole record: it is on the path of every AgentWork insert.
+func (r Record) appendJSON(b *bytes.Buffer) error {
+	keys := make([]string, 0, len(r.Fields)+2)
+	keys = append(keys, "attributes")
 	if r.ID != "" {
-		m["id"] = r.ID
+		keys = append(keys, "id")
 	}
-	return json.Marshal(m)
+	for k := range r.Fields {
+		if k != "attributes" && (k != "id" || r.ID == "") {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	b.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if err := appendValue(b, k); err != nil {
+			return err
+		}
+		b.WriteByte(':')
+		var err error
+		switch {
+		case k == "attributes":
+			b.WriteString(`{"type":`)
+			err = appendValue(b, r.Type)
+			b.WriteByte('}')
+		case k == "id" && r.ID != "":
+			err = appendValue(b, r.ID)
+		default:
+			if err = appendValue(b, r.Fields[k]); err != nil {
+				err = fmt.Errorf("field %s: %w", k, err)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	b.WriteByte('}')
+	return nil
+}
+
+// appendValue writes v as encoding/json does.
+func appendValue(b *bytes.Buffer, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b.Write(data)
+	return nil
+}
+
+// encodeCollection is the body of an sObject Collections call.
+func encodeCollection(allOrNone bool, records []Record) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"allOrNone":`)
+	b.WriteString(strconv.FormatBool(allOrNone))
+	b.WriteString(`,"records":[`)
+	for i, r := range records {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if err := r.appendJSON(&b); err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+	}
+	b.WriteString("]}")
+	return b.Bytes(), nil
 }
 
 var (
@@ -179,10 +252,7 @@ func (c *Client) collection(ctx context.Context, op, method string, records []Re
 	results := make([]SaveResult, 0, len(records))
 	for start := 0; start < len(records); start += CollectionBatchSize {
 		end := min(start+CollectionBatchSize, len(records))
-		body, err := json.Marshal(struct {
-			AllOrNone bool     `json:"allOrNone"`
-			Records   []Record `json:"records"`
-		}{allOrNone, records[start:end]})
+		body, err := encodeCollection(allOrNone, records[start:end])
 		if err != nil {
 			return results, fmt.Errorf("%s: encode records %d-%d: %w", op, start, end-1, err)
 		}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -195,6 +196,12 @@ func checkEndpoint(ep string) error {
 	return fmt.Errorf("%w: endpoint %q: want an absolute http or https URL", errConfig, ep)
 }
 
+// bodyBuffers holds the buffers post reads answers into; one larger than maxPooledBody is
+// left to the garbage collector.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 1 << 20
+
 // post sends msgs as one JSON array and decodes the answer. The request
 // gets its own deadline.
 func (s *session) post(ctx context.Context, op string, msgs []message, timeout time.Duration) ([]message, time.Duration, error) {
@@ -221,7 +228,17 @@ func (s *session) post(ctx context.Context, op string, msgs []message, timeout t
 		return nil, time.Since(start), fmt.Errorf("post %s: %w", op, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	// The body is read into a pooled buffer: decodeResponse copies what it keeps, and a
+	// long poll under load reads a large answer several times a second.
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			bodyBuffers.Put(buf)
+		}
+	}()
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBytes+1))
+	b := buf.Bytes()
 	d := time.Since(start)
 	if err != nil {
 		return nil, d, fmt.Errorf("read %s response: %w", op, err)
