@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +40,8 @@ const loadProxyProfiledEnv = "OMNIROUTE_BENCH_LOAD_PROXY_PROFILED"
 // port it prints ("listening <addr>"), with its records under /bench/. It returns when stdin
 // ends (the benchmark's process is gone).
 func runLoadProxy(target string, profiled bool, stdin io.Reader, stdout io.Writer) error {
+	// The instrument's own collections are fewer: its heap is a few MiB of stamps.
+	debug.SetGCPercent(400)
 	u, err := url.Parse(target)
 	if err != nil {
 		return err
@@ -112,11 +116,20 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "load proxy: read response: "+err.Error(), http.StatusBadGateway)
 		return
 	}
-	for k, v := range resp.Header {
+	writeWhole(w, resp.StatusCode, resp.Header, data)
+}
+
+// writeWhole writes an answer and sends it at once: with its length, flushed before the
+// handler goes on to its bookkeeping (its stamps, its scans), so that the answer's last bytes
+// do not wait for them.
+func writeWhole(w http.ResponseWriter, status int, header http.Header, body []byte) {
+	for k, v := range header {
 		w.Header()[k] = v
 	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(data)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	_ = http.NewResponseController(w).Flush()
 }
 
 // proxyRecords is what the proxy noted, times as Unix nanoseconds (the two processes share
@@ -331,8 +344,9 @@ func (p *psrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err == nil {
 			r.Body = io.NopCloser(bytes.NewReader(body))
+			ms := psrInBody.FindAllSubmatch(body, -1)
 			p.mu.Lock()
-			for _, m := range psrInBody.FindAllSubmatch(body, -1) {
+			for _, m := range ms {
 				id := string(m[1])
 				if _, ok := p.seen[id]; !ok {
 					p.seen[id] = at

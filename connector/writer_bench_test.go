@@ -69,11 +69,7 @@ func (p *latencyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := httptest.NewRecorder()
 	p.next.ServeHTTP(rec, r)
 	time.Sleep(d - d/2)
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	_, _ = w.Write(rec.Body.Bytes())
+	writeWhole(w, rec.Code, rec.Header(), rec.Body.Bytes())
 }
 
 // benchOrg is the demo org made to measure the writer rather than the emulator: 500 agents
