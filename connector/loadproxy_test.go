@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -46,7 +47,11 @@ func runLoadProxy(target string, profiled bool, stdin io.Reader, stdout io.Write
 	if err != nil {
 		return err
 	}
-	fw := &forwarder{target: u, hc: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, DisableCompression: true}}}
+	fw := &forwarder{target: u, hc: &http.Client{
+		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64, DisableCompression: true},
+		// A redirect is an answer like any other: the daemon's client follows it.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
 	p := &psrProxy{lat: &latencyProxy{next: fw, split: true, rng: mrand.New(mrand.NewPCG(1, 2))}, seen: map[string]time.Time{},
 		kinds: map[string]int{}, delivered: map[string]time.Time{}}
 	if profiled {
@@ -357,4 +362,81 @@ func (p *psrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.lat.ServeHTTP(w, r)
+}
+
+// TestLoadProxyForwardsWhole: the load proxy passes each request on as the daemon sent it
+// (method, path and query, body, headers with the cookies, the Host the org's URLs name) and
+// each answer back as the org gave it (status, headers with every Set-Cookie, body), a
+// redirect included: the daemon's client follows it, not the proxy. A PSR named in an insert's
+// body is stamped.
+func TestLoadProxyForwardsWhole(t *testing.T) {
+	t.Parallel()
+	type seen struct{ method, uri, host, cookie, header, body string }
+	got := make(chan seen, 10)
+	org := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, r.URL.RequestURI(), r.Host, r.Header.Get("Cookie"), r.Header.Get("X-Test"), string(body)}
+		if r.URL.Path == "/cometd/moved" {
+			http.Redirect(w, r, "/cometd/elsewhere", http.StatusFound)
+			return
+		}
+		w.Header().Add("Set-Cookie", "BAYEUX_BROWSER=b1; Path=/")
+		w.Header().Add("Set-Cookie", "other=o1; Path=/")
+		w.Header().Set("X-Answer", "a")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte("answer to " + string(body)))
+	}))
+	defer org.Close()
+
+	stdinR, stdinW := io.Pipe()
+	stdoutR, stdoutW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- runLoadProxy(org.URL, false, stdinR, stdoutW) }()
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	require.NoError(t, err)
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	require.True(t, ok, line)
+	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/cometd/62.0/connect?a=1&b=%2F", strings.NewReader(`[{"channel":"/meta/connect"}]`))
+	require.NoError(t, err)
+	req.Header.Set("Cookie", "BAYEUX_BROWSER=b0; other=o0")
+	req.Header.Set("X-Test", "t")
+	resp, err := hc.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, seen{http.MethodPost, "/cometd/62.0/connect?a=1&b=%2F", addr, "BAYEUX_BROWSER=b0; other=o0", "t", `[{"channel":"/meta/connect"}]`}, <-got)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Equal(t, []string{"BAYEUX_BROWSER=b1; Path=/", "other=o1; Path=/"}, resp.Header.Values("Set-Cookie"))
+	require.Equal(t, "a", resp.Header.Get("X-Answer"))
+	require.Equal(t, `answer to [{"channel":"/meta/connect"}]`, string(body))
+
+	resp, err = hc.Get("http://" + addr + "/cometd/moved")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, "/cometd/moved", (<-got).uri)
+	require.Equal(t, http.StatusFound, resp.StatusCode, "the redirect is the daemon's to follow")
+	require.Equal(t, "/cometd/elsewhere", resp.Header.Get("Location"))
+
+	psr := "0JR000000000001AAA"
+	resp, err = hc.Post("http://"+addr+"/services/data/v62.0/composite/sobjects", "application/json",
+		strings.NewReader(`{"records":[{"PendingServiceRoutingId":"`+psr+`"}]}`))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Equal(t, "/services/data/v62.0/composite/sobjects", (<-got).uri)
+	resp, err = hc.Get("http://" + addr + "/bench/records")
+	require.NoError(t, err)
+	var rec proxyRecords
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&rec))
+	_ = resp.Body.Close()
+	require.Contains(t, rec.Seen, psr)
+	require.Len(t, rec.Inserts, 1)
+	require.Equal(t, rec.Seen[psr], rec.Inserts[0][0], "the insert's arrival is the PSR's")
+	require.Empty(t, got, "one request to the org per request to the proxy")
+
+	require.NoError(t, stdinW.Close())
+	require.NoError(t, <-done)
 }

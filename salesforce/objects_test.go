@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"reflect"
 	"strings"
@@ -92,6 +93,20 @@ func TestFieldListsMatchTypes(t *testing.T) {
 	}
 }
 
+// recordAsMap is a record's map form, the way Record.MarshalJSON wrote it before 25a07a1: its
+// fields, then attributes and id (when set) over them.
+func recordAsMap(r Record) map[string]any {
+	m := map[string]any{}
+	for k, v := range r.Fields {
+		m[k] = v
+	}
+	m["attributes"] = map[string]string{"type": r.Type}
+	if r.ID != "" {
+		m["id"] = r.ID
+	}
+	return m
+}
+
 // TestRecordJSONAsAMap: the record written out by hand is the JSON the plain way gives (a map
 // of the fields plus attributes and id, through encoding/json), byte for byte, including the
 // key order, escaping, values of every kind, and fields that clash with the record's own
@@ -99,15 +114,7 @@ func TestFieldListsMatchTypes(t *testing.T) {
 func TestRecordJSONAsAMap(t *testing.T) {
 	t.Parallel()
 	plain := func(r Record) []byte {
-		m := map[string]any{}
-		for k, v := range r.Fields {
-			m[k] = v
-		}
-		m["attributes"] = map[string]string{"type": r.Type}
-		if r.ID != "" {
-			m["id"] = r.ID
-		}
-		b, err := json.Marshal(m)
+		b, err := json.Marshal(recordAsMap(r))
 		require.NoError(t, err)
 		return b
 	}
@@ -137,4 +144,60 @@ func TestRecordJSONAsAMap(t *testing.T) {
 	require.ErrorContains(t, err, "field Bad")
 	_, err = encodeCollection(false, []Record{{Type: "Case"}, {Type: "Case", Fields: map[string]any{"Bad": make(chan int)}}})
 	require.ErrorContains(t, err, "record 1: field Bad")
+}
+
+// FuzzParseTimeAsTheLayouts: ParseTime gives what trying its layouts in order gave (the form
+// before RFC 3339 was tried first for a time ending in Z), for every string.
+func FuzzParseTimeAsTheLayouts(f *testing.F) {
+	inOrder := func(s string) (time.Time, error) {
+		for _, l := range timeLayouts {
+			if t, err := time.Parse(l, s); err == nil {
+				return t, nil
+			}
+		}
+		return time.Time{}, errors.New("unknown layout")
+	}
+	for _, s := range []string{
+		"2022-11-30T11:29:34.000+0000", "2022-11-30T11:29:34+0200", "2024-04-09T20:19:25Z", "2024-04-09T20:19:25.123456789Z",
+		"2024-04-09T20:19:25,5Z", "2024-04-09T20:19:25.000Z", "2024-04-09T20:19:25.000+0000Z", "2024-04-09T20:19:25+00:00",
+		"2024-04-09T24:00:00Z", "2024-02-30T20:19:25Z", "2024-04-09", "2024-04-09Z", "2024-04-09T20:19:25z", "Z", "",
+		"2024-04-09T20:19:25.Z", "2024-04-09T20:19:25-00:00", "2024-04-09T20:19Z", "yesterday",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseTime(s)
+		want, wantErr := inOrder(s)
+		// String names the instant, the zone and its offset.
+		if (err != nil) != (wantErr != nil) || got.String() != want.String() {
+			t.Fatalf("ParseTime(%q) = %v, %v; the layouts in order give %v, %v", s, got, err, want, wantErr)
+		}
+	})
+}
+
+// FuzzRecordJSONAsAMap: a record written out by hand is what encoding/json makes of the map
+// form, byte for byte, whatever its keys and values (escaping, invalid UTF-8, keys around and
+// equal to attributes and id), alone and in an sObject Collections body.
+func FuzzRecordJSONAsAMap(f *testing.F) {
+	f.Add("AgentWork", "", "UserId", "005x", "CapacityWeight", 1.5, true)
+	f.Add("Case", "500000000000001AAA", "id", "<&>", "attributes", 0.0, false)
+	f.Add("Ca\"se", "\u2028", "\xff", "\xfe", "Id", -2.5e300, true)
+	f.Add("", "x", "attributes", "y", "attributez", 3.0, false)
+	f.Add("é", "", "id", "kept", "", 1e21, true)
+	f.Fuzz(func(t *testing.T, typ, id, k1, v1, k2 string, f2 float64, b bool) {
+		r := Record{Type: typ, ID: id, Fields: map[string]any{k1: v1, k2: f2, k1 + k2: b, k2 + "n": nil, "Nested" + k1: map[string]any{k2: []any{v1, f2}}}}
+		want, wantErr := json.Marshal(recordAsMap(r))
+		got, err := json.Marshal(r)
+		if (err != nil) != (wantErr != nil) || string(got) != string(want) {
+			t.Fatalf("record %#v:\n got %s, %v\nwant %s, %v", r, got, err, want, wantErr)
+		}
+		body, err := encodeCollection(b, []Record{r, {Type: k1}})
+		wantBody, wantErr := json.Marshal(struct {
+			AllOrNone bool     `json:"allOrNone"`
+			Records   []Record `json:"records"`
+		}{b, []Record{r, {Type: k1}}})
+		if (err != nil) != (wantErr != nil) || string(body) != string(wantBody) {
+			t.Fatalf("collection:\n got %s, %v\nwant %s, %v", body, err, wantBody, wantErr)
+		}
+	})
 }
