@@ -26,7 +26,7 @@ import (
 )
 
 // loadProxyEnv, set to the emulator's URL, makes the test binary BenchmarkDaemonLoad's
-// measuring proxy instead of running tests (TestMain): psrProxy in front of a reverse proxy to
+// measuring proxy instead of running tests (TestMain): psrProxy in front of a forwarder to
 // that URL. It runs in a process of its own, between the daemon and the emulator, like the
 // network edge of a real org: its time stamps are taken in a process that is idle between
 // requests, so they do not wait for the emulator's busy process to be scheduled (they did:
@@ -180,8 +180,6 @@ func (p *psrProxy) records() proxyRecords {
 // loadProxy is the benchmark's side of the proxy process.
 type loadProxy struct {
 	url string
-	cmd *exec.Cmd
-	in  io.WriteCloser
 	hc  *http.Client
 }
 
@@ -198,7 +196,7 @@ func startLoadProxy(b *testing.B, target string, profiled bool) *loadProxy {
 	out, err := cmd.StdoutPipe()
 	require.NoError(b, err)
 	require.NoError(b, cmd.Start())
-	p := &loadProxy{cmd: cmd, in: in, hc: &http.Client{Timeout: 30 * time.Second}}
+	p := &loadProxy{hc: &http.Client{Timeout: 30 * time.Second}}
 	b.Cleanup(func() {
 		_ = in.Close()
 		_ = cmd.Wait()
