@@ -72,6 +72,7 @@ type Config struct {
 	LogFormat       string   `split_words:"true" default:"text" desc:"log format: text or json"`
 	ShutdownTimeout Duration `split_words:"true" default:"30s" desc:"how long a graceful stop (SIGTERM, SIGINT) may take before the daemon exits anyway"`
 	WaitingCheck    Duration `split_words:"true" default:"30s" desc:"how often one SOQL query checks that the PSRs the daemon holds still exist (a PSR deleted without a delivered DELETE: the customer left, the owner changed)"`
+	WriterInFlight  int      `split_words:"true" default:"2" desc:"the most AgentWork insert calls in flight at once, 1 to 16: with more, a slow org's answers overlap (each call carries up to 200 offers)"`
 
 	Leader       LeaderConfig
 	PodName      string `split_words:"true" desc:"this replica's identity in the leader election Lease (the downward API's metadata.name); default: the host name"`
@@ -110,7 +111,7 @@ func (s SalesforceConfig) Configured() bool { return s.ClientID != "" }
 // DefaultConfig returns the configuration with every default and nothing else set.
 func DefaultConfig() Config {
 	var c Config
-	fillDefaults(reflect.ValueOf(&c).Elem())
+	fillDefaults(reflect.ValueOf(&c).Elem(), true)
 	return c
 }
 
@@ -121,14 +122,16 @@ func LoadConfig() (Config, error) {
 	if err := envconfig.Process(EnvPrefix, &c); err != nil {
 		return c, fmt.Errorf("read the environment: %w", err)
 	}
-	fillDefaults(reflect.ValueOf(&c).Elem())
+	fillDefaults(reflect.ValueOf(&c).Elem(), false)
 	c.unknown = unknownVariables(os.Environ())
 	return c, nil
 }
 
 // fillDefaults gives every empty field with a default tag its default: a variable set to the
-// empty string counts as unset (a Helm value left empty, for instance).
-func fillDefaults(v reflect.Value) {
+// empty string counts as unset (a Helm value left empty, for instance). Numbers get theirs
+// only with ints (DefaultConfig): from the environment, envconfig gave an unset one its
+// default, and a 0 that is set stays 0 for Validate to refuse.
+func fillDefaults(v reflect.Value, ints bool) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f, sf := v.Field(i), t.Field(i)
@@ -136,7 +139,7 @@ func fillDefaults(v reflect.Value) {
 			continue
 		}
 		if sf.Type.Kind() == reflect.Struct && sf.Type != reflect.TypeFor[Duration]() && sf.Type != reflect.TypeFor[Secret]() {
-			fillDefaults(f)
+			fillDefaults(f, ints)
 			continue
 		}
 		def, ok := sf.Tag.Lookup("default")
@@ -148,6 +151,10 @@ func fillDefaults(v reflect.Value) {
 			*p = def
 		case *Duration:
 			_ = p.Decode(def)
+		case *int:
+			if ints {
+				*p, _ = strconv.Atoi(def)
+			}
 		}
 	}
 }
@@ -295,6 +302,9 @@ func (c Config) validateCommon() []error {
 		errs = append(errs, fmt.Errorf("%s: %d is negative", env("AgentSendBuffer"), c.AgentSendBuffer))
 	case c.AgentSendBuffer > math.MaxInt32: // SO_SNDBUF is a C int: more would wrap to a tiny buffer
 		errs = append(errs, fmt.Errorf("%s: %d is over %d", env("AgentSendBuffer"), c.AgentSendBuffer, math.MaxInt32))
+	}
+	if c.WriterInFlight < 1 || c.WriterInFlight > MaxMaxInFlight {
+		errs = append(errs, fmt.Errorf("%s: %d is not 1 to %d", env("WriterInFlight"), c.WriterInFlight, MaxMaxInFlight))
 	}
 	if _, err := parseOrigins(c.AgentOrigins); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %w", env("AgentOrigins"), err))
@@ -490,6 +500,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_format", c.LogFormat),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout.Duration),
 		slog.Duration("waiting_check", c.WaitingCheck.Duration),
+		slog.Int("writer_in_flight", c.WriterInFlight),
 		slog.Bool("leader_election", c.Leader.Election),
 		slog.String("leader_lease", c.Leader.Lease),
 		slog.Duration("leader_lease_duration", c.Leader.LeaseDuration.Duration),

@@ -38,6 +38,7 @@ var contractVariables = []string{
 	"OMNIROUTE_LOG_FORMAT",
 	"OMNIROUTE_SHUTDOWN_TIMEOUT",
 	"OMNIROUTE_WAITING_CHECK",
+	"OMNIROUTE_WRITER_IN_FLIGHT",
 	"OMNIROUTE_LEADER_ELECTION",
 	"OMNIROUTE_LEADER_LEASE",
 	"OMNIROUTE_LEADER_LEASE_DURATION",
@@ -136,6 +137,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.AgentTokenKey = NewSecret("short-" + agentKeyValue[:5])
 	c.AgentOrigins = []string{"https://ok.example.com", "ftp://example.com/path"}
 	c.AgentSendBuffer = -1
+	c.WriterInFlight = 0
 	c.LogLevel = "verbose"
 	c.LogFormat = "yaml"
 	c.MappingFile = ""
@@ -153,6 +155,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		`OMNIROUTE_ADMIN_TOKEN: too short (9 characters)`,
 		`OMNIROUTE_AGENT_TOKEN_KEY: too short (11 characters)`,
 		`OMNIROUTE_AGENT_SEND_BUFFER: -1 is negative`,
+		`OMNIROUTE_WRITER_IN_FLIGHT: 0 is not 1 to 16`,
 		`OMNIROUTE_AGENT_ORIGINS: origin "ftp://example.com/path" is not scheme://host[:port]`,
 		`OMNIROUTE_LOG_LEVEL: "verbose" is not one of`,
 		`OMNIROUTE_LOG_FORMAT: "yaml" is not text or json`,
@@ -318,6 +321,7 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, "https://login.salesforce.com", c.Salesforce.LoginURL)
 	require.Equal(t, secretValue, c.Salesforce.ClientSecret.Reveal())
 	require.Equal(t, 10*time.Second, c.ShutdownTimeout.Duration)
+	require.Equal(t, 2, c.WriterInFlight, "unset: the default")
 	mode, err := c.Salesforce.AuthMode()
 	require.NoError(t, err)
 	require.Equal(t, AuthClientCredentials, mode)
@@ -325,9 +329,11 @@ func TestLoadConfig(t *testing.T) {
 	t.Setenv("OMNIROUTE_SHUTDOWN_TIMEOUT", "ten seconds")
 	t.Setenv("OMNIROUTE_LOG_FORMAT", "xml")
 	t.Setenv("OMNIROUTE_MAPPING_FIEL", "typo.yaml")
+	t.Setenv("OMNIROUTE_WRITER_IN_FLIGHT", "0") // set: refused, not taken for unset
 	c, err = LoadConfig()
 	require.NoError(t, err)
 	require.EqualError(t, c.Validate(), "OMNIROUTE_MAPPING_FIEL: unknown variable (`omniroute run -h` lists them all)\n"+
+		`OMNIROUTE_WRITER_IN_FLIGHT: 0 is not 1 to 16`+"\n"+
 		`OMNIROUTE_LOG_FORMAT: "xml" is not text or json`+"\n"+
 		`OMNIROUTE_SHUTDOWN_TIMEOUT: "ten seconds" is not a duration such as 30s`)
 }

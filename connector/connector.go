@@ -391,7 +391,8 @@ func (c *Connector) route(ctx context.Context, log *slog.Logger, org OrgInfo, hb
 	c.gateway.SetRouter(router)
 	defer c.gateway.SetRouter(nil)
 	writer, err := newWriter(writerDeps{Client: c.sf.Client, Org: org.Org, Report: router.Report,
-		Registerer: c.metrics, Logger: c.log, ShutdownTimeout: c.cfg.ShutdownTimeout, MaxDrain: c.maxDrain()})
+		Registerer: c.metrics, Logger: c.log, ShutdownTimeout: c.cfg.ShutdownTimeout, MaxDrain: c.maxDrain(),
+		InFlight: c.cfg.WriterInFlight})
 	if err != nil {
 		return err
 	}

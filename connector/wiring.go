@@ -29,6 +29,8 @@ type writerDeps struct {
 	// MaxDrain, when set, caps the writer's drain (half the shutdown timeout): a leader that
 	// lost its lease must be done before a standby may take it over (leader.go).
 	MaxDrain time.Duration
+	// InFlight is the writer's MaxInFlight (OMNIROUTE_WRITER_IN_FLIGHT).
+	InFlight int
 }
 
 // newWriter builds the AgentWork writer (writer.go).
@@ -38,7 +40,7 @@ func newWriter(d writerDeps) (writerPart, error) {
 		drain = min(drain, d.MaxDrain)
 	}
 	o := WriterOptions{Client: d.Client, Report: d.Report, Registerer: d.Registerer, Logger: d.Logger,
-		DrainTimeout: drain}
+		DrainTimeout: drain, MaxInFlight: d.InFlight}
 	o.UseOrg(d.Org)
 	w, err := NewWriter(o)
 	if err != nil {

@@ -27,9 +27,13 @@ import (
 //
 //   - CommandOffer: one AgentWork insert. One ready offer goes alone (POST /sobjects/AgentWork);
 //     several go together in one sObject Collections call (POST /composite/sobjects,
-//     allOrNone false, at most MaxBatch records). At most one insert call is in flight; while it
-//     is, new offers queue, and the next call takes everything queued. No timer ever waits for
-//     more: a lone offer goes at once, and a burst costs one call per in-flight round trip.
+//     allOrNone false, at most MaxBatch records). At most MaxInFlight insert calls are in
+//     flight; while they all are, new offers queue, and the next call (the first to end frees
+//     its slot) takes everything queued. No timer ever waits for more: a lone offer goes at
+//     once, and a burst costs one call per round trip and slot. More than one slot lets the
+//     org's answer time overlap: a call of 200 records that takes 200 ms caps one slot at
+//     1,000 offers a second. A call's slot is free as soon as its answer is read; its results
+//     are reported after.
 //   - An insert whose outcome is unknown (a 500, 502 or 504, a network error after sending, a
 //     cut or undecodable body) is never sent again blindly: the AgentWork is looked up by its
 //     PSR (and work item) and user first. Found: it is reported as created. Certainly absent:
@@ -58,6 +62,9 @@ const (
 	DefaultMaxAttempts    = 3
 	DefaultDrainTimeout   = 10 * time.Second
 	DefaultCheckWait      = 30 * time.Second
+	DefaultMaxInFlight    = 2
+	// MaxMaxInFlight bounds MaxInFlight: more calls at once only wait on the org's row locks.
+	MaxMaxInFlight = 16
 )
 
 // lookupBatch is the most offers and checks one look-up query carries: two IN lists of 18
@@ -93,6 +100,9 @@ type WriterOptions struct {
 	// MaxBatch is the most records one insert or update call carries. Default and maximum
 	// 200, the sObject Collections limit.
 	MaxBatch int
+	// MaxInFlight is the most insert calls in flight at once. Default DefaultMaxInFlight; 1
+	// to MaxMaxInFlight.
+	MaxInFlight int
 	// APIBudgetShare is the share of the daily API allocation (Sforce-Limit-Info) above which
 	// the writer logs, sets writer_api_budget_exceeded, and spends its calls on AgentWork
 	// inserts (and their look-ups) before checks and requeues. OverBudget tells the rest of
@@ -160,8 +170,8 @@ type WriteResult struct {
 	// failed, a check that could not be made (the engine repeats it), a bad command.
 	Err error
 
-	// ready is when the command could first have been sent: when Do queued it, or when the
-	// insert call in flight then ended. Sent minus ready is what the writer itself added.
+	// ready is when the command could first have been sent: when Do queued it, or when an
+	// insert call in flight then (all MaxInFlight of them) ended. Sent minus ready is what the writer itself added.
 	ready time.Time
 }
 
@@ -189,7 +199,7 @@ type Writer struct {
 	checksDue   time.Time // when the queued checks must go (the earliest of theirs)
 	requeues    []routing.Command
 	pending     map[string]int // offers held, by PSR and user: checks on them wait
-	inserting   bool
+	inFlight    int            // insert calls sent and not answered
 	lastCallEnd time.Time
 }
 
@@ -228,6 +238,12 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	}
 	if o.APIBudgetShare <= 0 || o.APIBudgetShare > 1 {
 		errs = append(errs, fmt.Errorf("APIBudgetShare %g: want a share in (0, 1]", o.APIBudgetShare))
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.MaxInFlight < 1 || o.MaxInFlight > MaxMaxInFlight {
+		errs = append(errs, fmt.Errorf("MaxInFlight %d: want 1 to %d", o.MaxInFlight, MaxMaxInFlight))
 	}
 	if o.MaxAttempts == 0 {
 		o.MaxAttempts = DefaultMaxAttempts
@@ -341,16 +357,48 @@ func (w *Writer) abandon() {
 	}
 }
 
-// insertLoop sends the queued offers, one call at a time.
+// insertLoop sends the queued offers, at most MaxInFlight calls at a time, each from a
+// goroutine of its own. A call holds its slot until its answer is read; it then reports its
+// results while the slot serves the next call. At most 2×MaxInFlight calls are under way
+// (sent or reporting), so a router slow to take results holds the writer back. It returns
+// once every call it started is reported.
 func (w *Writer) insertLoop(ctx, callCtx context.Context) {
+	var calls sync.WaitGroup
+	defer calls.Wait()
+	slots := make(chan struct{}, w.o.MaxInFlight)
+	held := make(chan struct{}, 2*w.o.MaxInFlight)
+	for {
+		select {
+		case held <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		batch := w.nextBatch(ctx, callCtx)
+		if batch == nil {
+			return
+		}
+		calls.Go(func() {
+			w.insert(callCtx, batch, func() { <-slots })
+			<-held
+		})
+	}
+}
+
+// nextBatch waits for offers to send and takes them (the call is then counted in flight). Offers
+// that cannot be sent are refused on the way. It returns nil once ctx is done.
+func (w *Writer) nextBatch(ctx, callCtx context.Context) []*offer {
 	for ctx.Err() == nil {
 		batch, bad := w.takeOffers()
 		for _, o := range bad {
 			w.refuse(callCtx, o, "invalid_command", fmt.Errorf("offer of %q to %q on channel %q: %w", o.cmd.WorkID, o.cmd.AgentID, o.cmd.Channel, ErrInvalidCommand))
 		}
 		if len(batch) > 0 {
-			w.insert(callCtx, batch)
-			continue
+			return batch
 		}
 		if len(bad) > 0 {
 			continue
@@ -360,10 +408,11 @@ func (w *Writer) insertLoop(ctx, callCtx context.Context) {
 		case <-w.wakeInsert:
 		}
 	}
+	return nil
 }
 
-// takeOffers takes up to MaxBatch queued offers for one call, and the offers that cannot be
-// sent at all. With nothing queued it marks the insert side idle.
+// takeOffers takes up to MaxBatch queued offers for one call, counted in flight, and the
+// offers that cannot be sent at all.
 func (w *Writer) takeOffers() (batch, bad []*offer) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -384,9 +433,11 @@ func (w *Writer) takeOffers() (batch, bad []*offer) {
 		batch = append(batch, o)
 	}
 	w.offers = slices.Delete(w.offers, 0, n)
-	w.inserting = len(batch) > 0
+	if len(batch) > 0 {
+		w.inFlight++
+	}
 	w.gaugesLocked()
-	if !w.inserting {
+	if w.inFlight == 0 {
 		signal(w.wakeSide) // checks and requeues may wait for an idle insert side
 	}
 	return batch, bad
@@ -398,8 +449,9 @@ func (w *Writer) valid(c routing.Command) bool {
 	return ok && salesforceID(c.PSR) && salesforceID(c.WorkID) && salesforceID(c.AgentID)
 }
 
-// insert sends one insert call for batch and settles every offer in it.
-func (w *Writer) insert(ctx context.Context, batch []*offer) {
+// insert sends one insert call for batch, calls free once the answer is read (takeOffers
+// counted the call in flight), and settles every offer in it.
+func (w *Writer) insert(ctx context.Context, batch []*offer, free func()) {
 	sent := time.Now()
 	for _, o := range batch {
 		if o.sent.IsZero() {
@@ -435,7 +487,12 @@ func (w *Writer) insert(ctx context.Context, batch []*offer) {
 	w.m.insertDuration.Observe(end.Sub(sent).Seconds())
 	w.mu.Lock()
 	w.lastCallEnd = end
+	w.inFlight--
+	if w.inFlight == 0 && len(w.offers) == 0 {
+		signal(w.wakeSide)
+	}
 	w.mu.Unlock()
+	free()
 	w.checkBudget()
 
 	if err != nil {
@@ -690,7 +747,7 @@ func (w *Writer) takeSide(now time.Time) (verify []*offer, checks, requeues []ro
 	n := min(len(w.verify), lookupBatch)
 	verify = slices.Clone(w.verify[:n])
 	w.verify = slices.Delete(w.verify, 0, n)
-	if w.over.Load() && (w.inserting || len(w.offers) > 0) {
+	if w.over.Load() && (w.inFlight > 0 || len(w.offers) > 0) {
 		return verify, nil, nil, 0
 	}
 	if len(w.checks) > 0 && len(verify) == 0 && len(w.checks) < lookupBatch && now.Before(w.checksDue) {

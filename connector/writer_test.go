@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -420,6 +421,106 @@ func TestWriterBatchesWhileACallIsInFlight(t *testing.T) {
 	require.Less(t, got[first.PSR].Sent.Sub(got[first.PSR].ready), 50*time.Millisecond)
 }
 
+// TestWriterKeepsCallsInFlight: with MaxInFlight 2, an offer that comes while one insert call
+// is in flight goes at once in a second call; offers that come while both are in flight wait
+// for the first to end, and that one's slot takes them all in one call; never are more than
+// two calls in flight.
+func TestWriterKeepsCallsInFlight(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1, 2, 3)
+	inFlight := o.slowInserts(300 * time.Millisecond)
+	r := o.startWriter(t, func(w *WriterOptions) { w.MaxInFlight = 2 })
+	first := o.offer(o.work(t, "Chat"), "Chat", 1)
+	second := o.offer(o.work(t, "Chat"), "Chat", 2)
+	var later []routing.Command
+	for i := range 6 {
+		later = append(later, o.offer(o.work(t, "Case"), "Case", 1+i%3))
+	}
+	r.w.Do(first)
+	<-inFlight
+	r.w.Do(second)
+	<-inFlight
+	for _, c := range later {
+		r.w.Do(c)
+	}
+	got := r.collect(t, 8)
+	for _, c := range append(later, first, second) {
+		require.NotEmpty(t, got[c.PSR].AgentWorkID, "offer of %s", c.WorkID)
+		require.Nil(t, got[c.PSR].Event)
+		require.Len(t, o.agentWorks(c.PSR), 1)
+	}
+	var calls []proxied
+	for _, e := range o.proxy.entries() {
+		if k := restKind(e.method, e.path); k == "insert" || k == "collection" {
+			calls = append(calls, e)
+		}
+	}
+	slices.SortFunc(calls, func(a, b proxied) int { return a.start.Compare(b.start) })
+	require.Len(t, calls, 3)
+	require.Equal(t, []string{"insert", "insert", "collection"},
+		[]string{restKind(calls[0].method, calls[0].path), restKind(calls[1].method, calls[1].path), restKind(calls[2].method, calls[2].path)})
+	require.True(t, calls[1].start.Before(calls[0].end), "the second offer waited for the first call to end")
+	require.False(t, calls[2].start.Before(calls[0].end), "a third call while two were in flight")
+	require.Less(t, got[second.PSR].Sent.Sub(got[second.PSR].ready), 50*time.Millisecond)
+	require.InDelta(t, 3.0, r.counter(t, "writer_insert_batch_size"), 0)
+}
+
+// TestWriterInFlightReachesTheWriter: OMNIROUTE_WRITER_IN_FLIGHT defaults to 2 and becomes the
+// writer's MaxInFlight; 17 is refused.
+func TestWriterInFlightReachesTheWriter(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, 2, DefaultConfig().WriterInFlight)
+	c := validConfig()
+	c.WriterInFlight = MaxMaxInFlight + 1
+	require.ErrorContains(t, c.Validate(), "OMNIROUTE_WRITER_IN_FLIGHT: 17 is not 1 to 16")
+	o := newWriterOrg(t, emulator.Options{})
+	part, err := newWriter(writerDeps{Client: o.client, Org: o.org, InFlight: 3,
+		Report: func(context.Context, WriteResult) error { return nil }})
+	require.NoError(t, err)
+	require.Equal(t, 3, part.(*drainWatch).writerPart.(*Writer).o.MaxInFlight)
+}
+
+// TestWriterResultsHoldTheSlotsBack: a router that does not take results holds the writer back.
+// With one slot and one offer a call, the second call goes while the first one's results wait
+// to be taken, and no third goes until they are; once they are, everything is reported.
+func TestWriterResultsHoldTheSlotsBack(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	o.online(t, 1, 2, 3)
+	var cmds []routing.Command
+	for i := range 6 {
+		cmds = append(cmds, o.offer(o.work(t, "Case"), "Case", 1+i%3))
+	}
+	release := make(chan struct{})
+	got := make(chan WriteResult, len(cmds))
+	o.startWriter(t, func(w *WriterOptions) {
+		w.MaxInFlight, w.MaxBatch = 1, 1
+		w.Report = func(ctx context.Context, res WriteResult) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			got <- res
+			return nil
+		}
+	}, cmds...)
+	require.Eventually(t, func() bool { return len(o.proxy.requests()) >= 2 }, 10*time.Second, 5*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, []string{"insert", "insert"}, o.proxy.requests(), "a third call before any result was taken")
+	close(release)
+	for range cmds {
+		select {
+		case res := <-got:
+			require.NotEmpty(t, res.AgentWorkID)
+		case <-time.After(15 * time.Second):
+			t.Fatal("results not reported once taken")
+		}
+	}
+	require.Len(t, o.proxy.requests(), len(cmds))
+}
+
 // TestWriterMaxBatch: a queue longer than MaxBatch is sent in calls of at most MaxBatch.
 func TestWriterMaxBatch(t *testing.T) {
 	t.Parallel()
@@ -434,7 +535,9 @@ func TestWriterMaxBatch(t *testing.T) {
 	for _, c := range cmds {
 		require.NotEmpty(t, got[c.PSR].AgentWorkID)
 	}
-	require.Equal(t, []string{"collection", "collection", "insert"}, o.proxy.requests())
+	// Two calls are in flight at once (MaxInFlight): they may end in either order.
+	require.ElementsMatch(t, []string{"collection", "collection", "insert"}, o.proxy.requests())
+	require.InDelta(t, 3.0, r.counter(t, "writer_insert_batch_size"), 0)
 }
 
 // TestWriterRefusedInsertsAreInsertFailed: every refusal, alone or per record of a collection,
@@ -943,9 +1046,9 @@ func TestWriterShutdownDrainTimeout(t *testing.T) {
 // TestWriterOptions: missing parts and out-of-range values are reported together.
 func TestWriterOptions(t *testing.T) {
 	t.Parallel()
-	_, err := NewWriter(WriterOptions{MaxBatch: 500, APIBudgetShare: 1.5})
+	_, err := NewWriter(WriterOptions{MaxBatch: 500, APIBudgetShare: 1.5, MaxInFlight: -1})
 	require.Error(t, err)
-	for _, want := range []string{"client", "channel", "Report", "MaxBatch 500", "APIBudgetShare 1.5"} {
+	for _, want := range []string{"client", "channel", "Report", "MaxBatch 500", "APIBudgetShare 1.5", "MaxInFlight -1"} {
 		require.Contains(t, err.Error(), want)
 	}
 	o := newWriterOrg(t, emulator.Options{})
