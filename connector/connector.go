@@ -48,7 +48,7 @@ type Options struct {
 	// package's metrics under MetricsPrefix. Nil: a new registry. A metric registered twice
 	// fails New.
 	Registry *prometheus.Registry
-	// HTTPClient carries every request to Salesforce. Default: a client with a 60 s timeout.
+	// HTTPClient carries every request to Salesforce. Default: DefaultHTTPClient.
 	HTTPClient *http.Client
 	// Listener, when set, is used instead of listening on Config.HTTPAddr (tests, the demo).
 	Listener net.Listener
@@ -154,6 +154,9 @@ func New(opts Options) (*Connector, error) {
 		ConstLabels: prometheus.Labels{"version": opts.Version, "goversion": runtime.Version()},
 	}).Set(1)
 
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = DefaultHTTPClient()
+	}
 	c := &Connector{cfg: cfg, log: opts.Logger, now: opts.Now, metrics: prefixed, httpClient: opts.HTTPClient}
 	c.routerMetrics = newRouterMetrics(prefixed)
 	conds := append([]Condition{{CondServing, "not serving: starting or shutting down"}}, DefaultConditions()...)

@@ -203,17 +203,17 @@ func runDemo(ctx context.Context, o demoOptions, logger *slog.Logger, stdout io.
 	cfg.HTTPAddr = o.httpAddr
 	cfg.ShutdownTimeout.Duration = 5 * time.Second
 	// The daemon's own client, so its idle connections are closed when the demo ends.
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	defer transport.CloseIdleConnections()
+	client := connector.DefaultHTTPClient()
+	defer client.CloseIdleConnections()
 	d, err := connector.New(connector.Options{
 		Config: cfg, Logger: logger.With("component", "omniroute"), Registry: prometheus.NewRegistry(),
-		HTTPClient: &http.Client{Transport: transport, Timeout: time.Minute}, Version: version,
+		HTTPClient: client, Version: version,
 	})
 	if err != nil {
 		return err
 	}
 	daemonURL := "http://" + d.Addr().String()
-	pad, err := agentLink(ctx, transport, orgURL, em, agents[0], cfg.AgentTokenKey, daemonURL)
+	pad, err := agentLink(ctx, client.Transport, orgURL, em, agents[0], cfg.AgentTokenKey, daemonURL)
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func runDemo(ctx context.Context, o demoOptions, logger *slog.Logger, stdout io.
 
 	var result error
 	stats := &demoStats{created: map[string]time.Time{}}
-	if err := waitReady(ctx, transport, daemonURL, daemonDone); err != nil {
+	if err := waitReady(ctx, client.Transport, daemonURL, daemonDone); err != nil {
 		result = err
 	} else if ctx.Err() == nil {
 		_, _ = fmt.Fprintf(stdout, "omniroute is ready (%s/readyz); routing\n", daemonURL)
