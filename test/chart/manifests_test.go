@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -617,5 +618,23 @@ func TestDurationValues(t *testing.T) {
 			}
 			require.ErrorContains(t, err, tc.key[strings.LastIndex(tc.key, ".")+1:])
 		})
+	}
+}
+
+// TestTuningValues: config.writerInFlight and config.agentSendBuffer reach the daemon as
+// OMNIROUTE_WRITER_IN_FLIGHT and OMNIROUTE_AGENT_SEND_BUFFER (defaults 2 and 0, as the daemon's
+// own), and the schema refuses what connector.Config.Validate refuses.
+func TestTuningValues(t *testing.T) {
+	t.Parallel()
+	def := connector.DefaultConfig()
+	d := one[*appsv1.Deployment](t, renderDecode(t, "default-values.yaml"))
+	require.Equal(t, strconv.Itoa(def.WriterInFlight), envValue(d, "OMNIROUTE_WRITER_IN_FLIGHT"))
+	require.Equal(t, strconv.Itoa(def.AgentSendBuffer), envValue(d, "OMNIROUTE_AGENT_SEND_BUFFER"))
+	d = one[*appsv1.Deployment](t, renderDecode(t, "default-values.yaml", "config.writerInFlight=4", "config.agentSendBuffer=16384"))
+	require.Equal(t, "4", envValue(d, "OMNIROUTE_WRITER_IN_FLIGHT"))
+	require.Equal(t, "16384", envValue(d, "OMNIROUTE_AGENT_SEND_BUFFER"))
+	for _, bad := range []string{"config.writerInFlight=0", "config.writerInFlight=17", "config.agentSendBuffer=-1", "config.agentSendBuffer=2147483648"} {
+		_, err := render(t, "default-values.yaml", bad)
+		require.Error(t, err, bad)
 	}
 }
