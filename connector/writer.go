@@ -170,8 +170,9 @@ type WriteResult struct {
 	// failed, a check that could not be made (the engine repeats it), a bad command.
 	Err error
 
-	// ready is when the command could first have been sent: when Do queued it, or when an
-	// insert call in flight then (all MaxInFlight of them) ended. Sent minus ready is what the writer itself added.
+	// ready is when the command could first have been sent: when Do queued it, or, if all
+	// MaxInFlight slots then held a call, when one of them ended. Sent minus ready is what the
+	// writer itself added.
 	ready time.Time
 }
 
