@@ -995,6 +995,63 @@ func TestWriterAPIBudget(t *testing.T) {
 	require.False(t, queryStart.Before(insertEnd), "over budget, the check waits for the insert")
 }
 
+// TestWriterAPIBudgetRetryGoesFirst: over budget, an offer of a call that Salesforce could not
+// take for now (UNABLE_TO_LOCK_ROW) is still the writer's to insert while that call's other
+// results are reported: a check queued meanwhile waits for the retried insert.
+func TestWriterAPIBudgetRetryGoesFirst(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{DailyAPILimit: 1000})
+	o.online(t, 1, 2)
+	refused := o.offer(o.work(t, "Chat"), "Chat", 1)
+	locked := o.offer(o.work(t, "Chat"), "Chat", 2)
+	check := o.offer(o.work(t, "Chat"), "Chat", 1)
+	check.Type, check.Weight = routing.CommandCheckOffer, 0
+	o.proxy.setFault(once(func(r *http.Request) bool { return restKind(r.Method, r.URL.Path) == "collection" },
+		func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Sforce-Limit-Info", "api-usage=900/1000")
+			_, _ = w.Write([]byte(`[{"success":false,"errors":[{"errorCode":"FIELD_INTEGRITY_EXCEPTION","message":"not available"}]},` +
+				`{"success":false,"errors":[{"errorCode":"UNABLE_TO_LOCK_ROW","message":"unable to obtain exclusive access to this record"}]}]`))
+		}))
+	reporting, release := make(chan struct{}), make(chan struct{})
+	got := make(chan WriteResult, 3)
+	r := o.startWriter(t, func(w *WriterOptions) {
+		w.APIBudgetShare = 0.5
+		w.Report = func(ctx context.Context, res WriteResult) error {
+			if res.Command.PSR == refused.PSR {
+				close(reporting)
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			got <- res
+			return nil
+		}
+	}, refused, locked)
+	let := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(let)
+	<-reporting // the call is answered; its refusal is being reported
+	require.True(t, r.w.OverBudget())
+	r.w.Do(check)
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, []string{"collection"}, o.proxy.requests(), "over budget, a check before the insert to retry")
+	let()
+	results := map[string]WriteResult{}
+	for range 3 {
+		select {
+		case res := <-got:
+			results[res.Command.PSR] = res
+		case <-time.After(10 * time.Second):
+			t.Fatalf("results: %v", results)
+		}
+	}
+	require.Equal(t, declined(refused, routing.OutcomeInsertFailed), results[refused.PSR].Event)
+	require.NotEmpty(t, results[locked.PSR].AgentWorkID)
+	require.Equal(t, []string{"collection", "insert", "query"}, o.proxy.requests())
+}
+
 // TestWriterShutdown: once Run's context is done, the call in flight finishes and is reported;
 // what was never sent is dropped and counted.
 func TestWriterShutdown(t *testing.T) {
