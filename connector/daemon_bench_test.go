@@ -33,7 +33,7 @@ import (
 // there and half on the way back (latencyProxy's split), and offers new work at a steady rate.
 // Salesforce's servers are not on the daemon's cores, and here the emulator shares the
 // machine's: while the load runs, the benchmark's process (the emulator and the generator)
-// runs at nice 19 (yieldCores, when root), so that the daemon and the proxy get a core as soon
+// runs at nice 19 (yieldCores, with CAP_SYS_NICE), so that the daemon and the proxy get a core as soon
 // as they wake, and up to 500/s it also gets one P (GOMAXPROCS 1), so that its bursts cannot
 // take every core from the daemon; the daemon keeps the default. At 1,000/s the emulator needs
 // more than one core to keep the pace, and has both (that rate measures throughput). One b.N iteration is one second of offered load: -benchtime=60x
