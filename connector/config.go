@@ -119,6 +119,15 @@ func DefaultConfig() Config {
 // cannot be read as a Config at all; Validate reports every problem with the values.
 func LoadConfig() (Config, error) {
 	var c Config
+	// A variable set to "" counts as unset: envconfig would refuse it for a number or a flag
+	// (OMNIROUTE_WRITER_IN_FLIGHT, OMNIROUTE_LEADER_ELECTION), so each is unset while envconfig
+	// reads the environment, and set back after.
+	for _, k := range Variables() {
+		if v, ok := os.LookupEnv(k); ok && v == "" {
+			_ = os.Unsetenv(k)
+			defer func() { _ = os.Setenv(k, "") }()
+		}
+	}
 	if err := envconfig.Process(EnvPrefix, &c); err != nil {
 		return c, fmt.Errorf("read the environment: %w", err)
 	}

@@ -338,6 +338,24 @@ func TestLoadConfig(t *testing.T) {
 		`OMNIROUTE_SHUTDOWN_TIMEOUT: "ten seconds" is not a duration such as 30s`)
 }
 
+// TestLoadConfigEmptyNumbers: a number or a flag set to the empty string (a Helm value left
+// empty) counts as unset, like every other variable: its default, not a refusal to start; the
+// environment is left as it was.
+func TestLoadConfigEmptyNumbers(t *testing.T) {
+	clearEnv(t)
+	for _, k := range []string{"OMNIROUTE_WRITER_IN_FLIGHT", "OMNIROUTE_AGENT_SEND_BUFFER", "OMNIROUTE_LEADER_ELECTION"} {
+		t.Setenv(k, "")
+	}
+	c, err := LoadConfig()
+	require.NoError(t, err)
+	require.Equal(t, 2, c.WriterInFlight)
+	require.Zero(t, c.AgentSendBuffer)
+	require.False(t, c.Leader.Election)
+	v, ok := os.LookupEnv("OMNIROUTE_WRITER_IN_FLIGHT")
+	require.True(t, ok)
+	require.Empty(t, v)
+}
+
 // clearEnv unsets every OMNIROUTE_* variable for the test (restored afterwards).
 func clearEnv(t *testing.T) {
 	t.Helper()

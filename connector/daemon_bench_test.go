@@ -34,7 +34,7 @@ import (
 // Salesforce's servers are not on the daemon's cores, and here the emulator shares the
 // machine's: while a load of up to 500/s runs, the benchmark's process (the emulator and the
 // generator) gets one P (GOMAXPROCS 1), so that its bursts cannot take every core from the
-// daemon, and nice 19 (yieldCores, when root), so that the daemon and the proxy get a core as
+// daemon, and nice 19 (yieldCores, with CAP_SYS_NICE), so that the daemon and the proxy get a core as
 // soon as they wake; the daemon keeps the default. At 1,000/s the emulator needs more than one
 // core to keep the pace, and has both at nice 0 (that rate measures throughput; at nice 19 the
 // generator fell to 960 offers a second). One b.N iteration is one second of offered load: -benchtime=60x
@@ -648,15 +648,41 @@ func TestAddedTime(t *testing.T) {
 // yieldCores gives every thread of this process (the emulator and the generator) nice 19, so
 // that the daemon and the proxy, at nice 0, take a core from it as soon as they wake. The
 // returned function restores nice 0. Linux keeps a nice value per thread, and a thread takes
-// its maker's. Restoring needs CAP_SYS_NICE: without it nothing is changed, or the daemon and
-// proxy of the next rate, started from this process, would inherit nice 19 too.
+// its maker's. Restoring needs CAP_SYS_NICE (or RLIMIT_NICE 20), which root in a container
+// often lacks (Docker drops it): without it nothing is changed, or the daemon and proxy of the
+// next rate, started from this process, would inherit nice 19 too.
 func yieldCores(b *testing.B) (restore func()) {
-	if os.Geteuid() != 0 {
-		b.Log("not root: the emulator keeps nice 0 (restoring it would need CAP_SYS_NICE)")
+	if !canRenice() {
+		b.Log("no CAP_SYS_NICE: the emulator keeps nice 0 (restoring it would need it)")
 		return func() {}
 	}
 	niceThreads(b, 19)
 	return func() { niceThreads(b, 0) }
+}
+
+// canRenice reports whether the calling thread may take a thread from nice 19 back to 0, as
+// Linux decides it (can_nice): RLIMIT_NICE at least 20, or CAP_SYS_NICE in its effective set
+// and the initial user namespace (a container's user namespace does not count).
+func canRenice() bool {
+	const rlimitNice, capSysNice = 13, 23
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(rlimitNice, &rl); err == nil && rl.Cur >= 20 {
+		return true
+	}
+	status, err := os.ReadFile("/proc/thread-self/status")
+	if err != nil {
+		return false
+	}
+	var capEff uint64
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			if capEff, err = strconv.ParseUint(strings.TrimSpace(v), 16, 64); err != nil {
+				return false
+			}
+		}
+	}
+	uidMap, err := os.ReadFile("/proc/self/uid_map")
+	return err == nil && capEff&(1<<capSysNice) != 0 && slices.Equal(strings.Fields(string(uidMap)), []string{"0", "0", "4294967295"})
 }
 
 // niceThreads sets the nice value of every thread of this process.

@@ -200,7 +200,7 @@ type Writer struct {
 	checksDue   time.Time // when the queued checks must go (the earliest of theirs)
 	requeues    []routing.Command
 	pending     map[string]int // offers held, by PSR and user: checks on them wait
-	inFlight    int            // insert calls sent and not answered
+	inFlight    int            // insert calls sent and not settled (settled)
 	lastCallEnd time.Time
 }
 
@@ -450,8 +450,8 @@ func (w *Writer) valid(c routing.Command) bool {
 	return ok && salesforceID(c.PSR) && salesforceID(c.WorkID) && salesforceID(c.AgentID)
 }
 
-// insert sends one insert call for batch, calls free once the answer is read (takeOffers
-// counted the call in flight), and settles every offer in it.
+// insert sends one insert call for batch, calls free once the answer is read, and settles
+// every offer in it; then the call no longer counts in flight (takeOffers counted it).
 func (w *Writer) insert(ctx context.Context, batch []*offer, free func()) {
 	sent := time.Now()
 	for _, o := range batch {
@@ -488,12 +488,9 @@ func (w *Writer) insert(ctx context.Context, batch []*offer, free func()) {
 	w.m.insertDuration.Observe(end.Sub(sent).Seconds())
 	w.mu.Lock()
 	w.lastCallEnd = end
-	w.inFlight--
-	if w.inFlight == 0 && len(w.offers) == 0 {
-		signal(w.wakeSide)
-	}
 	w.mu.Unlock()
 	free()
+	defer w.settled()
 	w.checkBudget()
 
 	if err != nil {
@@ -520,6 +517,18 @@ func (w *Writer) insert(ctx context.Context, batch []*offer, free func()) {
 		look = w.settle(ctx, o, class, code, rerr, look)
 	}
 	w.toVerify(look...)
+}
+
+// settled counts an insert call out once each of its offers is reported, queued again or
+// queued for a look-up: until then the call's offers are still inserts to make, and over
+// budget the checks and requeues wait for them (takeSide).
+func (w *Writer) settled() {
+	w.mu.Lock()
+	w.inFlight--
+	if w.inFlight == 0 && len(w.offers) == 0 {
+		signal(w.wakeSide)
+	}
+	w.mu.Unlock()
 }
 
 // agentWork is the insert body of an offer: the engine's weight (taken from the PSR), the

@@ -389,15 +389,15 @@ func TestWriterInsertsOneAgentWork(t *testing.T) {
 	require.InDelta(t, 1.0, r.counter(t, "writer_insert_batch_size"), 0)
 }
 
-// TestWriterBatchesWhileACallIsInFlight: offers that arrive while an insert call is in flight
-// go together in the next call, one sObject Collections request, and no timer delays a lone
-// offer.
+// TestWriterBatchesWhileACallIsInFlight: with one slot (MaxInFlight 1), offers that arrive
+// while an insert call is in flight, however spread out, go together in the next call, one
+// sObject Collections request, and no timer delays a lone offer.
 func TestWriterBatchesWhileACallIsInFlight(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
 	o.online(t, 1, 2, 3)
-	inFlight := o.slowInserts(150 * time.Millisecond)
-	r := o.startWriter(t, nil)
+	inFlight := o.slowInserts(300 * time.Millisecond)
+	r := o.startWriter(t, func(w *WriterOptions) { w.MaxInFlight = 1 })
 	first := o.offer(o.work(t, "Chat"), "Chat", 1)
 	var later []routing.Command
 	for i := range 6 {
@@ -407,6 +407,7 @@ func TestWriterBatchesWhileACallIsInFlight(t *testing.T) {
 	<-inFlight
 	for _, c := range later {
 		r.w.Do(c)
+		time.Sleep(5 * time.Millisecond) // the writer may look at its queue between offers
 	}
 	got := r.collect(t, 7)
 	for _, c := range append(later, first) {
@@ -995,24 +996,85 @@ func TestWriterAPIBudget(t *testing.T) {
 	require.False(t, queryStart.Before(insertEnd), "over budget, the check waits for the insert")
 }
 
-// TestWriterShutdown: once Run's context is done, the call in flight finishes and is reported;
-// what was never sent is dropped and counted.
+// TestWriterAPIBudgetRetryGoesFirst: over budget, an offer of a call that Salesforce could not
+// take for now (UNABLE_TO_LOCK_ROW) is still the writer's to insert while that call's other
+// results are reported: a check queued meanwhile waits for the retried insert.
+func TestWriterAPIBudgetRetryGoesFirst(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{DailyAPILimit: 1000})
+	o.online(t, 1, 2)
+	refused := o.offer(o.work(t, "Chat"), "Chat", 1)
+	locked := o.offer(o.work(t, "Chat"), "Chat", 2)
+	check := o.offer(o.work(t, "Chat"), "Chat", 1)
+	check.Type, check.Weight = routing.CommandCheckOffer, 0
+	o.proxy.setFault(once(func(r *http.Request) bool { return restKind(r.Method, r.URL.Path) == "collection" },
+		func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Sforce-Limit-Info", "api-usage=900/1000")
+			_, _ = w.Write([]byte(`[{"success":false,"errors":[{"errorCode":"FIELD_INTEGRITY_EXCEPTION","message":"not available"}]},` +
+				`{"success":false,"errors":[{"errorCode":"UNABLE_TO_LOCK_ROW","message":"unable to obtain exclusive access to this record"}]}]`))
+		}))
+	reporting, release := make(chan struct{}), make(chan struct{})
+	got := make(chan WriteResult, 3)
+	r := o.startWriter(t, func(w *WriterOptions) {
+		w.APIBudgetShare = 0.5
+		w.Report = func(ctx context.Context, res WriteResult) error {
+			if res.Command.PSR == refused.PSR {
+				close(reporting)
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			got <- res
+			return nil
+		}
+	}, refused, locked)
+	let := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(let)
+	<-reporting // the call is answered; its refusal is being reported
+	require.True(t, r.w.OverBudget())
+	r.w.Do(check)
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, []string{"collection"}, o.proxy.requests(), "over budget, a check before the insert to retry")
+	let()
+	results := map[string]WriteResult{}
+	for range 3 {
+		select {
+		case res := <-got:
+			results[res.Command.PSR] = res
+		case <-time.After(10 * time.Second):
+			t.Fatalf("results: %v", results)
+		}
+	}
+	require.Equal(t, declined(refused, routing.OutcomeInsertFailed), results[refused.PSR].Event)
+	require.NotEmpty(t, results[locked.PSR].AgentWorkID)
+	require.Equal(t, []string{"collection", "insert", "query"}, o.proxy.requests())
+}
+
+// TestWriterShutdown: once Run's context is done, the calls in flight (both slots of the
+// default MaxInFlight) finish and are reported; what was never sent is dropped and counted.
 func TestWriterShutdown(t *testing.T) {
 	t.Parallel()
 	o := newWriterOrg(t, emulator.Options{})
-	o.online(t, 1)
-	inFlight := o.slowInserts(200 * time.Millisecond)
+	o.online(t, 1, 2)
+	inFlight := o.slowInserts(300 * time.Millisecond)
 	r := o.startWriter(t, nil)
-	cmd := o.offer(o.work(t, "Chat"), "Chat", 1)
-	r.w.Do(cmd)
-	<-inFlight
-	r.w.Do(o.offer(o.work(t, "Chat"), "Chat", 1)) // queued behind the call: never sent
+	cmds := []routing.Command{o.offer(o.work(t, "Chat"), "Chat", 1), o.offer(o.work(t, "Chat"), "Chat", 2)}
+	for _, c := range cmds {
+		r.w.Do(c)
+		<-inFlight
+	}
+	r.w.Do(o.offer(o.work(t, "Chat"), "Chat", 1)) // queued behind the calls: never sent
+	time.Sleep(50 * time.Millisecond)             // however long the writer has to look at it
 	r.shutdown(t, 10*time.Second)
-	res := r.next(t)
-	require.Equal(t, cmd, res.Command)
-	require.NotEmpty(t, res.AgentWorkID)
-	require.Len(t, o.agentWorks(cmd.PSR), 1)
-	require.Equal(t, []string{"insert"}, o.proxy.requests())
+	got := r.collect(t, len(cmds))
+	for _, c := range cmds {
+		require.NotEmpty(t, got[c.PSR].AgentWorkID)
+		require.Len(t, o.agentWorks(c.PSR), 1)
+	}
+	require.Equal(t, []string{"insert", "insert"}, o.proxy.requests())
 	require.InDelta(t, 1.0, r.counter(t, "writer_offers_total", "outcome", "abandoned"), 0)
 }
 
