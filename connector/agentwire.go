@@ -221,7 +221,8 @@ func decodeFrame(user string, data []byte) (in AgentInput, typ, ref string, err 
 	if err := dec.Decode(&f); err != nil {
 		return AgentInput{}, "", "", frameErr(badFrameJSON, "%s", jsonProblem(err))
 	}
-	if dec.More() {
+	// Only white space may follow the object: Decoder.More says nothing of a stray '}' or ']'.
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
 		return AgentInput{}, "", "", frameErr(badFrameJSON, "one JSON object per frame")
 	}
 	ref = f.Ref

@@ -477,6 +477,7 @@ func TestGatewayBadFrames(t *testing.T) {
 		{`{"type":"transfer","work_id":"0Mw1","target":"moon","target_id":"x"}`, badFrameField, ""},
 		{`{"type":"hold","work_id":7}`, badFrameJSON, ""},
 		{`{"type":"hold","work_id":"a"}{"type":"hold","work_id":"b"}`, badFrameJSON, ""},
+		{`{"type":"hold","work_id":"a"}}`, badFrameJSON, ""}, // found by FuzzAgentFrame
 	}
 	for _, b := range bad {
 		require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(b.frame)))
@@ -495,7 +496,7 @@ func TestGatewayBadFrames(t *testing.T) {
 	// The connection survived: a good frame still reaches the router.
 	require.NoError(t, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"hold","work_id":"0Mw1"}`)))
 	require.Equal(t, routing.ActionHold, e.router.next(t).Event.Action.Kind)
-	require.InDelta(t, 5, testutil.ToFloat64(e.gw.metrics.badFrames.WithLabelValues(badFrameJSON)), 0)
+	require.InDelta(t, 6, testutil.ToFloat64(e.gw.metrics.badFrames.WithLabelValues(badFrameJSON)), 0)
 	require.InDelta(t, 2, testutil.ToFloat64(e.gw.metrics.badFrames.WithLabelValues(badFrameType)), 0)
 	require.InDelta(t, 4, testutil.ToFloat64(e.gw.metrics.badFrames.WithLabelValues(badFrameField)), 0)
 	require.InDelta(t, 1, testutil.ToFloat64(e.gw.metrics.badFrames.WithLabelValues(badFrameBinary)), 0)
