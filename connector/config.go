@@ -111,7 +111,7 @@ func (s SalesforceConfig) Configured() bool { return s.ClientID != "" }
 // DefaultConfig returns the configuration with every default and nothing else set.
 func DefaultConfig() Config {
 	var c Config
-	fillDefaults(reflect.ValueOf(&c).Elem(), true)
+	fillDefaults(reflect.ValueOf(&c).Elem())
 	return c
 }
 
@@ -119,9 +119,9 @@ func DefaultConfig() Config {
 // cannot be read as a Config at all; Validate reports every problem with the values.
 func LoadConfig() (Config, error) {
 	var c Config
-	// A variable set to "" counts as unset: envconfig would refuse it for a number or a flag
-	// (OMNIROUTE_WRITER_IN_FLIGHT, OMNIROUTE_LEADER_ELECTION), so each is unset while envconfig
-	// reads the environment, and set back after.
+	// A variable set to "" counts as unset (a Helm value left empty, for instance): each is
+	// unset while envconfig reads the environment, and set back after, so that envconfig gives
+	// it its default (it would refuse "" for a number or a flag, and keep "" for a string).
 	for _, k := range Variables() {
 		if v, ok := os.LookupEnv(k); ok && v == "" {
 			_ = os.Unsetenv(k)
@@ -131,16 +131,13 @@ func LoadConfig() (Config, error) {
 	if err := envconfig.Process(EnvPrefix, &c); err != nil {
 		return c, fmt.Errorf("read the environment: %w", err)
 	}
-	fillDefaults(reflect.ValueOf(&c).Elem(), false)
 	c.unknown = unknownVariables(os.Environ())
 	return c, nil
 }
 
-// fillDefaults gives every empty field with a default tag its default: a variable set to the
-// empty string counts as unset (a Helm value left empty, for instance). Numbers get theirs
-// only with ints (DefaultConfig): from the environment, envconfig gave an unset one its
-// default, and a 0 that is set stays 0 for Validate to refuse.
-func fillDefaults(v reflect.Value, ints bool) {
+// fillDefaults gives every field with a default tag its default (DefaultConfig, which reads no
+// environment).
+func fillDefaults(v reflect.Value) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f, sf := v.Field(i), t.Field(i)
@@ -148,11 +145,11 @@ func fillDefaults(v reflect.Value, ints bool) {
 			continue
 		}
 		if sf.Type.Kind() == reflect.Struct && sf.Type != reflect.TypeFor[Duration]() && sf.Type != reflect.TypeFor[Secret]() {
-			fillDefaults(f, ints)
+			fillDefaults(f)
 			continue
 		}
 		def, ok := sf.Tag.Lookup("default")
-		if !ok || !f.IsZero() {
+		if !ok {
 			continue
 		}
 		switch p := f.Addr().Interface().(type) {
@@ -161,9 +158,7 @@ func fillDefaults(v reflect.Value, ints bool) {
 		case *Duration:
 			_ = p.Decode(def)
 		case *int:
-			if ints {
-				*p, _ = strconv.Atoi(def)
-			}
+			*p, _ = strconv.Atoi(def)
 		}
 	}
 }
