@@ -191,7 +191,11 @@ type Writer struct {
 	wakeInsert chan struct{}
 	wakeSide   chan struct{}
 	started    atomic.Bool
-	over       atomic.Bool
+	budgetMu   sync.Mutex  // held by a budget switch
+	over       atomic.Bool // set under budgetMu, read without it
+	// budgetSwitching, nil but in tests, is called with the new mode between a switch's
+	// decision and its gauge and log.
+	budgetSwitching func(over bool)
 
 	mu          sync.Mutex
 	offers      []*offer // ready to insert, oldest first
@@ -1017,9 +1021,22 @@ func (w *Writer) checkBudget() {
 	if !u.Seen || u.Max <= 0 {
 		return
 	}
+	w.switchBudget(u)
+}
+
+// switchBudget switches the budget mode to what u says. The switch (the flag, the gauge and
+// the log) is one step under budgetMu: two calls ending together may switch it in opposite
+// directions, and the gauge and the log must end as the flag does.
+func (w *Writer) switchBudget(u salesforce.APIUsage) {
 	over := float64(u.Used) >= w.o.APIBudgetShare*float64(u.Max)
-	if w.over.Swap(over) == over {
+	w.budgetMu.Lock()
+	defer w.budgetMu.Unlock()
+	if w.over.Load() == over {
 		return
+	}
+	w.over.Store(over)
+	if w.budgetSwitching != nil {
+		w.budgetSwitching(over)
 	}
 	if over {
 		w.m.budgetExceeded.Set(1)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -1002,6 +1003,68 @@ func TestWriterAPIBudget(t *testing.T) {
 	require.False(t, insertEnd.IsZero())
 	require.False(t, queryStart.IsZero())
 	require.False(t, queryStart.Before(insertEnd), "over budget, the check waits for the insert")
+}
+
+// TestWriterAPIBudgetSwitchesInOrder: two calls ending together may switch the budget mode
+// in opposite directions (the writer keeps several in flight); each switch is one step, so
+// the gauge ends as OverBudget says and the log tells the switches in their order. The first
+// switch (over) is held between its decision and its gauge while the second (back under)
+// runs: the second must wait for it.
+func TestWriterAPIBudgetSwitchesInOrder(t *testing.T) {
+	t.Parallel()
+	o := newWriterOrg(t, emulator.Options{})
+	r := o.startWriter(t, func(w *WriterOptions) { w.APIBudgetShare = 0.5 })
+	entered, release := make(chan bool, 2), make(chan struct{})
+	r.w.budgetSwitching = func(over bool) {
+		entered <- over
+		if over {
+			<-release
+		}
+	}
+	overDone, underDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(overDone)
+		r.w.switchBudget(salesforce.APIUsage{Used: 600, Max: 1000, Seen: true})
+	}()
+	require.True(t, <-entered)
+	go func() {
+		defer close(underDone)
+		r.w.switchBudget(salesforce.APIUsage{Used: 100, Max: 1000, Seen: true})
+	}()
+	// The second switch either ends (and is applied first) or waits for the first one.
+	deadline := time.Now().Add(10 * time.Second)
+	for waiting := false; !waiting; {
+		select {
+		case <-underDone:
+			waiting = true
+		default:
+			waiting = goroutineWaits("(*Writer).switchBudget", "[sync.Mutex.Lock")
+			require.True(t, time.Now().Before(deadline), "the second switch neither ended nor waited")
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(release)
+	<-overDone
+	<-underDone
+	require.False(t, r.w.OverBudget(), "the last switch is back under")
+	require.InDelta(t, 0.0, r.counter(t, "writer_api_budget_exceeded"), 0, "the gauge says what OverBudget says")
+	logs := r.logs.String()
+	above, below := strings.Index(logs, "API usage above the budget share"), strings.Index(logs, "API usage back below the budget share")
+	require.True(t, above >= 0 && below > above, "the switches logged in their order: %s", logs)
+}
+
+// goroutineWaits reports whether a goroutine with fn in its stack waits, its state beginning
+// with state (as in a goroutine dump: "[sync.Mutex.Lock", "[chan receive").
+func goroutineWaits(fn, state string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, state) && strings.Contains(g, fn) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestWriterAPIBudgetRetryGoesFirst: over budget, an offer of a call that Salesforce could not
