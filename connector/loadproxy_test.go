@@ -6,15 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +58,7 @@ func runLoadProxy(target string, profiled bool, stdin io.Reader, stdout io.Write
 	p := &psrProxy{lat: &latencyProxy{next: fw, split: true, rng: mrand.New(mrand.NewPCG(1, 2))}, seen: map[string]time.Time{},
 		kinds: map[string]int{}, delivered: map[string]time.Time{}}
 	if profiled {
-		p.calls = []restCall{}
+		p.profiled, p.calls = true, []restCall{}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /bench/seen", func(w http.ResponseWriter, _ *http.Request) {
@@ -66,6 +69,9 @@ func runLoadProxy(target string, profiled bool, stdin io.Reader, stdout io.Write
 		p.conns.Store(0)
 		p.mu.Lock()
 		clear(p.kinds)
+		if p.profiled { // the list stays non-nil
+			p.calls = p.calls[:0]
+		}
 		p.mu.Unlock()
 	})
 	mux.HandleFunc("GET /bench/records", func(w http.ResponseWriter, _ *http.Request) {
@@ -91,7 +97,8 @@ func runLoadProxy(target string, profiled bool, stdin io.Reader, stdout io.Write
 }
 
 // forwarder passes a request on to target and its answer back, each whole: the proxy's
-// stamps need whole bodies anyway, and a CometD long poll's answer is one response.
+// stamps need whole bodies anyway, and a CometD long poll's answer is one response. Like any
+// proxy, it drops the hop-by-hop headers both ways.
 type forwarder struct {
 	target *url.URL
 	hc     *http.Client
@@ -109,6 +116,7 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out.Header = r.Header.Clone()
+	dropHopHeaders(out.Header)
 	out.Host = r.Host // the org's URLs (instance_url, CometD) name the proxy
 	resp, err := f.hc.Do(out)
 	if err != nil {
@@ -121,7 +129,29 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "load proxy: read response: "+err.Error(), http.StatusBadGateway)
 		return
 	}
+	dropHopHeaders(resp.Header)
 	writeWhole(w, resp.StatusCode, resp.Header, data)
+}
+
+// hopHeaders are the hop-by-hop headers (RFC 9110 section 7.6.1), as net/http/httputil's
+// ReverseProxy lists them: they are for one connection, so a proxy does not pass them on.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// dropHopHeaders removes from h the hop-by-hop headers and those its Connection names.
+func dropHopHeaders(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
 }
 
 // writeWhole writes an answer and sends it at once: with its length, flushed before the
@@ -256,8 +286,10 @@ type psrProxy struct {
 	// arrival to response written.
 	delivered map[string]time.Time
 	inserts   []span
-	// calls: every REST call, when the load is profiled (nil otherwise).
-	calls []restCall
+	// calls: every REST call, when the load is profiled (nil otherwise). profiled is set
+	// before the proxy serves, and read without mu.
+	calls    []restCall
+	profiled bool
 }
 
 // restCall is a REST call at the proxy.
@@ -328,7 +360,7 @@ func (p *psrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.kinds[kind]++
 		p.mu.Unlock()
-		if p.calls != nil {
+		if p.profiled {
 			defer func() {
 				p.mu.Lock()
 				p.calls = append(p.calls, restCall{kind, span{at, time.Now()}})
@@ -365,19 +397,40 @@ func (p *psrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestLoadProxyForwardsWhole: the load proxy passes each request on as the daemon sent it
 // (method, path and query, body, headers with the cookies, the Host the org's URLs name) and
 // each answer back as the org gave it (status, headers with every Set-Cookie, body), a
-// redirect included: the daemon's client follows it, not the proxy. A PSR named in an insert's
-// body is stamped.
+// redirect included: the daemon's client follows it, not the proxy. Hop-by-hop headers (those
+// RFC 9110 names and those Connection names) stop at the proxy both ways. A PSR named in an
+// insert's body is stamped.
 func TestLoadProxyForwardsWhole(t *testing.T) {
 	t.Parallel()
-	type seen struct{ method, uri, host, cookie, header, body string }
+	type seen struct {
+		method, uri, host, cookie, header, body string
+		hop                                     []string
+	}
+	// The hop-by-hop headers a request or an answer carries here: the standard ones and one
+	// that Connection names.
+	hopHeaders := []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Upgrade", "X-Hop"}
+	hopIn := func(h http.Header) []string {
+		var in []string
+		for _, k := range hopHeaders {
+			if _, ok := h[k]; ok {
+				in = append(in, k)
+			}
+		}
+		return in
+	}
 	got := make(chan seen, 10)
 	org := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		got <- seen{r.Method, r.URL.RequestURI(), r.Host, r.Header.Get("Cookie"), r.Header.Get("X-Test"), string(body)}
+		got <- seen{r.Method, r.URL.RequestURI(), r.Host, r.Header.Get("Cookie"), r.Header.Get("X-Test"), string(body), hopIn(r.Header)}
 		if r.URL.Path == "/cometd/moved" {
 			http.Redirect(w, r, "/cometd/elsewhere", http.StatusFound)
 			return
 		}
+		w.Header().Set("Connection", "X-Hop")
+		w.Header().Set("X-Hop", "answer")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("Proxy-Authenticate", "Basic")
+		w.Header().Set("Upgrade", "foo/1")
 		w.Header().Add("Set-Cookie", "BAYEUX_BROWSER=b1; Path=/")
 		w.Header().Add("Set-Cookie", "other=o1; Path=/")
 		w.Header().Set("X-Answer", "a")
@@ -400,13 +453,22 @@ func TestLoadProxyForwardsWhole(t *testing.T) {
 	require.NoError(t, err)
 	req.Header.Set("Cookie", "BAYEUX_BROWSER=b0; other=o0")
 	req.Header.Set("X-Test", "t")
+	req.Header.Set("Connection", "keep-alive, X-Hop")
+	req.Header.Set("X-Hop", "request")
+	req.Header.Set("Keep-Alive", "timeout=5")
+	req.Header.Set("Proxy-Connection", "keep-alive")
+	req.Header.Set("Proxy-Authorization", "Basic eDp5")
+	req.Header.Set("Te", "trailers")
+	req.Header.Set("Upgrade", "foo/1")
 	resp, err := hc.Do(req)
 	require.NoError(t, err)
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	_ = resp.Body.Close()
-	require.Equal(t, seen{http.MethodPost, "/cometd/62.0/connect?a=1&b=%2F", addr, "BAYEUX_BROWSER=b0; other=o0", "t", `[{"channel":"/meta/connect"}]`}, <-got)
+	require.Equal(t, seen{http.MethodPost, "/cometd/62.0/connect?a=1&b=%2F", addr, "BAYEUX_BROWSER=b0; other=o0", "t", `[{"channel":"/meta/connect"}]`, nil}, <-got,
+		"no hop-by-hop header reaches the org")
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
+	require.Empty(t, hopIn(resp.Header), "no hop-by-hop header of the org's reaches the daemon")
 	require.Equal(t, []string{"BAYEUX_BROWSER=b1; Path=/", "other=o1; Path=/"}, resp.Header.Values("Set-Cookie"))
 	require.Equal(t, "a", resp.Header.Get("X-Answer"))
 	require.Equal(t, `answer to [{"channel":"/meta/connect"}]`, string(body))
@@ -440,6 +502,71 @@ func TestLoadProxyForwardsWhole(t *testing.T) {
 	require.Len(t, rec.Inserts, 1)
 	require.Equal(t, rec.Seen[psr], rec.Inserts[0][0], "the insert's arrival is the PSR's")
 	require.Empty(t, got, "one request to the org per request to the proxy")
+
+	require.NoError(t, stdinW.Close())
+	require.NoError(t, <-done)
+}
+
+// TestLoadProxyResetForgetsCalls: POST /bench/reset forgets the REST calls counted so far,
+// their kinds, and, when the load is profiled, the calls kept one by one; the calls after it
+// are kept again.
+func TestLoadProxyResetForgetsCalls(t *testing.T) {
+	t.Parallel()
+	org := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("{}"))
+	}))
+	defer org.Close()
+	stdinR, stdinW := io.Pipe()
+	stdoutR, stdoutW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- runLoadProxy(org.URL, true, stdinR, stdoutW) }()
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	require.NoError(t, err)
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	require.True(t, ok, line)
+	p := &loadProxy{url: "http://" + addr, hc: &http.Client{Timeout: 30 * time.Second}}
+	get := func(path string) {
+		resp, err := p.hc.Get(p.url + path)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	records := func() proxyRecords {
+		resp, err := p.hc.Get(p.url + "/bench/records")
+		require.NoError(t, err)
+		defer func() { _ = resp.Body.Close() }()
+		var r proxyRecords
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		return r
+	}
+	// A call is kept once its answer has left: it may come a moment after the answer.
+	kept := func(n int) proxyRecords {
+		var r proxyRecords
+		require.Eventually(t, func() bool { r = records(); return len(r.Rest) >= n }, 5*time.Second, 5*time.Millisecond)
+		return r
+	}
+
+	get("/services/data/v62.0/limits")
+	get("/services/data/v62.0/query?q=SELECT+Id+FROM+User")
+	r := kept(2)
+	require.Len(t, r.Rest, 2)
+	require.EqualValues(t, 2, r.Calls)
+	require.Len(t, r.Kinds, 2)
+
+	resp, err := p.hc.Post(p.url+"/bench/reset", "", nil)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	r = records()
+	require.Zero(t, r.Calls)
+	require.Empty(t, r.Kinds)
+	require.Empty(t, r.Rest, "the calls before the reset are forgotten")
+
+	get("/services/data/v62.0/limits")
+	r = kept(1)
+	require.Equal(t, []string{"GET /services/data/v62.0/limits"}, slices.Collect(maps.Keys(r.Kinds)))
+	require.Len(t, r.Rest, 1, "the calls after the reset are kept")
+	require.Equal(t, "GET /services/data/v62.0/limits", r.Rest[0].Kind)
 
 	require.NoError(t, stdinW.Close())
 	require.NoError(t, <-done)
