@@ -349,7 +349,7 @@ func procStatusOf(b *testing.B, pid int, field string) float64 {
 // daemonProcess is `omniroute run` in its own process, against the org at a login URL.
 type daemonProcess struct {
 	cmd     *exec.Cmd
-	exited  chan error
+	exited  <-chan error
 	stderr  *syncbuf.Buffer
 	metrics string // its /metrics URL
 	hc      *http.Client
@@ -360,7 +360,7 @@ type daemonProcess struct {
 // startDaemonProcess starts the daemon binary with the bench mapping and waits until it
 // logs its HTTP address.
 func startDaemonProcess(b *testing.B, bin, loginURL string, env ...string) *daemonProcess {
-	d := &daemonProcess{exited: make(chan error, 1), stderr: &syncbuf.Buffer{}, hc: &http.Client{Timeout: 5 * time.Second}}
+	d := &daemonProcess{stderr: &syncbuf.Buffer{}, hc: &http.Client{Timeout: 5 * time.Second}}
 	d.cmd = exec.Command(bin, "run")
 	d.cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
@@ -378,8 +378,9 @@ func startDaemonProcess(b *testing.B, bin, loginURL string, env ...string) *daem
 	d.cmd.Env = append(d.cmd.Env, env...)
 	d.cmd.Stderr = d.stderr
 	d.start = time.Now()
-	require.NoError(b, d.cmd.Start())
-	go func() { d.exited <- d.cmd.Wait() }()
+	exited, err := startChild(d.cmd)
+	require.NoError(b, err)
+	d.exited = exited
 	b.Cleanup(func() { d.stop(b) })
 	d.await(b, time.Minute, "omniroute logs its HTTP address", func() bool {
 		m := httpAddrLog.FindStringSubmatch(d.stderr.String())
@@ -389,6 +390,31 @@ func startDaemonProcess(b *testing.B, bin, loginURL string, env ...string) *daem
 		return m != nil
 	})
 	return d
+}
+
+// startChild starts cmd, a process of the benchmark's (the daemon, the proxy), so that it
+// does not outlive the benchmark's process (killed by -test.timeout, say): it gets SIGKILL
+// when that process ends (dieWithParent, Linux only). Linux sends it when the thread that
+// started the child ends, and the Go runtime ends a thread when a goroutine locked to it
+// exits locked: the child is started on a thread locked to a goroutine that waits for it, so
+// that no other goroutine can end that thread meanwhile. exited receives cmd.Wait's error.
+func startChild(cmd *exec.Cmd) (exited <-chan error, err error) {
+	dieWithParent(cmd)
+	started, done := make(chan error, 1), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		done <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return done, nil
 }
 
 // await polls done every 5 ms until it holds; the daemon exiting or within fails b.
@@ -438,7 +464,8 @@ func (d *daemonProcess) waitReconciled(b *testing.B) string {
 	return text
 }
 
-// peakGoroutines samples the daemon's go_goroutines every second until stop is called.
+// peakGoroutines samples the daemon's go_goroutines every second until stop is called, or
+// b's run ends.
 func (d *daemonProcess) peakGoroutines(b *testing.B) (stop func() int) {
 	var peak atomic.Int64
 	quit, done := make(chan struct{}), make(chan struct{})
@@ -457,9 +484,14 @@ func (d *daemonProcess) peakGoroutines(b *testing.B) (stop func() int) {
 			}
 		}
 	}()
-	return func() int {
+	halt := sync.OnceFunc(func() {
 		close(quit)
 		<-done
+	})
+	// A run that fails before it reads the peak stops the sampler too.
+	b.Cleanup(halt)
+	return func() int {
+		halt()
 		require.Positive(b, peak.Load(), "go_goroutines sampled")
 		return int(peak.Load())
 	}

@@ -112,19 +112,37 @@ func (p *loadProfiler) during(b *testing.B, d *daemonProcess, name string, load 
 	require.NotNil(b, m, "the profiled daemon logs its pprof address")
 	base := "http://" + m[1] + "/debug/pprof/"
 	secs := func(d time.Duration) int { return max(int(d/time.Second), 1) }
+	// A run that ends early (b failed) cancels ctx: the fetches not done give up, and report
+	// nothing then.
+	ctx := b.Context()
 	var wg sync.WaitGroup
+	b.Cleanup(wg.Wait)
 	fetch := func(after time.Duration, url, file string) {
 		wg.Go(func() {
-			time.Sleep(after)
-			resp, err := http.Get(url)
+			select {
+			case <-time.After(after):
+			case <-ctx.Done():
+				return
+			}
+			fail := func(format string, args ...any) {
+				if ctx.Err() == nil {
+					b.Errorf(format, args...)
+				}
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
-				b.Errorf("%s: %v", url, err)
+				fail("%s: %v", url, err)
+				return
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				fail("%s: %v", url, err)
 				return
 			}
 			defer func() { _ = resp.Body.Close() }()
 			data, err := io.ReadAll(resp.Body)
 			if err != nil || resp.StatusCode != http.StatusOK {
-				b.Errorf("%s: %d %v", url, resp.StatusCode, err)
+				fail("%s: %d %v", url, resp.StatusCode, err)
 				return
 			}
 			if err := os.WriteFile(filepath.Join(p.dir, name+file), data, 0o644); err != nil {

@@ -225,11 +225,15 @@ func startLoadProxy(b *testing.B, target string, profiled bool) *loadProxy {
 	require.NoError(b, err)
 	out, err := cmd.StdoutPipe()
 	require.NoError(b, err)
-	require.NoError(b, cmd.Start())
+	exited, err := startChild(cmd)
+	require.NoError(b, err)
 	p := &loadProxy{hc: &http.Client{Timeout: 30 * time.Second}}
 	b.Cleanup(func() {
 		_ = in.Close()
-		_ = cmd.Wait()
+		// The proxy exits when its stdin ends.
+		if err := <-exited; err != nil {
+			b.Errorf("load proxy process: %v", err)
+		}
 	})
 	line, err := bufio.NewReader(out).ReadString('\n')
 	require.NoError(b, err, "the proxy process prints its address")
