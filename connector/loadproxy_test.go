@@ -398,6 +398,24 @@ func (p *psrProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.lat.ServeHTTP(w, r)
 }
 
+// serveLoadProxy runs the proxy process's code in this process, in front of target, until t
+// ends, and returns its address.
+func serveLoadProxy(t *testing.T, target string, profiled bool) string {
+	stdinR, stdinW := io.Pipe()
+	stdoutR, stdoutW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- runLoadProxy(target, profiled, stdinR, stdoutW) }()
+	line, err := bufio.NewReader(stdoutR).ReadString('\n')
+	require.NoError(t, err)
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	require.True(t, ok, line)
+	t.Cleanup(func() {
+		require.NoError(t, stdinW.Close())
+		require.NoError(t, <-done)
+	})
+	return addr
+}
+
 // TestLoadProxyForwardsWhole: the load proxy passes each request on as the daemon sent it
 // (method, path and query, body, headers with the cookies, the Host the org's URLs name) and
 // each answer back as the org gave it (status, headers with every Set-Cookie, body), a
@@ -443,14 +461,7 @@ func TestLoadProxyForwardsWhole(t *testing.T) {
 	}))
 	defer org.Close()
 
-	stdinR, stdinW := io.Pipe()
-	stdoutR, stdoutW := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- runLoadProxy(org.URL, false, stdinR, stdoutW) }()
-	line, err := bufio.NewReader(stdoutR).ReadString('\n')
-	require.NoError(t, err)
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	require.True(t, ok, line)
+	addr := serveLoadProxy(t, org.URL, false)
 	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/cometd/62.0/connect?a=1&b=%2F", strings.NewReader(`[{"channel":"/meta/connect"}]`))
@@ -507,8 +518,6 @@ func TestLoadProxyForwardsWhole(t *testing.T) {
 	require.Equal(t, rec.Seen[psr], rec.Inserts[0][0], "the insert's arrival is the PSR's")
 	require.Empty(t, got, "one request to the org per request to the proxy")
 
-	require.NoError(t, stdinW.Close())
-	require.NoError(t, <-done)
 }
 
 // TestLoadProxyResetForgetsCalls: POST /bench/reset forgets the REST calls counted so far,
@@ -520,15 +529,7 @@ func TestLoadProxyResetForgetsCalls(t *testing.T) {
 		_, _ = w.Write([]byte("{}"))
 	}))
 	defer org.Close()
-	stdinR, stdinW := io.Pipe()
-	stdoutR, stdoutW := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- runLoadProxy(org.URL, true, stdinR, stdoutW) }()
-	line, err := bufio.NewReader(stdoutR).ReadString('\n')
-	require.NoError(t, err)
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	require.True(t, ok, line)
-	p := &loadProxy{url: "http://" + addr, hc: &http.Client{Timeout: 30 * time.Second}}
+	p := &loadProxy{url: "http://" + serveLoadProxy(t, org.URL, true), hc: &http.Client{Timeout: 30 * time.Second}}
 	get := func(path string) {
 		resp, err := p.hc.Get(p.url + path)
 		require.NoError(t, err)
@@ -572,6 +573,4 @@ func TestLoadProxyResetForgetsCalls(t *testing.T) {
 	require.Len(t, r.Rest, 1, "the calls after the reset are kept")
 	require.Equal(t, "GET /services/data/v62.0/limits", r.Rest[0].Kind)
 
-	require.NoError(t, stdinW.Close())
-	require.NoError(t, <-done)
 }
