@@ -1038,7 +1038,8 @@ func TestWriterAPIBudgetSwitchesInOrder(t *testing.T) {
 		case <-underDone:
 			waiting = true
 		default:
-			waiting = goroutineWaits("(*Writer).switchBudget", "[sync.Mutex.Lock")
+			// This test's goroutine, not a switch of another test's writer.
+			waiting = goroutineWaits("[sync.Mutex.Lock", "(*Writer).switchBudget", "TestWriterAPIBudgetSwitchesInOrder.func")
 			require.True(t, time.Now().Before(deadline), "the second switch neither ended nor waited")
 			time.Sleep(time.Millisecond)
 		}
@@ -1053,18 +1054,51 @@ func TestWriterAPIBudgetSwitchesInOrder(t *testing.T) {
 	require.True(t, above >= 0 && below > above, "the switches logged in their order: %s", logs)
 }
 
-// goroutineWaits reports whether a goroutine with fn in its stack waits, its state beginning
-// with state (as in a goroutine dump: "[sync.Mutex.Lock", "[chan receive").
-func goroutineWaits(fn, state string) bool {
+// goroutineWaits reports whether a goroutine with each of fns in its stack waits, its state
+// beginning with state (as in a goroutine dump: "[sync.Mutex.Lock", "[chan receive").
+func goroutineWaits(state string, fns ...string) bool {
+	// A dump that fills the buffer may be cut short: the goroutine sought may be past the cut.
 	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
+	for {
+		if n := runtime.Stack(buf, true); n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
 		header, _, _ := strings.Cut(g, "\n")
-		if strings.Contains(header, state) && strings.Contains(g, fn) {
+		if strings.Contains(header, state) && !slices.ContainsFunc(fns, func(fn string) bool { return !strings.Contains(g, fn) }) {
 			return true
 		}
 	}
 	return false
+}
+
+// TestGoroutineWaitsSeesEveryGoroutine: goroutineWaits finds a waiting goroutine however
+// many others run (the package's tests run in parallel: the dump can be long), and only one
+// that waits in the state asked for.
+func TestGoroutineWaitsSeesEveryGoroutine(t *testing.T) {
+	t.Parallel()
+	quit := make(chan struct{})
+	var others sync.WaitGroup
+	for range 5000 {
+		others.Go(func() { <-quit })
+	}
+	defer func() { close(quit); others.Wait() }()
+	var mu sync.Mutex
+	mu.Lock()
+	locked := make(chan struct{})
+	go func() {
+		defer close(locked)
+		mu.Lock()
+		mu.Unlock() //nolint:staticcheck // the lock is the wait
+	}()
+	require.Eventually(t, func() bool { return goroutineWaits("[sync.Mutex.Lock", "TestGoroutineWaitsSeesEveryGoroutine.func") },
+		10*time.Second, time.Millisecond, "the goroutine waiting on the mutex is found")
+	require.False(t, goroutineWaits("[select", "TestGoroutineWaitsSeesEveryGoroutine.func"), "nor one in another state")
+	mu.Unlock()
+	<-locked
 }
 
 // TestWriterAPIBudgetRetryGoesFirst: over budget, an offer of a call that Salesforce could not
