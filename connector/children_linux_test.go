@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,12 +33,7 @@ const benchChildRoleEnv = "OMNIROUTE_TEST_BENCH_CHILD_ROLE"
 // the proxy) does not outlive the benchmark's process when that is killed (SIGKILL, as
 // -test.timeout's panic or an OOM kill leaves it no time to clean up).
 func TestBenchChildDiesWithTheBenchmark(t *testing.T) {
-	self := func(role string) *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChildDiesWithTheBenchmark$", "-test.timeout=2m")
-		cmd.Env = append(os.Environ(), benchChildRoleEnv+"="+role)
-		cmd.Stderr = os.Stderr
-		return cmd
-	}
+	self := benchChildCommand
 	switch os.Getenv(benchChildRoleEnv) {
 	case "benchmark":
 		child := self("child")
@@ -78,6 +74,68 @@ func TestBenchChildDiesWithTheBenchmark(t *testing.T) {
 	_ = bench.Wait()
 	require.Eventually(t, func() bool { return !processLives(t, pid) }, 3*time.Second, 10*time.Millisecond,
 		"the child (pid %d) dies with the benchmark's process", pid)
+}
+
+// benchChildCommand is this test binary in a role of TestBenchChildDiesWithTheBenchmark's.
+func benchChildCommand(role string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChildDiesWithTheBenchmark$", "-test.timeout=2m")
+	cmd.Env = append(os.Environ(), benchChildRoleEnv+"="+role)
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// TestBenchChildOutlivesItsStartersThread: a process that startChild starts lives while the
+// benchmark's process does, even when the thread of the goroutine that called startChild ends
+// first (a goroutine that exits locked to its thread ends it): Linux sends the parent-death
+// signal when the thread that started the child ends, not the process.
+func TestBenchChildOutlivesItsStartersThread(t *testing.T) {
+	t.Parallel()
+	child := benchChildCommand("child")
+	type started struct {
+		exited <-chan error
+		err    error
+		tid    int
+	}
+	res := make(chan started, 1)
+	// The goroutine must not run on the main thread, which the runtime keeps (wedged) when a
+	// goroutine exits locked to it: one that finds itself there holds it (so the next one runs
+	// elsewhere) until the test ends, then gives it back.
+	onMain := make(chan struct{})
+	defer close(onMain)
+	var try func()
+	try = func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if syscall.Gettid() == os.Getpid() {
+			go try()
+			<-onMain
+			runtime.UnlockOSThread()
+			return
+		}
+		exited, err := startChild(child)
+		res <- started{exited, err, syscall.Gettid()}
+	}
+	go try()
+	s := <-res
+	require.NoError(t, s.err)
+	ended := false
+	t.Cleanup(func() {
+		if !ended {
+			_ = child.Process.Kill()
+			<-s.exited
+		}
+	})
+	// Once the thread is gone from /proc, its parent-death signals are sent.
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", s.tid))
+		return os.IsNotExist(err)
+	}, 10*time.Second, time.Millisecond, "the starter's thread ends")
+	select {
+	case err := <-s.exited:
+		ended = true
+		t.Fatalf("the child ended with its starter's thread: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	require.True(t, processLives(t, child.Process.Pid), "the child runs")
 }
 
 // processLives reports whether process pid runs (exists, and is not a zombie left for its

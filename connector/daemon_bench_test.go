@@ -392,12 +392,15 @@ func startDaemonProcess(b *testing.B, bin, loginURL string, env ...string) *daem
 	return d
 }
 
-// startChild starts cmd, a process of the benchmark's (the daemon, the proxy), so that it
-// does not outlive the benchmark's process (killed by -test.timeout, say): it gets SIGKILL
-// when that process ends (dieWithParent, Linux only). Linux sends it when the thread that
-// started the child ends, and the Go runtime ends a thread when a goroutine locked to it
-// exits locked: the child is started on a thread locked to a goroutine that waits for it, so
-// that no other goroutine can end that thread meanwhile. exited receives cmd.Wait's error.
+// startChild starts cmd, a process of a benchmark's (the daemon, the load proxy, the
+// gateway's client process), so that it does not outlive the benchmark's process (killed by
+// -test.timeout, say): it gets SIGKILL when that process ends (dieWithParent, Linux only).
+// Linux sends it when the thread that started the child ends, and the Go runtime ends a
+// thread when a goroutine locked to it exits locked: the child is started on a thread locked
+// to a goroutine that waits for it, so that no other goroutine can end that thread meanwhile.
+// exited receives cmd.Wait's error. Wait runs from the start, and closes cmd's pipes once the
+// child has exited: read what is needed from its stdout while it runs (the proxy and the
+// client process run until their stdin ends).
 func startChild(cmd *exec.Cmd) (exited <-chan error, err error) {
 	dieWithParent(cmd)
 	started, done := make(chan error, 1), make(chan error, 1)
