@@ -121,7 +121,7 @@ func TestBenchChildOutlivesItsStartersThread(t *testing.T) {
 	t.Cleanup(func() {
 		if !ended {
 			_ = child.Process.Kill()
-			<-s.exited
+			require.Error(t, <-s.exited, "the child ends killed")
 		}
 	})
 	// Once the thread is gone from /proc, its parent-death signals are sent.
