@@ -2,6 +2,7 @@ package connector
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -142,7 +143,7 @@ func TestBenchChildOutlivesItsStartersThread(t *testing.T) {
 // new parent to reap).
 func processLives(t *testing.T, pid int) bool {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if os.IsNotExist(err) {
+	if os.IsNotExist(err) || errors.Is(err, syscall.ESRCH) { // gone, or reaped while read
 		return false
 	}
 	require.NoError(t, err)
