@@ -33,7 +33,9 @@ import (
 //     once, and a burst costs one call per round trip and slot. More than one slot lets the
 //     org's answer time overlap: a call of 200 records that takes 200 ms caps one slot at
 //     1,000 offers a second. A call's slot is free as soon as its answer is read; its results
-//     are reported after.
+//     are reported after. An offer of a PSR to a user the writer still holds an offer for
+//     (the engine offered the work again before that one's result) is the same attempt: it
+//     is answered with that offer's result, never sent as a second insert.
 //   - An insert whose outcome is unknown (a 500, 502 or 504, a network error after sending, a
 //     cut or undecodable body) is never sent again blindly: the AgentWork is looked up by its
 //     PSR (and work item) and user first. Found: it is reported as created. Certainly absent:
@@ -203,8 +205,8 @@ type Writer struct {
 	checks      []routing.Command
 	checksDue   time.Time // when the queued checks must go (the earliest of theirs)
 	requeues    []routing.Command
-	pending     map[string]int // offers held, by PSR and user: checks on them wait
-	inFlight    int            // insert calls sent and not settled (settled)
+	held        map[string]*offer // the offer held for each PSR and user: checks on it wait
+	inFlight    int               // insert calls sent and not settled (settled)
 	lastCallEnd time.Time
 }
 
@@ -218,6 +220,9 @@ type offer struct {
 	// unknown: an insert's outcome was unknown (so a refusal is looked up once more);
 	// final: that last look-up is under way.
 	unknown, final bool
+	// twins are offers of the same PSR to the same user that came while this one was held:
+	// the same attempt, answered with this one's result, never a second insert.
+	twins []routing.Command
 }
 
 // NewWriter checks o and builds a Writer. It makes no request.
@@ -275,7 +280,7 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	return &Writer{
 		o: o, log: o.Logger.With("component", "writer"), m: m,
 		wakeInsert: make(chan struct{}, 1), wakeSide: make(chan struct{}, 1),
-		pending: map[string]int{},
+		held: map[string]*offer{},
 	}, nil
 }
 
@@ -292,8 +297,15 @@ func (w *Writer) Do(cmd routing.Command) {
 	w.mu.Lock()
 	switch cmd.Type {
 	case routing.CommandOffer:
-		w.offers = append(w.offers, &offer{cmd: cmd, queued: now})
-		w.pending[offerKey(cmd.PSR, cmd.AgentID)]++
+		k := offerKey(cmd.PSR, cmd.AgentID)
+		if o := w.held[k]; o != nil {
+			o.twins = append(o.twins, cmd)
+			w.mu.Unlock()
+			return
+		}
+		o := &offer{cmd: cmd, queued: now}
+		w.offers = append(w.offers, o)
+		w.held[k] = o
 		wake = w.wakeInsert
 	case routing.CommandCheckOffer:
 		due := now
@@ -352,6 +364,9 @@ func (w *Writer) Run(ctx context.Context) error {
 func (w *Writer) abandon() {
 	w.mu.Lock()
 	offers, verify, checks, requeues := len(w.offers), len(w.verify), len(w.checks), len(w.requeues)
+	for _, o := range slices.Concat(w.offers, w.verify) {
+		offers += len(o.twins) // answered with o: dropped with it
+	}
 	w.offers, w.verify, w.checks, w.requeues = nil, nil, nil, nil
 	w.gaugesLocked()
 	w.mu.Unlock()
@@ -652,33 +667,45 @@ func (w *Writer) requeueOffer(o *offer) {
 
 // created reports an offer's AgentWork: inserted, or found by a look-up in status.
 func (w *Writer) created(ctx context.Context, o *offer, id, status, outcome string) {
-	ev, after := lookedUp(o.cmd, status)
-	w.m.offers.WithLabelValues(outcome).Inc()
-	w.release(o)
-	w.report(ctx, WriteResult{Command: o.cmd, AgentWorkID: id, Event: ev, After: after, Sent: o.sent, ready: o.ready})
+	w.m.offers.WithLabelValues(outcome).Add(float64(1 + w.release(o)))
+	for i := -1; i < len(o.twins); i++ { // o, then its twins
+		c := o.cmd
+		if i >= 0 {
+			c = o.twins[i]
+		}
+		ev, after := lookedUp(c, status)
+		w.report(ctx, WriteResult{Command: c, AgentWorkID: id, Event: ev, After: after, Sent: o.sent, ready: o.ready})
+	}
 }
 
 // refuse reports an offer Salesforce did not take: the engine offers the work to someone else.
 func (w *Writer) refuse(ctx context.Context, o *offer, code string, err error) {
-	w.m.offers.WithLabelValues("refused").Inc()
+	w.m.offers.WithLabelValues("refused").Add(float64(1 + w.release(o)))
 	if code == "invalid_command" {
 		w.m.errors.WithLabelValues("insert", code).Inc()
 	}
 	w.log.Info("agentwork insert refused; the engine offers the work to someone else",
 		"work", o.cmd.WorkID, "psr", o.cmd.PSR, "agent", o.cmd.AgentID, "code", code, "err", err)
-	w.release(o)
-	ev := routing.Event{Type: routing.EventOfferDeclined, WorkID: o.cmd.WorkID, AgentID: o.cmd.AgentID, Outcome: routing.OutcomeInsertFailed}
-	w.report(ctx, WriteResult{Command: o.cmd, Event: &ev, Sent: o.sent, ready: o.ready})
+	for i := -1; i < len(o.twins); i++ { // o, then its twins
+		c := o.cmd
+		if i >= 0 {
+			c = o.twins[i]
+		}
+		ev := routing.Event{Type: routing.EventOfferDeclined, WorkID: c.WorkID, AgentID: c.AgentID, Outcome: routing.OutcomeInsertFailed}
+		w.report(ctx, WriteResult{Command: c, Event: &ev, Sent: o.sent, ready: o.ready})
+	}
 }
 
-// release forgets an answered offer.
-func (w *Writer) release(o *offer) {
+// release forgets an answered offer: an offer of its PSR and user that comes next is a new
+// attempt. It returns how many twins the offer has (they are answered with it).
+func (w *Writer) release(o *offer) int {
 	k := offerKey(o.cmd.PSR, o.cmd.AgentID)
 	w.mu.Lock()
-	if w.pending[k]--; w.pending[k] <= 0 {
-		delete(w.pending, k)
+	defer w.mu.Unlock()
+	if w.held[k] == o {
+		delete(w.held, k)
 	}
-	w.mu.Unlock()
+	return len(o.twins)
 }
 
 func (w *Writer) report(ctx context.Context, r WriteResult) {
@@ -790,7 +817,7 @@ func (w *Writer) lookup(ctx context.Context, verify []*offer, checks []routing.C
 	var ask []routing.Command
 	for _, c := range checks {
 		w.mu.Lock()
-		held := w.pending[offerKey(c.PSR, c.AgentID)] > 0
+		held := w.held[offerKey(c.PSR, c.AgentID)] != nil
 		w.mu.Unlock()
 		switch {
 		case held:

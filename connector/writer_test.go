@@ -906,6 +906,87 @@ func TestWriterCheckOfAnOfferItStillHolds(t *testing.T) {
 	require.InDelta(t, 1.0, r.counter(t, "writer_checks_total", "result", "held"), 0)
 }
 
+// TestWriterOfferItStillHoldsIsOneInsert: an offer of a PSR to a user that the writer still
+// holds an offer for (the engine offered the work again, as after a reconcile read while the
+// first insert was in flight) is the same attempt: no second insert, whose refusal (the PSR is
+// already pushed) would be reported as an insert failure of an offer that has its AgentWork;
+// both are answered with the one AgentWork. Sent while the first is in flight (the other slot
+// is free), and queued together (one collection).
+func TestWriterOfferItStillHoldsIsOneInsert(t *testing.T) {
+	t.Parallel()
+	t.Run("in flight", func(t *testing.T) {
+		t.Parallel()
+		o := newWriterOrg(t, emulator.Options{})
+		o.online(t, 1)
+		inFlight := o.slowInserts(300 * time.Millisecond)
+		r := o.startWriter(t, nil)
+		cmd := o.offer(o.work(t, "Chat"), "Chat", 1)
+		r.w.Do(cmd)
+		<-inFlight
+		r.w.Do(cmd)
+		a, b := r.next(t), r.next(t)
+		aws := o.agentWorks(cmd.PSR)
+		require.Len(t, aws, 1)
+		for _, res := range []WriteResult{a, b} {
+			require.Equal(t, cmd, res.Command)
+			require.Nil(t, res.Event, "the offer has its AgentWork")
+			require.Equal(t, aws[0].ID, res.AgentWorkID)
+		}
+		require.Equal(t, []string{"insert"}, o.proxy.requests())
+		require.InDelta(t, 2.0, r.counter(t, "writer_offers_total", "outcome", "created"), 0)
+	})
+	t.Run("outcome unknown", func(t *testing.T) {
+		t.Parallel()
+		o := newWriterOrg(t, emulator.Options{})
+		o.online(t, 1)
+		cmd := o.offer(o.work(t, "Chat"), "Chat", 1)
+		lookingUp := make(chan struct{}, 1)
+		o.proxy.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+			switch {
+			case isInsert(r) && len(o.agentWorks(cmd.PSR)) == 0:
+				applyThen(o.em, w, r, false) // applied, answered 500
+				return true
+			case restKind(r.Method, r.URL.Path) == "query":
+				signal(lookingUp)
+				time.Sleep(300 * time.Millisecond)
+			}
+			return false
+		})
+		r := o.startWriter(t, nil, cmd)
+		<-lookingUp
+		r.w.Do(cmd) // while the first insert's outcome is looked up
+		a, b := r.next(t), r.next(t)
+		aws := o.agentWorks(cmd.PSR)
+		require.Len(t, aws, 1)
+		for _, res := range []WriteResult{a, b} {
+			require.Nil(t, res.Event, "the offer has its AgentWork")
+			require.Equal(t, aws[0].ID, res.AgentWorkID)
+		}
+		require.Equal(t, []string{"insert", "query"}, o.proxy.requests())
+	})
+	t.Run("queued together", func(t *testing.T) {
+		t.Parallel()
+		o := newWriterOrg(t, emulator.Options{})
+		o.online(t, 1, 2)
+		cmd := o.offer(o.work(t, "Chat"), "Chat", 1)
+		other := o.offer(o.work(t, "Chat"), "Chat", 2)
+		r := o.startWriter(t, nil, cmd, other, cmd)
+		got := []WriteResult{r.next(t), r.next(t), r.next(t)}
+		aws := o.agentWorks(cmd.PSR)
+		require.Len(t, aws, 1)
+		n := 0
+		for _, res := range got {
+			require.Nil(t, res.Event, "offer of %s to %s", res.Command.WorkID, res.Command.AgentID)
+			if res.Command == cmd {
+				require.Equal(t, aws[0].ID, res.AgentWorkID)
+				n++
+			}
+		}
+		require.Equal(t, 2, n)
+		require.Equal(t, []string{"collection"}, o.proxy.requests())
+	})
+}
+
 // TestWriterRequeue moves work items to a queue by their OwnerId, so the org makes a new PSR;
 // several go in one collection update. A queue the writer cannot resolve is an error.
 func TestWriterRequeue(t *testing.T) {
