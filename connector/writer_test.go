@@ -911,7 +911,8 @@ func TestWriterCheckOfAnOfferItStillHolds(t *testing.T) {
 // first insert was in flight) is the same attempt: no second insert, whose refusal (the PSR is
 // already pushed) would be reported as an insert failure of an offer that has its AgentWork;
 // both are answered with the one AgentWork. Sent while the first is in flight (the other slot
-// is free), and queued together (one collection).
+// is free), and queued together (one collection). A refusal answers both too, and the next offer
+// after the answer is a new attempt, sent; twins dropped at shutdown count as abandoned.
 func TestWriterOfferItStillHoldsIsOneInsert(t *testing.T) {
 	t.Parallel()
 	t.Run("in flight", func(t *testing.T) {
@@ -984,6 +985,44 @@ func TestWriterOfferItStillHoldsIsOneInsert(t *testing.T) {
 		}
 		require.Equal(t, 2, n)
 		require.Equal(t, []string{"collection"}, o.proxy.requests())
+	})
+	t.Run("refused, then a new attempt", func(t *testing.T) {
+		t.Parallel()
+		o := newWriterOrg(t, emulator.Options{})
+		cmd := o.offer(o.work(t, "Chat"), "Chat", 2) // agent02 is not online: refused
+		r := o.startWriter(t, nil, cmd, cmd)
+		for range 2 {
+			res := r.next(t)
+			require.Equal(t, cmd, res.Command)
+			require.Equal(t, declined(cmd, routing.OutcomeInsertFailed), res.Event)
+		}
+		require.Equal(t, []string{"insert"}, o.proxy.requests())
+		require.InDelta(t, 2.0, r.counter(t, "writer_offers_total", "outcome", "refused"), 0)
+		// Once answered, the offer is no longer held: the next offer of the PSR to the user is
+		// a new attempt, sent.
+		o.online(t, 2)
+		r.w.Do(cmd)
+		res := r.next(t)
+		require.Nil(t, res.Event)
+		require.NotEmpty(t, res.AgentWorkID)
+		require.Equal(t, []string{"insert", "insert"}, o.proxy.requests())
+	})
+	t.Run("abandoned at shutdown", func(t *testing.T) {
+		t.Parallel()
+		o := newWriterOrg(t, emulator.Options{})
+		o.online(t, 1, 2)
+		inFlight := o.slowInserts(300 * time.Millisecond)
+		r := o.startWriter(t, func(w *WriterOptions) { w.MaxInFlight = 1 })
+		sent := o.offer(o.work(t, "Chat"), "Chat", 1)
+		r.w.Do(sent)
+		<-inFlight
+		queued := o.offer(o.work(t, "Chat"), "Chat", 2) // behind the call: never sent
+		r.w.Do(queued)
+		r.w.Do(queued)
+		r.shutdown(t, 10*time.Second)
+		require.Equal(t, sent, r.next(t).Command)
+		require.Equal(t, []string{"insert"}, o.proxy.requests())
+		require.InDelta(t, 2.0, r.counter(t, "writer_offers_total", "outcome", "abandoned"), 0)
 	})
 }
 
