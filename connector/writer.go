@@ -1105,7 +1105,7 @@ func newWriterMetrics(reg prometheus.Registerer, share float64) (m *writerMetric
 	m = &writerMetrics{
 		offers: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "writer_offers_total",
-			Help: "AgentWork offers answered, by outcome: created (inserted), found (outcome unknown, then found by look-up), refused (reported as an insert failure), abandoned (never sent before shutdown).",
+			Help: "AgentWork offers answered, by outcome: created (inserted), found (outcome unknown, then found by look-up), refused (reported as an insert failure), abandoned (never sent before shutdown). A repeat of an offer still held is answered with it and counted with it.",
 		}, []string{"outcome"}),
 		errors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "writer_errors_total",
