@@ -667,12 +667,10 @@ func (w *Writer) requeueOffer(o *offer) {
 
 // created reports an offer's AgentWork: inserted, or found by a look-up in status.
 func (w *Writer) created(ctx context.Context, o *offer, id, status, outcome string) {
-	w.m.offers.WithLabelValues(outcome).Add(float64(1 + w.release(o)))
-	for i := -1; i < len(o.twins); i++ { // o, then its twins
-		c := o.cmd
-		if i >= 0 {
-			c = o.twins[i]
-		}
+	w.release(o)
+	cmds := o.commands()
+	w.m.offers.WithLabelValues(outcome).Add(float64(len(cmds)))
+	for _, c := range cmds {
 		ev, after := lookedUp(c, status)
 		w.report(ctx, WriteResult{Command: c, AgentWorkID: id, Event: ev, After: after, Sent: o.sent, ready: o.ready})
 	}
@@ -680,32 +678,34 @@ func (w *Writer) created(ctx context.Context, o *offer, id, status, outcome stri
 
 // refuse reports an offer Salesforce did not take: the engine offers the work to someone else.
 func (w *Writer) refuse(ctx context.Context, o *offer, code string, err error) {
-	w.m.offers.WithLabelValues("refused").Add(float64(1 + w.release(o)))
+	w.release(o)
+	cmds := o.commands()
+	w.m.offers.WithLabelValues("refused").Add(float64(len(cmds)))
 	if code == "invalid_command" {
 		w.m.errors.WithLabelValues("insert", code).Inc()
 	}
 	w.log.Info("agentwork insert refused; the engine offers the work to someone else",
 		"work", o.cmd.WorkID, "psr", o.cmd.PSR, "agent", o.cmd.AgentID, "code", code, "err", err)
-	for i := -1; i < len(o.twins); i++ { // o, then its twins
-		c := o.cmd
-		if i >= 0 {
-			c = o.twins[i]
-		}
+	for _, c := range cmds {
 		ev := routing.Event{Type: routing.EventOfferDeclined, WorkID: c.WorkID, AgentID: c.AgentID, Outcome: routing.OutcomeInsertFailed}
 		w.report(ctx, WriteResult{Command: c, Event: &ev, Sent: o.sent, ready: o.ready})
 	}
 }
 
 // release forgets an answered offer: an offer of its PSR and user that comes next is a new
-// attempt. It returns how many twins the offer has (they are answered with it).
-func (w *Writer) release(o *offer) int {
+// attempt. No twin joins the offer after it.
+func (w *Writer) release(o *offer) {
 	k := offerKey(o.cmd.PSR, o.cmd.AgentID)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.held[k] == o {
 		delete(w.held, k)
 	}
-	return len(o.twins)
+}
+
+// commands are the offer's command and its twins', each answered with the offer's result.
+func (o *offer) commands() []routing.Command {
+	return append([]routing.Command{o.cmd}, o.twins...)
 }
 
 func (w *Writer) report(ctx context.Context, r WriteResult) {
